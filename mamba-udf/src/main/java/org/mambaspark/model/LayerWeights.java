@@ -1,0 +1,36 @@
+package org.mambaspark.model;
+
+/**
+ * One residual block: {@code backbone.layers.{i}.norm} and {@code backbone.layers.{i}.mixer.*}. Flat row-major
+ * arrays in the checkpoint's own layout (PyTorch Linear weights are (out, in)).
+ */
+public final class LayerWeights {
+  public final float[] norm; //         (D)
+  public final float[] inProj; //       (2ED, D)   rows [0, ED) feed the conv (x), rows [ED, 2ED) the gate (z)
+  public final float[] inProjBias; //   (2ED) or null unless use_bias
+  public final float[] conv1dWeight; // (ED, K)    checkpoint shape (ED, 1, K)
+  public final float[] conv1dBias; //   (ED) or null unless use_conv_bias
+  public final float[] xProj; //        (R+2N, ED) rows: Δ rank R, then B (N), then C (N)
+  public final float[] dtProj; //       (ED, R)
+  public final float[] dtProjBias; //   (ED)
+  public final float[] aLog; //         (ED, N)    A = -exp(A_log)
+  public final float[] dSkip; //        (ED)       the "D" skip parameter
+  public final float[] outProj; //      (D, ED)
+  public final float[] outProjBias; //  (D) or null unless use_bias
+
+  public LayerWeights(MambaConfig c) {
+    int D = c.hiddenSize, ED = c.intermediateSize, N = c.stateSize, R = c.timeStepRank, K = c.convKernel;
+    norm = new float[D];
+    inProj = new float[2 * ED * D];
+    inProjBias = c.useBias ? new float[2 * ED] : null;
+    conv1dWeight = new float[ED * K];
+    conv1dBias = c.useConvBias ? new float[ED] : null;
+    xProj = new float[(R + 2 * N) * ED];
+    dtProj = new float[ED * R];
+    dtProjBias = new float[ED];
+    aLog = new float[ED * N];
+    dSkip = new float[ED];
+    outProj = new float[D * ED];
+    outProjBias = c.useBias ? new float[D] : null;
+  }
+}

@@ -1,0 +1,68 @@
+package org.mambaspark.ops;
+
+/**
+ * The point-wise functions of the mixer, in float as PyTorch computes them in fp32. The array loops dispatch to
+ * {@link ActivationsSimd} (Vector API exp/log1p, about 50x faster than a scalar Math.exp here) when {@link
+ * Simd#ENABLED}; the scalar methods are the reference.
+ */
+public final class Activations {
+  /** torch.nn.functional.softplus's default threshold: above it softplus(x) is x. */
+  public static final float SOFTPLUS_THRESHOLD = 20f;
+
+  private Activations() {}
+
+  public static float silu(float x) {
+    return x / (1f + (float) Math.exp(-x));
+  }
+
+  public static float sigmoid(float x) {
+    return 1f / (1f + (float) Math.exp(-x));
+  }
+
+  public static float softplus(float x) {
+    return x > SOFTPLUS_THRESHOLD ? x : (float) Math.log1p(Math.exp(x));
+  }
+
+  /** x[off + t*stride + i] = softplus(x[...]) for t in [0, rows), i in [0, cols). */
+  public static void softplusForward(float[] x, int off, int stride, int rows, int cols) {
+    Parallel.forRange(rows, Math.max(1, 4096 / cols), (from, to) -> {
+      for (int t = from; t < to; t++) {
+        int o = off + t * stride;
+        if (Simd.ENABLED) {
+          ActivationsSimd.softplus(x, o, cols);
+        } else {
+          for (int i = 0; i < cols; i++) {
+            x[o + i] = softplus(x[o + i]);
+          }
+        }
+      }
+    });
+  }
+
+  /** x[off + i] = silu(x[off + i]) for i in [0, n); single-threaded (callers parallelize over rows). */
+  public static void siluInPlace(float[] x, int off, int n) {
+    if (Simd.ENABLED) {
+      ActivationsSimd.silu(x, off, n);
+    } else {
+      for (int i = 0; i < n; i++) {
+        x[off + i] = silu(x[off + i]);
+      }
+    }
+  }
+
+  /** log Σ_i exp(x[off + i]) over n entries, with the max subtracted first (no overflow). */
+  public static float logSumExp(float[] x, int off, int n) {
+    if (Simd.ENABLED) {
+      return ActivationsSimd.logSumExp(x, off, n);
+    }
+    float max = Float.NEGATIVE_INFINITY;
+    for (int i = 0; i < n; i++) {
+      max = Math.max(max, x[off + i]);
+    }
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+      sum += Math.exp(x[off + i] - max);
+    }
+    return (float) (max + Math.log(sum));
+  }
+}

@@ -1,0 +1,66 @@
+package org.mambaspark.ops;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/** Vector API versions of {@link Activations}' array loops; loaded only when {@link Simd#ENABLED}. */
+final class ActivationsSimd {
+  private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+  private static final int VL = S.length();
+
+  private ActivationsSimd() {}
+
+  static void softplus(float[] x, int off, int n) {
+    int i = 0;
+    for (; i <= n - VL; i += VL) {
+      softplusVec(FloatVector.fromArray(S, x, off + i)).intoArray(x, off + i);
+    }
+    for (; i < n; i++) {
+      x[off + i] = Activations.softplus(x[off + i]);
+    }
+  }
+
+  private static FloatVector softplusVec(FloatVector v) {
+    FloatVector sp = v.lanewise(VectorOperators.EXP).lanewise(VectorOperators.LOG1P);
+    VectorMask<Float> big = v.compare(VectorOperators.GT, Activations.SOFTPLUS_THRESHOLD);
+    return sp.blend(v, big);
+  }
+
+  static void silu(float[] x, int off, int n) {
+    int i = 0;
+    for (; i <= n - VL; i += VL) {
+      FloatVector v = FloatVector.fromArray(S, x, off + i);
+      v.div(v.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(x, off + i);
+    }
+    for (; i < n; i++) {
+      x[off + i] = Activations.silu(x[off + i]);
+    }
+  }
+
+  static float logSumExp(float[] x, int off, int n) {
+    int i = 0;
+    FloatVector vmax = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+    for (; i <= n - VL; i += VL) {
+      vmax = vmax.max(FloatVector.fromArray(S, x, off + i));
+    }
+    float max = vmax.reduceLanes(VectorOperators.MAX);
+    for (; i < n; i++) {
+      max = Math.max(max, x[off + i]);
+    }
+    if (max == Float.NEGATIVE_INFINITY || Float.isNaN(max)) {
+      return max;
+    }
+    FloatVector vsum = FloatVector.zero(S);
+    i = 0;
+    for (; i <= n - VL; i += VL) {
+      vsum = vsum.add(FloatVector.fromArray(S, x, off + i).sub(max).lanewise(VectorOperators.EXP));
+    }
+    double sum = vsum.reduceLanes(VectorOperators.ADD);
+    for (; i < n; i++) {
+      sum += Math.exp(x[off + i] - max);
+    }
+    return (float) (max + Math.log(sum));
+  }
+}

@@ -1,0 +1,70 @@
+package org.mambaspark.ops;
+
+/**
+ * The mixer's causal depthwise convolution over time, then SiLU (HF {@code MambaMixer.slow_forward}: {@code
+ * act(conv1d(x)[..., :L])}, i.e. left zero padding K-1).
+ *
+ * <p>State for streaming and generation: the last K-1 inputs of each channel, (B, ED, K-1), state[b, e, j] = the
+ * input at position j-(K-1) relative to this piece's first position. A null state means zero padding (a fresh
+ * sequence). Carrying it makes pieces equal one pass.
+ */
+public final class Conv1d {
+  private Conv1d() {}
+
+  /**
+   * out[b,t,e] = silu(bias[e] + Σ_k weight[e,k] · x[b, t-(K-1)+k, e]).
+   *
+   * @param out (B, L, ED) after SiLU
+   * @param preact (B, L, ED) before SiLU, saved for the backward pass; may be null
+   * @param inp x at inp[(b*L + t)*inStride + inOff + e] (the first half of in_proj's output)
+   * @param state (B, ED, K-1) inputs before t = 0, or null for zeros; not modified here (see {@link #updateState})
+   * @param weight (ED, K)
+   * @param bias (ED) or null
+   */
+  public static void convForward(float[] out, float[] preact, float[] inp, int inOff, int inStride, float[] state,
+      float[] weight, float[] bias, int B, int L, int ED, int K) {
+    int K1 = K - 1;
+    Parallel.forRange(B * L, Math.max(1, 2048 / ED), (from, to) -> {
+      for (int bt = from; bt < to; bt++) {
+        int b = bt / L, t = bt - b * L;
+        int o = bt * ED;
+        for (int e = 0; e < ED; e++) {
+          out[o + e] = bias == null ? 0f : bias[e];
+        }
+        for (int k = 0; k < K; k++) {
+          int p = t - K1 + k; // input position
+          if (p >= 0) {
+            int xo = (b * L + p) * inStride + inOff;
+            for (int e = 0; e < ED; e++) {
+              out[o + e] += weight[e * K + k] * inp[xo + e];
+            }
+          } else if (state != null) {
+            int so = b * ED * K1 + p + K1; // state index j = p + (K-1)
+            for (int e = 0; e < ED; e++) {
+              out[o + e] += weight[e * K + k] * state[so + e * K1];
+            }
+          }
+        }
+        if (preact != null) {
+          System.arraycopy(out, o, preact, o, ED);
+        }
+        Activations.siluInPlace(out, o, ED);
+      }
+    });
+  }
+
+  /** Shifts this piece's inputs into the state: afterwards state holds the last K-1 inputs seen (B, ED, K-1). */
+  public static void updateState(float[] state, float[] inp, int inOff, int inStride, int B, int L, int ED, int K) {
+    int K1 = K - 1;
+    for (int b = 0; b < B; b++) {
+      for (int e = 0; e < ED; e++) {
+        int so = (b * ED + e) * K1;
+        // ascending j reads old entries at j + L > j: safe in place
+        for (int j = 0; j < K1; j++) {
+          int p = L - K1 + j;
+          state[so + j] = p >= 0 ? inp[(b * L + p) * inStride + inOff + e] : state[so + j + L];
+        }
+      }
+    }
+  }
+}
