@@ -54,18 +54,16 @@ public final class SafetensorsFile implements AutoCloseable {
   private final long dataLength; // bytes from dataStart to the end of the file, as seen at open
   private final int windowBytes;
   private final Map<String, TensorInfo> tensors; // in header order
-  private final Map<String, Dtype> dtypes;
   private final Map<String, String> metadata;
 
   private SafetensorsFile(Path path, FileChannel channel, long dataStart, long dataLength, int windowBytes,
-      Map<String, TensorInfo> tensors, Map<String, Dtype> dtypes, Map<String, String> metadata) {
+      Map<String, TensorInfo> tensors, Map<String, String> metadata) {
     this.path = path;
     this.channel = channel;
     this.dataStart = dataStart;
     this.dataLength = dataLength;
     this.windowBytes = windowBytes;
     this.tensors = Collections.unmodifiableMap(tensors);
-    this.dtypes = dtypes;
     this.metadata = Collections.unmodifiableMap(metadata);
   }
 
@@ -132,19 +130,18 @@ public final class SafetensorsFile implements AutoCloseable {
     long dataStart = 8 + n;
     long dataLength = fileSize - dataStart;
     Map<String, TensorInfo> tensors = new LinkedHashMap<>();
-    Map<String, Dtype> dtypes = new LinkedHashMap<>();
     Map<String, String> metadata = new LinkedHashMap<>();
     for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext();) {
       Map.Entry<String, JsonNode> e = it.next();
       if (e.getKey().equals(METADATA_KEY)) {
         parseMetadata(path, e.getValue(), metadata);
       } else {
-        TensorInfo t = parseEntry(path, e.getKey(), e.getValue(), dataLength, dtypes);
+        TensorInfo t = parseEntry(path, e.getKey(), e.getValue(), dataLength);
         tensors.put(t.name(), t);
       }
     }
     checkNoOverlap(path, tensors.values());
-    return new SafetensorsFile(path, ch, dataStart, dataLength, windowBytes, tensors, dtypes, metadata);
+    return new SafetensorsFile(path, ch, dataStart, dataLength, windowBytes, tensors, metadata);
   }
 
   private static void parseMetadata(Path path, JsonNode node, Map<String, String> out) {
@@ -161,8 +158,7 @@ public final class SafetensorsFile implements AutoCloseable {
     }
   }
 
-  private static TensorInfo parseEntry(Path path, String name, JsonNode node, long dataLength,
-      Map<String, Dtype> dtypes) {
+  private static TensorInfo parseEntry(Path path, String name, JsonNode node, long dataLength) {
     String where = "tensor '" + name + "': ";
     if (!node.isObject()) {
       throw new CheckpointException(path, where + "header entry must be an object, found " + node);
@@ -203,7 +199,6 @@ public final class SafetensorsFile implements AutoCloseable {
       throw new CheckpointException(path, where + "data_offsets [" + begin + ", " + end + "] span " + (end - begin)
           + " bytes, but shape " + Arrays.toString(shape) + " of " + dtype + " needs " + bytes);
     }
-    dtypes.put(name, dtype);
     return new TensorInfo(name, dtype.name(), shape, numel, begin, end);
   }
 
@@ -301,7 +296,7 @@ public final class SafetensorsFile implements AutoCloseable {
 
   private TensorInfo requireKind(String name, boolean floating) {
     TensorInfo t = info(name);
-    if (dtypes.get(name).floating != floating) {
+    if (Dtype.valueOf(t.dtype()).floating != floating) {
       throw new CheckpointException(path, "tensor '" + name + "' has dtype " + t.dtype() + "; "
           + (floating ? "readFloats reads F64, F32, F16, BF16" : "readLongs reads I64, I32, I16, I8, U32, U16, U8,"
           + " BOOL"));
@@ -319,7 +314,7 @@ public final class SafetensorsFile implements AutoCloseable {
 
   /** Maps the tensor's bytes window by window and decodes each into floats or longs (exactly one is non-null). */
   private void readInto(TensorInfo t, float[] floats, long[] longs) {
-    Dtype dtype = dtypes.get(t.name());
+    Dtype dtype = Dtype.valueOf(t.dtype());
     try {
       long size = channel.size();
       if (size < dataStart + t.end()) {
@@ -331,7 +326,8 @@ public final class SafetensorsFile implements AutoCloseable {
       int offset = 0; // elements decoded so far
       while (remaining > 0) {
         int bytes = (int) Math.min(remaining, windowBytes);
-        ByteBuffer window = channel.map(FileChannel.MapMode.READ_ONLY, position, bytes).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer window = channel.map(FileChannel.MapMode.READ_ONLY, position, bytes)
+            .order(ByteOrder.LITTLE_ENDIAN);
         int count = bytes / dtype.size;
         if (floats != null) {
           decodeFloats(dtype, window, floats, offset, count);

@@ -6,7 +6,6 @@ import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.LongBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -96,14 +95,15 @@ public final class SafetensorsWriter {
       if (d < 0) {
         throw new IllegalArgumentException("tensor '" + name + "': negative dimension in " + Arrays.toString(shape));
       }
-      numel *= d; // cannot overflow: each factor <= numel of a real array, checked just below
-      if (numel > length && d != 0) {
-        break;
+      try {
+        numel = Math.multiplyExact(numel, d);
+      } catch (ArithmeticException e) {
+        throw new IllegalArgumentException("tensor '" + name + "': shape " + Arrays.toString(shape) + " overflows");
       }
     }
     if (numel != length) {
-      throw new IllegalArgumentException("tensor '" + name + "': shape " + Arrays.toString(shape) + " is not "
-          + length + " elements");
+      throw new IllegalArgumentException("tensor '" + name + "': shape " + Arrays.toString(shape) + " is " + numel
+          + " elements, data has " + length);
     }
   }
 
@@ -181,9 +181,5 @@ public final class SafetensorsWriter {
   @Override
   public String toString() {
     return "SafetensorsWriter{" + tensors.size() + " tensors, metadata " + metadata + "}";
-  }
-
-  static String ascii(byte[] b) {
-    return new String(b, StandardCharsets.UTF_8);
   }
 }

@@ -46,10 +46,15 @@ public final class Scoring {
    * loss. Runs the forward.
    */
   public static double meanNextTokenLoss(MambaModel m, Workspace ws, int[] ids, int B, int L) {
+    m.forward(ws, ids, B, L, null, null);
+    return meanNextTokenLossOfHidden(m, ws, ids, B, L);
+  }
+
+  /** As {@link #meanNextTokenLoss}, from the forward already in {@code ws.hidden}. */
+  public static double meanNextTokenLossOfHidden(MambaModel m, Workspace ws, int[] ids, int B, int L) {
     if (L < 2) {
       throw new IllegalArgumentException("a loss needs sequences of at least 2 tokens, got length " + L);
     }
-    m.forward(ws, ids, B, L, null, null);
     double sum = 0;
     for (int b = 0; b < B; b++) {
       sum += crossEntropySum(m, ws, ws.hidden, b * L, ids, b * L + 1, L - 1, null, 0);

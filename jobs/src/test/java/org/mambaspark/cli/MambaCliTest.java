@@ -1,0 +1,118 @@
+package org.mambaspark.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.Arrays;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.mambaspark.io.SafetensorsFile;
+import org.mambaspark.io.SafetensorsWriter;
+
+/** bin/mamba's commands end to end, in process, on the fixtures; user mistakes give one error line, no trace. */
+class MambaCliTest {
+  @TempDir Path tmp;
+
+  static Path fixture(String name) {
+    String p = System.getProperty("mamba.fixtures", "../../shared/fixtures");
+    return Paths.get(p).resolve(name);
+  }
+
+  /** Runs the CLI, capturing stdout and stderr. */
+  static final class Run {
+    final int code;
+    final String out;
+    final String err;
+
+    Run(String... args) {
+      PrintStream oldOut = System.out, oldErr = System.err;
+      ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
+      try {
+        System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
+        System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
+        code = MambaCli.execute(args);
+      } finally {
+        System.setOut(oldOut);
+        System.setErr(oldErr);
+      }
+      out = o.toString(StandardCharsets.UTF_8);
+      err = e.toString(StandardCharsets.UTF_8);
+    }
+
+    String lastLine() {
+      String[] lines = out.strip().split("\n");
+      return lines[lines.length - 1];
+    }
+  }
+
+  static double relErr(float[] a, float[] b) {
+    double num = 0, den = 0;
+    for (int i = 0; i < a.length; i++) {
+      num += ((double) a[i] - b[i]) * ((double) a[i] - b[i]);
+      den += (double) b[i] * b[i];
+    }
+    return Math.sqrt(num / den);
+  }
+
+  @Test
+  void forwardWritesWhatTransformersComputes() throws Exception {
+    Path in = tmp.resolve("in.safetensors"), out = tmp.resolve("out.safetensors");
+    try (SafetensorsFile exp = SafetensorsFile.open(fixture("tiny").resolve("expected.safetensors"))) {
+      new SafetensorsWriter().addLongs("input_ids", exp.info("input_ids").shape(), exp.readLongs("input_ids"))
+          .write(in);
+      Run r = new Run("forward", "--model", fixture("tiny").resolve("model").toString(), "--input", in.toString(),
+          "--output", out.toString());
+      assertEquals(0, r.code, r.err);
+      try (SafetensorsFile got = SafetensorsFile.open(out)) {
+        for (String name : new String[] {"logits", "loss", "hidden_states.0", "hidden_states.2", "last_hidden_state"}) {
+          double err = relErr(got.readFloats(name), exp.readFloats(name));
+          System.out.printf("cli forward %s rel err %.2e%n", name, err);
+          assertTrue(err < 1e-5, name);
+        }
+      }
+    }
+  }
+
+  @Test
+  void generateLastLineIsTheNewIds() throws Exception {
+    try (SafetensorsFile exp = SafetensorsFile.open(fixture("small").resolve("expected.safetensors"))) {
+      long[] prompt = exp.readLongs("generate.prompt"), full = exp.readLongs("generate.output");
+      String ids = Arrays.stream(prompt).mapToObj(Long::toString).collect(Collectors.joining(","));
+      String want = Arrays.stream(full, prompt.length, full.length).mapToObj(Long::toString)
+          .collect(Collectors.joining(","));
+      Run r = new Run("generate", "--model", fixture("small").resolve("model").toString(), "--prompt-ids", ids,
+          "--max-new-tokens", Integer.toString(full.length - prompt.length), "--stop-ids", "-1");
+      assertEquals(0, r.code, r.err);
+      assertEquals(want, r.lastLine());
+    }
+  }
+
+  @Test
+  void userMistakesGiveOneLineAndNoStackTrace() throws Exception {
+    Path model = fixture("tiny").resolve("model");
+    Run missing = new Run("generate", "--model", tmp.resolve("nope").toString(), "--prompt-ids", "1");
+    Run badId = new Run("generate", "--model", model.toString(), "--prompt-ids", "1,99999");
+    Run noTok = new Run("generate", "--model", model.toString(), "--prompt", "hello");
+    Path junk = tmp.resolve("junk.safetensors");
+    Files.write(junk, new byte[] {1, 2, 3});
+    Run badInput = new Run("forward", "--model", model.toString(), "--input", junk.toString(), "--output",
+        tmp.resolve("o.safetensors").toString());
+    Run badFlag = new Run("generate", "--model", model.toString(), "--prompt-ids", "1", "--top-p", "7");
+    for (Run r : new Run[] {missing, badId, noTok, badInput, badFlag}) {
+      System.out.println("cli error: " + r.err.strip());
+      assertTrue(r.code != 0);
+      assertTrue(r.err.startsWith("error: ") || r.err.contains("Usage"), r.err);
+      assertTrue(!r.err.contains("\tat "), "stack trace printed: " + r.err);
+    }
+    assertTrue(badId.err.contains("99999"), badId.err);
+    assertTrue(badInput.err.contains("junk.safetensors"), badInput.err);
+    assertTrue(!Files.exists(tmp.resolve("o.safetensors")), "no half-written output");
+  }
+}
