@@ -1,5 +1,6 @@
 package org.mambaspark.model;
 
+import java.util.Arrays;
 import org.mambaspark.ops.Activations;
 import org.mambaspark.ops.Conv1d;
 import org.mambaspark.ops.Matmul;
@@ -22,7 +23,7 @@ public final class MambaModel {
   public final MambaConfig config;
   public final MambaWeights weights;
   /** Per layer (N, ED): A = -exp(A_log), transposed for the scan's channel-contiguous loop. */
-  private final float[][] aT;
+  final float[][] aT;
 
   public MambaModel(MambaWeights weights) {
     this.weights = weights;
@@ -59,37 +60,44 @@ public final class MambaModel {
     if (state != null && state.batch != B) {
       throw new IllegalArgumentException("state is for batch " + state.batch + ", the input has batch " + B);
     }
-    ws.ensure(BT);
+    ws.ensure(B, L);
     float[] x = ws.x;
     embeddingForward(x, ids, BT);
     float[] hScratch = state == null ? new float[B * N * ED] : null;
     for (int l = 0; l < c.numLayers; l++) {
       LayerWeights w = weights.layers[l];
-      RmsNorm.rmsnormForward(ws.xNorm, null, x, w.norm, BT, D, c.layerNormEpsilon);
-      Matmul.matmulForward(ws.xz, 0, 2 * ED, ws.xNorm, 0, D, w.inProj, w.inProjBias, BT, D, 2 * ED);
+      LayerBuffers a = ws.layer(l);
+      if (a.xIn != null) {
+        System.arraycopy(x, 0, a.xIn, 0, BT * D);
+      }
+      RmsNorm.rmsnormForward(a.xNorm, a.rstd, x, w.norm, BT, D, c.layerNormEpsilon);
+      Matmul.matmulForward(a.xz, 0, 2 * ED, a.xNorm, 0, D, w.inProj, w.inProjBias, BT, D, 2 * ED);
       float[] convState = state == null ? null : state.conv[l];
-      Conv1d.convForward(ws.xs, null, ws.xz, 0, 2 * ED, convState, w.conv1dWeight, w.conv1dBias, B, L, ED, K);
+      Conv1d.convForward(a.xs, a.convPre, a.xz, 0, 2 * ED, convState, w.conv1dWeight, w.conv1dBias, B, L, ED, K);
       if (convState != null) {
-        Conv1d.updateState(convState, ws.xz, 0, 2 * ED, B, L, ED, K);
+        Conv1d.updateState(convState, a.xz, 0, 2 * ED, B, L, ED, K);
       }
-      Matmul.matmulForward(ws.dbc, 0, P, ws.xs, 0, ED, w.xProj, null, BT, ED, P);
-      Matmul.matmulForward(ws.delta, 0, ED, ws.dbc, 0, P, w.dtProj, w.dtProjBias, BT, R, ED);
-      Activations.softplusForward(ws.delta, 0, ED, BT, ED);
-      float[] h;
+      Matmul.matmulForward(a.dbc, 0, P, a.xs, 0, ED, w.xProj, null, BT, ED, P);
+      Matmul.matmulForward(a.delta, 0, ED, a.dbc, 0, P, w.dtProj, w.dtProjBias, BT, R, ED);
+      if (a.dtPre != null) {
+        System.arraycopy(a.delta, 0, a.dtPre, 0, BT * ED);
+      }
+      Activations.softplusForward(a.delta, 0, ED, BT, ED);
+      float[] h = state == null ? hScratch : state.ssm[l];
       if (state == null) {
-        h = hScratch;
-        java.util.Arrays.fill(h, 0f);
-      } else {
-        h = state.ssm[l];
+        Arrays.fill(h, 0f);
       }
-      SelectiveScan.scanForward(ws.y, h, ws.xs, ws.delta, aT[l], ws.dbc, R, w.dSkip, ws.xz, ED, 2 * ED, B, L, ED, N);
-      Matmul.matmulForward(ws.out, 0, D, ws.y, 0, ED, w.outProj, w.outProjBias, BT, ED, D);
+      if (a.hChunks != null) {
+        SelectiveScan.saveChunkStates(a.hChunks, ws.scanChunk, h, a.xs, a.delta, aT[l], a.dbc, R, B, L, ED, N);
+      }
+      SelectiveScan.scanForward(a.y, h, a.xs, a.delta, aT[l], a.dbc, R, w.dSkip, a.xz, ED, 2 * ED, B, L, ED, N);
+      Matmul.matmulForward(ws.out, 0, D, a.y, 0, ED, w.outProj, w.outProjBias, BT, ED, D);
       addInPlace(x, ws.out, BT * D);
       if (hiddenStates != null) {
         System.arraycopy(x, 0, hiddenStates[l], 0, BT * D);
       }
     }
-    RmsNorm.rmsnormForward(ws.hidden, null, x, weights.normF, BT, D, c.layerNormEpsilon);
+    RmsNorm.rmsnormForward(ws.hidden, ws.rstdF, x, weights.normF, BT, D, c.layerNormEpsilon);
     if (hiddenStates != null) {
       System.arraycopy(ws.hidden, 0, hiddenStates[c.numLayers], 0, BT * D);
     }
@@ -101,7 +109,7 @@ public final class MambaModel {
     Matmul.matmulForward(logits, 0, V, hidden, rowOff * D, D, weights.lmHead, null, rows, D, V);
   }
 
-  private void embeddingForward(float[] x, int[] ids, int BT) {
+  void embeddingForward(float[] x, int[] ids, int BT) {
     int D = config.hiddenSize, V = config.vocabSize;
     for (int t = 0; t < BT; t++) {
       int id = ids[t];

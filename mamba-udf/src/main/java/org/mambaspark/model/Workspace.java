@@ -1,21 +1,24 @@
 package org.mambaspark.model;
 
 /**
- * Scratch buffers for one forward over BT = B·L positions, reused across layers and calls (one per thread: a
- * Workspace is not thread-safe). Grows to the largest BT seen; the model itself is immutable and shared.
+ * Buffers for forwards over up to B·L positions, reused across calls (one Workspace per thread: it is not
+ * thread-safe; the model itself is immutable and shared). An inference workspace holds one {@link LayerBuffers} for
+ * all layers and grows to the largest B·L seen; a training workspace ({@link #forTraining}) holds one per layer,
+ * for a fixed (B, L), so that the backward pass finds every activation it needs.
  */
 public final class Workspace {
   final MambaConfig c;
-  int capacity; // BT the buffers hold
+  final boolean training;
+  /** Positions per scan chunk whose boundary state training saves (memory ∝ L / scanChunk). */
+  final int scanChunk;
+  int capacity; // B·L the buffers hold
+  int batch; //    training: the fixed B
+  int length; //   training: the fixed L
 
-  float[] x; //      (BT, D)      residual stream
-  float[] xNorm; //  (BT, D)      rmsnorm output
-  float[] xz; //     (BT, 2ED)    in_proj output: [x | z]
-  float[] xs; //     (BT, ED)     conv + silu output, the scan's u
-  float[] dbc; //    (BT, R+2N)   x_proj output: [Δ rank | B | C]
-  float[] delta; //  (BT, ED)     softplus(dt_proj(Δ rank))
-  float[] y; //      (BT, ED)     gated scan output
-  float[] out; //    (BT, D)      out_proj output, added to x
+  float[] x; //      (BT, D)  residual stream; after the layers, norm_f's input
+  float[] out; //    (BT, D)  out_proj output, added to x
+  float[] rstdF; //  (BT)     norm_f's 1/rms (training)
+  LayerBuffers[] layers;
   /** (BT, D): the final hidden state after norm_f, valid after {@link MambaModel#forward}. */
   public float[] hidden;
   /** (rows, V): logits scratch for scoring in row blocks. */
@@ -23,27 +26,59 @@ public final class Workspace {
 
   public Workspace(MambaConfig c) {
     this.c = c;
+    this.training = false;
+    this.scanChunk = 0;
   }
 
-  void ensure(int BT) {
-    if (BT <= capacity) {
+  private Workspace(MambaConfig c, int B, int L, int scanChunk) {
+    this.c = c;
+    this.training = true;
+    this.scanChunk = scanChunk;
+    this.batch = B;
+    this.length = L;
+    allocate(B, L);
+  }
+
+  /** A workspace that keeps every layer's activations for the backward pass of batches (B, L). */
+  public static Workspace forTraining(MambaConfig c, int B, int L, int scanChunk) {
+    if (B <= 0 || L <= 0 || scanChunk <= 0) {
+      throw new IllegalArgumentException("B, L and scan chunk must be positive: " + B + ", " + L + ", " + scanChunk);
+    }
+    return new Workspace(c, B, L, scanChunk);
+  }
+
+  LayerBuffers layer(int l) {
+    return layers[training ? l : 0];
+  }
+
+  void ensure(int B, int L) {
+    int BT = B * L;
+    if (training) {
+      if (B != batch || L != length) {
+        throw new IllegalArgumentException(
+            "this training workspace is for (B, L) = (" + batch + ", " + length + "), got (" + B + ", " + L + ")");
+      }
       return;
     }
-    int D = c.hiddenSize, ED = c.intermediateSize, P = c.xProjSize();
-    long need = (long) BT * 2 * ED;
-    if (need > Integer.MAX_VALUE - 8) {
-      throw new IllegalArgumentException("batch × length = " + BT + " positions is too large for one forward;"
-          + " split it (the state carries across pieces)");
+    if (BT > capacity) {
+      allocate(B, L);
+    }
+  }
+
+  private void allocate(int B, int L) {
+    int BT = B * L, D = c.hiddenSize;
+    if ((long) BT * 2 * c.intermediateSize > Integer.MAX_VALUE - 8) {
+      throw new IllegalArgumentException("batch × length = " + (long) B * L + " positions is too large for one"
+          + " forward; split it (the state carries across pieces)");
     }
     x = new float[BT * D];
-    xNorm = new float[BT * D];
-    xz = new float[BT * 2 * ED];
-    xs = new float[BT * ED];
-    dbc = new float[BT * P];
-    delta = new float[BT * ED];
-    y = new float[BT * ED];
     out = new float[BT * D];
     hidden = new float[BT * D];
+    rstdF = training ? new float[BT] : null;
+    layers = new LayerBuffers[training ? c.numLayers : 1];
+    for (int l = 0; l < layers.length; l++) {
+      layers[l] = new LayerBuffers(c, training ? B : 1, training ? L : BT, training, Math.max(1, scanChunk));
+    }
     capacity = BT;
   }
 

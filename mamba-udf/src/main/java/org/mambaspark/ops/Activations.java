@@ -65,4 +65,28 @@ public final class Activations {
     }
     return (float) (max + Math.log(sum));
   }
+
+  /** d silu(x)/dx = σ(x)·(1 + x·(1 − σ(x))). */
+  public static float siluGrad(float x) {
+    float s = sigmoid(x);
+    return s * (1f + x * (1f - s));
+  }
+
+  /**
+   * Backward of {@link #softplusForward}: dx[...] = dy[...] · σ(pre[...]) (1 above the threshold), written in place
+   * over dy (the layout is the forward's).
+   *
+   * @param pre the forward's input, same layout
+   */
+  public static void softplusBackward(float[] dy, float[] pre, int off, int stride, int rows, int cols) {
+    Parallel.forRange(rows, Math.max(1, 4096 / cols), (from, to) -> {
+      for (int t = from; t < to; t++) {
+        int o = off + t * stride;
+        for (int i = 0; i < cols; i++) {
+          float x = pre[o + i];
+          dy[o + i] *= x > SOFTPLUS_THRESHOLD ? 1f : sigmoid(x);
+        }
+      }
+    });
+  }
 }

@@ -67,4 +67,47 @@ public final class Conv1d {
       }
     }
   }
+
+  /**
+   * Accumulates (+=) the gradients of {@link #convForward} for fresh sequences (zero history), the training case.
+   *
+   * @param dinp dx at dinp[(b*L + t)*inStride + inOff + e] +=
+   * @param dweight (ED, K) +=
+   * @param dbias (ED) += , or null
+   * @param dout (B, L, ED) gradient of the SiLU output
+   * @param preact (B, L, ED) saved by the forward
+   */
+  public static void convBackward(float[] dinp, float[] dweight, float[] dbias, float[] dout, float[] preact,
+      float[] inp, int inOff, int inStride, float[] weight, int B, int L, int ED, int K) {
+    int K1 = K - 1;
+    // parallel over channel blocks: every (e, k) gradient is owned by one thread, so no reduction is needed
+    Parallel.forRange(ED, 16, (e0, e1) -> {
+      int n = e1 - e0;
+      float[] dpre = new float[n];
+      for (int b = 0; b < B; b++) {
+        for (int t = 0; t < L; t++) {
+          int o = (b * L + t) * ED;
+          for (int e = e0; e < e1; e++) {
+            dpre[e - e0] = dout[o + e] * Activations.siluGrad(preact[o + e]);
+          }
+          if (dbias != null) {
+            for (int e = e0; e < e1; e++) {
+              dbias[e] += dpre[e - e0];
+            }
+          }
+          for (int k = 0; k < K; k++) {
+            int p = t - K1 + k;
+            if (p < 0) {
+              continue;
+            }
+            int xo = (b * L + p) * inStride + inOff;
+            for (int e = e0; e < e1; e++) {
+              dweight[e * K + k] += dpre[e - e0] * inp[xo + e];
+              dinp[xo + e] += weight[e * K + k] * dpre[e - e0];
+            }
+          }
+        }
+      }
+    });
+  }
 }

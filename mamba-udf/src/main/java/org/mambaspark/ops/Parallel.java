@@ -98,4 +98,23 @@ public final class Parallel {
       });
     }
   }
+
+  /** A loop body over one block index. */
+  @FunctionalInterface
+  public interface BlockBody {
+    void run(int block);
+  }
+
+  /**
+   * Runs body(0 .. blocks-1) in parallel. For reductions: give each block its own partial sum and add the partials in
+   * block order afterwards, so the result does not depend on the thread count or on timing (a retried Spark task
+   * must reproduce its gradient exactly).
+   */
+  public static void forEachBlock(int blocks, BlockBody body) {
+    forRange(blocks, 1, (from, to) -> {
+      for (int i = from; i < to; i++) {
+        body.run(i);
+      }
+    });
+  }
 }

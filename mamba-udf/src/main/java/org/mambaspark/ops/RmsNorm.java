@@ -29,4 +29,41 @@ public final class RmsNorm {
       }
     });
   }
+
+  /**
+   * Accumulates (+=) the gradients of {@link #rmsnormForward}: with r = rstd and g = dout · weight,
+   * dinp = r·g − r³/D · inp · Σ(g · inp), dweight = Σ_t dout · inp · r.
+   *
+   * @param dinp (BT, D) +=
+   * @param dweight (D) +=
+   * @param dout (BT, D)
+   * @param inp (BT, D) the forward's input
+   * @param rstd (BT) saved by the forward
+   */
+  public static void rmsnormBackward(float[] dinp, float[] dweight, float[] dout, float[] inp, float[] weight,
+      float[] rstd, int BT, int D) {
+    int rowsPerBlock = 256, blocks = (BT + rowsPerBlock - 1) / rowsPerBlock;
+    float[][] dw = new float[blocks][D]; // per-block partials of dweight, added in block order
+    Parallel.forEachBlock(blocks, blk -> {
+      float[] dwb = dw[blk];
+      for (int t = blk * rowsPerBlock, end = Math.min(BT, t + rowsPerBlock); t < end; t++) {
+        int o = t * D;
+        float r = rstd[t];
+        float dot = 0f; // Σ_i dout·w·x
+        for (int i = 0; i < D; i++) {
+          dot += dout[o + i] * weight[i] * inp[o + i];
+        }
+        float c = r * r * r * dot / D;
+        for (int i = 0; i < D; i++) {
+          dinp[o + i] += r * weight[i] * dout[o + i] - c * inp[o + i];
+          dwb[i] += dout[o + i] * inp[o + i] * r;
+        }
+      }
+    });
+    for (float[] dwb : dw) {
+      for (int i = 0; i < D; i++) {
+        dweight[i] += dwb[i];
+      }
+    }
+  }
 }
