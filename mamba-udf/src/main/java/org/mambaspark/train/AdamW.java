@@ -1,0 +1,79 @@
+package org.mambaspark.train;
+
+import java.util.List;
+import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.NamedTensor;
+
+/**
+ * AdamW exactly as {@code torch.optim.AdamW} (amsgrad off, maximize off): decoupled weight decay applied to the
+ * parameter before the Adam step, bias-corrected moments, eps added after the square root:
+ *
+ * <pre>
+ *   p ← p·(1 − lr·λ)            (λ only where {@link #decays} says so)
+ *   m ← β1·m + (1−β1)·g;   v ← β2·v + (1−β2)·g²
+ *   p ← p − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + ε)
+ * </pre>
+ *
+ * The moments are a {@link MambaWeights} each, walked with the same {@link MambaWeights#parameters()} order as the
+ * weights and gradients.
+ */
+public final class AdamW {
+  public final float beta1;
+  public final float beta2;
+  public final float eps;
+  public final float weightDecay;
+  final MambaWeights m; // first moment (exp_avg)
+  final MambaWeights v; // second moment (exp_avg_sq)
+  long step; //           steps taken
+
+  public AdamW(MambaWeights params, float beta1, float beta2, float eps, float weightDecay) {
+    if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps >= 0) || !(weightDecay >= 0)) {
+      throw new IllegalArgumentException("AdamW: need 0 <= beta1, beta2 < 1, eps >= 0, weight decay >= 0; got "
+          + beta1 + ", " + beta2 + ", " + eps + ", " + weightDecay);
+    }
+    this.beta1 = beta1;
+    this.beta2 = beta2;
+    this.eps = eps;
+    this.weightDecay = weightDecay;
+    this.m = MambaWeights.zerosLike(params);
+    this.v = MambaWeights.zerosLike(params);
+  }
+
+  /** torch's defaults: betas (0.9, 0.999), eps 1e-8, weight decay 0.01. */
+  public static AdamW withDefaults(MambaWeights params) {
+    return new AdamW(params, 0.9f, 0.999f, 1e-8f, 0.01f);
+  }
+
+  /**
+   * Weight decay on every parameter with two or more dimensions except A_log; none on 1-D ones (norm weights,
+   * biases, D), as mamba_ssm's {@code _no_weight_decay} and the usual GPT practice.
+   */
+  public static boolean decays(NamedTensor t) {
+    return t.shape.length >= 2 && !t.name.endsWith(".A_log");
+  }
+
+  public long step() {
+    return step;
+  }
+
+  /** One update of params by grads at learning rate lr. */
+  public void update(MambaWeights params, MambaWeights grads, float lr) {
+    step++;
+    double bc1 = 1 - Math.pow(beta1, step);
+    double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
+    float stepSize = (float) (lr / bc1);
+    List<NamedTensor> ps = params.parameters(), gs = grads.parameters(), ms = m.parameters(), vs = v.parameters();
+    for (int i = 0; i < ps.size(); i++) {
+      NamedTensor pt = ps.get(i);
+      float[] p = pt.data, g = gs.get(i).data, mm = ms.get(i).data, vv = vs.get(i).data;
+      float decay = decays(pt) ? 1f - lr * weightDecay : 1f;
+      for (int j = 0; j < p.length; j++) {
+        float gj = g[j];
+        mm[j] = beta1 * mm[j] + (1 - beta1) * gj;
+        vv[j] = beta2 * vv[j] + (1 - beta2) * gj * gj;
+        float denom = (float) (Math.sqrt(vv[j]) / bc2Sqrt) + eps;
+        p[j] = p[j] * decay - stepSize * mm[j] / denom;
+      }
+    }
+  }
+}
