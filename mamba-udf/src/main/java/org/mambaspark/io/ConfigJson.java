@@ -156,12 +156,10 @@ public final class ConfigJson {
     m.put("vocab_size", c.vocabSize);
     m.put("hidden_size", c.hiddenSize);
     m.put("intermediate_size", c.intermediateSize);
-    // transformers derives intermediate_size = int(expand * hidden_size) and also keeps the stored one.
-    if (c.intermediateSize % c.hiddenSize == 0) {
-      m.put("expand", c.intermediateSize / c.hiddenSize);
-    } else {
-      m.put("expand", (double) c.intermediateSize / c.hiddenSize);
-    }
+    // transformers types expand as an int and derives int(expand * hidden_size) from it, but a stored
+    // intermediate_size overrides that (checked with transformers 5.18): so for a non-integral ED/D, expand is
+    // only the nearest integer, and intermediate_size carries the truth.
+    m.put("expand", Math.max(1, Math.round((double) c.intermediateSize / c.hiddenSize)));
     m.put("state_size", c.stateSize);
     m.put("time_step_rank", c.timeStepRank);
     m.put("conv_kernel", c.convKernel);

@@ -35,8 +35,8 @@ import java.util.Set;
  * with a {@link CheckpointException} naming the file and tensor, instead of later as a BufferUnderflowException,
  * an OutOfMemoryError or a fault in mapped memory. Gaps between tensors and trailing bytes are tolerated.
  *
- * <p>Reads are thread-safe. {@link #close} closes the channel; mapped windows are released by the garbage
- * collector (Java has no explicit unmap), and nothing mapped outlives a read call.
+ * <p>Reads are thread-safe. {@link #close} closes the channel. No mapping is referenced after a read returns; the
+ * garbage collector unmaps it (Java 17 has no explicit unmap), so virtual address space, not heap, is what lingers.
  */
 public final class SafetensorsFile implements AutoCloseable {
   /** The reference implementation's limit on N. */

@@ -78,6 +78,18 @@ class ConfigJsonTest {
   }
 
   @Test
+  void nonIntegralExpandKeepsIntermediateSize() throws IOException {
+    MambaConfig c = MambaConfig.builder().vocabSize(100).hiddenSize(64).intermediateSize(96).numLayers(1).build();
+    Path file = tmp.resolve("config.json");
+    ConfigJson.write(c, file);
+    JsonNode j = Json.MAPPER.readTree(file.toFile());
+    assertTrue(j.get("expand").isInt(), "transformers 5 types expand as int");
+    assertEquals(96, j.get("intermediate_size").intValue(), "which transformers lets override int(expand * D)");
+    assertEquals(96, ConfigJson.read(file).intermediateSize);
+    System.out.println("ED/D = 1.5: written expand " + j.get("expand") + ", intermediate_size 96, read back 96");
+  }
+
+  @Test
   void hfDefaultsAutoRankAndExpandOnly() {
     MambaConfig c = read("{\"vocab_size\": 100, \"hidden_size\": 100, \"num_hidden_layers\": 1, \"expand\": 3,"
         + " \"time_step_rank\": \"auto\", \"pad_token_id\": null, \"eos_token_id\": [7, 8], \"some_future_field\":"
