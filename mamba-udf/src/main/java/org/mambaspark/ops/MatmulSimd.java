@@ -23,11 +23,12 @@ final class MatmulSimd {
   /** k's per packed block: a KC × PW panel (64 KiB with AVX-512) stays in L2 while the rows sweep it. */
   private static final int KC = 256;
   /** Rows per job. */
-  private static final int MC = 128;
+  private static final int MC = 512;
   /** Below this many rows the forward uses the dot-product kernel (no packing). */
   private static final int SMALL_ROWS = 8;
 
   private static final ThreadLocal<float[]> PACK = ThreadLocal.withInitial(() -> new float[KC * PW + PW]);
+  private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[4 * PW]);
 
   private MatmulSimd() {}
 
@@ -81,6 +82,7 @@ final class MatmulSimd {
       int j0 = p * PW, w = Math.min(PW, N - j0);
       int i0 = rb * MC, i1 = Math.min(M, i0 + MC);
       float[] pack = PACK.get();
+      float[] tileOut = TILE.get();
       for (int k0 = 0; k0 < K; k0 += KC) {
         int kc = Math.min(KC, K - k0);
         // pack Bm[k0 .. k0+kc, j0 .. j0+w) into pack (kc × PW), zero-padded past w
@@ -114,10 +116,11 @@ final class MatmulSimd {
         }
         int i = i0;
         for (; i + 4 <= i1; i += 4) {
-          tile4(out, outOff + i * outRs + j0, outRs, a, aOff + i * aRs + k0 * aCs, aRs, aCs, pack, kc, w, !first);
+          tile4(out, outOff + i * outRs + j0, outRs, a, aOff + i * aRs + k0 * aCs, aRs, aCs, pack, kc, w, !first,
+              tileOut);
         }
         for (; i < i1; i++) {
-          tile1(out, outOff + i * outRs + j0, a, aOff + i * aRs + k0 * aCs, aCs, pack, kc, w, !first);
+          tile1(out, outOff + i * outRs + j0, a, aOff + i * aRs + k0 * aCs, aCs, pack, kc, w, !first, tileOut);
         }
       }
     });
@@ -125,7 +128,7 @@ final class MatmulSimd {
 
   /** 4 rows × PW columns: o (+)= A(4 × kc) · pack(kc × PW) + pack's bias row. */
   private static void tile4(float[] out, int o, int outRs, float[] a, int ao, int aRs, int aCs, float[] pack, int kc,
-      int w, boolean load) {
+      int w, boolean load, float[] tileOut) {
     int bi = kc * PW;
     FloatVector c00 = FloatVector.fromArray(S, pack, bi), c01 = FloatVector.fromArray(S, pack, bi + VL);
     FloatVector c02 = FloatVector.fromArray(S, pack, bi + 2 * VL), c03 = FloatVector.fromArray(S, pack, bi + 3 * VL);
@@ -160,14 +163,29 @@ final class MatmulSimd {
       c32 = b2.fma(x, c32);
       c33 = b3.fma(x, c33);
     }
-    store(out, o, w, load, c00, c01, c02, c03);
-    store(out, o + outRs, w, load, c10, c11, c12, c13);
-    store(out, o + 2 * outRs, w, load, c20, c21, c22, c23);
-    store(out, o + 3 * outRs, w, load, c30, c31, c32, c33);
+    // Vectors must not cross a call boundary (an un-inlined callee would box them): spill to the tile buffer,
+    // which the plain loop in flush() adds or copies into out.
+    c00.intoArray(tileOut, 0);
+    c01.intoArray(tileOut, VL);
+    c02.intoArray(tileOut, 2 * VL);
+    c03.intoArray(tileOut, 3 * VL);
+    c10.intoArray(tileOut, PW);
+    c11.intoArray(tileOut, PW + VL);
+    c12.intoArray(tileOut, PW + 2 * VL);
+    c13.intoArray(tileOut, PW + 3 * VL);
+    c20.intoArray(tileOut, 2 * PW);
+    c21.intoArray(tileOut, 2 * PW + VL);
+    c22.intoArray(tileOut, 2 * PW + 2 * VL);
+    c23.intoArray(tileOut, 2 * PW + 3 * VL);
+    c30.intoArray(tileOut, 3 * PW);
+    c31.intoArray(tileOut, 3 * PW + VL);
+    c32.intoArray(tileOut, 3 * PW + 2 * VL);
+    c33.intoArray(tileOut, 3 * PW + 3 * VL);
+    flush(out, o, outRs, tileOut, 4, w, load);
   }
 
   private static void tile1(float[] out, int o, float[] a, int ao, int aCs, float[] pack, int kc, int w,
-      boolean load) {
+      boolean load, float[] tileOut) {
     int bi = kc * PW;
     FloatVector c0 = FloatVector.fromArray(S, pack, bi), c1 = FloatVector.fromArray(S, pack, bi + VL);
     FloatVector c2 = FloatVector.fromArray(S, pack, bi + 2 * VL), c3 = FloatVector.fromArray(S, pack, bi + 3 * VL);
@@ -179,32 +197,24 @@ final class MatmulSimd {
       c2 = FloatVector.fromArray(S, pack, p + 2 * VL).fma(x, c2);
       c3 = FloatVector.fromArray(S, pack, p + 3 * VL).fma(x, c3);
     }
-    store(out, o, w, load, c0, c1, c2, c3);
+    c0.intoArray(tileOut, 0);
+    c1.intoArray(tileOut, VL);
+    c2.intoArray(tileOut, 2 * VL);
+    c3.intoArray(tileOut, 3 * VL);
+    flush(out, o, 0, tileOut, 1, w, load);
   }
 
-  /** Writes (or adds, when load) the first w of the 4 vectors' lanes to out[o ..]. */
-  private static void store(float[] out, int o, int w, boolean load, FloatVector v0, FloatVector v1,
-      FloatVector v2, FloatVector v3) {
-    if (w == PW) {
+  /** out[o + r·outRs + j] (+)= tile[r·PW + j] for r < rows, j < w. */
+  private static void flush(float[] out, int o, int outRs, float[] tile, int rows, int w, boolean load) {
+    for (int r = 0; r < rows; r++) {
+      int oo = o + r * outRs, to = r * PW;
       if (load) {
-        v0 = v0.add(FloatVector.fromArray(S, out, o));
-        v1 = v1.add(FloatVector.fromArray(S, out, o + VL));
-        v2 = v2.add(FloatVector.fromArray(S, out, o + 2 * VL));
-        v3 = v3.add(FloatVector.fromArray(S, out, o + 3 * VL));
+        for (int j = 0; j < w; j++) {
+          out[oo + j] += tile[to + j];
+        }
+      } else {
+        System.arraycopy(tile, to, out, oo, w);
       }
-      v0.intoArray(out, o);
-      v1.intoArray(out, o + VL);
-      v2.intoArray(out, o + 2 * VL);
-      v3.intoArray(out, o + 3 * VL);
-      return;
-    }
-    float[] tmp = new float[PW]; // the one narrow panel per product: not worth vector tails
-    v0.intoArray(tmp, 0);
-    v1.intoArray(tmp, VL);
-    v2.intoArray(tmp, 2 * VL);
-    v3.intoArray(tmp, 3 * VL);
-    for (int j = 0; j < w; j++) {
-      out[o + j] = load ? out[o + j] + tmp[j] : tmp[j];
     }
   }
 
