@@ -47,8 +47,8 @@ class MambaCliTest {
     }
 
     String lastLine() {
-      String[] lines = out.strip().split("\n");
-      return lines[lines.length - 1];
+      String s = out.strip();
+      return s.substring(s.lastIndexOf('\n') + 1);
     }
   }
 

@@ -208,7 +208,7 @@ public final class Checkpoint {
     }
     if (!missing.isEmpty()) {
       String first = missing.get(0);
-      throw new CheckpointException(described, "missing tensor '" + first + "'" + missingHint(c, first)
+      throw new CheckpointException(described, "missing tensor '" + first + "'" + missingHint(first)
           + (missing.size() > 1 ? " (and " + (missing.size() - 1) + " more: " + abbreviate(missing) + ")" : ""));
     }
     return found;
@@ -247,7 +247,7 @@ public final class Checkpoint {
     return "";
   }
 
-  private static String missingHint(MambaConfig c, String name) {
+  private static String missingHint(String name) {
     if (name.equals(MambaWeights.LM_HEAD)) {
       return " (config.json has tie_word_embeddings=false)";
     }

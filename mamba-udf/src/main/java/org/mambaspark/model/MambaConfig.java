@@ -79,7 +79,7 @@ public final class MambaConfig {
     check(layerNormEpsilon > 0 && Float.isFinite(layerNormEpsilon), "layer_norm_epsilon", layerNormEpsilon);
     // Every tensor is one Java array: keep each under 2^31 elements.
     check((long) vocabSize * hiddenSize < Integer.MAX_VALUE, "vocab_size*hidden_size", (long) vocabSize * hiddenSize);
-    check((long) 2 * intermediateSize * hiddenSize < Integer.MAX_VALUE, "2*intermediate_size*hidden_size",
+    check(2L * intermediateSize * hiddenSize < Integer.MAX_VALUE, "2*intermediate_size*hidden_size",
         2L * intermediateSize * hiddenSize);
   }
 
@@ -160,10 +160,9 @@ public final class MambaConfig {
 
   @Override
   public boolean equals(Object o) {
-    if (!(o instanceof MambaConfig)) {
+    if (!(o instanceof MambaConfig c)) {
       return false;
     }
-    MambaConfig c = (MambaConfig) o;
     return vocabSize == c.vocabSize && hiddenSize == c.hiddenSize && intermediateSize == c.intermediateSize
         && stateSize == c.stateSize && timeStepRank == c.timeStepRank && convKernel == c.convKernel
         && numLayers == c.numLayers && layerNormEpsilon == c.layerNormEpsilon && useBias == c.useBias

@@ -59,8 +59,8 @@ public final class AdamW {
   /** One update of params by grads at learning rate lr. */
   public void update(MambaWeights params, MambaWeights grads, float lr) {
     step++;
-    double bc1 = 1 - Math.pow(beta1, step);
-    double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
+    double bc1 = 1 - Math.pow(beta1, (double) step);
+    double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, (double) step));
     float stepSize = (float) (lr / bc1);
     List<NamedTensor> ps = params.parameters(), gs = grads.parameters(), ms = m.parameters(), vs = v.parameters();
     for (int i = 0; i < ps.size(); i++) {

@@ -101,7 +101,7 @@ class SafetensorsFileTest {
   void f16ToFloatExactIncludingSubnormalsInfNan() {
     int[] bits = {0x0000, 0x8000, 0x3c00, 0xc000, 0x7bff, 0x0400, 0x0001, 0x03ff, 0x8001, 0x3555, 0x7c00, 0xfc00,
         0x7e00, 0x7c01};
-    float[] expected = {0f, -0f, 1f, -2f, 65504f, 0x1p-14f, 0x1p-24f, 1023 * 0x1p-24f, -0x1p-24f, 0.333251953125f,
+    float[] expected = {0f, -0f, 1f, -2f, 65504f, 0x1p-14f, 0x1p-24f, 1023 * 0x1p-24f, -0x1p-24f, 0.33325195f,
         Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.NaN, Float.NaN};
     float[] got = readOne("F16", bits);
     for (int i = 0; i < bits.length; i++) {
