@@ -5,8 +5,9 @@ import java.nio.file.Path;
 import java.nio.file.Paths;
 
 /**
- * Locates the reference outputs from Hugging Face transformers (float64) in {@code ../shared/fixtures}: surefire
- * passes {@code -Dmamba.fixtures}; otherwise the path is tried relative to the module and to the project root.
+ * Locates the reference outputs from Hugging Face transformers (float64) in {@code
+ * ../shared/fixtures}: surefire passes {@code -Dmamba.fixtures}; otherwise the path is tried
+ * relative to the module and to the project root.
  */
 public final class Fixtures {
   private Fixtures() {}
@@ -21,7 +22,8 @@ public final class Fixtures {
         return Paths.get(c).toAbsolutePath().normalize();
       }
     }
-    throw new IllegalStateException("fixtures not found: set -Dmamba.fixtures or put them at ../shared/fixtures");
+    throw new IllegalStateException(
+        "fixtures not found: set -Dmamba.fixtures or put them at ../shared/fixtures");
   }
 
   /** e.g. {@code dir("tiny")}: holds model/ and expected.safetensors. */

@@ -18,31 +18,46 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code bin/mamba bench forward|generate}: throughput on random weights of a published shape. forward times the
- * whole scoring pass (backbone, lm_head logits for every position, log-softmax and loss); generate times greedy
- * decoding after a prefill. Reports the median over the timed iterations; the last line is {@code tokens/s: X}.
+ * {@code bin/mamba bench forward|generate}: throughput on random weights of a published shape.
+ * forward times the whole scoring pass (backbone, lm_head logits for every position, log-softmax
+ * and loss); generate times greedy decoding after a prefill. Reports the median over the timed
+ * iterations; the last line is {@code tokens/s: X}.
  */
-@Command(name = "bench", mixinStandardHelpOptions = true,
-    description = "Throughput on random weights: 'forward' (B×L tokens scored) or 'generate' (new tokens per"
-        + " second for one sequence). Last line: tokens/s: <number>.")
+@Command(
+    name = "bench",
+    mixinStandardHelpOptions = true,
+    description =
+        "Throughput on random weights: 'forward' (B×L tokens scored) or 'generate' (new tokens per"
+            + " second for one sequence). Last line: tokens/s: <number>.")
 final class BenchCommand implements Callable<Integer> {
   @Parameters(index = "0", description = "forward | generate")
   String what;
 
-  @Option(names = "--preset", defaultValue = "mamba-130m",
+  @Option(
+      names = "--preset",
+      defaultValue = "mamba-130m",
       description = "mamba-130m | mamba-370m | mamba-790m | mamba-1.4b | mamba-2.8b")
   String preset;
 
   @Option(names = "--batch", defaultValue = "1", description = "B (forward)")
   int batch;
 
-  @Option(names = "--seq-len", defaultValue = "512", description = "L (forward), prompt length (generate)")
+  @Option(
+      names = "--seq-len",
+      defaultValue = "512",
+      description = "L (forward), prompt length (generate)")
   int seqLen;
 
-  @Option(names = "--new-tokens", defaultValue = "64", description = "tokens to generate (generate)")
+  @Option(
+      names = "--new-tokens",
+      defaultValue = "64",
+      description = "tokens to generate (generate)")
   int newTokens;
 
-  @Option(names = "--warmup", defaultValue = "2", description = "untimed iterations first (JIT warm-up)")
+  @Option(
+      names = "--warmup",
+      defaultValue = "2",
+      description = "untimed iterations first (JIT warm-up)")
   int warmup;
 
   @Option(names = "--iters", defaultValue = "5", description = "timed iterations")
@@ -57,56 +72,71 @@ final class BenchCommand implements Callable<Integer> {
   public Integer call() {
     common.apply();
     if (batch <= 0 || seqLen <= 1 || iters <= 0 || warmup < 0 || newTokens <= 0) {
-      throw new IllegalArgumentException("--batch, --iters, --new-tokens must be positive and --seq-len > 1");
+      throw new IllegalArgumentException(
+          "--batch, --iters, --new-tokens must be positive and --seq-len > 1");
     }
     MambaConfig c = MambaConfig.preset(preset);
-    System.out.printf("preset %s: %s, %,d parameters; threads %d; vector API %s%n", preset, c, c.parameterCount(),
-        Parallel.threads(), Simd.ENABLED ? "on" : "OFF");
+    System.out.printf(
+        "preset %s: %s, %,d parameters; threads %d; vector API %s%n",
+        preset, c, c.parameterCount(), Parallel.threads(), Simd.ENABLED ? "on" : "OFF");
     MambaModel m = new MambaModel(Initialization.initialize(c, seed));
     SplittableRandom rnd = new SplittableRandom(seed);
     double[] rates = new double[iters];
     switch (what) {
-      case "forward": {
-        int[] ids = rnd.ints((long) batch * seqLen, 0, c.vocabSize).toArray();
-        Workspace ws = new Workspace(c);
-        for (int i = 0; i < warmup + iters; i++) {
-          long t0 = System.nanoTime();
-          double loss = Scoring.meanNextTokenLoss(m, ws, ids, batch, seqLen);
-          double s = (System.nanoTime() - t0) / 1e9;
-          double rate = batch * (double) seqLen / s;
-          System.out.printf("%s %d: %.3f s, %.1f tokens/s (loss %.4f)%n", i < warmup ? "warmup" : "iter",
-              i < warmup ? i : i - warmup, s, rate, loss);
-          if (i >= warmup) {
-            rates[i - warmup] = rate;
-          }
-        }
-        break;
-      }
-      case "generate": {
-        int[] prompt = rnd.ints(seqLen, 0, c.vocabSize).toArray();
-        Generator g = new Generator(m);
-        for (int i = 0; i < warmup + iters; i++) {
-          // time only the decode steps: prefill is measured by 'forward'
-          long[] first = new long[1];
-          int[] count = new int[1];
-          long t0 = System.nanoTime();
-          g.generate(prompt, SamplingParams.greedy(newTokens + 1), tok -> {
-            if (count[0]++ == 0) {
-              first[0] = System.nanoTime();
+      case "forward":
+        {
+          int[] ids = rnd.ints((long) batch * seqLen, 0, c.vocabSize).toArray();
+          Workspace ws = new Workspace(c);
+          for (int i = 0; i < warmup + iters; i++) {
+            long t0 = System.nanoTime();
+            double loss = Scoring.meanNextTokenLoss(m, ws, ids, batch, seqLen);
+            double s = (System.nanoTime() - t0) / 1e9;
+            double rate = batch * (double) seqLen / s;
+            System.out.printf(
+                "%s %d: %.3f s, %.1f tokens/s (loss %.4f)%n",
+                i < warmup ? "warmup" : "iter", i < warmup ? i : i - warmup, s, rate, loss);
+            if (i >= warmup) {
+              rates[i - warmup] = rate;
             }
-          });
-          double s = (System.nanoTime() - first[0]) / 1e9;
-          double rate = newTokens / s;
-          System.out.printf("%s %d: prefill %.3f s, %d steps %.3f s, %.1f tokens/s%n", i < warmup ? "warmup" : "iter",
-              i < warmup ? i : i - warmup, (first[0] - t0) / 1e9, newTokens, s, rate);
-          if (i >= warmup) {
-            rates[i - warmup] = rate;
           }
+          break;
         }
-        break;
-      }
+      case "generate":
+        {
+          int[] prompt = rnd.ints(seqLen, 0, c.vocabSize).toArray();
+          Generator g = new Generator(m);
+          for (int i = 0; i < warmup + iters; i++) {
+            // time only the decode steps: prefill is measured by 'forward'
+            long[] first = new long[1];
+            int[] count = new int[1];
+            long t0 = System.nanoTime();
+            g.generate(
+                prompt,
+                SamplingParams.greedy(newTokens + 1),
+                tok -> {
+                  if (count[0]++ == 0) {
+                    first[0] = System.nanoTime();
+                  }
+                });
+            double s = (System.nanoTime() - first[0]) / 1e9;
+            double rate = newTokens / s;
+            System.out.printf(
+                "%s %d: prefill %.3f s, %d steps %.3f s, %.1f tokens/s%n",
+                i < warmup ? "warmup" : "iter",
+                i < warmup ? i : i - warmup,
+                (first[0] - t0) / 1e9,
+                newTokens,
+                s,
+                rate);
+            if (i >= warmup) {
+              rates[i - warmup] = rate;
+            }
+          }
+          break;
+        }
       default:
-        throw new IllegalArgumentException("bench: unknown benchmark '" + what + "' (forward | generate)");
+        throw new IllegalArgumentException(
+            "bench: unknown benchmark '" + what + "' (forward | generate)");
     }
     Arrays.sort(rates);
     System.out.printf("tokens/s: %.1f%n", rates[rates.length / 2]);

@@ -15,16 +15,23 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
- * {@code bin/mamba forward}: the full forward of a batch of token ids, written as the fixtures lay it out
- * (logits, loss, hidden_states.i, last_hidden_state), so any output can be compared with transformers'.
+ * {@code bin/mamba forward}: the full forward of a batch of token ids, written as the fixtures lay
+ * it out (logits, loss, hidden_states.i, last_hidden_state), so any output can be compared with
+ * transformers'.
  */
-@Command(name = "forward", mixinStandardHelpOptions = true,
-    description = "Forward a batch: IN holds input_ids (I64 [B, L]); OUT gets logits, loss, hidden_states.i.")
+@Command(
+    name = "forward",
+    mixinStandardHelpOptions = true,
+    description =
+        "Forward a batch: IN holds input_ids (I64 [B, L]); OUT gets logits, loss, hidden_states.i.")
 final class ForwardCommand implements Callable<Integer> {
   @Option(names = "--model", required = true, description = "model directory")
   Path model;
 
-  @Option(names = "--input", required = true, description = "safetensors file with input_ids (I64 [B, L])")
+  @Option(
+      names = "--input",
+      required = true,
+      description = "safetensors file with input_ids (I64 [B, L])")
   Path input;
 
   @Option(names = "--output", required = true, description = "safetensors file to write")
@@ -41,13 +48,16 @@ final class ForwardCommand implements Callable<Integer> {
     int[] ids;
     try (SafetensorsFile in = SafetensorsFile.open(input)) {
       if (!in.contains("input_ids")) {
-        throw new IllegalArgumentException(input + ": no tensor 'input_ids' (found " + in.names() + ")");
+        throw new IllegalArgumentException(
+            input + ": no tensor 'input_ids' (found " + in.names() + ")");
       }
       TensorInfo info = in.info("input_ids");
       long[] shape = info.shape();
       if (shape.length != 2 || shape[0] <= 0 || shape[1] <= 0) {
-        throw new IllegalArgumentException(input + ": input_ids must be [B, L] with B, L > 0, got "
-            + java.util.Arrays.toString(shape));
+        throw new IllegalArgumentException(
+            input
+                + ": input_ids must be [B, L] with B, L > 0, got "
+                + java.util.Arrays.toString(shape));
       }
       B = Math.toIntExact(shape[0]);
       L = Math.toIntExact(shape[1]);
@@ -55,15 +65,25 @@ final class ForwardCommand implements Callable<Integer> {
       ids = new int[raw.length];
       for (int i = 0; i < raw.length; i++) {
         if (raw[i] < 0 || raw[i] >= c.vocabSize) {
-          throw new IllegalArgumentException(input + ": input_ids[" + i / L + ", " + i % L + "] = " + raw[i]
-              + " is outside the vocabulary [0, " + c.vocabSize + ")");
+          throw new IllegalArgumentException(
+              input
+                  + ": input_ids["
+                  + i / L
+                  + ", "
+                  + i % L
+                  + "] = "
+                  + raw[i]
+                  + " is outside the vocabulary [0, "
+                  + c.vocabSize
+                  + ")");
         }
         ids[i] = (int) raw[i];
       }
     }
     int BT = B * L, D = c.hiddenSize, V = c.vocabSize;
     if ((long) BT * V > Integer.MAX_VALUE - 8) {
-      throw new IllegalArgumentException("logits of [" + B + ", " + L + ", " + V + "] exceed one array; use fewer rows");
+      throw new IllegalArgumentException(
+          "logits of [" + B + ", " + L + ", " + V + "] exceed one array; use fewer rows");
     }
     Workspace ws = new Workspace(c);
     float[][] hs = new float[c.numLayers + 1][BT * D];
@@ -81,8 +101,8 @@ final class ForwardCommand implements Callable<Integer> {
     }
     out.addFloats("last_hidden_state", new long[] {B, L, D}, hs[c.numLayers]);
     out.write(output);
-    System.out.printf("wrote %s: logits [%d, %d, %d]%s%n", output, B, L, V,
-        L >= 2 ? "" : " (no loss: L < 2)");
+    System.out.printf(
+        "wrote %s: logits [%d, %d, %d]%s%n", output, B, L, V, L >= 2 ? "" : " (no loss: L < 2)");
     return 0;
   }
 }

@@ -16,12 +16,21 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code bin/mamba generate}: continues a prompt; the last line of stdout is the new token ids, comma-separated. */
-@Command(name = "generate", mixinStandardHelpOptions = true,
-    description = "Continue a prompt (greedy by default). Prints the text (when the model has a tokenizer), then, as"
-        + " the last line, the new token ids comma-separated.")
+/**
+ * {@code bin/mamba generate}: continues a prompt; the last line of stdout is the new token ids,
+ * comma-separated.
+ */
+@Command(
+    name = "generate",
+    mixinStandardHelpOptions = true,
+    description =
+        "Continue a prompt (greedy by default). Prints the text (when the model has a tokenizer), then, as"
+            + " the last line, the new token ids comma-separated.")
 final class GenerateCommand implements Callable<Integer> {
-  @Option(names = "--model", required = true, description = "model directory (config.json + safetensors)")
+  @Option(
+      names = "--model",
+      required = true,
+      description = "model directory (config.json + safetensors)")
   Path model;
 
   @ArgGroup(exclusive = true, multiplicity = "1")
@@ -35,13 +44,19 @@ final class GenerateCommand implements Callable<Integer> {
     int[] ids;
   }
 
-  @Option(names = "--max-new-tokens", defaultValue = "32", description = "at most this many new tokens")
+  @Option(
+      names = "--max-new-tokens",
+      defaultValue = "32",
+      description = "at most this many new tokens")
   int maxNewTokens;
 
   @Option(names = "--temperature", defaultValue = "0", description = "0 = greedy (default)")
   float temperature;
 
-  @Option(names = "--top-k", defaultValue = "0", description = "keep the k most likely tokens (0 = all)")
+  @Option(
+      names = "--top-k",
+      defaultValue = "0",
+      description = "keep the k most likely tokens (0 = all)")
   int topK;
 
   @Option(names = "--top-p", defaultValue = "1", description = "nucleus sampling mass (1 = off)")
@@ -50,7 +65,10 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--seed", defaultValue = "0", description = "sampling seed")
   long seed;
 
-  @Option(names = "--stop-ids", split = ",", description = "stop after any of these token ids (default: eos)")
+  @Option(
+      names = "--stop-ids",
+      split = ",",
+      description = "stop after any of these token ids (default: eos)")
   int[] stopIds;
 
   @Mixin CommonOptions common;
@@ -62,9 +80,14 @@ final class GenerateCommand implements Callable<Integer> {
     Optional<Tokenizer> tok = Tokenizers.forModel(model);
     int[] ids;
     if (prompt.text != null) {
-      ids = tok.orElseThrow(() -> new IllegalArgumentException(
-          "model " + model + " has no tokenizer (tokenizer.json): pass --prompt-ids instead of --prompt"))
-          .encode(prompt.text);
+      ids =
+          tok.orElseThrow(
+                  () ->
+                      new IllegalArgumentException(
+                          "model "
+                              + model
+                              + " has no tokenizer (tokenizer.json): pass --prompt-ids instead of --prompt"))
+              .encode(prompt.text);
     } else {
       ids = prompt.ids;
     }
@@ -74,7 +97,8 @@ final class GenerateCommand implements Callable<Integer> {
     if (tok.isPresent()) {
       System.out.println(tok.get().decode(out));
     }
-    System.out.println(Arrays.stream(out).mapToObj(Integer::toString).collect(Collectors.joining(",")));
+    System.out.println(
+        Arrays.stream(out).mapToObj(Integer::toString).collect(Collectors.joining(",")));
     return 0;
   }
 }

@@ -12,18 +12,28 @@ import org.mambaspark.tokenizer.Tokenizers;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code bin/mamba init}: a freshly initialised (untrained) checkpoint in the Hugging Face layout. */
-@Command(name = "init", mixinStandardHelpOptions = true,
-    description = "Write a randomly initialised model (config.json + model.safetensors), as HF/mamba_ssm initialise"
-        + " one for training from scratch.")
+/**
+ * {@code bin/mamba init}: a freshly initialised (untrained) checkpoint in the Hugging Face layout.
+ */
+@Command(
+    name = "init",
+    mixinStandardHelpOptions = true,
+    description =
+        "Write a randomly initialised model (config.json + model.safetensors), as HF/mamba_ssm initialise"
+            + " one for training from scratch.")
 final class InitCommand implements Callable<Integer> {
   @Option(names = "--out", required = true, description = "output directory")
   Path out;
 
-  @Option(names = "--preset", description = "a published shape (mamba-130m ...); else the flags below")
+  @Option(
+      names = "--preset",
+      description = "a published shape (mamba-130m ...); else the flags below")
   String preset;
 
-  @Option(names = "--vocab-size", defaultValue = "256", description = "V (256 with --tokenizer bytes)")
+  @Option(
+      names = "--vocab-size",
+      defaultValue = "256",
+      description = "V (256 with --tokenizer bytes)")
   int vocabSize;
 
   @Option(names = "--hidden-size", defaultValue = "64", description = "D")
@@ -55,23 +65,35 @@ final class InitCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    MambaConfig c = preset != null ? MambaConfig.preset(preset)
-        : MambaConfig.builder().vocabSize(vocabSize).hiddenSize(hiddenSize).numLayers(layers).stateSize(stateSize)
-            .expand(expand).convKernel(convKernel).timeStepRank(timeStepRank).tieWordEmbeddings(!untied).build();
+    MambaConfig c =
+        preset != null
+            ? MambaConfig.preset(preset)
+            : MambaConfig.builder()
+                .vocabSize(vocabSize)
+                .hiddenSize(hiddenSize)
+                .numLayers(layers)
+                .stateSize(stateSize)
+                .expand(expand)
+                .convKernel(convKernel)
+                .timeStepRank(timeStepRank)
+                .tieWordEmbeddings(!untied)
+                .build();
     MambaWeights w = Initialization.initialize(c, seed);
     Files.createDirectories(out);
     Checkpoint.save(w, out);
     switch (tokenizer) {
       case "bytes":
         if (c.vocabSize < 256) {
-          throw new IllegalArgumentException("--tokenizer bytes needs --vocab-size >= 256, got " + c.vocabSize);
+          throw new IllegalArgumentException(
+              "--tokenizer bytes needs --vocab-size >= 256, got " + c.vocabSize);
         }
         Tokenizers.writeByteTokenizerMarker(out);
         break;
       case "none":
         break;
       default:
-        throw new IllegalArgumentException("--tokenizer must be bytes or none, got '" + tokenizer + "'");
+        throw new IllegalArgumentException(
+            "--tokenizer must be bytes or none, got '" + tokenizer + "'");
     }
     System.out.printf("wrote %s: %s, %,d parameters, seed %d%n", out, c, c.parameterCount(), seed);
     return 0;

@@ -7,13 +7,21 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /**
- * {@code bin/mamba}: the command-line tool. Each subcommand is a thin shell over the engine: parse, load, call,
- * write. A user's mistake (bad flag, missing file, bad checkpoint, bad input) prints one line {@code error: ...} and
- * exits 2 (usage) or 1; only a bug prints a stack trace.
+ * {@code bin/mamba}: the command-line tool. Each subcommand is a thin shell over the engine: parse,
+ * load, call, write. A user's mistake (bad flag, missing file, bad checkpoint, bad input) prints
+ * one line {@code error: ...} and exits 2 (usage) or 1; only a bug prints a stack trace.
  */
-@Command(name = "mamba", mixinStandardHelpOptions = true, version = "mamba-spark 0.1.0",
+@Command(
+    name = "mamba",
+    mixinStandardHelpOptions = true,
+    version = "mamba-spark 0.1.0",
     description = "Mamba selective state-space language models on CPU and GPU, and as Spark jobs.",
-    subcommands = {ForwardCommand.class, GenerateCommand.class, BenchCommand.class, InitCommand.class})
+    subcommands = {
+      ForwardCommand.class,
+      GenerateCommand.class,
+      BenchCommand.class,
+      InitCommand.class
+    })
 public final class MambaCli implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -29,19 +37,23 @@ public final class MambaCli implements Runnable {
   /** Runs the CLI and returns its exit code (tests call this). */
   public static int execute(String... args) {
     CommandLine cl = new CommandLine(new MambaCli());
-    cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
-      if (isUserError(ex)) {
-        cmd.getErr().println("error: " + message(ex));
-        return 1;
-      }
-      throw ex;
-    });
+    cl.setExecutionExceptionHandler(
+        (ex, cmd, parsed) -> {
+          if (isUserError(ex)) {
+            cmd.getErr().println("error: " + message(ex));
+            return 1;
+          }
+          throw ex;
+        });
     return cl.execute(args);
   }
 
   static boolean isUserError(Throwable ex) {
-    return ex instanceof IllegalArgumentException || ex instanceof CheckpointException || ex instanceof IOException
-        || ex instanceof UncheckedIOException || ex instanceof IllegalStateException;
+    return ex instanceof IllegalArgumentException
+        || ex instanceof CheckpointException
+        || ex instanceof IOException
+        || ex instanceof UncheckedIOException
+        || ex instanceof IllegalStateException;
   }
 
   private static String message(Throwable ex) {

@@ -16,7 +16,10 @@ import org.junit.jupiter.api.io.TempDir;
 import org.mambaspark.io.SafetensorsFile;
 import org.mambaspark.io.SafetensorsWriter;
 
-/** bin/mamba's commands end to end, in process, on the fixtures; user mistakes give one error line, no trace. */
+/**
+ * bin/mamba's commands end to end, in process, on the fixtures; user mistakes give one error line,
+ * no trace.
+ */
 class MambaCliTest {
   @TempDir Path tmp;
 
@@ -64,14 +67,26 @@ class MambaCliTest {
   @Test
   void forwardWritesWhatTransformersComputes() throws Exception {
     Path in = tmp.resolve("in.safetensors"), out = tmp.resolve("out.safetensors");
-    try (SafetensorsFile exp = SafetensorsFile.open(fixture("tiny").resolve("expected.safetensors"))) {
-      new SafetensorsWriter().addLongs("input_ids", exp.info("input_ids").shape(), exp.readLongs("input_ids"))
+    try (SafetensorsFile exp =
+        SafetensorsFile.open(fixture("tiny").resolve("expected.safetensors"))) {
+      new SafetensorsWriter()
+          .addLongs("input_ids", exp.info("input_ids").shape(), exp.readLongs("input_ids"))
           .write(in);
-      Run r = new Run("forward", "--model", fixture("tiny").resolve("model").toString(), "--input", in.toString(),
-          "--output", out.toString());
+      Run r =
+          new Run(
+              "forward",
+              "--model",
+              fixture("tiny").resolve("model").toString(),
+              "--input",
+              in.toString(),
+              "--output",
+              out.toString());
       assertEquals(0, r.code, r.err);
       try (SafetensorsFile got = SafetensorsFile.open(out)) {
-        for (String name : new String[] {"logits", "loss", "hidden_states.0", "hidden_states.2", "last_hidden_state"}) {
+        for (String name :
+            new String[] {
+              "logits", "loss", "hidden_states.0", "hidden_states.2", "last_hidden_state"
+            }) {
           double err = relErr(got.readFloats(name), exp.readFloats(name));
           System.out.printf("cli forward %s rel err %.2e%n", name, err);
           assertTrue(err < 1e-5, name);
@@ -82,13 +97,25 @@ class MambaCliTest {
 
   @Test
   void generateLastLineIsTheNewIds() throws Exception {
-    try (SafetensorsFile exp = SafetensorsFile.open(fixture("small").resolve("expected.safetensors"))) {
+    try (SafetensorsFile exp =
+        SafetensorsFile.open(fixture("small").resolve("expected.safetensors"))) {
       long[] prompt = exp.readLongs("generate.prompt"), full = exp.readLongs("generate.output");
       String ids = Arrays.stream(prompt).mapToObj(Long::toString).collect(Collectors.joining(","));
-      String want = Arrays.stream(full, prompt.length, full.length).mapToObj(Long::toString)
-          .collect(Collectors.joining(","));
-      Run r = new Run("generate", "--model", fixture("small").resolve("model").toString(), "--prompt-ids", ids,
-          "--max-new-tokens", Integer.toString(full.length - prompt.length), "--stop-ids", "-1");
+      String want =
+          Arrays.stream(full, prompt.length, full.length)
+              .mapToObj(Long::toString)
+              .collect(Collectors.joining(","));
+      Run r =
+          new Run(
+              "generate",
+              "--model",
+              fixture("small").resolve("model").toString(),
+              "--prompt-ids",
+              ids,
+              "--max-new-tokens",
+              Integer.toString(full.length - prompt.length),
+              "--stop-ids",
+              "-1");
       assertEquals(0, r.code, r.err);
       assertEquals(want, r.lastLine());
     }
@@ -97,14 +124,23 @@ class MambaCliTest {
   @Test
   void userMistakesGiveOneLineAndNoStackTrace() throws Exception {
     Path model = fixture("tiny").resolve("model");
-    Run missing = new Run("generate", "--model", tmp.resolve("nope").toString(), "--prompt-ids", "1");
+    Run missing =
+        new Run("generate", "--model", tmp.resolve("nope").toString(), "--prompt-ids", "1");
     Run badId = new Run("generate", "--model", model.toString(), "--prompt-ids", "1,99999");
     Run noTok = new Run("generate", "--model", model.toString(), "--prompt", "hello");
     Path junk = tmp.resolve("junk.safetensors");
     Files.write(junk, new byte[] {1, 2, 3});
-    Run badInput = new Run("forward", "--model", model.toString(), "--input", junk.toString(), "--output",
-        tmp.resolve("o.safetensors").toString());
-    Run badFlag = new Run("generate", "--model", model.toString(), "--prompt-ids", "1", "--top-p", "7");
+    Run badInput =
+        new Run(
+            "forward",
+            "--model",
+            model.toString(),
+            "--input",
+            junk.toString(),
+            "--output",
+            tmp.resolve("o.safetensors").toString());
+    Run badFlag =
+        new Run("generate", "--model", model.toString(), "--prompt-ids", "1", "--top-p", "7");
     for (Run r : new Run[] {missing, badId, noTok, badInput, badFlag}) {
       System.out.println("cli error: " + r.err.strip());
       assertTrue(r.code != 0);

@@ -13,9 +13,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Write-then-rename: the content goes to a hidden temporary file in the target's own directory (same file system,
- * so the rename is atomic), is flushed to disk, and only then replaces the target. A reader sees the old file or
- * the complete new one, never a torn one, and a crash mid-write leaves the old file intact.
+ * Write-then-rename: the content goes to a hidden temporary file in the target's own directory
+ * (same file system, so the rename is atomic), is flushed to disk, and only then replaces the
+ * target. A reader sees the old file or the complete new one, never a torn one, and a crash
+ * mid-write leaves the old file intact.
  */
 final class AtomicFiles {
   private static final Logger LOG = LoggerFactory.getLogger(AtomicFiles.class);
@@ -30,13 +31,19 @@ final class AtomicFiles {
   static void write(Path target, Body body) {
     Path abs = target.toAbsolutePath();
     Path dir = abs.getParent();
-    Path tmp = dir.resolve("." + abs.getFileName() + "." + Long.toHexString(ThreadLocalRandom.current().nextLong())
-        + ".tmp");
+    Path tmp =
+        dir.resolve(
+            "."
+                + abs.getFileName()
+                + "."
+                + Long.toHexString(ThreadLocalRandom.current().nextLong())
+                + ".tmp");
     boolean moved = false;
     try {
       Files.createDirectories(dir);
       // CREATE_NEW, not createTempFile: the result gets the umask's permissions, not 0600.
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      try (FileChannel ch =
+          FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
         body.writeTo(ch);
         ch.force(true);
       }
@@ -71,7 +78,10 @@ final class AtomicFiles {
     }
   }
 
-  /** Makes the rename itself durable where the platform allows fsync on a directory (Linux does; Windows not). */
+  /**
+   * Makes the rename itself durable where the platform allows fsync on a directory (Linux does;
+   * Windows not).
+   */
   private static void syncDirectory(Path dir) {
     try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
       d.force(true);

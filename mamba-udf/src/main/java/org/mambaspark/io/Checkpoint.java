@@ -20,17 +20,18 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A model directory in the Hugging Face layout: {@code config.json} plus {@code model.safetensors}, or plus
- * {@code model.safetensors.index.json} and its shards. Loads published checkpoints (state-spaces/mamba-*-hf, and
- * the original mamba_ssm ones once converted to safetensors) and saves what transformers'
- * {@code MambaForCausalLM.from_pretrained} loads.
+ * A model directory in the Hugging Face layout: {@code config.json} plus {@code model.safetensors},
+ * or plus {@code model.safetensors.index.json} and its shards. Loads published checkpoints
+ * (state-spaces/mamba-*-hf, and the original mamba_ssm ones once converted to safetensors) and
+ * saves what transformers' {@code MambaForCausalLM.from_pretrained} loads.
  *
- * <p>Loading is strict, because a silently half-loaded model produces plausible garbage: every tensor must be a
- * parameter the config implies, with the shape it implies, and every parameter must be present. The only
- * tolerances are the ones real checkpoints need: {@code backbone.embedding.weight} (mamba_ssm's name) for
- * {@code backbone.embeddings.weight}; conv1d weights as (ED, K) as well as (ED, 1, K); any floating dtype (F32,
- * F16, BF16, F64, converted to float); and a redundant {@code lm_head.weight} next to a tied embedding, which is
- * ignored as transformers ignores it. All failures are {@link CheckpointException}s that name the file.
+ * <p>Loading is strict, because a silently half-loaded model produces plausible garbage: every
+ * tensor must be a parameter the config implies, with the shape it implies, and every parameter
+ * must be present. The only tolerances are the ones real checkpoints need: {@code
+ * backbone.embedding.weight} (mamba_ssm's name) for {@code backbone.embeddings.weight}; conv1d
+ * weights as (ED, K) as well as (ED, 1, K); any floating dtype (F32, F16, BF16, F64, converted to
+ * float); and a redundant {@code lm_head.weight} next to a tied embedding, which is ignored as
+ * transformers ignores it. All failures are {@link CheckpointException}s that name the file.
  */
 public final class Checkpoint {
   private static final Logger LOG = LoggerFactory.getLogger(Checkpoint.class);
@@ -38,6 +39,7 @@ public final class Checkpoint {
   public static final String CONFIG = "config.json";
   public static final String WEIGHTS = "model.safetensors";
   public static final String INDEX = "model.safetensors.index.json";
+
   /** The embedding's name in original mamba_ssm checkpoints. */
   public static final String EMBEDDING_ALIAS = "backbone.embedding.weight";
 
@@ -49,8 +51,15 @@ public final class Checkpoint {
   public static MambaWeights load(Path dir) {
     long t0 = System.nanoTime();
     if (!Files.isDirectory(dir)) {
-      throw new CheckpointException(dir, Files.exists(dir) ? "is not a directory (a checkpoint is a directory with "
-          + CONFIG + " and " + WEIGHTS + ")" : "checkpoint directory does not exist");
+      throw new CheckpointException(
+          dir,
+          Files.exists(dir)
+              ? "is not a directory (a checkpoint is a directory with "
+                  + CONFIG
+                  + " and "
+                  + WEIGHTS
+                  + ")"
+              : "checkpoint directory does not exist");
     }
     Path configFile = dir.resolve(CONFIG);
     if (!Files.isRegularFile(configFile)) {
@@ -59,7 +68,8 @@ public final class Checkpoint {
     MambaConfig config = ConfigJson.read(configFile);
     MambaWeights weights = new MambaWeights(config);
 
-    Map<String, SafetensorsFile> source = new LinkedHashMap<>(); // tensor name -> the file holding it
+    Map<String, SafetensorsFile> source =
+        new LinkedHashMap<>(); // tensor name -> the file holding it
     List<SafetensorsFile> opened = new ArrayList<>();
     try {
       Path described = openSources(dir, source, opened); // model.safetensors, or the index
@@ -73,15 +83,20 @@ public final class Checkpoint {
     } finally {
       closeAll(opened);
     }
-    LOG.info("loaded {} from {}: {} parameters in {} tensors, {} ms", config, dir, config.parameterCount(),
-        weights.parameters().size(), (System.nanoTime() - t0) / 1_000_000);
+    LOG.info(
+        "loaded {} from {}: {} parameters in {} tensors, {} ms",
+        config,
+        dir,
+        config.parameterCount(),
+        weights.parameters().size(),
+        (System.nanoTime() - t0) / 1_000_000);
     return weights;
   }
 
   /**
-   * Writes {@code config.json} and a single {@code model.safetensors} (F32, metadata format=pt, a tied head stored
-   * once, as the embedding), each atomically. A stale sharded index in {@code dir} is left alone: loaders prefer
-   * {@code model.safetensors}.
+   * Writes {@code config.json} and a single {@code model.safetensors} (F32, metadata format=pt, a
+   * tied head stored once, as the embedding), each atomically. A stale sharded index in {@code dir}
+   * is left alone: loaders prefer {@code model.safetensors}.
    */
   public static void save(MambaWeights w, Path dir) {
     SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
@@ -94,10 +109,11 @@ public final class Checkpoint {
   }
 
   /**
-   * Opens the weight files of {@code dir}, each once, and fills {@code source}. Returns the file that lists the
-   * tensors: model.safetensors itself, or the index.
+   * Opens the weight files of {@code dir}, each once, and fills {@code source}. Returns the file
+   * that lists the tensors: model.safetensors itself, or the index.
    */
-  private static Path openSources(Path dir, Map<String, SafetensorsFile> source, List<SafetensorsFile> opened) {
+  private static Path openSources(
+      Path dir, Map<String, SafetensorsFile> source, List<SafetensorsFile> opened) {
     Path single = dir.resolve(WEIGHTS);
     if (Files.exists(single)) {
       SafetensorsFile f = SafetensorsFile.open(single);
@@ -114,69 +130,90 @@ public final class Checkpoint {
     }
     Path pickle = findPickle(dir);
     if (pickle != null) {
-      throw new CheckpointException(pickle, "PyTorch pickle weights are not read (they can run code); this engine"
-          + " needs " + WEIGHTS + ". Convert with transformers: MambaForCausalLM.from_pretrained(dir)"
-          + ".save_pretrained(dir, safe_serialization=True)");
+      throw new CheckpointException(
+          pickle,
+          "PyTorch pickle weights are not read (they can run code); this engine"
+              + " needs "
+              + WEIGHTS
+              + ". Convert with transformers: MambaForCausalLM.from_pretrained(dir)"
+              + ".save_pretrained(dir, safe_serialization=True)");
     }
-    throw new CheckpointException(dir, "no " + WEIGHTS + " or " + INDEX + " in the checkpoint directory");
+    throw new CheckpointException(
+        dir, "no " + WEIGHTS + " or " + INDEX + " in the checkpoint directory");
   }
 
-  /** The index is {"weight_map": {tensor: shard file}}; every shard must exist and hold exactly what maps to it. */
-  private static void openShards(Path dir, Path index, Map<String, SafetensorsFile> source,
-      List<SafetensorsFile> opened) {
+  /**
+   * The index is {"weight_map": {tensor: shard file}}; every shard must exist and hold exactly what
+   * maps to it.
+   */
+  private static void openShards(
+      Path dir, Path index, Map<String, SafetensorsFile> source, List<SafetensorsFile> opened) {
     JsonNode root = Json.readObjectFile(index, "index");
     JsonNode weightMap = root.get("weight_map");
     if (weightMap == null || !weightMap.isObject() || weightMap.size() == 0) {
-      throw new CheckpointException(index, "\"weight_map\" must be a non-empty object {tensor: shard file}, found "
-          + weightMap);
+      throw new CheckpointException(
+          index,
+          "\"weight_map\" must be a non-empty object {tensor: shard file}, found " + weightMap);
     }
     Path base = dir.toAbsolutePath().normalize();
     Map<String, SafetensorsFile> shards = new LinkedHashMap<>(); // shard file name -> opened once
-    for (Iterator<Map.Entry<String, JsonNode>> it = weightMap.fields(); it.hasNext();) {
+    for (Iterator<Map.Entry<String, JsonNode>> it = weightMap.fields(); it.hasNext(); ) {
       Map.Entry<String, JsonNode> e = it.next();
       String name = e.getKey();
       if (!e.getValue().isTextual()) {
-        throw new CheckpointException(index, "weight_map entry for tensor '" + name + "' must be a file name, found "
-            + e.getValue());
+        throw new CheckpointException(
+            index,
+            "weight_map entry for tensor '"
+                + name
+                + "' must be a file name, found "
+                + e.getValue());
       }
       String shardName = e.getValue().textValue();
       SafetensorsFile shard = shards.get(shardName);
       if (shard == null) {
         Path shardPath = base.resolve(shardName).normalize();
         if (!shardPath.getParent().equals(base)) {
-          throw new CheckpointException(index, "weight_map maps tensor '" + name + "' to '" + shardName
-              + "', which is not a file name in the checkpoint directory");
+          throw new CheckpointException(
+              index,
+              "weight_map maps tensor '"
+                  + name
+                  + "' to '"
+                  + shardName
+                  + "', which is not a file name in the checkpoint directory");
         }
         if (!Files.isRegularFile(shardPath)) {
-          throw new CheckpointException(shardPath, "shard missing (listed in " + INDEX + " for tensor '" + name
-              + "')");
+          throw new CheckpointException(
+              shardPath, "shard missing (listed in " + INDEX + " for tensor '" + name + "')");
         }
         shard = SafetensorsFile.open(shardPath);
         opened.add(shard);
         shards.put(shardName, shard);
       }
       if (!shard.contains(name)) {
-        throw new CheckpointException(shard.path(), "has no tensor '" + name + "', though " + INDEX
-            + " maps it to this shard");
+        throw new CheckpointException(
+            shard.path(),
+            "has no tensor '" + name + "', though " + INDEX + " maps it to this shard");
       }
       source.put(name, shard);
     }
     for (SafetensorsFile shard : shards.values()) {
       for (String name : shard.names()) {
         if (source.get(name) != shard) {
-          throw new CheckpointException(shard.path(), "holds tensor '" + name + "', which " + INDEX + " does not"
-              + " map to this shard");
+          throw new CheckpointException(
+              shard.path(),
+              "holds tensor '" + name + "', which " + INDEX + " does not" + " map to this shard");
         }
       }
     }
   }
 
   /**
-   * Pairs every parameter with the tensor name that holds it. Unknown tensors and missing parameters are errors;
-   * {@code described} is the file named in those (model.safetensors, or the index).
+   * Pairs every parameter with the tensor name that holds it. Unknown tensors and missing
+   * parameters are errors; {@code described} is the file named in those (model.safetensors, or the
+   * index).
    */
-  private static Map<NamedTensor, String> match(MambaConfig c, MambaWeights w, Map<String, SafetensorsFile> source,
-      Path described) {
+  private static Map<NamedTensor, String> match(
+      MambaConfig c, MambaWeights w, Map<String, SafetensorsFile> source, Path described) {
     Map<String, NamedTensor> expected = new LinkedHashMap<>();
     for (NamedTensor p : w.parameters()) {
       expected.put(p.name, p);
@@ -185,19 +222,24 @@ public final class Checkpoint {
     for (String name : source.keySet()) {
       String canonical = name.equals(EMBEDDING_ALIAS) ? MambaWeights.EMBEDDINGS : name;
       if (canonical.equals(MambaWeights.LM_HEAD) && c.tieWordEmbeddings) {
-        LOG.info("{}: ignoring {}: config.json ties it to {} (as transformers does)", source.get(name).path(), name,
+        LOG.info(
+            "{}: ignoring {}: config.json ties it to {} (as transformers does)",
+            source.get(name).path(),
+            name,
             MambaWeights.EMBEDDINGS);
         continue;
       }
       NamedTensor p = expected.get(canonical);
       if (p == null) {
-        throw new CheckpointException(source.get(name).path(), "unknown tensor '" + name + "': not a parameter of "
-            + c + unknownHint(c, name));
+        throw new CheckpointException(
+            source.get(name).path(),
+            "unknown tensor '" + name + "': not a parameter of " + c + unknownHint(c, name));
       }
       String previous = found.put(p, name);
       if (previous != null) {
-        throw new CheckpointException(source.get(name).path(), "tensors '" + previous + "' and '" + name
-            + "' are both the embedding; keep one");
+        throw new CheckpointException(
+            source.get(name).path(),
+            "tensors '" + previous + "' and '" + name + "' are both the embedding; keep one");
       }
     }
     List<String> missing = new ArrayList<>();
@@ -208,8 +250,15 @@ public final class Checkpoint {
     }
     if (!missing.isEmpty()) {
       String first = missing.get(0);
-      throw new CheckpointException(described, "missing tensor '" + first + "'" + missingHint(first)
-          + (missing.size() > 1 ? " (and " + (missing.size() - 1) + " more: " + abbreviate(missing) + ")" : ""));
+      throw new CheckpointException(
+          described,
+          "missing tensor '"
+              + first
+              + "'"
+              + missingHint(first)
+              + (missing.size() > 1
+                  ? " (and " + (missing.size() - 1) + " more: " + abbreviate(missing) + ")"
+                  : ""));
     }
     return found;
   }
@@ -218,18 +267,35 @@ public final class Checkpoint {
     TensorInfo t = f.info(name);
     Dtype dtype = Dtype.valueOf(t.dtype());
     if (!dtype.floating) {
-      throw new CheckpointException(f.path(), "tensor '" + name + "' has dtype " + t.dtype()
-          + "; parameters must be F32, F16, BF16 or F64");
+      throw new CheckpointException(
+          f.path(),
+          "tensor '"
+              + name
+              + "' has dtype "
+              + t.dtype()
+              + "; parameters must be F32, F16, BF16 or F64");
     }
     long[] actual = t.shape();
     if (Arrays.equals(actual, p.shape)) {
       return;
     }
-    boolean conv2d = p.name.endsWith(".conv1d.weight") && actual.length == 2 && actual[0] == p.shape[0]
-        && actual[1] == p.shape[2]; // (ED, K) for (ED, 1, K)
+    boolean conv2d =
+        p.name.endsWith(".conv1d.weight")
+            && actual.length == 2
+            && actual[0] == p.shape[0]
+            && actual[1] == p.shape[2]; // (ED, K) for (ED, 1, K)
     if (!conv2d) {
-      throw new CheckpointException(f.path(), "tensor '" + name + "' has shape " + Arrays.toString(actual)
-          + ", but config.json implies " + Arrays.toString(p.shape) + " (" + c + ")");
+      throw new CheckpointException(
+          f.path(),
+          "tensor '"
+              + name
+              + "' has shape "
+              + Arrays.toString(actual)
+              + ", but config.json implies "
+              + Arrays.toString(p.shape)
+              + " ("
+              + c
+              + ")");
     }
   }
 

@@ -10,18 +10,19 @@ import org.mambaspark.model.MambaConfig;
 /**
  * Reads and writes {@code config.json} for a Mamba (v1) language model.
  *
- * <p>Two dialects are read. Hugging Face's {@code MambaConfig} ({@code hidden_size}, {@code num_hidden_layers},
- * {@code state_size}, ...; state-spaces/mamba-*-hf and anything {@code save_pretrained} wrote). And the original
- * mamba_ssm {@code MambaConfig} ({@code d_model}, {@code n_layer}, {@code ssm_cfg: {d_state, d_conv, expand,
- * dt_rank, ...}}; state-spaces/mamba-*), whose vocabulary is padded up to {@code pad_vocab_size_multiple} (default
- * 8) exactly as {@code MambaLMHeadModel.__init__} does, since the embedding in those checkpoints has the padded
- * row count. A file is mamba_ssm-style when it has {@code d_model} and no {@code hidden_size}. Absent optional fields
- * take that dialect's defaults; unknown fields are ignored; a JSON null counts as absent. Anything this engine does
- * not compute (Mamba2, hybrid attention, LayerNorm, an activation other than SiLU) is refused with a message, never
- * silently run as something else.
+ * <p>Two dialects are read. Hugging Face's {@code MambaConfig} ({@code hidden_size}, {@code
+ * num_hidden_layers}, {@code state_size}, ...; state-spaces/mamba-*-hf and anything {@code
+ * save_pretrained} wrote). And the original mamba_ssm {@code MambaConfig} ({@code d_model}, {@code
+ * n_layer}, {@code ssm_cfg: {d_state, d_conv, expand, dt_rank, ...}}; state-spaces/mamba-*), whose
+ * vocabulary is padded up to {@code pad_vocab_size_multiple} (default 8) exactly as {@code
+ * MambaLMHeadModel.__init__} does, since the embedding in those checkpoints has the padded row
+ * count. A file is mamba_ssm-style when it has {@code d_model} and no {@code hidden_size}. Absent
+ * optional fields take that dialect's defaults; unknown fields are ignored; a JSON null counts as
+ * absent. Anything this engine does not compute (Mamba2, hybrid attention, LayerNorm, an activation
+ * other than SiLU) is refused with a message, never silently run as something else.
  *
- * <p>{@link #write} always writes the Hugging Face dialect, with every field transformers' {@code MambaConfig}
- * needs, so that {@code MambaForCausalLM.from_pretrained(dir)} loads what we train.
+ * <p>{@link #write} always writes the Hugging Face dialect, with every field transformers' {@code
+ * MambaConfig} needs, so that {@code MambaForCausalLM.from_pretrained(dir)} loads what we train.
  */
 public final class ConfigJson {
   private ConfigJson() {}
@@ -31,9 +32,13 @@ public final class ConfigJson {
     Fields f = new Fields(configJson, root, "");
     String modelType = f.optString("model_type", null);
     if (modelType != null && !modelType.equals("mamba")) {
-      throw new CheckpointException(configJson, "model_type '" + modelType + "': "
-          + (modelType.equals("mamba2") ? "Mamba2 is not supported" : "not a Mamba model")
-          + " (this engine runs Mamba1, model_type \"mamba\")");
+      throw new CheckpointException(
+          configJson,
+          "model_type '"
+              + modelType
+              + "': "
+              + (modelType.equals("mamba2") ? "Mamba2 is not supported" : "not a Mamba model")
+              + " (this engine runs Mamba1, model_type \"mamba\")");
     }
     boolean mambaSsm = !root.hasNonNull("hidden_size") && root.hasNonNull("d_model");
     MambaConfig.Builder b = mambaSsm ? readMambaSsm(f) : readHf(f);
@@ -51,7 +56,10 @@ public final class ConfigJson {
       throw f.error("hidden_act", "is \"" + act + "\"; only \"silu\" is supported");
     }
     int D = f.reqInt("hidden_size");
-    int ED = f.has("intermediate_size") ? f.reqPositiveInt("intermediate_size") : expandedWidth(f, "expand", D);
+    int ED =
+        f.has("intermediate_size")
+            ? f.reqPositiveInt("intermediate_size")
+            : expandedWidth(f, "expand", D);
     return MambaConfig.builder()
         .vocabSize(f.reqInt("vocab_size"))
         .hiddenSize(D)
@@ -76,24 +84,30 @@ public final class ConfigJson {
   }
 
   /**
-   * mamba_ssm's {@code MambaConfig} (mamba_ssm/models/config_mamba.py) with the {@code Mamba} block defaults
-   * (mamba_ssm/modules/mamba_simple.py) and {@code _init_weights} defaults (initializer_range 0.02, rescale on).
+   * mamba_ssm's {@code MambaConfig} (mamba_ssm/models/config_mamba.py) with the {@code Mamba} block
+   * defaults (mamba_ssm/modules/mamba_simple.py) and {@code _init_weights} defaults
+   * (initializer_range 0.02, rescale on).
    */
   private static MambaConfig.Builder readMambaSsm(Fields f) {
     Fields ssm = f.optObject("ssm_cfg");
     String layer = ssm.optString("layer", "Mamba1");
     if (!layer.equals("Mamba1")) {
-      throw ssm.error("layer", "is \"" + layer + "\": Mamba2 is not supported (only Mamba1 checkpoints load)");
+      throw ssm.error(
+          "layer", "is \"" + layer + "\": Mamba2 is not supported (only Mamba1 checkpoints load)");
     }
     if (!f.optBool("rms_norm", true)) {
       throw f.error("rms_norm", "is false: LayerNorm blocks are not supported (RMSNorm only)");
     }
     JsonNode attn = f.node("attn_layer_idx");
     if (attn != null && !(attn.isArray() && attn.size() == 0)) {
-      throw f.error("attn_layer_idx", "is " + f.node("attn_layer_idx") + ": hybrid attention layers are not supported");
+      throw f.error(
+          "attn_layer_idx",
+          "is " + f.node("attn_layer_idx") + ": hybrid attention layers are not supported");
     }
     if (f.optInt("d_intermediate", 0) != 0) {
-      throw f.error("d_intermediate", "is " + f.node("d_intermediate") + ": per-layer MLPs are not supported");
+      throw f.error(
+          "d_intermediate",
+          "is " + f.node("d_intermediate") + ": per-layer MLPs are not supported");
     }
     int D = f.reqInt("d_model");
     long vocab = f.reqInt("vocab_size");
@@ -103,7 +117,8 @@ public final class ConfigJson {
     }
     long padded = (vocab + multiple - 1) / multiple * multiple;
     if (padded > Integer.MAX_VALUE) {
-      throw f.error("vocab_size", vocab + " padded to a multiple of " + multiple + " overflows an int");
+      throw f.error(
+          "vocab_size", vocab + " padded to a multiple of " + multiple + " overflows an int");
     }
     Fields init = f.optObject("initializer_cfg");
     return MambaConfig.builder()
@@ -131,7 +146,12 @@ public final class ConfigJson {
     double expand = f.optDouble(field, 2.0);
     double ed = expand * D;
     if (!(ed >= 1) || ed >= Integer.MAX_VALUE) {
-      throw f.error(field, "must be a positive number with 1 <= " + field + " * hidden size < 2^31, found " + expand);
+      throw f.error(
+          field,
+          "must be a positive number with 1 <= "
+              + field
+              + " * hidden size < 2^31, found "
+              + expand);
     }
     return (int) ed;
   }
@@ -156,8 +176,10 @@ public final class ConfigJson {
     m.put("vocab_size", c.vocabSize);
     m.put("hidden_size", c.hiddenSize);
     m.put("intermediate_size", c.intermediateSize);
-    // transformers types expand as an int and derives int(expand * hidden_size) from it, but a stored
-    // intermediate_size overrides that (checked with transformers 5.18): so for a non-integral ED/D, expand is
+    // transformers types expand as an int and derives int(expand * hidden_size) from it, but a
+    // stored
+    // intermediate_size overrides that (checked with transformers 5.18): so for a non-integral
+    // ED/D, expand is
     // only the nearest integer, and intermediate_size carries the truth.
     m.put("expand", Math.max(1, Math.round((double) c.intermediateSize / c.hiddenSize)));
     m.put("state_size", c.stateSize);
@@ -186,15 +208,22 @@ public final class ConfigJson {
     AtomicFiles.write(configJson, Json.pretty(m));
   }
 
-  /** A float as the double of its shortest decimal form, so 1e-5f is written 1.0E-5, not 9.999999747378752E-6. */
+  /**
+   * A float as the double of its shortest decimal form, so 1e-5f is written 1.0E-5, not
+   * 9.999999747378752E-6.
+   */
   private static double decimal(float v) {
     return Double.parseDouble(Float.toString(v));
   }
 
-  /** Typed access to one JSON object's fields, with errors that name the file and the (dotted) field. */
+  /**
+   * Typed access to one JSON object's fields, with errors that name the file and the (dotted)
+   * field.
+   */
   private static final class Fields {
     final Path file;
-    final JsonNode obj; // an ObjectNode, or null for an absent optional section (then every field is absent)
+    final JsonNode
+        obj; // an ObjectNode, or null for an absent optional section (then every field is absent)
     final String prefix;
 
     Fields(Path file, JsonNode obj, String prefix) {
@@ -228,7 +257,10 @@ public final class ConfigJson {
       return v.intValue();
     }
 
-    /** Zero or negative would be taken for "derive it" by {@link MambaConfig.Builder}: refuse it here. */
+    /**
+     * Zero or negative would be taken for "derive it" by {@link MambaConfig.Builder}: refuse it
+     * here.
+     */
     int reqPositiveInt(String field) {
       int v = reqInt(field);
       if (v <= 0) {
@@ -278,7 +310,10 @@ public final class ConfigJson {
       return v.textValue();
     }
 
-    /** A token id: an integer; absent or null means 0 (HF's default); a list (as some configs hold) its first. */
+    /**
+     * A token id: an integer; absent or null means 0 (HF's default); a list (as some configs hold)
+     * its first.
+     */
     int optTokenId(String field) {
       JsonNode v = node(field);
       if (v != null && v.isArray()) {

@@ -1,8 +1,9 @@
 package org.mambaspark.io;
 
 /**
- * The safetensors element types this package reads, by their header names, with their byte sizes. The 8-bit float
- * types (F8_E4M3, F8_E5M2) and U64 (whose values need not fit a Java long) are left out on purpose.
+ * The safetensors element types this package reads, by their header names, with their byte sizes.
+ * The 8-bit float types (F8_E4M3, F8_E5M2) and U64 (whose values need not fit a Java long) are left
+ * out on purpose.
  */
 enum Dtype {
   F64(8, true),
@@ -20,6 +21,7 @@ enum Dtype {
 
   /** Bytes per element. */
   final int size;
+
   /** Read with {@code readFloats} (true) or {@code readLongs} (false). */
   final boolean floating;
 

@@ -15,13 +15,15 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 
 /**
- * The package's one Jackson set-up: strict parsing (a duplicate key or trailing garbage is an error, not a silent
- * last-one-wins) and Hugging Face-looking output (2-space indent, {@code "key": value}, '\n' line ends).
+ * The package's one Jackson set-up: strict parsing (a duplicate key or trailing garbage is an
+ * error, not a silent last-one-wins) and Hugging Face-looking output (2-space indent, {@code "key":
+ * value}, '\n' line ends).
  */
 final class Json {
-  static final ObjectMapper MAPPER = new ObjectMapper()
-      .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
-      .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+  static final ObjectMapper MAPPER =
+      new ObjectMapper()
+          .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+          .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
   /** config.json and index files are kilobytes; anything this big is not one. */
   private static final long MAX_SMALL_FILE_BYTES = 64L << 20;
@@ -37,7 +39,8 @@ final class Json {
       }
       return root;
     } catch (JsonProcessingException e) {
-      throw new CheckpointException(file, what + " is not valid JSON: " + e.getOriginalMessage(), e);
+      throw new CheckpointException(
+          file, what + " is not valid JSON: " + e.getOriginalMessage(), e);
     } catch (IOException e) {
       throw new CheckpointException(file, "cannot parse " + what + ": " + e, e);
     }
@@ -49,8 +52,16 @@ final class Json {
     try {
       long size = Files.size(file);
       if (size > MAX_SMALL_FILE_BYTES) {
-        throw new CheckpointException(file, what + " is " + size + " bytes; a " + what + " is at most "
-            + MAX_SMALL_FILE_BYTES + " bytes");
+        throw new CheckpointException(
+            file,
+            what
+                + " is "
+                + size
+                + " bytes; a "
+                + what
+                + " is at most "
+                + MAX_SMALL_FILE_BYTES
+                + " bytes");
       }
       bytes = Files.readAllBytes(file);
     } catch (NoSuchFileException e) {
@@ -60,7 +71,8 @@ final class Json {
     }
     JsonNode root = parse(file, bytes, what);
     if (!root.isObject()) {
-      throw new CheckpointException(file, what + " is not a JSON object (found " + root.getNodeType() + ")");
+      throw new CheckpointException(
+          file, what + " is not a JSON object (found " + root.getNodeType() + ")");
     }
     return root;
   }

@@ -22,27 +22,36 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Read access to one safetensors file (https://huggingface.co/docs/safetensors): an unsigned 64-bit little-endian
- * header length N, N bytes of UTF-8 JSON ({@code {name: {"dtype", "shape", "data_offsets": [begin, end]}, ...,
- * "__metadata__": {str: str}}}), then the data section; offsets are relative to its start, data little-endian.
+ * Read access to one safetensors file (https://huggingface.co/docs/safetensors): an unsigned 64-bit
+ * little-endian header length N, N bytes of UTF-8 JSON ({@code {name: {"dtype", "shape",
+ * "data_offsets": [begin, end]}, ..., "__metadata__": {str: str}}}), then the data section; offsets
+ * are relative to its start, data little-endian.
  *
- * <p>Why memory-mapped: checkpoints run to gigabytes; a mapping copies straight from the page cache into the
- * destination array, with no byte[] of the file in between. Each read maps only that tensor's bytes, in windows
- * of at most 1 GiB (a MappedByteBuffer is int-indexed), so a tensor of more than 2 GiB of bytes reads too.
+ * <p>Why memory-mapped: checkpoints run to gigabytes; a mapping copies straight from the page cache
+ * into the destination array, with no byte[] of the file in between. Each read maps only that
+ * tensor's bytes, in windows of at most 1 GiB (a MappedByteBuffer is int-indexed), so a tensor of
+ * more than 2 GiB of bytes reads too.
  *
- * <p>Why so much checking in {@link #open}: the header is untrusted input. Every claim it makes (lengths, dtypes,
- * shapes, offsets inside the file, no overlaps) is verified up front, so a truncated or corrupt file fails there
- * with a {@link CheckpointException} naming the file and tensor, instead of later as a BufferUnderflowException,
- * an OutOfMemoryError or a fault in mapped memory. Gaps between tensors and trailing bytes are tolerated.
+ * <p>Why so much checking in {@link #open}: the header is untrusted input. Every claim it makes
+ * (lengths, dtypes, shapes, offsets inside the file, no overlaps) is verified up front, so a
+ * truncated or corrupt file fails there with a {@link CheckpointException} naming the file and
+ * tensor, instead of later as a BufferUnderflowException, an OutOfMemoryError or a fault in mapped
+ * memory. Gaps between tensors and trailing bytes are tolerated.
  *
- * <p>Reads are thread-safe. {@link #close} closes the channel. No mapping is referenced after a read returns; the
- * garbage collector unmaps it (Java 17 has no explicit unmap), so virtual address space, not heap, is what lingers.
+ * <p>Reads are thread-safe. {@link #close} closes the channel. No mapping is referenced after a
+ * read returns; the garbage collector unmaps it (Java 17 has no explicit unmap), so virtual address
+ * space, not heap, is what lingers.
  */
 public final class SafetensorsFile implements AutoCloseable {
   /** The reference implementation's limit on N. */
   static final long MAX_HEADER_BYTES = 100_000_000L;
-  /** Largest mapping per window; a multiple of every dtype size, so no element straddles two windows. */
+
+  /**
+   * Largest mapping per window; a multiple of every dtype size, so no element straddles two
+   * windows.
+   */
   static final int DEFAULT_WINDOW_BYTES = 1 << 30;
+
   /** Largest Java array the common VMs allocate. */
   static final int MAX_ARRAY_LENGTH = Integer.MAX_VALUE - 8;
 
@@ -56,8 +65,14 @@ public final class SafetensorsFile implements AutoCloseable {
   private final Map<String, TensorInfo> tensors; // in header order
   private final Map<String, String> metadata;
 
-  private SafetensorsFile(Path path, FileChannel channel, long dataStart, long dataLength, int windowBytes,
-      Map<String, TensorInfo> tensors, Map<String, String> metadata) {
+  private SafetensorsFile(
+      Path path,
+      FileChannel channel,
+      long dataStart,
+      long dataLength,
+      int windowBytes,
+      Map<String, TensorInfo> tensors,
+      Map<String, String> metadata) {
     this.path = path;
     this.channel = channel;
     this.dataStart = dataStart;
@@ -67,15 +82,21 @@ public final class SafetensorsFile implements AutoCloseable {
     this.metadata = Collections.unmodifiableMap(metadata);
   }
 
-  /** Opens and validates a safetensors file; throws {@link CheckpointException} if it is not a sound one. */
+  /**
+   * Opens and validates a safetensors file; throws {@link CheckpointException} if it is not a sound
+   * one.
+   */
   public static SafetensorsFile open(Path path) {
     return open(path, DEFAULT_WINDOW_BYTES);
   }
 
-  /** As {@link #open(Path)} with a smaller mapping window, so tests can exercise multi-window reads. */
+  /**
+   * As {@link #open(Path)} with a smaller mapping window, so tests can exercise multi-window reads.
+   */
   static SafetensorsFile open(Path path, int windowBytes) {
     if (windowBytes <= 0 || windowBytes % 8 != 0) {
-      throw new IllegalArgumentException("window must be a positive multiple of 8 bytes: " + windowBytes);
+      throw new IllegalArgumentException(
+          "window must be a positive multiple of 8 bytes: " + windowBytes);
     }
     FileChannel ch;
     try {
@@ -105,33 +126,47 @@ public final class SafetensorsFile implements AutoCloseable {
       throw new CheckpointException(path, "cannot read file size: " + e, e);
     }
     if (fileSize < 8) {
-      throw new CheckpointException(path, "file is " + fileSize + " bytes, too short for the 8-byte header length;"
-          + " not a safetensors file, or truncated");
+      throw new CheckpointException(
+          path,
+          "file is "
+              + fileSize
+              + " bytes, too short for the 8-byte header length;"
+              + " not a safetensors file, or truncated");
     }
     ByteBuffer lengthField = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
     readFully(path, ch, lengthField, 0);
     long n = lengthField.getLong(0); // unsigned on disk: negative here means >= 2^63
     if (n < 0 || n > MAX_HEADER_BYTES) {
-      throw new CheckpointException(path, "header length " + Long.toUnsignedString(n) + " is absurd (limit "
-          + MAX_HEADER_BYTES + " bytes); not a safetensors file, or corrupt");
+      throw new CheckpointException(
+          path,
+          "header length "
+              + Long.toUnsignedString(n)
+              + " is absurd (limit "
+              + MAX_HEADER_BYTES
+              + " bytes); not a safetensors file, or corrupt");
     }
     if (n > fileSize - 8) {
-      throw new CheckpointException(path, "header length " + n + " exceeds the " + (fileSize - 8)
-          + " bytes after the length field; file truncated, or not a safetensors file");
+      throw new CheckpointException(
+          path,
+          "header length "
+              + n
+              + " exceeds the "
+              + (fileSize - 8)
+              + " bytes after the length field; file truncated, or not a safetensors file");
     }
     ByteBuffer headerBytes = ByteBuffer.allocate((int) n);
     readFully(path, ch, headerBytes, 8);
     JsonNode root = Json.parse(path, headerBytes.array(), "safetensors header");
     if (!root.isObject()) {
-      throw new CheckpointException(path, "safetensors header is not a JSON object (found " + root.getNodeType()
-          + ")");
+      throw new CheckpointException(
+          path, "safetensors header is not a JSON object (found " + root.getNodeType() + ")");
     }
 
     long dataStart = 8 + n;
     long dataLength = fileSize - dataStart;
     Map<String, TensorInfo> tensors = new LinkedHashMap<>();
     Map<String, String> metadata = new LinkedHashMap<>();
-    for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext();) {
+    for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
       Map.Entry<String, JsonNode> e = it.next();
       if (e.getKey().equals(METADATA_KEY)) {
         parseMetadata(path, e.getValue(), metadata);
@@ -146,13 +181,14 @@ public final class SafetensorsFile implements AutoCloseable {
 
   private static void parseMetadata(Path path, JsonNode node, Map<String, String> out) {
     if (!node.isObject()) {
-      throw new CheckpointException(path, METADATA_KEY + " must be an object of strings, found " + node.getNodeType());
+      throw new CheckpointException(
+          path, METADATA_KEY + " must be an object of strings, found " + node.getNodeType());
     }
-    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext();) {
+    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
       Map.Entry<String, JsonNode> e = it.next();
       if (!e.getValue().isTextual()) {
-        throw new CheckpointException(path, METADATA_KEY + "." + e.getKey() + " must be a string, found "
-            + e.getValue());
+        throw new CheckpointException(
+            path, METADATA_KEY + "." + e.getKey() + " must be a string, found " + e.getValue());
       }
       out.put(e.getKey(), e.getValue().textValue());
     }
@@ -169,8 +205,14 @@ public final class SafetensorsFile implements AutoCloseable {
     }
     Dtype dtype = Dtype.parse(dtypeNode.textValue());
     if (dtype == null) {
-      throw new CheckpointException(path, where + "unsupported dtype '" + dtypeNode.textValue() + "' (supported: "
-          + Dtype.supportedNames() + ")");
+      throw new CheckpointException(
+          path,
+          where
+              + "unsupported dtype '"
+              + dtypeNode.textValue()
+              + "' (supported: "
+              + Dtype.supportedNames()
+              + ")");
     }
     long[] shape = nonNegativeLongs(path, where, node.get("shape"), "shape", -1);
     long[] offsets = nonNegativeLongs(path, where, node.get("data_offsets"), "data_offsets", 2);
@@ -185,35 +227,70 @@ public final class SafetensorsFile implements AutoCloseable {
       }
       bytes = Math.multiplyExact(numel, (long) dtype.size);
     } catch (ArithmeticException e) {
-      throw new CheckpointException(path, where + "shape " + Arrays.toString(shape) + " has too many elements"
-          + " (overflows a 64-bit count)");
+      throw new CheckpointException(
+          path,
+          where
+              + "shape "
+              + Arrays.toString(shape)
+              + " has too many elements"
+              + " (overflows a 64-bit count)");
     }
     if (end < begin) {
-      throw new CheckpointException(path, where + "data_offsets [" + begin + ", " + end + "] end before begin");
+      throw new CheckpointException(
+          path, where + "data_offsets [" + begin + ", " + end + "] end before begin");
     }
     if (end > dataLength) {
-      throw new CheckpointException(path, where + "data_offsets [" + begin + ", " + end + "] reach beyond the data"
-          + " section, which has " + dataLength + " bytes; file truncated or header corrupt");
+      throw new CheckpointException(
+          path,
+          where
+              + "data_offsets ["
+              + begin
+              + ", "
+              + end
+              + "] reach beyond the data"
+              + " section, which has "
+              + dataLength
+              + " bytes; file truncated or header corrupt");
     }
     if (end - begin != bytes) {
-      throw new CheckpointException(path, where + "data_offsets [" + begin + ", " + end + "] span " + (end - begin)
-          + " bytes, but shape " + Arrays.toString(shape) + " of " + dtype + " needs " + bytes);
+      throw new CheckpointException(
+          path,
+          where
+              + "data_offsets ["
+              + begin
+              + ", "
+              + end
+              + "] span "
+              + (end - begin)
+              + " bytes, but shape "
+              + Arrays.toString(shape)
+              + " of "
+              + dtype
+              + " needs "
+              + bytes);
     }
     return new TensorInfo(name, dtype.name(), shape, numel, begin, end);
   }
 
-  /** A JSON array of integers in [0, 2^63); of exactly {@code length} elements unless that is -1. */
-  private static long[] nonNegativeLongs(Path path, String where, JsonNode node, String field, int length) {
-    String expected = length < 0 ? "an array of non-negative integers" : "an array of " + length
-        + " non-negative integers";
+  /**
+   * A JSON array of integers in [0, 2^63); of exactly {@code length} elements unless that is -1.
+   */
+  private static long[] nonNegativeLongs(
+      Path path, String where, JsonNode node, String field, int length) {
+    String expected =
+        length < 0
+            ? "an array of non-negative integers"
+            : "an array of " + length + " non-negative integers";
     if (node == null || !node.isArray() || (length >= 0 && node.size() != length)) {
-      throw new CheckpointException(path, where + "\"" + field + "\" must be " + expected + ", found " + node);
+      throw new CheckpointException(
+          path, where + "\"" + field + "\" must be " + expected + ", found " + node);
     }
     long[] out = new long[node.size()];
     for (int i = 0; i < out.length; i++) {
       JsonNode v = node.get(i);
       if (!v.isIntegralNumber() || !v.canConvertToLong() || v.longValue() < 0) {
-        throw new CheckpointException(path, where + "\"" + field + "\" must be " + expected + ", found " + node);
+        throw new CheckpointException(
+            path, where + "\"" + field + "\" must be " + expected + ", found " + node);
       }
       out[i] = v.longValue();
     }
@@ -227,13 +304,29 @@ public final class SafetensorsFile implements AutoCloseable {
         sorted.add(t);
       }
     }
-    sorted.sort((a, b) -> a.begin() != b.begin() ? Long.compare(a.begin(), b.begin())
-        : Long.compare(a.end(), b.end()));
+    sorted.sort(
+        (a, b) ->
+            a.begin() != b.begin()
+                ? Long.compare(a.begin(), b.begin())
+                : Long.compare(a.end(), b.end()));
     TensorInfo reach = null; // the tensor reaching furthest so far
     for (TensorInfo t : sorted) {
       if (reach != null && t.begin() < reach.end()) {
-        throw new CheckpointException(path, "tensors '" + reach.name() + "' [" + reach.begin() + ", " + reach.end()
-            + ") and '" + t.name() + "' [" + t.begin() + ", " + t.end() + ") overlap");
+        throw new CheckpointException(
+            path,
+            "tensors '"
+                + reach.name()
+                + "' ["
+                + reach.begin()
+                + ", "
+                + reach.end()
+                + ") and '"
+                + t.name()
+                + "' ["
+                + t.begin()
+                + ", "
+                + t.end()
+                + ") overlap");
       }
       if (reach == null || t.end() > reach.end()) {
         reach = t;
@@ -263,7 +356,10 @@ public final class SafetensorsFile implements AutoCloseable {
     return t;
   }
 
-  /** The {@code __metadata__} string map (empty when the header has none), e.g. {@code {"format": "pt"}}. */
+  /**
+   * The {@code __metadata__} string map (empty when the header has none), e.g. {@code {"format":
+   * "pt"}}.
+   */
   public Map<String, String> metadata() {
     return metadata;
   }
@@ -276,17 +372,30 @@ public final class SafetensorsFile implements AutoCloseable {
     return out;
   }
 
-  /** As {@link #readFloats(String)}, into {@code dst}, whose length must equal the tensor's element count. */
+  /**
+   * As {@link #readFloats(String)}, into {@code dst}, whose length must equal the tensor's element
+   * count.
+   */
   public void readFloats(String name, float[] dst) {
     TensorInfo t = requireKind(name, true);
     if (dst.length != t.numel()) {
-      throw new CheckpointException(path, "tensor '" + name + "' has " + t.numel() + " elements "
-          + Arrays.toString(t.shape()) + ", destination array has " + dst.length);
+      throw new CheckpointException(
+          path,
+          "tensor '"
+              + name
+              + "' has "
+              + t.numel()
+              + " elements "
+              + Arrays.toString(t.shape())
+              + ", destination array has "
+              + dst.length);
     }
     readInto(t, dst, null);
   }
 
-  /** An integer or boolean tensor (I64, I32, I16, I8, U32, U16, U8, BOOL as 0/1) as a new long[]. */
+  /**
+   * An integer or boolean tensor (I64, I32, I16, I8, U32, U16, U8, BOOL as 0/1) as a new long[].
+   */
   public long[] readLongs(String name) {
     TensorInfo t = requireKind(name, false);
     long[] out = new long[arrayLength(t)];
@@ -297,37 +406,65 @@ public final class SafetensorsFile implements AutoCloseable {
   private TensorInfo requireKind(String name, boolean floating) {
     TensorInfo t = info(name);
     if (Dtype.valueOf(t.dtype()).floating != floating) {
-      throw new CheckpointException(path, "tensor '" + name + "' has dtype " + t.dtype() + "; "
-          + (floating ? "readFloats reads F64, F32, F16, BF16" : "readLongs reads I64, I32, I16, I8, U32, U16, U8,"
-          + " BOOL"));
+      throw new CheckpointException(
+          path,
+          "tensor '"
+              + name
+              + "' has dtype "
+              + t.dtype()
+              + "; "
+              + (floating
+                  ? "readFloats reads F64, F32, F16, BF16"
+                  : "readLongs reads I64, I32, I16, I8, U32, U16, U8," + " BOOL"));
     }
     return t;
   }
 
   private int arrayLength(TensorInfo t) {
     if (t.numel() > MAX_ARRAY_LENGTH) {
-      throw new CheckpointException(path, "tensor '" + t.name() + "' has " + t.numel() + " elements "
-          + Arrays.toString(t.shape()) + ", more than a Java array holds (" + MAX_ARRAY_LENGTH + ")");
+      throw new CheckpointException(
+          path,
+          "tensor '"
+              + t.name()
+              + "' has "
+              + t.numel()
+              + " elements "
+              + Arrays.toString(t.shape())
+              + ", more than a Java array holds ("
+              + MAX_ARRAY_LENGTH
+              + ")");
     }
     return (int) t.numel();
   }
 
-  /** Maps the tensor's bytes window by window and decodes each into floats or longs (exactly one is non-null). */
+  /**
+   * Maps the tensor's bytes window by window and decodes each into floats or longs (exactly one is
+   * non-null).
+   */
   private void readInto(TensorInfo t, float[] floats, long[] longs) {
     Dtype dtype = Dtype.valueOf(t.dtype());
     try {
       long size = channel.size();
       if (size < dataStart + t.end()) {
-        throw new CheckpointException(path, "tensor '" + t.name() + "': file shrank to " + size
-            + " bytes since it was opened (data section was " + dataLength + " bytes)");
+        throw new CheckpointException(
+            path,
+            "tensor '"
+                + t.name()
+                + "': file shrank to "
+                + size
+                + " bytes since it was opened (data section was "
+                + dataLength
+                + " bytes)");
       }
       long position = dataStart + t.begin();
       long remaining = t.byteLength();
       int offset = 0; // elements decoded so far
       while (remaining > 0) {
         int bytes = (int) Math.min(remaining, windowBytes);
-        ByteBuffer window = channel.map(FileChannel.MapMode.READ_ONLY, position, bytes)
-            .order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer window =
+            channel
+                .map(FileChannel.MapMode.READ_ONLY, position, bytes)
+                .order(ByteOrder.LITTLE_ENDIAN);
         int count = bytes / dtype.size;
         if (floats != null) {
           decodeFloats(dtype, window, floats, offset, count);
@@ -343,9 +480,16 @@ public final class SafetensorsFile implements AutoCloseable {
     } catch (IOException e) {
       throw new CheckpointException(path, "tensor '" + t.name() + "': cannot read: " + e, e);
     } catch (InternalError e) {
-      // How the VM reports a fault in mapped memory (the file was truncated by someone else mid-read).
-      throw new CheckpointException(path, "tensor '" + t.name() + "': fault reading mapped file (truncated while"
-          + " being read?): " + e.getMessage(), e);
+      // How the VM reports a fault in mapped memory (the file was truncated by someone else
+      // mid-read).
+      throw new CheckpointException(
+          path,
+          "tensor '"
+              + t.name()
+              + "': fault reading mapped file (truncated while"
+              + " being read?): "
+              + e.getMessage(),
+          e);
     }
   }
 
@@ -354,27 +498,30 @@ public final class SafetensorsFile implements AutoCloseable {
       case F32:
         src.asFloatBuffer().get(dst, off, count);
         break;
-      case F64: {
-        DoubleBuffer d = src.asDoubleBuffer();
-        for (int i = 0; i < count; i++) {
-          dst[off + i] = (float) d.get(i);
+      case F64:
+        {
+          DoubleBuffer d = src.asDoubleBuffer();
+          for (int i = 0; i < count; i++) {
+            dst[off + i] = (float) d.get(i);
+          }
+          break;
         }
-        break;
-      }
-      case F16: {
-        ShortBuffer s = src.asShortBuffer();
-        for (int i = 0; i < count; i++) {
-          dst[off + i] = f16ToFloat(s.get(i));
+      case F16:
+        {
+          ShortBuffer s = src.asShortBuffer();
+          for (int i = 0; i < count; i++) {
+            dst[off + i] = f16ToFloat(s.get(i));
+          }
+          break;
         }
-        break;
-      }
-      case BF16: {
-        ShortBuffer s = src.asShortBuffer();
-        for (int i = 0; i < count; i++) {
-          dst[off + i] = bf16ToFloat(s.get(i));
+      case BF16:
+        {
+          ShortBuffer s = src.asShortBuffer();
+          for (int i = 0; i < count; i++) {
+            dst[off + i] = bf16ToFloat(s.get(i));
+          }
+          break;
         }
-        break;
-      }
       default:
         throw new IllegalStateException("not a float dtype: " + dtype);
     }
@@ -385,34 +532,38 @@ public final class SafetensorsFile implements AutoCloseable {
       case I64:
         src.asLongBuffer().get(dst, off, count);
         break;
-      case I32: {
-        IntBuffer b = src.asIntBuffer();
-        for (int i = 0; i < count; i++) {
-          dst[off + i] = b.get(i);
+      case I32:
+        {
+          IntBuffer b = src.asIntBuffer();
+          for (int i = 0; i < count; i++) {
+            dst[off + i] = b.get(i);
+          }
+          break;
         }
-        break;
-      }
-      case U32: {
-        IntBuffer b = src.asIntBuffer();
-        for (int i = 0; i < count; i++) {
-          dst[off + i] = b.get(i) & 0xffff_ffffL;
+      case U32:
+        {
+          IntBuffer b = src.asIntBuffer();
+          for (int i = 0; i < count; i++) {
+            dst[off + i] = b.get(i) & 0xffff_ffffL;
+          }
+          break;
         }
-        break;
-      }
-      case I16: {
-        ShortBuffer b = src.asShortBuffer();
-        for (int i = 0; i < count; i++) {
-          dst[off + i] = b.get(i);
+      case I16:
+        {
+          ShortBuffer b = src.asShortBuffer();
+          for (int i = 0; i < count; i++) {
+            dst[off + i] = b.get(i);
+          }
+          break;
         }
-        break;
-      }
-      case U16: {
-        ShortBuffer b = src.asShortBuffer();
-        for (int i = 0; i < count; i++) {
-          dst[off + i] = b.get(i) & 0xffff;
+      case U16:
+        {
+          ShortBuffer b = src.asShortBuffer();
+          for (int i = 0; i < count; i++) {
+            dst[off + i] = b.get(i) & 0xffff;
+          }
+          break;
         }
-        break;
-      }
       case I8:
         for (int i = 0; i < count; i++) {
           dst[off + i] = src.get(i);
@@ -434,8 +585,8 @@ public final class SafetensorsFile implements AutoCloseable {
   }
 
   /**
-   * IEEE 754 binary16 to float, exactly (every half is a float). Bits: sign 1, exponent 5 (bias 15), mantissa 10.
-   * Java 17 has no {@code Float.float16ToFloat} (that came in 20).
+   * IEEE 754 binary16 to float, exactly (every half is a float). Bits: sign 1, exponent 5 (bias
+   * 15), mantissa 10. Java 17 has no {@code Float.float16ToFloat} (that came in 20).
    */
   public static float f16ToFloat(short half) {
     int h = half & 0xffff;

@@ -15,14 +15,16 @@ import java.util.Map;
 import org.mambaspark.model.NamedTensor;
 
 /**
- * Writes a safetensors file from tensors added in order: F32 from float[], I64 from long[]. The layout is the one
- * the reference implementation writes: 8-byte little-endian header length N, the compact JSON header (with
- * {@code __metadata__} first when there is any) padded with spaces so that N is a multiple of 8, then the tensors
- * back to back in the order added, so {@code data_offsets} are contiguous from 0.
+ * Writes a safetensors file from tensors added in order: F32 from float[], I64 from long[]. The
+ * layout is the one the reference implementation writes: 8-byte little-endian header length N, the
+ * compact JSON header (with {@code __metadata__} first when there is any) padded with spaces so
+ * that N is a multiple of 8, then the tensors back to back in the order added, so {@code
+ * data_offsets} are contiguous from 0.
  *
- * <p>The file is replaced atomically (temporary file in the same directory, then rename), and the data streams
- * through a 1 MiB direct buffer: nothing the size of the file is built in memory. The writer keeps references to
- * the arrays it is given; they must not change until {@link #write} returns.
+ * <p>The file is replaced atomically (temporary file in the same directory, then rename), and the
+ * data streams through a 1 MiB direct buffer: nothing the size of the file is built in memory. The
+ * writer keeps references to the arrays it is given; they must not change until {@link #write}
+ * returns.
  *
  * <pre>
  *   new SafetensorsWriter().metadata("format", "pt").addFloats("w", new long[] {2, 3}, w).write(path);
@@ -93,37 +95,48 @@ public final class SafetensorsWriter {
     long numel = 1;
     for (long d : shape) {
       if (d < 0) {
-        throw new IllegalArgumentException("tensor '" + name + "': negative dimension in " + Arrays.toString(shape));
+        throw new IllegalArgumentException(
+            "tensor '" + name + "': negative dimension in " + Arrays.toString(shape));
       }
       try {
         numel = Math.multiplyExact(numel, d);
       } catch (ArithmeticException e) {
-        throw new IllegalArgumentException("tensor '" + name + "': shape " + Arrays.toString(shape) + " overflows");
+        throw new IllegalArgumentException(
+            "tensor '" + name + "': shape " + Arrays.toString(shape) + " overflows");
       }
     }
     if (numel != length) {
-      throw new IllegalArgumentException("tensor '" + name + "': shape " + Arrays.toString(shape) + " is " + numel
-          + " elements, data has " + length);
+      throw new IllegalArgumentException(
+          "tensor '"
+              + name
+              + "': shape "
+              + Arrays.toString(shape)
+              + " is "
+              + numel
+              + " elements, data has "
+              + length);
     }
   }
 
   /** Writes the file, replacing any existing one atomically. */
   public void write(Path file) {
     byte[] header = header();
-    AtomicFiles.write(file, ch -> {
-      ByteBuffer buf = ByteBuffer.allocateDirect(BUFFER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-      buf.putLong(header.length);
-      buf.flip();
-      AtomicFiles.writeFully(ch, buf);
-      AtomicFiles.writeFully(ch, ByteBuffer.wrap(header));
-      for (Entry e : tensors.values()) {
-        if (e.floats != null) {
-          writeFloats(ch, buf, e.floats);
-        } else {
-          writeLongs(ch, buf, e.longs);
-        }
-      }
-    });
+    AtomicFiles.write(
+        file,
+        ch -> {
+          ByteBuffer buf = ByteBuffer.allocateDirect(BUFFER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+          buf.putLong(header.length);
+          buf.flip();
+          AtomicFiles.writeFully(ch, buf);
+          AtomicFiles.writeFully(ch, ByteBuffer.wrap(header));
+          for (Entry e : tensors.values()) {
+            if (e.floats != null) {
+              writeFloats(ch, buf, e.floats);
+            } else {
+              writeLongs(ch, buf, e.longs);
+            }
+          }
+        });
   }
 
   /** The JSON header, space-padded to a multiple of 8 bytes. */

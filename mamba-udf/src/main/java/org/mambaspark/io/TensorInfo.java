@@ -3,9 +3,10 @@ package org.mambaspark.io;
 import java.util.Arrays;
 
 /**
- * One tensor entry of a safetensors header: its dtype name ("F32", "BF16", "I64", ...), its shape, and its byte
- * range [begin, end) relative to the start of the data section (the header's {@code data_offsets}). Entries come
- * out of {@link SafetensorsFile} already validated, so {@code end - begin == numel * dtype size}.
+ * One tensor entry of a safetensors header: its dtype name ("F32", "BF16", "I64", ...), its shape,
+ * and its byte range [begin, end) relative to the start of the data section (the header's {@code
+ * data_offsets}). Entries come out of {@link SafetensorsFile} already validated, so {@code end -
+ * begin == numel * dtype size}.
  */
 public final class TensorInfo {
   private final String name;

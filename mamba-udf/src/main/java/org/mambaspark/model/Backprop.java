@@ -8,13 +8,17 @@ import org.mambaspark.ops.RmsNorm;
 import org.mambaspark.ops.SelectiveScan;
 
 /**
- * The gradient of the next-token cross-entropy, by hand, llm.c style: {@link MambaModel#forward} on a training
- * {@link Workspace} saves what each backward needs, then {@link #backward} walks the same operations in reverse,
- * accumulating (+=) into a gradient shaped like the weights ({@link MambaWeights#zerosLike}). A tied lm_head's
- * gradient lands in the embedding's (they are one array). One Backprop per thread; the model is shared.
+ * The gradient of the next-token cross-entropy, by hand, llm.c style: {@link MambaModel#forward} on
+ * a training {@link Workspace} saves what each backward needs, then {@link #backward} walks the
+ * same operations in reverse, accumulating (+=) into a gradient shaped like the weights ({@link
+ * MambaWeights#zerosLike}). A tied lm_head's gradient lands in the embedding's (they are one
+ * array). One Backprop per thread; the model is shared.
  */
 public final class Backprop {
-  /** Default positions per saved scan state: memory for states is B·ED·N·⌈L/T⌉ floats instead of B·ED·N·L. */
+  /**
+   * Default positions per saved scan state: memory for states is B·ED·N·⌈L/T⌉ floats instead of
+   * B·ED·N·L.
+   */
   public static final int DEFAULT_SCAN_CHUNK = 256;
 
   private final MambaModel model;
@@ -38,7 +42,8 @@ public final class Backprop {
 
   public Backprop(MambaModel model, int B, int L, int scanChunk) {
     if (L < 2) {
-      throw new IllegalArgumentException("training needs sequences of at least 2 tokens, got length " + L);
+      throw new IllegalArgumentException(
+          "training needs sequences of at least 2 tokens, got length " + L);
     }
     MambaConfig c = model.config;
     this.model = model;
@@ -58,9 +63,9 @@ public final class Backprop {
   }
 
   /**
-   * Forward and backward of Σ over the batch of the next-token cross-entropy (targets ids[:, 1:]), times
-   * {@code scale}: pass 1 / (total predicted tokens of the step) to get the gradient of the mean loss, summed over
-   * micro-batches. Accumulates into {@code grads}.
+   * Forward and backward of Σ over the batch of the next-token cross-entropy (targets ids[:, 1:]),
+   * times {@code scale}: pass 1 / (total predicted tokens of the step) to get the gradient of the
+   * mean loss, summed over micro-batches. Accumulates into {@code grads}.
    *
    * @param ids (B, L)
    * @return the unscaled sum of the token losses of this batch (B·(L-1) tokens)
@@ -80,7 +85,9 @@ public final class Backprop {
     Arrays.fill(dhidden, 0f);
     double lossSum = 0;
     for (int b = 0; b < B; b++) {
-      lossSum += crossEntropyBackward(dhidden, grads.lmHead, ws.hidden, b * L, ids, b * L + 1, L - 1, (float) scale);
+      lossSum +=
+          crossEntropyBackward(
+              dhidden, grads.lmHead, ws.hidden, b * L, ids, b * L + 1, L - 1, (float) scale);
     }
     // norm_f
     Arrays.fill(dx, 0f);
@@ -92,15 +99,37 @@ public final class Backprop {
       LayerBuffers a = ws.layer(l);
       // x_out = x_in + out_proj(y): dx flows through unchanged, plus the mixer's path
       Arrays.fill(dy, 0f);
-      Matmul.matmulBackward(dy, 0, ED, g.outProj, g.outProjBias, dx, 0, D, a.y, 0, ED, lw.outProj, BT, ED, D);
+      Matmul.matmulBackward(
+          dy, 0, ED, g.outProj, g.outProjBias, dx, 0, D, a.y, 0, ED, lw.outProj, BT, ED, D);
       // scan (with D skip and gate): du, dΔ, dA, dB, dC, dD, dz
       Arrays.fill(dxs, 0f);
       Arrays.fill(ddelta, 0f);
       Arrays.fill(dAT, 0f);
       Arrays.fill(ddbc, 0f);
       Arrays.fill(dxz, 0f);
-      SelectiveScan.scanBackward(dxs, ddelta, dAT, ddbc, g.dSkip, dxz, dy, a.hChunks, ws.scanChunk, a.xs, a.delta,
-          model.aT[l], a.dbc, R, lw.dSkip, a.xz, ED, 2 * ED, B, L, ED, N);
+      SelectiveScan.scanBackward(
+          dxs,
+          ddelta,
+          dAT,
+          ddbc,
+          g.dSkip,
+          dxz,
+          dy,
+          a.hChunks,
+          ws.scanChunk,
+          a.xs,
+          a.delta,
+          model.aT[l],
+          a.dbc,
+          R,
+          lw.dSkip,
+          a.xz,
+          ED,
+          2 * ED,
+          B,
+          L,
+          ED,
+          N);
       // A = -exp(A_log)  =>  dA_log = dA · A   (dAT and aT are (N, ED); A_log is (ED, N))
       float[] aT = model.aT[l];
       for (int e = 0; e < ED; e++) {
@@ -110,15 +139,43 @@ public final class Backprop {
       }
       // Δ = softplus(dt_proj(dbc[:, :R]))
       Activations.softplusBackward(ddelta, a.dtPre, 0, ED, BT, ED);
-      Matmul.matmulBackward(ddbc, 0, P, g.dtProj, g.dtProjBias, ddelta, 0, ED, a.dbc, 0, P, lw.dtProj, BT, R, ED);
+      Matmul.matmulBackward(
+          ddbc, 0, P, g.dtProj, g.dtProjBias, ddelta, 0, ED, a.dbc, 0, P, lw.dtProj, BT, R, ED);
       // dbc = x_proj(xs)
-      Matmul.matmulBackward(dxs, 0, ED, g.xProj, null, ddbc, 0, P, a.xs, 0, ED, lw.xProj, BT, ED, P);
+      Matmul.matmulBackward(
+          dxs, 0, ED, g.xProj, null, ddbc, 0, P, a.xs, 0, ED, lw.xProj, BT, ED, P);
       // xs = silu(conv(xz[:, :ED]))
-      Conv1d.convBackward(dxz, g.conv1dWeight, g.conv1dBias, dxs, a.convPre, a.xz, 0, 2 * ED, lw.conv1dWeight, B, L,
-          ED, K);
+      Conv1d.convBackward(
+          dxz,
+          g.conv1dWeight,
+          g.conv1dBias,
+          dxs,
+          a.convPre,
+          a.xz,
+          0,
+          2 * ED,
+          lw.conv1dWeight,
+          B,
+          L,
+          ED,
+          K);
       // xz = in_proj(rmsnorm(x_in))
       Arrays.fill(dxNorm, 0f);
-      Matmul.matmulBackward(dxNorm, 0, D, g.inProj, g.inProjBias, dxz, 0, 2 * ED, a.xNorm, 0, D, lw.inProj, BT, D,
+      Matmul.matmulBackward(
+          dxNorm,
+          0,
+          D,
+          g.inProj,
+          g.inProjBias,
+          dxz,
+          0,
+          2 * ED,
+          a.xNorm,
+          0,
+          D,
+          lw.inProj,
+          BT,
+          D,
           2 * ED);
       RmsNorm.rmsnormBackward(dx, g.norm, dxNorm, a.xIn, lw.norm, a.rstd, BT, D);
     }
@@ -133,11 +190,18 @@ public final class Backprop {
   }
 
   /**
-   * Σ_r CE(row r) and its backward through lm_head, in row blocks: dlogits = scale·(softmax − onehot(target)),
-   * dhidden += dlogits @ W, dW += dlogitsᵀ @ hidden.
+   * Σ_r CE(row r) and its backward through lm_head, in row blocks: dlogits = scale·(softmax −
+   * onehot(target)), dhidden += dlogits @ W, dW += dlogitsᵀ @ hidden.
    */
-  private double crossEntropyBackward(float[] dhidden, float[] dW, float[] hidden, int rowOff, int[] targets,
-      int tOff, int rows, float scale) {
+  private double crossEntropyBackward(
+      float[] dhidden,
+      float[] dW,
+      float[] hidden,
+      int rowOff,
+      int[] targets,
+      int tOff,
+      int rows,
+      float scale) {
     MambaConfig c = model.config;
     int V = c.vocabSize, D = c.hiddenSize;
     double sum = 0;
@@ -155,8 +219,22 @@ public final class Backprop {
         }
         logits[o + target] -= scale;
       }
-      Matmul.matmulBackward(dhidden, (rowOff + r0) * D, D, dW, null, logits, 0, V, hidden, (rowOff + r0) * D, D,
-          model.weights.lmHead, n, D, V);
+      Matmul.matmulBackward(
+          dhidden,
+          (rowOff + r0) * D,
+          D,
+          dW,
+          null,
+          logits,
+          0,
+          V,
+          hidden,
+          (rowOff + r0) * D,
+          D,
+          model.weights.lmHead,
+          n,
+          D,
+          V);
     }
     return sum;
   }

@@ -4,9 +4,10 @@ import java.util.Arrays;
 import java.util.function.IntConsumer;
 
 /**
- * Autoregressive generation for one sequence: the prompt is prefilled through the parallel forward (in pieces of at
- * most {@link #PREFILL_PIECE} tokens, state carried), then each new token is one recurrent step, O(1) in the length
- * so far (HF's generate with its recurrent cache). Not thread-safe: one Generator per thread; the model is shared.
+ * Autoregressive generation for one sequence: the prompt is prefilled through the parallel forward
+ * (in pieces of at most {@link #PREFILL_PIECE} tokens, state carried), then each new token is one
+ * recurrent step, O(1) in the length so far (HF's generate with its recurrent cache). Not
+ * thread-safe: one Generator per thread; the model is shared.
  */
 public final class Generator {
   public static final int PREFILL_PIECE = 2048;
@@ -28,7 +29,8 @@ public final class Generator {
    */
   public int[] generate(int[] prompt, SamplingParams params, IntConsumer onToken) {
     if (prompt.length == 0) {
-      throw new IllegalArgumentException("the prompt is empty: generation needs at least one token");
+      throw new IllegalArgumentException(
+          "the prompt is empty: generation needs at least one token");
     }
     MambaConfig c = model.config;
     int V = c.vocabSize;

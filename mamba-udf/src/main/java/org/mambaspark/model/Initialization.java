@@ -4,20 +4,23 @@ import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
- * Weights for training from scratch, as HF's {@code MambaPreTrainedModel._init_weights} and PyTorch's module
- * defaults lay them out (mamba_ssm does the same):
+ * Weights for training from scratch, as HF's {@code MambaPreTrainedModel._init_weights} and
+ * PyTorch's module defaults lay them out (mamba_ssm does the same):
  *
  * <ul>
  *   <li>embeddings ~ N(0, initializer_range²); norms = 1;
- *   <li>Linear weights (in_proj, x_proj, out_proj, an untied lm_head) ~ U(±1/√fan_in), PyTorch's kaiming_uniform
- *       with a = √5; their biases 0; with rescale_prenorm_residual, out_proj is divided by √num_layers;
+ *   <li>Linear weights (in_proj, x_proj, out_proj, an untied lm_head) ~ U(±1/√fan_in), PyTorch's
+ *       kaiming_uniform with a = √5; their biases 0; with rescale_prenorm_residual, out_proj is
+ *       divided by √num_layers;
  *   <li>conv1d weight and bias ~ U(±1/√K) (fan_in of a depthwise conv is K);
- *   <li>dt_proj.weight ~ U(±R^-½ · time_step_scale); dt_proj.bias = softplus⁻¹(dt) with dt log-uniform in
- *       [time_step_min, time_step_max], floored at time_step_floor, so that softplus(bias) starts at dt;
+ *   <li>dt_proj.weight ~ U(±R^-½ · time_step_scale); dt_proj.bias = softplus⁻¹(dt) with dt
+ *       log-uniform in [time_step_min, time_step_max], floored at time_step_floor, so that
+ *       softplus(bias) starts at dt;
  *   <li>A_log[e, n] = log(n + 1) (S4D-real), D = 1.
  * </ul>
  *
- * Deterministic in the seed: parameters are drawn in {@link MambaWeights#parameters()} order from one generator.
+ * Deterministic in the seed: parameters are drawn in {@link MambaWeights#parameters()} order from
+ * one generator.
  */
 public final class Initialization {
   private Initialization() {}
@@ -25,7 +28,11 @@ public final class Initialization {
   public static MambaWeights initialize(MambaConfig c, long seed) {
     MambaWeights w = new MambaWeights(c);
     SplittableRandom rnd = new SplittableRandom(seed);
-    int D = c.hiddenSize, ED = c.intermediateSize, N = c.stateSize, R = c.timeStepRank, K = c.convKernel;
+    int D = c.hiddenSize,
+        ED = c.intermediateSize,
+        N = c.stateSize,
+        R = c.timeStepRank,
+        K = c.convKernel;
     normal(w.embeddings, c.initializerRange, rnd);
     for (LayerWeights l : w.layers) {
       Arrays.fill(l.norm, 1f);

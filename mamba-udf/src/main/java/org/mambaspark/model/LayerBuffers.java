@@ -1,8 +1,9 @@
 package org.mambaspark.model;
 
 /**
- * One layer's intermediate tensors over BT = B·L positions. Inference reuses one set for every layer; training keeps
- * a set per layer (llm.c's activation tensors), with the extra fields the backward pass needs.
+ * One layer's intermediate tensors over BT = B·L positions. Inference reuses one set for every
+ * layer; training keeps a set per layer (llm.c's activation tensors), with the extra fields the
+ * backward pass needs.
  */
 final class LayerBuffers {
   final float[] xNorm; //   (BT, D)      rmsnorm output, in_proj's input

@@ -1,12 +1,13 @@
 package org.mambaspark.model;
 
 /**
- * One residual block: {@code backbone.layers.{i}.norm} and {@code backbone.layers.{i}.mixer.*}. Flat row-major
- * arrays in the checkpoint's own layout (PyTorch Linear weights are (out, in)).
+ * One residual block: {@code backbone.layers.{i}.norm} and {@code backbone.layers.{i}.mixer.*}.
+ * Flat row-major arrays in the checkpoint's own layout (PyTorch Linear weights are (out, in)).
  */
 public final class LayerWeights {
   public final float[] norm; //         (D)
-  public final float[] inProj; //       (2ED, D)   rows [0, ED) feed the conv (x), rows [ED, 2ED) the gate (z)
+  public final float[]
+      inProj; //       (2ED, D)   rows [0, ED) feed the conv (x), rows [ED, 2ED) the gate (z)
   public final float[] inProjBias; //   (2ED) or null unless use_bias
   public final float[] conv1dWeight; // (ED, K)    checkpoint shape (ED, 1, K)
   public final float[] conv1dBias; //   (ED) or null unless use_conv_bias
@@ -19,7 +20,11 @@ public final class LayerWeights {
   public final float[] outProjBias; //  (D) or null unless use_bias
 
   public LayerWeights(MambaConfig c) {
-    int D = c.hiddenSize, ED = c.intermediateSize, N = c.stateSize, R = c.timeStepRank, K = c.convKernel;
+    int D = c.hiddenSize,
+        ED = c.intermediateSize,
+        N = c.stateSize,
+        R = c.timeStepRank,
+        K = c.convKernel;
     norm = new float[D];
     inProj = new float[2 * ED * D];
     inProjBias = c.useBias ? new float[2 * ED] : null;

@@ -3,32 +3,42 @@ package org.mambaspark.model;
 import java.util.Objects;
 
 /**
- * The shape and hyper-parameters of a Mamba language model, as in Hugging Face's {@code MambaConfig}.
+ * The shape and hyper-parameters of a Mamba language model, as in Hugging Face's {@code
+ * MambaConfig}.
  *
- * <p>Glossary (Gu &amp; Dao 2023): D = {@link #hiddenSize}, ED = {@link #intermediateSize} (expand·D), N =
- * {@link #stateSize}, R = {@link #timeStepRank}, K = {@link #convKernel}, V = {@link #vocabSize}. Reading and writing
- * {@code config.json} (both the HF and the original mamba_ssm field names) lives in {@code io.ConfigJson}.
+ * <p>Glossary (Gu &amp; Dao 2023): D = {@link #hiddenSize}, ED = {@link #intermediateSize}
+ * (expand·D), N = {@link #stateSize}, R = {@link #timeStepRank}, K = {@link #convKernel}, V =
+ * {@link #vocabSize}. Reading and writing {@code config.json} (both the HF and the original
+ * mamba_ssm field names) lives in {@code io.ConfigJson}.
  */
 public final class MambaConfig {
   /** V: rows of the embedding and of lm_head, already padded to {@code pad_vocab_size_multiple}. */
   public final int vocabSize;
+
   /** D: the residual stream width. */
   public final int hiddenSize;
+
   /** ED: the inner (expanded) width of the mixer. */
   public final int intermediateSize;
+
   /** N: SSM state size per channel. */
   public final int stateSize;
+
   /** R: rank of the Δ projection. */
   public final int timeStepRank;
+
   /** K: causal depthwise convolution width. */
   public final int convKernel;
 
   public final int numLayers;
   public final float layerNormEpsilon;
+
   /** in_proj and out_proj carry a bias. */
   public final boolean useBias;
+
   /** conv1d carries a bias. */
   public final boolean useConvBias;
+
   /** lm_head shares the embedding matrix. */
   public final boolean tieWordEmbeddings;
 
@@ -76,10 +86,18 @@ public final class MambaConfig {
     check(timeStepRank > 0, "time_step_rank", timeStepRank);
     check(convKernel > 0, "conv_kernel", convKernel);
     check(numLayers > 0, "num_hidden_layers", numLayers);
-    check(layerNormEpsilon > 0 && Float.isFinite(layerNormEpsilon), "layer_norm_epsilon", layerNormEpsilon);
+    check(
+        layerNormEpsilon > 0 && Float.isFinite(layerNormEpsilon),
+        "layer_norm_epsilon",
+        layerNormEpsilon);
     // Every tensor is one Java array: keep each under 2^31 elements.
-    check((long) vocabSize * hiddenSize < Integer.MAX_VALUE, "vocab_size*hidden_size", (long) vocabSize * hiddenSize);
-    check(2L * intermediateSize * hiddenSize < Integer.MAX_VALUE, "2*intermediate_size*hidden_size",
+    check(
+        (long) vocabSize * hiddenSize < Integer.MAX_VALUE,
+        "vocab_size*hidden_size",
+        (long) vocabSize * hiddenSize);
+    check(
+        2L * intermediateSize * hiddenSize < Integer.MAX_VALUE,
+        "2*intermediate_size*hidden_size",
         2L * intermediateSize * hiddenSize);
   }
 
@@ -97,13 +115,19 @@ public final class MambaConfig {
   /** Number of parameters, the tied head counted once. */
   public long parameterCount() {
     long D = hiddenSize, ED = intermediateSize, N = stateSize, R = timeStepRank, K = convKernel;
-    long perLayer = D // norm
-        + 2 * ED * D + (useBias ? 2 * ED : 0) // in_proj
-        + ED * K + (useConvBias ? ED : 0) // conv1d
-        + (R + 2 * N) * ED // x_proj
-        + ED * R + ED // dt_proj
-        + ED * N + ED // A_log, D
-        + D * ED + (useBias ? D : 0); // out_proj
+    long perLayer =
+        D // norm
+            + 2 * ED * D
+            + (useBias ? 2 * ED : 0) // in_proj
+            + ED * K
+            + (useConvBias ? ED : 0) // conv1d
+            + (R + 2 * N) * ED // x_proj
+            + ED * R
+            + ED // dt_proj
+            + ED * N
+            + ED // A_log, D
+            + D * ED
+            + (useBias ? D : 0); // out_proj
     return (long) vocabSize * D * (tieWordEmbeddings ? 1 : 2) + numLayers * perLayer + D;
   }
 
@@ -137,7 +161,8 @@ public final class MambaConfig {
   }
 
   /**
-   * The published mamba_ssm sizes (state-spaces/mamba-*-hf): D and layer count; V = 50280 (GPT-NeoX, padded to 8).
+   * The published mamba_ssm sizes (state-spaces/mamba-*-hf): D and layer count; V = 50280
+   * (GPT-NeoX, padded to 8).
    */
   public static MambaConfig preset(String name) {
     Builder b = builder().vocabSize(50280);
@@ -154,7 +179,9 @@ public final class MambaConfig {
         return b.hiddenSize(2560).numLayers(64).build();
       default:
         throw new IllegalArgumentException(
-            "unknown preset '" + name + "' (known: mamba-130m, mamba-370m, mamba-790m, mamba-1.4b, mamba-2.8b)");
+            "unknown preset '"
+                + name
+                + "' (known: mamba-130m, mamba-370m, mamba-790m, mamba-1.4b, mamba-2.8b)");
     }
   }
 
@@ -163,23 +190,53 @@ public final class MambaConfig {
     if (!(o instanceof MambaConfig c)) {
       return false;
     }
-    return vocabSize == c.vocabSize && hiddenSize == c.hiddenSize && intermediateSize == c.intermediateSize
-        && stateSize == c.stateSize && timeStepRank == c.timeStepRank && convKernel == c.convKernel
-        && numLayers == c.numLayers && layerNormEpsilon == c.layerNormEpsilon && useBias == c.useBias
-        && useConvBias == c.useConvBias && tieWordEmbeddings == c.tieWordEmbeddings
-        && bosTokenId == c.bosTokenId && eosTokenId == c.eosTokenId && padTokenId == c.padTokenId;
+    return vocabSize == c.vocabSize
+        && hiddenSize == c.hiddenSize
+        && intermediateSize == c.intermediateSize
+        && stateSize == c.stateSize
+        && timeStepRank == c.timeStepRank
+        && convKernel == c.convKernel
+        && numLayers == c.numLayers
+        && layerNormEpsilon == c.layerNormEpsilon
+        && useBias == c.useBias
+        && useConvBias == c.useConvBias
+        && tieWordEmbeddings == c.tieWordEmbeddings
+        && bosTokenId == c.bosTokenId
+        && eosTokenId == c.eosTokenId
+        && padTokenId == c.padTokenId;
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(vocabSize, hiddenSize, intermediateSize, stateSize, timeStepRank, convKernel, numLayers);
+    return Objects.hash(
+        vocabSize, hiddenSize, intermediateSize, stateSize, timeStepRank, convKernel, numLayers);
   }
 
   @Override
   public String toString() {
-    return "MambaConfig{V=" + vocabSize + ", D=" + hiddenSize + ", ED=" + intermediateSize + ", N=" + stateSize
-        + ", R=" + timeStepRank + ", K=" + convKernel + ", layers=" + numLayers + ", eps=" + layerNormEpsilon
-        + ", bias=" + useBias + ", convBias=" + useConvBias + ", tied=" + tieWordEmbeddings + "}";
+    return "MambaConfig{V="
+        + vocabSize
+        + ", D="
+        + hiddenSize
+        + ", ED="
+        + intermediateSize
+        + ", N="
+        + stateSize
+        + ", R="
+        + timeStepRank
+        + ", K="
+        + convKernel
+        + ", layers="
+        + numLayers
+        + ", eps="
+        + layerNormEpsilon
+        + ", bias="
+        + useBias
+        + ", convBias="
+        + useConvBias
+        + ", tied="
+        + tieWordEmbeddings
+        + "}";
   }
 
   /** Defaults are HF MambaConfig's. */
@@ -206,27 +263,110 @@ public final class MambaConfig {
     private float timeStepScale = 1.0f;
     private boolean rescalePrenormResidual = false;
 
-    public Builder vocabSize(int v) { vocabSize = v; return this; }
-    public Builder hiddenSize(int v) { hiddenSize = v; return this; }
-    public Builder intermediateSize(int v) { intermediateSize = v; return this; }
-    public Builder expand(int v) { expand = v; return this; }
-    public Builder stateSize(int v) { stateSize = v; return this; }
-    public Builder timeStepRank(int v) { timeStepRank = v; return this; }
-    public Builder convKernel(int v) { convKernel = v; return this; }
-    public Builder numLayers(int v) { numLayers = v; return this; }
-    public Builder layerNormEpsilon(float v) { layerNormEpsilon = v; return this; }
-    public Builder useBias(boolean v) { useBias = v; return this; }
-    public Builder useConvBias(boolean v) { useConvBias = v; return this; }
-    public Builder tieWordEmbeddings(boolean v) { tieWordEmbeddings = v; return this; }
-    public Builder bosTokenId(int v) { bosTokenId = v; return this; }
-    public Builder eosTokenId(int v) { eosTokenId = v; return this; }
-    public Builder padTokenId(int v) { padTokenId = v; return this; }
-    public Builder initializerRange(float v) { initializerRange = v; return this; }
-    public Builder timeStepMin(float v) { timeStepMin = v; return this; }
-    public Builder timeStepMax(float v) { timeStepMax = v; return this; }
-    public Builder timeStepFloor(float v) { timeStepFloor = v; return this; }
-    public Builder timeStepScale(float v) { timeStepScale = v; return this; }
-    public Builder rescalePrenormResidual(boolean v) { rescalePrenormResidual = v; return this; }
+    public Builder vocabSize(int v) {
+      vocabSize = v;
+      return this;
+    }
+
+    public Builder hiddenSize(int v) {
+      hiddenSize = v;
+      return this;
+    }
+
+    public Builder intermediateSize(int v) {
+      intermediateSize = v;
+      return this;
+    }
+
+    public Builder expand(int v) {
+      expand = v;
+      return this;
+    }
+
+    public Builder stateSize(int v) {
+      stateSize = v;
+      return this;
+    }
+
+    public Builder timeStepRank(int v) {
+      timeStepRank = v;
+      return this;
+    }
+
+    public Builder convKernel(int v) {
+      convKernel = v;
+      return this;
+    }
+
+    public Builder numLayers(int v) {
+      numLayers = v;
+      return this;
+    }
+
+    public Builder layerNormEpsilon(float v) {
+      layerNormEpsilon = v;
+      return this;
+    }
+
+    public Builder useBias(boolean v) {
+      useBias = v;
+      return this;
+    }
+
+    public Builder useConvBias(boolean v) {
+      useConvBias = v;
+      return this;
+    }
+
+    public Builder tieWordEmbeddings(boolean v) {
+      tieWordEmbeddings = v;
+      return this;
+    }
+
+    public Builder bosTokenId(int v) {
+      bosTokenId = v;
+      return this;
+    }
+
+    public Builder eosTokenId(int v) {
+      eosTokenId = v;
+      return this;
+    }
+
+    public Builder padTokenId(int v) {
+      padTokenId = v;
+      return this;
+    }
+
+    public Builder initializerRange(float v) {
+      initializerRange = v;
+      return this;
+    }
+
+    public Builder timeStepMin(float v) {
+      timeStepMin = v;
+      return this;
+    }
+
+    public Builder timeStepMax(float v) {
+      timeStepMax = v;
+      return this;
+    }
+
+    public Builder timeStepFloor(float v) {
+      timeStepFloor = v;
+      return this;
+    }
+
+    public Builder timeStepScale(float v) {
+      timeStepScale = v;
+      return this;
+    }
+
+    public Builder rescalePrenormResidual(boolean v) {
+      rescalePrenormResidual = v;
+      return this;
+    }
 
     public MambaConfig build() {
       return new MambaConfig(this);

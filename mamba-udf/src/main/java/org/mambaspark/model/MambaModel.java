@@ -9,9 +9,9 @@ import org.mambaspark.ops.RmsNorm;
 import org.mambaspark.ops.SelectiveScan;
 
 /**
- * {@code MambaForCausalLM}'s forward (HF transformers {@code modeling_mamba.py}, slow path), fp32, over a batch of
- * B sequences of L tokens. Immutable and thread-safe: per-call buffers live in a {@link Workspace}, recurrent state
- * in a {@link MambaState}.
+ * {@code MambaForCausalLM}'s forward (HF transformers {@code modeling_mamba.py}, slow path), fp32,
+ * over a batch of B sequences of L tokens. Immutable and thread-safe: per-call buffers live in a
+ * {@link Workspace}, recurrent state in a {@link MambaState}.
  *
  * <pre>
  *   x = embeddings[ids]                                                (B, L, D)
@@ -22,6 +22,7 @@ import org.mambaspark.ops.SelectiveScan;
 public final class MambaModel {
   public final MambaConfig config;
   public final MambaWeights weights;
+
   /** Per layer (N, ED): A = -exp(A_log), transposed for the scan's channel-contiguous loop. */
   final float[][] aT;
 
@@ -47,18 +48,22 @@ public final class MambaModel {
    *
    * @param ids (B, L) token ids
    * @param state carried in and updated (streaming, generation), or null for fresh sequences
-   * @param hiddenStates when non-null, (numLayers+1) arrays of (B·L, D) receive the residual stream after each layer
-   *     and, last, the norm_f output (HF's output_hidden_states without the embedding output)
+   * @param hiddenStates when non-null, (numLayers+1) arrays of (B·L, D) receive the residual stream
+   *     after each layer and, last, the norm_f output (HF's output_hidden_states without the
+   *     embedding output)
    */
-  public void forward(Workspace ws, int[] ids, int B, int L, MambaState state, float[][] hiddenStates) {
+  public void forward(
+      Workspace ws, int[] ids, int B, int L, MambaState state, float[][] hiddenStates) {
     MambaConfig c = config;
     int BT = B * L, D = c.hiddenSize, ED = c.intermediateSize, N = c.stateSize, R = c.timeStepRank;
     int K = c.convKernel, P = c.xProjSize();
     if (ids.length < BT) {
-      throw new IllegalArgumentException("ids holds " + ids.length + " tokens, expected B*L = " + BT);
+      throw new IllegalArgumentException(
+          "ids holds " + ids.length + " tokens, expected B*L = " + BT);
     }
     if (state != null && state.batch != B) {
-      throw new IllegalArgumentException("state is for batch " + state.batch + ", the input has batch " + B);
+      throw new IllegalArgumentException(
+          "state is for batch " + state.batch + ", the input has batch " + B);
     }
     ws.ensure(B, L);
     float[] x = ws.x;
@@ -73,7 +78,8 @@ public final class MambaModel {
       RmsNorm.rmsnormForward(a.xNorm, a.rstd, x, w.norm, BT, D, c.layerNormEpsilon);
       Matmul.matmulForward(a.xz, 0, 2 * ED, a.xNorm, 0, D, w.inProj, w.inProjBias, BT, D, 2 * ED);
       float[] convState = state == null ? null : state.conv[l];
-      Conv1d.convForward(a.xs, a.convPre, a.xz, 0, 2 * ED, convState, w.conv1dWeight, w.conv1dBias, B, L, ED, K);
+      Conv1d.convForward(
+          a.xs, a.convPre, a.xz, 0, 2 * ED, convState, w.conv1dWeight, w.conv1dBias, B, L, ED, K);
       if (convState != null) {
         Conv1d.updateState(convState, a.xz, 0, 2 * ED, B, L, ED, K);
       }
@@ -88,9 +94,11 @@ public final class MambaModel {
         Arrays.fill(h, 0f);
       }
       if (a.hChunks != null) {
-        SelectiveScan.saveChunkStates(a.hChunks, ws.scanChunk, h, a.xs, a.delta, aT[l], a.dbc, R, B, L, ED, N);
+        SelectiveScan.saveChunkStates(
+            a.hChunks, ws.scanChunk, h, a.xs, a.delta, aT[l], a.dbc, R, B, L, ED, N);
       }
-      SelectiveScan.scanForward(a.y, h, a.xs, a.delta, aT[l], a.dbc, R, w.dSkip, a.xz, ED, 2 * ED, B, L, ED, N);
+      SelectiveScan.scanForward(
+          a.y, h, a.xs, a.delta, aT[l], a.dbc, R, w.dSkip, a.xz, ED, 2 * ED, B, L, ED, N);
       Matmul.matmulForward(ws.out, 0, D, a.y, 0, ED, w.outProj, w.outProjBias, BT, ED, D);
       addInPlace(x, ws.out, BT * D);
       if (hiddenStates != null) {
@@ -122,10 +130,13 @@ public final class MambaModel {
   }
 
   private static void addInPlace(float[] x, float[] dx, int n) {
-    Parallel.forRange(n, 1 << 14, (from, to) -> {
-      for (int i = from; i < to; i++) {
-        x[i] += dx[i];
-      }
-    });
+    Parallel.forRange(
+        n,
+        1 << 14,
+        (from, to) -> {
+          for (int i = from; i < to; i++) {
+            x[i] += dx[i];
+          }
+        });
   }
 }

@@ -3,14 +3,16 @@ package org.mambaspark.model;
 import java.util.Arrays;
 
 /**
- * The recurrent state of B sequences, O(1) in their length: per layer the last K-1 conv inputs and the SSM state h.
- * Carrying it from one call of {@link MambaModel#forward} to the next makes the pieces equal one pass; it is what
- * prefill leaves behind for generation.
+ * The recurrent state of B sequences, O(1) in their length: per layer the last K-1 conv inputs and
+ * the SSM state h. Carrying it from one call of {@link MambaModel#forward} to the next makes the
+ * pieces equal one pass; it is what prefill leaves behind for generation.
  */
 public final class MambaState {
   public final int batch;
+
   /** Per layer (B, ED, K-1): the last K-1 inputs of the causal conv, oldest first. */
   public final float[][] conv;
+
   /** Per layer (B, N, ED): the SSM state h (transposed from HF's (B, ED, N), see SelectiveScan). */
   public final float[][] ssm;
 

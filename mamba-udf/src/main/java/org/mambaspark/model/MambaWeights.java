@@ -5,9 +5,9 @@ import java.util.Collections;
 import java.util.List;
 
 /**
- * All parameters of a {@code MambaForCausalLM}. {@link #parameters()} is the one walk over them by checkpoint name,
- * in a fixed order, shared by checkpoint I/O, the optimizer and gradient aggregation. A gradient is a
- * {@code MambaWeights} too ({@link #zerosLike}).
+ * All parameters of a {@code MambaForCausalLM}. {@link #parameters()} is the one walk over them by
+ * checkpoint name, in a fixed order, shared by checkpoint I/O, the optimizer and gradient
+ * aggregation. A gradient is a {@code MambaWeights} too ({@link #zerosLike}).
  */
 public final class MambaWeights {
   public static final String EMBEDDINGS = "backbone.embeddings.weight";
@@ -18,6 +18,7 @@ public final class MambaWeights {
   public final float[] embeddings; // (V, D)
   public final LayerWeights[] layers;
   public final float[] normF; //      (D)
+
   /** (V, D); the same array as {@link #embeddings} when the head is tied. */
   public final float[] lmHead;
 
@@ -41,7 +42,10 @@ public final class MambaWeights {
     return new MambaWeights(w.config);
   }
 
-  /** Every parameter once, by its HF checkpoint name; a tied lm_head is not listed (it is the embedding). */
+  /**
+   * Every parameter once, by its HF checkpoint name; a tied lm_head is not listed (it is the
+   * embedding).
+   */
   public List<NamedTensor> parameters() {
     return parameters;
   }
@@ -58,7 +62,11 @@ public final class MambaWeights {
 
   private List<NamedTensor> buildParameters() {
     MambaConfig c = config;
-    long V = c.vocabSize, D = c.hiddenSize, ED = c.intermediateSize, N = c.stateSize, R = c.timeStepRank;
+    long V = c.vocabSize,
+        D = c.hiddenSize,
+        ED = c.intermediateSize,
+        N = c.stateSize,
+        R = c.timeStepRank;
     long K = c.convKernel;
     List<NamedTensor> p = new ArrayList<>();
     p.add(new NamedTensor(EMBEDDINGS, new long[] {V, D}, embeddings));

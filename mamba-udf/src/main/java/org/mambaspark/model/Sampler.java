@@ -3,7 +3,10 @@ package org.mambaspark.model;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
-/** Picks a token from a row of logits per {@link SamplingParams}; one per sequence (it holds the seeded generator). */
+/**
+ * Picks a token from a row of logits per {@link SamplingParams}; one per sequence (it holds the
+ * seeded generator).
+ */
 public final class Sampler {
   private final SamplingParams p;
   private final SplittableRandom random;

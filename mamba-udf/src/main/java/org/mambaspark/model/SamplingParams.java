@@ -3,9 +3,10 @@ package org.mambaspark.model;
 import java.util.Arrays;
 
 /**
- * How to pick each next token. temperature 0 is greedy (argmax; ties go to the lowest id, as torch.argmax); otherwise
- * logits are divided by the temperature, cut to the top k (0 = no cut), then to the smallest set whose probability
- * reaches top p (1 = no cut), as HF's logits warpers do in that order, and sampled with a generator seeded by seed.
+ * How to pick each next token. temperature 0 is greedy (argmax; ties go to the lowest id, as
+ * torch.argmax); otherwise logits are divided by the temperature, cut to the top k (0 = no cut),
+ * then to the smallest set whose probability reaches top p (1 = no cut), as HF's logits warpers do
+ * in that order, and sampled with a generator seeded by seed.
  */
 public final class SamplingParams {
   public final int maxNewTokens;
@@ -13,15 +14,18 @@ public final class SamplingParams {
   public final int topK;
   public final float topP;
   public final long seed;
+
   /** Generation stops after emitting any of these (the stop token is included in the output). */
   public final int[] stopTokens;
 
-  public SamplingParams(int maxNewTokens, float temperature, int topK, float topP, long seed, int[] stopTokens) {
+  public SamplingParams(
+      int maxNewTokens, float temperature, int topK, float topP, long seed, int[] stopTokens) {
     if (maxNewTokens < 0) {
       throw new IllegalArgumentException("max new tokens must be >= 0, got " + maxNewTokens);
     }
     if (!(temperature >= 0) || Float.isInfinite(temperature)) {
-      throw new IllegalArgumentException("temperature must be a finite number >= 0, got " + temperature);
+      throw new IllegalArgumentException(
+          "temperature must be a finite number >= 0, got " + temperature);
     }
     if (topK < 0) {
       throw new IllegalArgumentException("top-k must be >= 0, got " + topK);
@@ -56,7 +60,18 @@ public final class SamplingParams {
 
   @Override
   public String toString() {
-    return "SamplingParams{max=" + maxNewTokens + ", T=" + temperature + ", topK=" + topK + ", topP=" + topP
-        + ", seed=" + seed + ", stop=" + Arrays.toString(stopTokens) + "}";
+    return "SamplingParams{max="
+        + maxNewTokens
+        + ", T="
+        + temperature
+        + ", topK="
+        + topK
+        + ", topP="
+        + topP
+        + ", seed="
+        + seed
+        + ", stop="
+        + Arrays.toString(stopTokens)
+        + "}";
   }
 }

@@ -3,8 +3,8 @@ package org.mambaspark.model;
 import org.mambaspark.ops.Activations;
 
 /**
- * Next-token cross-entropy from final hidden states, computed through lm_head in row blocks so that the (B·L, V)
- * logits are never held at once (V is 50280 for the published models).
+ * Next-token cross-entropy from final hidden states, computed through lm_head in row blocks so that
+ * the (B·L, V) logits are never held at once (V is 50280 for the published models).
  */
 public final class Scoring {
   /** Rows of logits materialized at a time. */
@@ -17,8 +17,16 @@ public final class Scoring {
    *
    * @param logprobs when non-null, logprobs[lpOff + r] receives log p(target | prefix)
    */
-  public static double crossEntropySum(MambaModel m, Workspace ws, float[] hidden, int rowOff, int[] targets,
-      int tOff, int rows, float[] logprobs, int lpOff) {
+  public static double crossEntropySum(
+      MambaModel m,
+      Workspace ws,
+      float[] hidden,
+      int rowOff,
+      int[] targets,
+      int tOff,
+      int rows,
+      float[] logprobs,
+      int lpOff) {
     int V = m.config.vocabSize;
     double sum = 0;
     for (int r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
@@ -29,7 +37,13 @@ public final class Scoring {
         int target = targets[tOff + r0 + r];
         if (target < 0 || target >= V) {
           throw new IllegalArgumentException(
-              "target id " + target + " at position " + (tOff + r0 + r) + " is outside the vocabulary [0, " + V + ")");
+              "target id "
+                  + target
+                  + " at position "
+                  + (tOff + r0 + r)
+                  + " is outside the vocabulary [0, "
+                  + V
+                  + ")");
         }
         float lp = logits[r * V + target] - Activations.logSumExp(logits, r * V, V);
         sum -= lp;
@@ -42,8 +56,8 @@ public final class Scoring {
   }
 
   /**
-   * The mean cross-entropy of logits[:, :-1] against ids[:, 1:] over a batch (B, L), as HF's {@code labels=input_ids}
-   * loss. Runs the forward.
+   * The mean cross-entropy of logits[:, :-1] against ids[:, 1:] over a batch (B, L), as HF's {@code
+   * labels=input_ids} loss. Runs the forward.
    */
   public static double meanNextTokenLoss(MambaModel m, Workspace ws, int[] ids, int B, int L) {
     m.forward(ws, ids, B, L, null, null);
@@ -51,9 +65,11 @@ public final class Scoring {
   }
 
   /** As {@link #meanNextTokenLoss}, from the forward already in {@code ws.hidden}. */
-  public static double meanNextTokenLossOfHidden(MambaModel m, Workspace ws, int[] ids, int B, int L) {
+  public static double meanNextTokenLossOfHidden(
+      MambaModel m, Workspace ws, int[] ids, int B, int L) {
     if (L < 2) {
-      throw new IllegalArgumentException("a loss needs sequences of at least 2 tokens, got length " + L);
+      throw new IllegalArgumentException(
+          "a loss needs sequences of at least 2 tokens, got length " + L);
     }
     double sum = 0;
     for (int b = 0; b < B; b++) {

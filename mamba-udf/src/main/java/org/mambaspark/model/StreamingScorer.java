@@ -1,10 +1,10 @@
 package org.mambaspark.model;
 
 /**
- * Scores one sequence of any length in pieces, carrying the recurrent state (h and the last K-1 conv inputs) and
- * the last hidden row from piece to piece, so the result equals one pass while memory stays bounded by the piece
- * length. Feed tokens with {@link #accept} in any slicing; {@link #meanLoss} is the mean next-token cross-entropy of
- * everything fed so far.
+ * Scores one sequence of any length in pieces, carrying the recurrent state (h and the last K-1
+ * conv inputs) and the last hidden row from piece to piece, so the result equals one pass while
+ * memory stays bounded by the piece length. Feed tokens with {@link #accept} in any slicing; {@link
+ * #meanLoss} is the mean next-token cross-entropy of everything fed so far.
  */
 public final class StreamingScorer {
   private final MambaModel model;

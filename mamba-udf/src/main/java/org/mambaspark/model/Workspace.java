@@ -1,16 +1,19 @@
 package org.mambaspark.model;
 
 /**
- * Buffers for forwards over up to B·L positions, reused across calls (one Workspace per thread: it is not
- * thread-safe; the model itself is immutable and shared). An inference workspace holds one {@link LayerBuffers} for
- * all layers and grows to the largest B·L seen; a training workspace ({@link #forTraining}) holds one per layer,
- * for a fixed (B, L), so that the backward pass finds every activation it needs.
+ * Buffers for forwards over up to B·L positions, reused across calls (one Workspace per thread: it
+ * is not thread-safe; the model itself is immutable and shared). An inference workspace holds one
+ * {@link LayerBuffers} for all layers and grows to the largest B·L seen; a training workspace
+ * ({@link #forTraining}) holds one per layer, for a fixed (B, L), so that the backward pass finds
+ * every activation it needs.
  */
 public final class Workspace {
   final MambaConfig c;
   final boolean training;
+
   /** Positions per scan chunk whose boundary state training saves (memory ∝ L / scanChunk). */
   final int scanChunk;
+
   int capacity; // B·L the buffers hold
   int batch; //    training: the fixed B
   int length; //   training: the fixed L
@@ -19,8 +22,10 @@ public final class Workspace {
   float[] out; //    (BT, D)  out_proj output, added to x
   float[] rstdF; //  (BT)     norm_f's 1/rms (training)
   LayerBuffers[] layers;
+
   /** (BT, D): the final hidden state after norm_f, valid after {@link MambaModel#forward}. */
   public float[] hidden;
+
   /** (rows, V): logits scratch for scoring in row blocks. */
   float[] logits;
 
@@ -42,7 +47,8 @@ public final class Workspace {
   /** A workspace that keeps every layer's activations for the backward pass of batches (B, L). */
   public static Workspace forTraining(MambaConfig c, int B, int L, int scanChunk) {
     if (B <= 0 || L <= 0 || scanChunk <= 0) {
-      throw new IllegalArgumentException("B, L and scan chunk must be positive: " + B + ", " + L + ", " + scanChunk);
+      throw new IllegalArgumentException(
+          "B, L and scan chunk must be positive: " + B + ", " + L + ", " + scanChunk);
     }
     return new Workspace(c, B, L, scanChunk);
   }
@@ -56,7 +62,15 @@ public final class Workspace {
     if (training) {
       if (B != batch || L != length) {
         throw new IllegalArgumentException(
-            "this training workspace is for (B, L) = (" + batch + ", " + length + "), got (" + B + ", " + L + ")");
+            "this training workspace is for (B, L) = ("
+                + batch
+                + ", "
+                + length
+                + "), got ("
+                + B
+                + ", "
+                + L
+                + ")");
       }
       return;
     }
@@ -68,8 +82,11 @@ public final class Workspace {
   private void allocate(int B, int L) {
     int BT = B * L, D = c.hiddenSize;
     if ((long) BT * 2 * c.intermediateSize > Integer.MAX_VALUE - 8) {
-      throw new IllegalArgumentException("batch × length = " + (long) B * L + " positions is too large for one"
-          + " forward; split it (the state carries across pieces)");
+      throw new IllegalArgumentException(
+          "batch × length = "
+              + (long) B * L
+              + " positions is too large for one"
+              + " forward; split it (the state carries across pieces)");
     }
     x = new float[BT * D];
     out = new float[BT * D];
@@ -77,7 +94,9 @@ public final class Workspace {
     rstdF = training ? new float[BT] : null;
     layers = new LayerBuffers[training ? c.numLayers : 1];
     for (int l = 0; l < layers.length; l++) {
-      layers[l] = new LayerBuffers(c, training ? B : 1, training ? L : BT, training, Math.max(1, scanChunk));
+      layers[l] =
+          new LayerBuffers(
+              c, training ? B : 1, training ? L : BT, training, Math.max(1, scanChunk));
     }
     capacity = BT;
   }

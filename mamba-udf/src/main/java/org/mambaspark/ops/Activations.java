@@ -1,9 +1,9 @@
 package org.mambaspark.ops;
 
 /**
- * The point-wise functions of the mixer, in float as PyTorch computes them in fp32. The array loops dispatch to
- * {@link ActivationsSimd} (Vector API exp/log1p, about 50x faster than a scalar Math.exp here) when {@link
- * Simd#ENABLED}; the scalar methods are the reference.
+ * The point-wise functions of the mixer, in float as PyTorch computes them in fp32. The array loops
+ * dispatch to {@link ActivationsSimd} (Vector API exp/log1p, about 50x faster than a scalar
+ * Math.exp here) when {@link Simd#ENABLED}; the scalar methods are the reference.
  */
 public final class Activations {
   /** torch.nn.functional.softplus's default threshold: above it softplus(x) is x. */
@@ -25,21 +25,26 @@ public final class Activations {
 
   /** x[off + t*stride + i] = softplus(x[...]) for t in [0, rows), i in [0, cols). */
   public static void softplusForward(float[] x, int off, int stride, int rows, int cols) {
-    Parallel.forRange(rows, Math.max(1, 4096 / cols), (from, to) -> {
-      for (int t = from; t < to; t++) {
-        int o = off + t * stride;
-        if (Simd.ENABLED) {
-          ActivationsSimd.softplus(x, o, cols);
-        } else {
-          for (int i = 0; i < cols; i++) {
-            x[o + i] = softplus(x[o + i]);
+    Parallel.forRange(
+        rows,
+        Math.max(1, 4096 / cols),
+        (from, to) -> {
+          for (int t = from; t < to; t++) {
+            int o = off + t * stride;
+            if (Simd.ENABLED) {
+              ActivationsSimd.softplus(x, o, cols);
+            } else {
+              for (int i = 0; i < cols; i++) {
+                x[o + i] = softplus(x[o + i]);
+              }
+            }
           }
-        }
-      }
-    });
+        });
   }
 
-  /** x[off + i] = silu(x[off + i]) for i in [0, n); single-threaded (callers parallelize over rows). */
+  /**
+   * x[off + i] = silu(x[off + i]) for i in [0, n); single-threaded (callers parallelize over rows).
+   */
   public static void siluInPlace(float[] x, int off, int n) {
     if (Simd.ENABLED) {
       ActivationsSimd.silu(x, off, n);
@@ -73,20 +78,24 @@ public final class Activations {
   }
 
   /**
-   * Backward of {@link #softplusForward}: dx[...] = dy[...] · σ(pre[...]) (1 above the threshold), written in place
-   * over dy (the layout is the forward's).
+   * Backward of {@link #softplusForward}: dx[...] = dy[...] · σ(pre[...]) (1 above the threshold),
+   * written in place over dy (the layout is the forward's).
    *
    * @param pre the forward's input, same layout
    */
-  public static void softplusBackward(float[] dy, float[] pre, int off, int stride, int rows, int cols) {
-    Parallel.forRange(rows, Math.max(1, 4096 / cols), (from, to) -> {
-      for (int t = from; t < to; t++) {
-        int o = off + t * stride;
-        for (int i = 0; i < cols; i++) {
-          float x = pre[o + i];
-          dy[o + i] *= x > SOFTPLUS_THRESHOLD ? 1f : sigmoid(x);
-        }
-      }
-    });
+  public static void softplusBackward(
+      float[] dy, float[] pre, int off, int stride, int rows, int cols) {
+    Parallel.forRange(
+        rows,
+        Math.max(1, 4096 / cols),
+        (from, to) -> {
+          for (int t = from; t < to; t++) {
+            int o = off + t * stride;
+            for (int i = 0; i < cols; i++) {
+              float x = pre[o + i];
+              dy[o + i] *= x > SOFTPLUS_THRESHOLD ? 1f : sigmoid(x);
+            }
+          }
+        });
   }
 }

@@ -5,7 +5,9 @@ import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-/** Vector API versions of {@link Activations}' array loops; loaded only when {@link Simd#ENABLED}. */
+/**
+ * Vector API versions of {@link Activations}' array loops; loaded only when {@link Simd#ENABLED}.
+ */
 final class ActivationsSimd {
   private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
   private static final int VL = S.length();

@@ -5,9 +5,10 @@ import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.RecursiveAction;
 
 /**
- * The engine's one thread pool. Work is split into at most {@link #threads()} contiguous ranges, so a caller's loop
- * body stays a plain indexed loop with hoisted offsets. Size: {@code -Dmamba.threads=T} or {@link #setThreads},
- * default the available processors. Spark task threads share the pool (each call blocks only its caller).
+ * The engine's one thread pool. Work is split into at most {@link #threads()} contiguous ranges, so
+ * a caller's loop body stays a plain indexed loop with hoisted offsets. Size: {@code
+ * -Dmamba.threads=T} or {@link #setThreads}, default the available processors. Spark task threads
+ * share the pool (each call blocks only its caller).
  */
 public final class Parallel {
   /** A loop body over the half-open range [from, to). */
@@ -31,7 +32,8 @@ public final class Parallel {
       } catch (NumberFormatException e) {
         // fall through to the error below
       }
-      throw new IllegalArgumentException("mamba.threads must be a positive integer, got '" + p + "'");
+      throw new IllegalArgumentException(
+          "mamba.threads must be a positive integer, got '" + p + "'");
     }
     return Runtime.getRuntime().availableProcessors();
   }
@@ -57,8 +59,9 @@ public final class Parallel {
   }
 
   /**
-   * Runs {@code body} over [0, n) in up to {@code threads()} pieces, each a multiple of {@code grain} long (except
-   * the last). Runs inline when there is one piece, so small problems pay no hand-off.
+   * Runs {@code body} over [0, n) in up to {@code threads()} pieces, each a multiple of {@code
+   * grain} long (except the last). Runs inline when there is one piece, so small problems pay no
+   * hand-off.
    */
   public static void forRange(int n, int grain, RangeBody body) {
     if (n <= 0) {
@@ -76,26 +79,28 @@ public final class Parallel {
     for (int i = 0; i < pieces; i++) {
       int from = (int) ((long) blocks * i / pieces) * g;
       int to = Math.min(n, (int) ((long) blocks * (i + 1) / pieces) * g);
-      tasks[i] = new RecursiveAction() {
-        private static final long serialVersionUID = 1L;
+      tasks[i] =
+          new RecursiveAction() {
+            private static final long serialVersionUID = 1L;
 
-        @Override
-        protected void compute() {
-          body.run(from, to);
-        }
-      };
+            @Override
+            protected void compute() {
+              body.run(from, to);
+            }
+          };
     }
     if (ForkJoinTask.getPool() == p) {
       RecursiveAction.invokeAll(tasks); // already inside the pool: fork-join, no deadlock
     } else {
-      p.invoke(new RecursiveAction() {
-        private static final long serialVersionUID = 1L;
+      p.invoke(
+          new RecursiveAction() {
+            private static final long serialVersionUID = 1L;
 
-        @Override
-        protected void compute() {
-          invokeAll(tasks);
-        }
-      });
+            @Override
+            protected void compute() {
+              invokeAll(tasks);
+            }
+          });
     }
   }
 
@@ -106,15 +111,18 @@ public final class Parallel {
   }
 
   /**
-   * Runs body(0 .. blocks-1) in parallel. For reductions: give each block its own partial sum and add the partials in
-   * block order afterwards, so the result does not depend on the thread count or on timing (a retried Spark task
-   * must reproduce its gradient exactly).
+   * Runs body(0 .. blocks-1) in parallel. For reductions: give each block its own partial sum and
+   * add the partials in block order afterwards, so the result does not depend on the thread count
+   * or on timing (a retried Spark task must reproduce its gradient exactly).
    */
   public static void forEachBlock(int blocks, BlockBody body) {
-    forRange(blocks, 1, (from, to) -> {
-      for (int i = from; i < to; i++) {
-        body.run(i);
-      }
-    });
+    forRange(
+        blocks,
+        1,
+        (from, to) -> {
+          for (int i = from; i < to; i++) {
+            body.run(i);
+          }
+        });
   }
 }

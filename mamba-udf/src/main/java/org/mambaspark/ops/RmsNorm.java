@@ -10,24 +10,28 @@ public final class RmsNorm {
    * @param inp (BT, D)
    * @param weight (D)
    */
-  public static void rmsnormForward(float[] out, float[] rstd, float[] inp, float[] weight, int BT, int D, float eps) {
-    Parallel.forRange(BT, Math.max(1, 4096 / D), (from, to) -> {
-      for (int t = from; t < to; t++) {
-        int o = t * D;
-        float ss = 0f;
-        for (int i = 0; i < D; i++) {
-          float v = inp[o + i];
-          ss += v * v;
-        }
-        float r = (float) (1.0 / Math.sqrt(ss / D + eps));
-        for (int i = 0; i < D; i++) {
-          out[o + i] = inp[o + i] * r * weight[i];
-        }
-        if (rstd != null) {
-          rstd[t] = r;
-        }
-      }
-    });
+  public static void rmsnormForward(
+      float[] out, float[] rstd, float[] inp, float[] weight, int BT, int D, float eps) {
+    Parallel.forRange(
+        BT,
+        Math.max(1, 4096 / D),
+        (from, to) -> {
+          for (int t = from; t < to; t++) {
+            int o = t * D;
+            float ss = 0f;
+            for (int i = 0; i < D; i++) {
+              float v = inp[o + i];
+              ss += v * v;
+            }
+            float r = (float) (1.0 / Math.sqrt(ss / D + eps));
+            for (int i = 0; i < D; i++) {
+              out[o + i] = inp[o + i] * r * weight[i];
+            }
+            if (rstd != null) {
+              rstd[t] = r;
+            }
+          }
+        });
   }
 
   /**
@@ -40,26 +44,35 @@ public final class RmsNorm {
    * @param inp (BT, D) the forward's input
    * @param rstd (BT) saved by the forward
    */
-  public static void rmsnormBackward(float[] dinp, float[] dweight, float[] dout, float[] inp, float[] weight,
-      float[] rstd, int BT, int D) {
+  public static void rmsnormBackward(
+      float[] dinp,
+      float[] dweight,
+      float[] dout,
+      float[] inp,
+      float[] weight,
+      float[] rstd,
+      int BT,
+      int D) {
     int rowsPerBlock = 256, blocks = (BT + rowsPerBlock - 1) / rowsPerBlock;
     float[][] dw = new float[blocks][D]; // per-block partials of dweight, added in block order
-    Parallel.forEachBlock(blocks, blk -> {
-      float[] dwb = dw[blk];
-      for (int t = blk * rowsPerBlock, end = Math.min(BT, t + rowsPerBlock); t < end; t++) {
-        int o = t * D;
-        float r = rstd[t];
-        float dot = 0f; // Σ_i dout·w·x
-        for (int i = 0; i < D; i++) {
-          dot += dout[o + i] * weight[i] * inp[o + i];
-        }
-        float c = r * r * r * dot / D;
-        for (int i = 0; i < D; i++) {
-          dinp[o + i] += r * weight[i] * dout[o + i] - c * inp[o + i];
-          dwb[i] += dout[o + i] * inp[o + i] * r;
-        }
-      }
-    });
+    Parallel.forEachBlock(
+        blocks,
+        blk -> {
+          float[] dwb = dw[blk];
+          for (int t = blk * rowsPerBlock, end = Math.min(BT, t + rowsPerBlock); t < end; t++) {
+            int o = t * D;
+            float r = rstd[t];
+            float dot = 0f; // Σ_i dout·w·x
+            for (int i = 0; i < D; i++) {
+              dot += dout[o + i] * weight[i] * inp[o + i];
+            }
+            float c = r * r * r * dot / D;
+            for (int i = 0; i < D; i++) {
+              dinp[o + i] += r * weight[i] * dout[o + i] - c * inp[o + i];
+              dwb[i] += dout[o + i] * inp[o + i] * r;
+            }
+          }
+        });
     for (float[] dwb : dw) {
       for (int i = 0; i < D; i++) {
         dweight[i] += dwb[i];

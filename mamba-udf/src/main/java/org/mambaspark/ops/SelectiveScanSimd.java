@@ -5,9 +5,10 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * {@link SelectiveScan#scanForward} vectorized across channels: one register holds VL consecutive channels e of
- * one batch row, the recurrence runs over t, and the loop over the N states is inside. Loaded only when {@link
- * Simd#ENABLED}. The channel tail (ED not a multiple of VL) runs the same arithmetic through a masked vector.
+ * {@link SelectiveScan#scanForward} vectorized across channels: one register holds VL consecutive
+ * channels e of one batch row, the recurrence runs over t, and the loop over the N states is
+ * inside. Loaded only when {@link Simd#ENABLED}. The channel tail (ED not a multiple of VL) runs
+ * the same arithmetic through a masked vector.
  */
 final class SelectiveScanSimd {
   private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -15,20 +16,52 @@ final class SelectiveScanSimd {
 
   private SelectiveScanSimd() {}
 
-  static void scanForward(float[] y, float[] h, float[] u, float[] delta, float[] A, float[] dbc, int R, float[] D,
-      float[] z, int zOff, int zStride, int B, int L, int ED, int N) {
+  static void scanForward(
+      float[] y,
+      float[] h,
+      float[] u,
+      float[] delta,
+      float[] A,
+      float[] dbc,
+      int R,
+      float[] D,
+      float[] z,
+      int zOff,
+      int zStride,
+      int B,
+      int L,
+      int ED,
+      int N) {
     int blocks = (ED + VL - 1) / VL;
-    Parallel.forRange(B * blocks, 1, (from, to) -> {
-      for (int job = from; job < to; job++) {
-        int b = job / blocks;
-        int e0 = (job - b * blocks) * VL;
-        scanBlock(y, h, u, delta, A, dbc, R, D, z, zOff, zStride, b, e0, L, ED, N);
-      }
-    });
+    Parallel.forRange(
+        B * blocks,
+        1,
+        (from, to) -> {
+          for (int job = from; job < to; job++) {
+            int b = job / blocks;
+            int e0 = (job - b * blocks) * VL;
+            scanBlock(y, h, u, delta, A, dbc, R, D, z, zOff, zStride, b, e0, L, ED, N);
+          }
+        });
   }
 
-  private static void scanBlock(float[] y, float[] h, float[] u, float[] delta, float[] A, float[] dbc, int R,
-      float[] D, float[] z, int zOff, int zStride, int b, int e0, int L, int ED, int N) {
+  private static void scanBlock(
+      float[] y,
+      float[] h,
+      float[] u,
+      float[] delta,
+      float[] A,
+      float[] dbc,
+      int R,
+      float[] D,
+      float[] z,
+      int zOff,
+      int zStride,
+      int b,
+      int e0,
+      int L,
+      int ED,
+      int N) {
     var m = S.indexInRange(e0, ED);
     int P = R + 2 * N;
     int hb = b * N * ED + e0;
@@ -43,7 +76,8 @@ final class SelectiveScanSimd {
       FloatVector acc = dSkip.mul(x);
       for (int n = 0; n < N; n++) {
         int ho = hb + n * ED;
-        FloatVector a = dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)).lanewise(VectorOperators.EXP);
+        FloatVector a =
+            dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)).lanewise(VectorOperators.EXP);
         FloatVector hn = FloatVector.fromArray(S, h, ho, m).fma(a, dtx.mul(dbc[bOff + n]));
         hn.intoArray(h, ho, m);
         acc = hn.mul(dbc[cOff + n]).add(acc);

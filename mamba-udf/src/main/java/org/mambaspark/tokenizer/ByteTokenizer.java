@@ -7,9 +7,10 @@ import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 
 /**
- * One token per UTF-8 byte, id = the byte's value 0..255: for models trained from scratch on raw bytes (text,
- * DNA, characters). Ids of 256 and above are the model's own special tokens (EOS, separators): decode skips them.
- * Invalid UTF-8 (a model can emit any byte sequence) decodes with U+FFFD replacement characters.
+ * One token per UTF-8 byte, id = the byte's value 0..255: for models trained from scratch on raw
+ * bytes (text, DNA, characters). Ids of 256 and above are the model's own special tokens (EOS,
+ * separators): decode skips them. Invalid UTF-8 (a model can emit any byte sequence) decodes with
+ * U+FFFD replacement characters.
  */
 public final class ByteTokenizer implements Tokenizer {
   public static final ByteTokenizer INSTANCE = new ByteTokenizer();
@@ -40,8 +41,12 @@ public final class ByteTokenizer implements Tokenizer {
       }
     }
     try {
-      CharBuffer cb = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPLACE)
-          .onUnmappableCharacter(CodingErrorAction.REPLACE).decode(ByteBuffer.wrap(b, 0, n));
+      CharBuffer cb =
+          StandardCharsets.UTF_8
+              .newDecoder()
+              .onMalformedInput(CodingErrorAction.REPLACE)
+              .onUnmappableCharacter(CodingErrorAction.REPLACE)
+              .decode(ByteBuffer.wrap(b, 0, n));
       return cb.toString();
     } catch (CharacterCodingException e) {
       throw new IllegalStateException("UTF-8 decoding with replacement cannot fail", e);

@@ -6,10 +6,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * A Hugging Face {@code tokenizer.json} (the GPT-NeoX byte-level BPE of the published Mamba checkpoints) through
- * DJL's binding of the Rust tokenizers library, whose native library ships in the jar (no network). DJL's defaults
- * would add special tokens and silently truncate at 512 tokens: both are switched off. The Rust tokenizer is
- * immutable after loading and safe to call from several threads.
+ * A Hugging Face {@code tokenizer.json} (the GPT-NeoX byte-level BPE of the published Mamba
+ * checkpoints) through DJL's binding of the Rust tokenizers library, whose native library ships in
+ * the jar (no network). DJL's defaults would add special tokens and silently truncate at 512
+ * tokens: both are switched off. The Rust tokenizer is immutable after loading and safe to call
+ * from several threads.
  */
 public final class HfTokenizer implements Tokenizer {
   private final HuggingFaceTokenizer tokenizer;
@@ -25,11 +26,17 @@ public final class HfTokenizer implements Tokenizer {
       throw new IllegalArgumentException(tokenizerJson + ": no such tokenizer file");
     }
     try {
-      HuggingFaceTokenizer t = HuggingFaceTokenizer.builder().optTokenizerPath(tokenizerJson).optAddSpecialTokens(false)
-          .optTruncation(false).optPadding(false).build();
+      HuggingFaceTokenizer t =
+          HuggingFaceTokenizer.builder()
+              .optTokenizerPath(tokenizerJson)
+              .optAddSpecialTokens(false)
+              .optTruncation(false)
+              .optPadding(false)
+              .build();
       return new HfTokenizer(t, tokenizerJson);
     } catch (IOException | RuntimeException e) {
-      throw new IllegalArgumentException(tokenizerJson + ": cannot load the tokenizer: " + e.getMessage(), e);
+      throw new IllegalArgumentException(
+          tokenizerJson + ": cannot load the tokenizer: " + e.getMessage(), e);
     }
   }
 

@@ -1,9 +1,9 @@
 package org.mambaspark.tokenizer;
 
 /**
- * Text ↔ token ids for a model. Encoding adds no special tokens and never truncates or pads: the caller decides
- * about BOS/EOS and length. Implementations are safe to share between threads (Spark task threads share one per
- * executor JVM).
+ * Text ↔ token ids for a model. Encoding adds no special tokens and never truncates or pads: the
+ * caller decides about BOS/EOS and length. Implementations are safe to share between threads (Spark
+ * task threads share one per executor JVM).
  */
 public interface Tokenizer {
   int[] encode(String text);

@@ -9,14 +9,16 @@ import java.util.Optional;
 import java.util.regex.Pattern;
 
 /**
- * Finds a model's tokenizer: {@code tokenizer.json} → {@link HfTokenizer}; otherwise a {@code tokenizer_config.json}
- * whose {@code tokenizer_class} is {@code "ByteTokenizer"} (this project's marker for byte-level models) →
- * {@link ByteTokenizer}; otherwise none (the caller passes token ids).
+ * Finds a model's tokenizer: {@code tokenizer.json} → {@link HfTokenizer}; otherwise a {@code
+ * tokenizer_config.json} whose {@code tokenizer_class} is {@code "ByteTokenizer"} (this project's
+ * marker for byte-level models) → {@link ByteTokenizer}; otherwise none (the caller passes token
+ * ids).
  */
 public final class Tokenizers {
   public static final String TOKENIZER_JSON = "tokenizer.json";
   public static final String TOKENIZER_CONFIG = "tokenizer_config.json";
-  private static final Pattern BYTE_MARKER = Pattern.compile("\"tokenizer_class\"\\s*:\\s*\"ByteTokenizer\"");
+  private static final Pattern BYTE_MARKER =
+      Pattern.compile("\"tokenizer_class\"\\s*:\\s*\"ByteTokenizer\"");
 
   private Tokenizers() {}
 
@@ -46,9 +48,13 @@ public final class Tokenizers {
     return HfTokenizer.load(Path.of(name));
   }
 
-  /** Marks modelDir as a byte-level model (tokenizer_config.json), so {@link #forModel} finds its tokenizer. */
+  /**
+   * Marks modelDir as a byte-level model (tokenizer_config.json), so {@link #forModel} finds its
+   * tokenizer.
+   */
   public static void writeByteTokenizerMarker(Path modelDir) throws IOException {
-    Files.writeString(modelDir.resolve(TOKENIZER_CONFIG),
+    Files.writeString(
+        modelDir.resolve(TOKENIZER_CONFIG),
         "{\n  \"tokenizer_class\": \"ByteTokenizer\",\n  \"comment\": \"one token per UTF-8 byte (mamba-spark)\"\n}\n",
         StandardCharsets.UTF_8);
   }

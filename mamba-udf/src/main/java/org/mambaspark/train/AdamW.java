@@ -5,8 +5,9 @@ import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.NamedTensor;
 
 /**
- * AdamW exactly as {@code torch.optim.AdamW} (amsgrad off, maximize off): decoupled weight decay applied to the
- * parameter before the Adam step, bias-corrected moments, eps added after the square root:
+ * AdamW exactly as {@code torch.optim.AdamW} (amsgrad off, maximize off): decoupled weight decay
+ * applied to the parameter before the Adam step, bias-corrected moments, eps added after the square
+ * root:
  *
  * <pre>
  *   p ← p·(1 − lr·λ)            (λ only where {@link #decays} says so)
@@ -14,8 +15,8 @@ import org.mambaspark.model.NamedTensor;
  *   p ← p − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + ε)
  * </pre>
  *
- * The moments are a {@link MambaWeights} each, walked with the same {@link MambaWeights#parameters()} order as the
- * weights and gradients.
+ * The moments are a {@link MambaWeights} each, walked with the same {@link
+ * MambaWeights#parameters()} order as the weights and gradients.
  */
 public final class AdamW {
   public final float beta1;
@@ -27,9 +28,19 @@ public final class AdamW {
   long step; //           steps taken
 
   public AdamW(MambaWeights params, float beta1, float beta2, float eps, float weightDecay) {
-    if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps >= 0) || !(weightDecay >= 0)) {
-      throw new IllegalArgumentException("AdamW: need 0 <= beta1, beta2 < 1, eps >= 0, weight decay >= 0; got "
-          + beta1 + ", " + beta2 + ", " + eps + ", " + weightDecay);
+    if (!(beta1 >= 0 && beta1 < 1)
+        || !(beta2 >= 0 && beta2 < 1)
+        || !(eps >= 0)
+        || !(weightDecay >= 0)) {
+      throw new IllegalArgumentException(
+          "AdamW: need 0 <= beta1, beta2 < 1, eps >= 0, weight decay >= 0; got "
+              + beta1
+              + ", "
+              + beta2
+              + ", "
+              + eps
+              + ", "
+              + weightDecay);
     }
     this.beta1 = beta1;
     this.beta2 = beta2;
@@ -45,8 +56,8 @@ public final class AdamW {
   }
 
   /**
-   * Weight decay on every parameter with two or more dimensions except A_log; none on 1-D ones (norm weights,
-   * biases, D), as mamba_ssm's {@code _no_weight_decay} and the usual GPT practice.
+   * Weight decay on every parameter with two or more dimensions except A_log; none on 1-D ones
+   * (norm weights, biases, D), as mamba_ssm's {@code _no_weight_decay} and the usual GPT practice.
    */
   public static boolean decays(NamedTensor t) {
     return t.shape.length >= 2 && !t.name.endsWith(".A_log");
@@ -62,7 +73,10 @@ public final class AdamW {
     double bc1 = 1 - Math.pow(beta1, (double) step);
     double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, (double) step));
     float stepSize = (float) (lr / bc1);
-    List<NamedTensor> ps = params.parameters(), gs = grads.parameters(), ms = m.parameters(), vs = v.parameters();
+    List<NamedTensor> ps = params.parameters(),
+        gs = grads.parameters(),
+        ms = m.parameters(),
+        vs = v.parameters();
     for (int i = 0; i < ps.size(); i++) {
       NamedTensor pt = ps.get(i);
       float[] p = pt.data, g = gs.get(i).data, mm = ms.get(i).data, vv = vs.get(i).data;

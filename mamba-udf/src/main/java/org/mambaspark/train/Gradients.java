@@ -6,8 +6,8 @@ import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.NamedTensor;
 
 /**
- * Operations on a gradient held as a {@link MambaWeights}: the flat buffer that micro-batches accumulate into and
- * that Spark sums across partitions.
+ * Operations on a gradient held as a {@link MambaWeights}: the flat buffer that micro-batches
+ * accumulate into and that Spark sums across partitions.
  */
 public final class Gradients {
   private Gradients() {}
@@ -51,8 +51,8 @@ public final class Gradients {
   }
 
   /**
-   * {@code torch.nn.utils.clip_grad_norm_}: scales g by min(1, maxNorm / (norm + 1e-6)); returns the norm before
-   * clipping. A non-positive maxNorm only measures.
+   * {@code torch.nn.utils.clip_grad_norm_}: scales g by min(1, maxNorm / (norm + 1e-6)); returns
+   * the norm before clipping. A non-positive maxNorm only measures.
    */
   public static double clipGlobalNorm(MambaWeights g, double maxNorm) {
     double norm = globalNorm(g);

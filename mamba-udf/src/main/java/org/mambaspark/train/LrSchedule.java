@@ -1,8 +1,9 @@
 package org.mambaspark.train;
 
 /**
- * Learning rate per step (0-based, the step about to be taken): constant, or linear warm-up from lr/warmup to lr
- * over {@code warmupSteps}, then cosine decay to {@code minLr} at {@code totalSteps} (held there after).
+ * Learning rate per step (0-based, the step about to be taken): constant, or linear warm-up from
+ * lr/warmup to lr over {@code warmupSteps}, then cosine decay to {@code minLr} at {@code
+ * totalSteps} (held there after).
  */
 public final class LrSchedule {
   public final String kind; // "constant" | "cosine"
@@ -12,9 +13,21 @@ public final class LrSchedule {
   public final long totalSteps;
 
   private LrSchedule(String kind, float maxLr, float minLr, long warmupSteps, long totalSteps) {
-    if (!(maxLr > 0) || !(minLr >= 0) || minLr > maxLr || warmupSteps < 0 || totalSteps < warmupSteps) {
-      throw new IllegalArgumentException("learning-rate schedule: need 0 <= min <= max, max > 0, 0 <= warmup <= total;"
-          + " got max " + maxLr + ", min " + minLr + ", warmup " + warmupSteps + ", total " + totalSteps);
+    if (!(maxLr > 0)
+        || !(minLr >= 0)
+        || minLr > maxLr
+        || warmupSteps < 0
+        || totalSteps < warmupSteps) {
+      throw new IllegalArgumentException(
+          "learning-rate schedule: need 0 <= min <= max, max > 0, 0 <= warmup <= total;"
+              + " got max "
+              + maxLr
+              + ", min "
+              + minLr
+              + ", warmup "
+              + warmupSteps
+              + ", total "
+              + totalSteps);
     }
     this.kind = kind;
     this.maxLr = maxLr;
@@ -27,11 +40,13 @@ public final class LrSchedule {
     return new LrSchedule("constant", lr, lr, 0, 0);
   }
 
-  public static LrSchedule warmupCosine(float maxLr, float minLr, long warmupSteps, long totalSteps) {
+  public static LrSchedule warmupCosine(
+      float maxLr, float minLr, long warmupSteps, long totalSteps) {
     return new LrSchedule("cosine", maxLr, minLr, warmupSteps, totalSteps);
   }
 
-  public static LrSchedule of(String kind, float maxLr, float minLr, long warmupSteps, long totalSteps) {
+  public static LrSchedule of(
+      String kind, float maxLr, float minLr, long warmupSteps, long totalSteps) {
     switch (kind) {
       case "constant":
         return constant(maxLr);

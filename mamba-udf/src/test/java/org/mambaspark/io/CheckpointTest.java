@@ -32,10 +32,12 @@ import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.NamedTensor;
 
-/** Loading and saving whole checkpoint directories: fixtures, round trips, shards, aliases, and each refusal. */
+/**
+ * Loading and saving whole checkpoint directories: fixtures, round trips, shards, aliases, and each
+ * refusal.
+ */
 class CheckpointTest {
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   @Test
   void loadsTinyAndSmallFixtures() {
@@ -46,7 +48,10 @@ class CheckpointTest {
       double maxDiff = 0;
       long values = 0;
       try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("model.safetensors"))) {
-        assertEquals(f.names().size(), w.parameters().size(), "one tensor per parameter (tied head not stored)");
+        assertEquals(
+            f.names().size(),
+            w.parameters().size(),
+            "one tensor per parameter (tied head not stored)");
         for (NamedTensor p : w.parameters()) {
           assertArrayEquals(f.info(p.name).shape(), p.shape, p.name);
           float[] ref = f.readFloats(p.name);
@@ -59,12 +64,14 @@ class CheckpointTest {
       assertSame(w.embeddings, w.lmHead, "tied head shares the embedding array");
       assertEquals(c.vocabSize * c.hiddenSize, w.embeddings.length);
       assertEquals(2 * c.intermediateSize * c.hiddenSize, w.layers[0].inProj.length);
-      assertEquals(c.intermediateSize * c.convKernel, w.layers[c.numLayers - 1].conv1dWeight.length);
+      assertEquals(
+          c.intermediateSize * c.convKernel, w.layers[c.numLayers - 1].conv1dWeight.length);
       for (float a : w.layers[0].aLog) {
         assertTrue(Float.isFinite(a), "A_log finite");
       }
-      System.out.printf("%s: %s, %d tensors, %d values, largest difference to readFloats %.1g%n", name, c,
-          w.parameters().size(), values, maxDiff);
+      System.out.printf(
+          "%s: %s, %d tensors, %d values, largest difference to readFloats %.1g%n",
+          name, c, w.parameters().size(), values, maxDiff);
     }
   }
 
@@ -79,7 +86,8 @@ class CheckpointTest {
     try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("model.safetensors"))) {
       assertEquals(Map.of("format", "pt"), f.metadata());
       assertFalse(f.contains("lm_head.weight"), "tied head stored once");
-      assertArrayEquals(new long[] {256, 1, 4}, f.info("backbone.layers.0.mixer.conv1d.weight").shape());
+      assertArrayEquals(
+          new long[] {256, 1, 4}, f.info("backbone.layers.0.mixer.conv1d.weight").shape());
       for (String name : f.names()) {
         assertEquals("F32", f.info(name).dtype());
       }
@@ -91,7 +99,10 @@ class CheckpointTest {
     IoTestSupport.randomize(w, 5);
     Checkpoint.save(w, dir);
     assertAllEqual(w, Checkpoint.load(dir));
-    System.out.println("save -> load: " + w.parameters().size() + " tensors bit-identical, twice (second overwrote)");
+    System.out.println(
+        "save -> load: "
+            + w.parameters().size()
+            + " tensors bit-identical, twice (second overwrote)");
   }
 
   @Test
@@ -109,9 +120,13 @@ class CheckpointTest {
     Map<String, T> tensors = readAll(dir.resolve("model.safetensors"));
     tensors.remove("lm_head.weight");
     writeAll(dir.resolve("model.safetensors"), tensors);
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)), "model.safetensors",
-        "missing tensor 'lm_head.weight'", "tie_word_embeddings=false");
-    System.out.println("untied head: saved, loaded bit-identical as its own array; refused when absent");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model.safetensors",
+        "missing tensor 'lm_head.weight'",
+        "tie_word_embeddings=false");
+    System.out.println(
+        "untied head: saved, loaded bit-identical as its own array; refused when absent");
   }
 
   @Test
@@ -125,7 +140,8 @@ class CheckpointTest {
     writeAll(dir.resolve("model.safetensors"), tensors);
     MambaWeights w = Checkpoint.load(dir);
     assertSame(w.embeddings, w.lmHead);
-    assertEquals(0, bitDifferences(emb.data, w.lmHead), "head is the embedding, the stored head is ignored");
+    assertEquals(
+        0, bitDifferences(emb.data, w.lmHead), "head is the embedding, the stored head is ignored");
     System.out.println("tied config + stored lm_head.weight: loaded, stored head ignored");
   }
 
@@ -148,14 +164,22 @@ class CheckpointTest {
 
     // The tiny fixture has no in_proj.bias: with use_bias=true that is a missing tensor.
     Path fixture = copyModel("tiny", tmp.resolve("fixture-bias"));
-    ConfigJson.write(tinyConfig().toBuilder().useBias(true).build(), fixture.resolve("config.json"));
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(fixture)), "model.safetensors",
-        "missing tensor 'backbone.layers.0.mixer.in_proj.bias'", "use_bias=true");
+    ConfigJson.write(
+        tinyConfig().toBuilder().useBias(true).build(), fixture.resolve("config.json"));
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(fixture)),
+        "model.safetensors",
+        "missing tensor 'backbone.layers.0.mixer.in_proj.bias'",
+        "use_bias=true");
     // And the other way round: biases in the file, use_bias=false in the config.
     ConfigJson.write(c.toBuilder().useBias(false).build(), dir.resolve("config.json"));
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)), "model.safetensors",
-        "unknown tensor 'backbone.layers.0.mixer.in_proj.bias'", "use_bias=false");
-    System.out.println("use_bias / use_conv_bias: biases written, read back bit-identical, required and refused");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model.safetensors",
+        "unknown tensor 'backbone.layers.0.mixer.in_proj.bias'",
+        "use_bias=false");
+    System.out.println(
+        "use_bias / use_conv_bias: biases written, read back bit-identical, required and refused");
   }
 
   @Test
@@ -179,8 +203,11 @@ class CheckpointTest {
 
     renamed.put("backbone.embeddings.weight", src.get("backbone.embeddings.weight"));
     writeAll(dir.resolve("model.safetensors"), renamed);
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)), "model.safetensors",
-        "backbone.embedding.weight", "backbone.embeddings.weight");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model.safetensors",
+        "backbone.embedding.weight",
+        "backbone.embeddings.weight");
 
     // BF16 weights (as many published checkpoints are) load, converted exactly.
     writeBf16(dir.resolve("model.safetensors"), src);
@@ -197,8 +224,10 @@ class CheckpointTest {
       }
     }
     assertTrue(maxRel < 1.0 / 128, "bf16 keeps 8 significant bits");
-    System.out.printf("embedding alias and (ED, K) conv weights load; both embedding names refused; BF16 weights load"
-        + " exactly as truncated floats (largest relative change %.2g)%n", maxRel);
+    System.out.printf(
+        "embedding alias and (ED, K) conv weights load; both embedding names refused; BF16 weights load"
+            + " exactly as truncated floats (largest relative change %.2g)%n",
+        maxRel);
   }
 
   @Test
@@ -211,38 +240,53 @@ class CheckpointTest {
     writeIndex(dir, weightMap);
     MambaWeights w = Checkpoint.load(dir);
     assertAllEqual(ref, w);
-    System.out.println("3 shards + index: " + all.size() + " tensors loaded bit-identical to the single file");
+    System.out.println(
+        "3 shards + index: " + all.size() + " tensors loaded bit-identical to the single file");
 
     // A name mapped to a shard that lacks it.
     Map<String, String> wrong = new LinkedHashMap<>(weightMap);
     wrong.put("backbone.norm_f.weight", "model-00001-of-00003.safetensors");
     writeIndex(dir, wrong);
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
-        "model-00001-of-00003.safetensors", "backbone.norm_f.weight", "maps it to this shard");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model-00001-of-00003.safetensors",
+        "backbone.norm_f.weight",
+        "maps it to this shard");
 
     // A shard holding a tensor the index does not list for it.
     Map<String, String> dropped = new LinkedHashMap<>(weightMap);
     dropped.remove("backbone.norm_f.weight");
     writeIndex(dir, dropped);
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
-        "model-00003-of-00003.safetensors", "backbone.norm_f.weight", "does not map");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model-00003-of-00003.safetensors",
+        "backbone.norm_f.weight",
+        "does not map");
 
     // A shard escaping the directory.
     Map<String, String> escape = new LinkedHashMap<>(weightMap);
     escape.put("backbone.norm_f.weight", "../model-00003-of-00003.safetensors");
     writeIndex(dir, escape);
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)), "index.json",
-        "backbone.norm_f.weight", "not a file name in the checkpoint directory");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "index.json",
+        "backbone.norm_f.weight",
+        "not a file name in the checkpoint directory");
 
     // A missing shard file.
     writeIndex(dir, weightMap);
     Files.delete(dir.resolve("model-00002-of-00003.safetensors"));
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
-        "model-00002-of-00003.safetensors", "shard missing");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model-00002-of-00003.safetensors",
+        "shard missing");
 
     // A malformed index.
-    IoTestSupport.write(dir.resolve(Checkpoint.INDEX), "{\"weight_map\": []}".getBytes(StandardCharsets.UTF_8));
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)), "index.json",
+    IoTestSupport.write(
+        dir.resolve(Checkpoint.INDEX), "{\"weight_map\": []}".getBytes(StandardCharsets.UTF_8));
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "index.json",
         "weight_map");
   }
 
@@ -252,16 +296,24 @@ class CheckpointTest {
   void shapeDisagreeingWithConfig() {
     Path dir = copyModel("tiny", tmp.resolve("shape"));
     Map<String, T> t = readAll(dir.resolve("model.safetensors"));
-    t.put("backbone.layers.1.mixer.x_proj.weight", new T(new long[] {64, 34}, t.get(
-        "backbone.layers.1.mixer.x_proj.weight").data));
+    t.put(
+        "backbone.layers.1.mixer.x_proj.weight",
+        new T(new long[] {64, 34}, t.get("backbone.layers.1.mixer.x_proj.weight").data));
     writeAll(dir.resolve("model.safetensors"), t);
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)), "model.safetensors",
-        "'backbone.layers.1.mixer.x_proj.weight'", "shape [64, 34]", "implies [34, 64]");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model.safetensors",
+        "'backbone.layers.1.mixer.x_proj.weight'",
+        "shape [64, 34]",
+        "implies [34, 64]");
     // The same file against a config with another width.
     Path dir2 = copyModel("tiny", tmp.resolve("shape2"));
     ConfigJson.write(tinyConfig().toBuilder().stateSize(8).build(), dir2.resolve("config.json"));
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir2)), "model.safetensors",
-        "shape", "implies");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir2)),
+        "model.safetensors",
+        "shape",
+        "implies");
   }
 
   @Test
@@ -271,8 +323,11 @@ class CheckpointTest {
     t.remove("backbone.layers.1.mixer.A_log");
     t.remove("backbone.norm_f.weight");
     writeAll(dir.resolve("model.safetensors"), t);
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)), "model.safetensors",
-        "missing tensor 'backbone.layers.1.mixer.A_log'", "1 more: backbone.norm_f.weight");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model.safetensors",
+        "missing tensor 'backbone.layers.1.mixer.A_log'",
+        "1 more: backbone.norm_f.weight");
   }
 
   @Test
@@ -281,13 +336,18 @@ class CheckpointTest {
     Map<String, T> t = readAll(dir.resolve("model.safetensors"));
     t.put("backbone.layers.0.mixer.rotary.weight", new T(new long[] {2}, new float[2]));
     writeAll(dir.resolve("model.safetensors"), t);
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)), "model.safetensors",
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model.safetensors",
         "unknown tensor 'backbone.layers.0.mixer.rotary.weight'");
     t.remove("backbone.layers.0.mixer.rotary.weight");
     t.put("backbone.layers.2.norm.weight", new T(new long[] {32}, new float[32]));
     writeAll(dir.resolve("model.safetensors"), t);
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)), "model.safetensors",
-        "unknown tensor 'backbone.layers.2.norm.weight'", "num_hidden_layers=2");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model.safetensors",
+        "unknown tensor 'backbone.layers.2.norm.weight'",
+        "num_hidden_layers=2");
   }
 
   @Test
@@ -303,8 +363,11 @@ class CheckpointTest {
       }
     }
     w.write(dir.resolve("model.safetensors"));
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)), "model.safetensors",
-        "'backbone.norm_f.weight'", "I64");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model.safetensors",
+        "'backbone.norm_f.weight'",
+        "I64");
   }
 
   @Test
@@ -313,24 +376,37 @@ class CheckpointTest {
     Path file = dir.resolve("model.safetensors");
     byte[] raw = Files.readAllBytes(file);
     Files.write(file, Arrays.copyOf(raw, raw.length - 100));
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)), "model.safetensors",
-        "backbone.norm_f.weight", "truncated");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model.safetensors",
+        "backbone.norm_f.weight",
+        "truncated");
   }
 
   @Test
   void directoryProblems() throws IOException {
     Path bin = tmp.resolve("bin");
     Files.createDirectories(bin);
-    Files.copy(IoTestSupport.fixtureModel("tiny").resolve("config.json"), bin.resolve("config.json"));
+    Files.copy(
+        IoTestSupport.fixtureModel("tiny").resolve("config.json"), bin.resolve("config.json"));
     Files.write(bin.resolve("pytorch_model.bin"), new byte[] {0x50, 0x4b});
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(bin)), "pytorch_model.bin",
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(bin)),
+        "pytorch_model.bin",
         "needs model.safetensors");
     Files.delete(bin.resolve("pytorch_model.bin"));
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(bin)), "bin",
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(bin)),
+        "bin",
         "no model.safetensors");
     Path empty = Files.createDirectories(tmp.resolve("empty"));
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(empty)), "config.json", "missing");
-    assertMentions(assertThrows(CheckpointException.class, () -> Checkpoint.load(tmp.resolve("nope"))), "nope",
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(empty)),
+        "config.json",
+        "missing");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(tmp.resolve("nope"))),
+        "nope",
         "does not exist");
   }
 
@@ -382,9 +458,17 @@ class CheckpointTest {
     long offset = 0;
     for (Map.Entry<String, T> e : tensors.entrySet()) {
       long bytes = 2L * e.getValue().data.length;
-      header.append(header.length() > 1 ? "," : "").append('"').append(e.getKey()).append("\":{\"dtype\":\"BF16\","
-          + "\"shape\":").append(Arrays.toString(e.getValue().shape).replace(" ", "")).append(",\"data_offsets\":[")
-          .append(offset).append(',').append(offset + bytes).append("]}");
+      header
+          .append(header.length() > 1 ? "," : "")
+          .append('"')
+          .append(e.getKey())
+          .append("\":{\"dtype\":\"BF16\"," + "\"shape\":")
+          .append(Arrays.toString(e.getValue().shape).replace(" ", ""))
+          .append(",\"data_offsets\":[")
+          .append(offset)
+          .append(',')
+          .append(offset + bytes)
+          .append("]}");
       offset += bytes;
     }
     header.append('}');

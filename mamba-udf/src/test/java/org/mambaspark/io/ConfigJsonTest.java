@@ -15,10 +15,12 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.mambaspark.model.MambaConfig;
 
-/** config.json in both dialects (transformers, mamba_ssm), what we write, and every way a config is refused. */
+/**
+ * config.json in both dialects (transformers, mamba_ssm), what we write, and every way a config is
+ * refused.
+ */
 class ConfigJsonTest {
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   @Test
   void readsFixtureConfigs() {
@@ -42,11 +44,29 @@ class ConfigJsonTest {
 
   @Test
   void writeThenReadIsIdentityAndLoadableByTransformers() throws IOException {
-    MambaConfig c = MambaConfig.builder().vocabSize(1000).hiddenSize(48).intermediateSize(96).stateSize(8)
-        .timeStepRank(5).convKernel(3).numLayers(4).layerNormEpsilon(1e-6f).useBias(true).useConvBias(false)
-        .tieWordEmbeddings(false).bosTokenId(1).eosTokenId(2).padTokenId(3).initializerRange(0.02f)
-        .timeStepMin(0.002f).timeStepMax(0.2f).timeStepFloor(2e-4f).timeStepScale(0.5f)
-        .rescalePrenormResidual(true).build();
+    MambaConfig c =
+        MambaConfig.builder()
+            .vocabSize(1000)
+            .hiddenSize(48)
+            .intermediateSize(96)
+            .stateSize(8)
+            .timeStepRank(5)
+            .convKernel(3)
+            .numLayers(4)
+            .layerNormEpsilon(1e-6f)
+            .useBias(true)
+            .useConvBias(false)
+            .tieWordEmbeddings(false)
+            .bosTokenId(1)
+            .eosTokenId(2)
+            .padTokenId(3)
+            .initializerRange(0.02f)
+            .timeStepMin(0.002f)
+            .timeStepMax(0.2f)
+            .timeStepFloor(2e-4f)
+            .timeStepScale(0.5f)
+            .rescalePrenormResidual(true)
+            .build();
     Path file = tmp.resolve("config.json");
     ConfigJson.write(c, file);
     MambaConfig back = ConfigJson.read(file);
@@ -68,7 +88,8 @@ class ConfigJsonTest {
     assertTrue(j.get("expand").isInt(), "expand written as an integer when ED/D is one");
     assertEquals(96, j.get("intermediate_size").intValue());
     assertEquals(5, j.get("time_step_rank").intValue());
-    assertEquals("1.0E-6", j.get("layer_norm_epsilon").asText(), "float written as its shortest decimal");
+    assertEquals(
+        "1.0E-6", j.get("layer_norm_epsilon").asText(), "float written as its shortest decimal");
     assertTrue(text.contains("\n  \"architectures\": [\n    \"MambaForCausalLM\"\n  ],"), text);
     assertTrue(text.endsWith("}\n"));
     try (var files = Files.list(tmp)) {
@@ -79,21 +100,33 @@ class ConfigJsonTest {
 
   @Test
   void nonIntegralExpandKeepsIntermediateSize() throws IOException {
-    MambaConfig c = MambaConfig.builder().vocabSize(100).hiddenSize(64).intermediateSize(96).numLayers(1).build();
+    MambaConfig c =
+        MambaConfig.builder()
+            .vocabSize(100)
+            .hiddenSize(64)
+            .intermediateSize(96)
+            .numLayers(1)
+            .build();
     Path file = tmp.resolve("config.json");
     ConfigJson.write(c, file);
     JsonNode j = Json.MAPPER.readTree(file.toFile());
     assertTrue(j.get("expand").isInt(), "transformers 5 types expand as int");
-    assertEquals(96, j.get("intermediate_size").intValue(), "which transformers lets override int(expand * D)");
+    assertEquals(
+        96,
+        j.get("intermediate_size").intValue(),
+        "which transformers lets override int(expand * D)");
     assertEquals(96, ConfigJson.read(file).intermediateSize);
-    System.out.println("ED/D = 1.5: written expand " + j.get("expand") + ", intermediate_size 96, read back 96");
+    System.out.println(
+        "ED/D = 1.5: written expand " + j.get("expand") + ", intermediate_size 96, read back 96");
   }
 
   @Test
   void hfDefaultsAutoRankAndExpandOnly() {
-    MambaConfig c = read("{\"vocab_size\": 100, \"hidden_size\": 100, \"num_hidden_layers\": 1, \"expand\": 3,"
-        + " \"time_step_rank\": \"auto\", \"pad_token_id\": null, \"eos_token_id\": [7, 8], \"some_future_field\":"
-        + " {\"x\": [1]}, \"use_mambapy\": true}");
+    MambaConfig c =
+        read(
+            "{\"vocab_size\": 100, \"hidden_size\": 100, \"num_hidden_layers\": 1, \"expand\": 3,"
+                + " \"time_step_rank\": \"auto\", \"pad_token_id\": null, \"eos_token_id\": [7, 8], \"some_future_field\":"
+                + " {\"x\": [1]}, \"use_mambapy\": true}");
     assertEquals(300, c.intermediateSize);
     assertEquals(7, c.timeStepRank, "ceil(100 / 16)");
     assertEquals(16, c.stateSize);
@@ -107,8 +140,10 @@ class ConfigJsonTest {
   @Test
   void mambaSsmConfigPadsVocabulary() {
     // state-spaces/mamba-130m's config.json, verbatim.
-    MambaConfig c = read("{\"d_model\": 768, \"n_layer\": 24, \"vocab_size\": 50277, \"ssm_cfg\": {},"
-        + " \"rms_norm\": true, \"residual_in_fp32\": true, \"fused_add_norm\": true, \"pad_vocab_size_multiple\": 8}");
+    MambaConfig c =
+        read(
+            "{\"d_model\": 768, \"n_layer\": 24, \"vocab_size\": 50277, \"ssm_cfg\": {},"
+                + " \"rms_norm\": true, \"residual_in_fp32\": true, \"fused_add_norm\": true, \"pad_vocab_size_multiple\": 8}");
     assertEquals(50280, c.vocabSize, "50277 rounded up to a multiple of 8");
     assertEquals(768, c.hiddenSize);
     assertEquals(1536, c.intermediateSize);
@@ -120,10 +155,12 @@ class ConfigJsonTest {
     assertEquals(0.02f, c.initializerRange, "mamba_ssm _init_weights default");
     assertEquals(MambaConfig.preset("mamba-130m"), c, "equals the mamba-130m preset");
 
-    MambaConfig d = read("{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 1000, \"pad_vocab_size_multiple\": 16,"
-        + " \"tie_embeddings\": false, \"norm_epsilon\": 1e-6, \"ssm_cfg\": {\"d_state\": 8, \"d_conv\": 3,"
-        + " \"expand\": 3, \"dt_rank\": 5, \"conv_bias\": false, \"bias\": true, \"dt_min\": 0.01, \"layer\":"
-        + " \"Mamba1\"}}");
+    MambaConfig d =
+        read(
+            "{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 1000, \"pad_vocab_size_multiple\": 16,"
+                + " \"tie_embeddings\": false, \"norm_epsilon\": 1e-6, \"ssm_cfg\": {\"d_state\": 8, \"d_conv\": 3,"
+                + " \"expand\": 3, \"dt_rank\": 5, \"conv_bias\": false, \"bias\": true, \"dt_min\": 0.01, \"layer\":"
+                + " \"Mamba1\"}}");
     assertEquals(1008, d.vocabSize);
     assertEquals(192, d.intermediateSize);
     assertEquals(8, d.stateSize);
@@ -139,55 +176,118 @@ class ConfigJsonTest {
 
   @Test
   void refusesWhatThisEngineDoesNotRun() {
-    assertMentions(fails("{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100,"
-        + " \"ssm_cfg\": {\"layer\": \"Mamba2\"}}"), "config.json", "ssm_cfg.layer", "Mamba2 is not supported");
-    assertMentions(fails("{\"model_type\": \"mamba2\", \"hidden_size\": 64, \"num_hidden_layers\": 2,"
-        + " \"vocab_size\": 100}"), "config.json", "Mamba2 is not supported");
-    assertMentions(fails("{\"model_type\": \"llama\", \"hidden_size\": 64}"), "config.json", "llama");
-    assertMentions(fails("{\"hidden_act\": \"gelu\", \"hidden_size\": 64, \"num_hidden_layers\": 2,"
-        + " \"vocab_size\": 100}"), "config.json", "hidden_act", "gelu");
-    assertMentions(fails("{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100, \"rms_norm\": false}"),
-        "config.json", "rms_norm");
-    assertMentions(fails("{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100, \"attn_layer_idx\": [1]}"),
-        "config.json", "attn_layer_idx");
-    assertMentions(fails("{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100, \"d_intermediate\": 256}"),
-        "config.json", "d_intermediate");
+    assertMentions(
+        fails(
+            "{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100,"
+                + " \"ssm_cfg\": {\"layer\": \"Mamba2\"}}"),
+        "config.json",
+        "ssm_cfg.layer",
+        "Mamba2 is not supported");
+    assertMentions(
+        fails(
+            "{\"model_type\": \"mamba2\", \"hidden_size\": 64, \"num_hidden_layers\": 2,"
+                + " \"vocab_size\": 100}"),
+        "config.json",
+        "Mamba2 is not supported");
+    assertMentions(
+        fails("{\"model_type\": \"llama\", \"hidden_size\": 64}"), "config.json", "llama");
+    assertMentions(
+        fails(
+            "{\"hidden_act\": \"gelu\", \"hidden_size\": 64, \"num_hidden_layers\": 2,"
+                + " \"vocab_size\": 100}"),
+        "config.json",
+        "hidden_act",
+        "gelu");
+    assertMentions(
+        fails("{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100, \"rms_norm\": false}"),
+        "config.json",
+        "rms_norm");
+    assertMentions(
+        fails("{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100, \"attn_layer_idx\": [1]}"),
+        "config.json",
+        "attn_layer_idx");
+    assertMentions(
+        fails("{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100, \"d_intermediate\": 256}"),
+        "config.json",
+        "d_intermediate");
   }
 
   @Test
   void wrongTypesAndMissingFieldsNameTheField() {
     String base = "\"vocab_size\": 100, \"num_hidden_layers\": 2";
-    assertMentions(fails("{" + base + ", \"hidden_size\": \"64\"}"), "config.json", "'hidden_size'", "integer");
-    assertMentions(fails("{" + base + ", \"hidden_size\": 64.5}"), "config.json", "'hidden_size'", "integer");
-    assertMentions(fails("{" + base + ", \"hidden_size\": 64, \"use_bias\": 1}"), "config.json", "'use_bias'",
+    assertMentions(
+        fails("{" + base + ", \"hidden_size\": \"64\"}"),
+        "config.json",
+        "'hidden_size'",
+        "integer");
+    assertMentions(
+        fails("{" + base + ", \"hidden_size\": 64.5}"), "config.json", "'hidden_size'", "integer");
+    assertMentions(
+        fails("{" + base + ", \"hidden_size\": 64, \"use_bias\": 1}"),
+        "config.json",
+        "'use_bias'",
         "true or false");
-    assertMentions(fails("{" + base + ", \"hidden_size\": 64, \"layer_norm_epsilon\": \"1e-5\"}"), "config.json",
-        "'layer_norm_epsilon'", "number");
-    assertMentions(fails("{" + base + ", \"hidden_size\": 64, \"time_step_rank\": \"big\"}"), "config.json",
-        "'time_step_rank'", "\"auto\"");
-    assertMentions(fails("{" + base + ", \"hidden_size\": 64, \"intermediate_size\": 0}"), "config.json",
-        "'intermediate_size'", "positive");
-    assertMentions(fails("{" + base + ", \"hidden_size\": 64, \"state_size\": -1}"), "config.json", "state_size");
-    assertMentions(fails("{\"vocab_size\": 100, \"hidden_size\": 64}"), "config.json", "'num_hidden_layers'",
+    assertMentions(
+        fails("{" + base + ", \"hidden_size\": 64, \"layer_norm_epsilon\": \"1e-5\"}"),
+        "config.json",
+        "'layer_norm_epsilon'",
+        "number");
+    assertMentions(
+        fails("{" + base + ", \"hidden_size\": 64, \"time_step_rank\": \"big\"}"),
+        "config.json",
+        "'time_step_rank'",
+        "\"auto\"");
+    assertMentions(
+        fails("{" + base + ", \"hidden_size\": 64, \"intermediate_size\": 0}"),
+        "config.json",
+        "'intermediate_size'",
+        "positive");
+    assertMentions(
+        fails("{" + base + ", \"hidden_size\": 64, \"state_size\": -1}"),
+        "config.json",
+        "state_size");
+    assertMentions(
+        fails("{\"vocab_size\": 100, \"hidden_size\": 64}"),
+        "config.json",
+        "'num_hidden_layers'",
         "missing");
-    assertMentions(fails("{\"d_model\": 64, \"n_layer\": 2, \"ssm_cfg\": {\"d_state\": 16}}"), "config.json",
-        "'vocab_size'", "missing");
-    assertMentions(fails("{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100, \"ssm_cfg\": {\"d_conv\": true}}"),
-        "config.json", "'ssm_cfg.d_conv'", "integer");
-    assertMentions(fails("{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100, \"ssm_cfg\": [1]}"), "config.json",
-        "'ssm_cfg'", "object");
-    assertMentions(fails("{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100, \"pad_vocab_size_multiple\": 0}"),
-        "config.json", "pad_vocab_size_multiple");
+    assertMentions(
+        fails("{\"d_model\": 64, \"n_layer\": 2, \"ssm_cfg\": {\"d_state\": 16}}"),
+        "config.json",
+        "'vocab_size'",
+        "missing");
+    assertMentions(
+        fails(
+            "{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100, \"ssm_cfg\": {\"d_conv\": true}}"),
+        "config.json",
+        "'ssm_cfg.d_conv'",
+        "integer");
+    assertMentions(
+        fails("{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100, \"ssm_cfg\": [1]}"),
+        "config.json",
+        "'ssm_cfg'",
+        "object");
+    assertMentions(
+        fails(
+            "{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100, \"pad_vocab_size_multiple\": 0}"),
+        "config.json",
+        "pad_vocab_size_multiple");
     assertMentions(fails("{ not json"), "config.json", "not valid JSON");
     assertMentions(fails("[1, 2]"), "config.json", "not a JSON object");
-    assertMentions(fails("{" + base + ", \"hidden_size\": 64, \"hidden_size\": 65}"), "config.json", "Duplicate");
-    assertMentions(assertThrows(CheckpointException.class, () -> ConfigJson.read(tmp.resolve("none.json"))),
-        "none.json", "does not exist");
+    assertMentions(
+        fails("{" + base + ", \"hidden_size\": 64, \"hidden_size\": 65}"),
+        "config.json",
+        "Duplicate");
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> ConfigJson.read(tmp.resolve("none.json"))),
+        "none.json",
+        "does not exist");
     assertFalse(Files.exists(tmp.resolve("none.json")));
   }
 
   private MambaConfig read(String json) {
-    return ConfigJson.read(IoTestSupport.write(tmp.resolve("config.json"), json.getBytes(StandardCharsets.UTF_8)));
+    return ConfigJson.read(
+        IoTestSupport.write(tmp.resolve("config.json"), json.getBytes(StandardCharsets.UTF_8)));
   }
 
   private CheckpointException fails(String json) {

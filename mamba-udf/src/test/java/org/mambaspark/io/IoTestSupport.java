@@ -17,13 +17,16 @@ import java.util.Random;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.NamedTensor;
 
-/** Shared helpers for the io tests: where the fixtures are, raw safetensors bytes, whole-file copies. */
+/**
+ * Shared helpers for the io tests: where the fixtures are, raw safetensors bytes, whole-file
+ * copies.
+ */
 final class IoTestSupport {
   private IoTestSupport() {}
 
   /**
-   * /work/shared/fixtures: system property {@code mamba.fixtures} (set by surefire), else ../../shared/fixtures from
-   * the module directory.
+   * /work/shared/fixtures: system property {@code mamba.fixtures} (set by surefire), else
+   * ../../shared/fixtures from the module directory.
    */
   static Path fixtures() {
     String prop = System.getProperty("mamba.fixtures");
@@ -32,7 +35,12 @@ final class IoTestSupport {
     }
     Path fallback = Paths.get("../../shared/fixtures");
     if (!Files.isDirectory(fallback)) {
-      fail("fixtures not found: -Dmamba.fixtures=" + prop + " and " + fallback.toAbsolutePath() + " are missing");
+      fail(
+          "fixtures not found: -Dmamba.fixtures="
+              + prop
+              + " and "
+              + fallback.toAbsolutePath()
+              + " are missing");
     }
     return fallback;
   }

@@ -12,8 +12,9 @@ import org.mambaspark.io.Checkpoint;
 import org.mambaspark.io.SafetensorsFile;
 
 /**
- * The forward against Hugging Face transformers' float64 outputs: logits, every hidden state and the loss within
- * 1e-5 relative error; greedy generation identical; streaming in pieces equal to one pass.
+ * The forward against Hugging Face transformers' float64 outputs: logits, every hidden state and
+ * the loss within 1e-5 relative error; greedy generation identical; streaming in pieces equal to
+ * one pass.
  */
 class FixtureForwardTest {
   static final double TOL = 1e-5;
@@ -105,8 +106,9 @@ class FixtureForwardTest {
         off += n;
       }
       double err = Math.abs(s.meanLoss() - whole) / whole;
-      System.out.printf("[%s] streaming piece=%d loss %.7f vs one pass %.7f rel err %.2e%n", name, piece,
-          s.meanLoss(), whole, err);
+      System.out.printf(
+          "[%s] streaming piece=%d loss %.7f vs one pass %.7f rel err %.2e%n",
+          name, piece, s.meanLoss(), whole, err);
       assertEquals(L - 1, s.tokensPredicted());
       assertTrue(err < 1e-6, "piece " + piece + " rel err " + err);
     }

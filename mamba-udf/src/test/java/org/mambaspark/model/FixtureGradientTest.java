@@ -7,7 +7,10 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.mambaspark.Fixtures;
 
-/** Every parameter gradient of the mean loss against PyTorch's (float64), relative error under 1e-4 each. */
+/**
+ * Every parameter gradient of the mean loss against PyTorch's (float64), relative error under 1e-4
+ * each.
+ */
 class FixtureGradientTest {
   static final double TOL = 1e-4;
 

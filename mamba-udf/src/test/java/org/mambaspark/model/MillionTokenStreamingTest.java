@@ -12,8 +12,9 @@ import org.mambaspark.Fixtures;
 import org.mambaspark.io.Checkpoint;
 
 /**
- * A 1,000,000-token sequence scores through the small fixture model in a JVM of its own with -Xmx256m (surefire's
- * "small-heap" execution): memory must not grow with length. Tokens come from a seeded generator, never held whole.
+ * A 1,000,000-token sequence scores through the small fixture model in a JVM of its own with
+ * -Xmx256m (surefire's "small-heap" execution): memory must not grow with length. Tokens come from
+ * a seeded generator, never held whole.
  */
 @Tag("small-heap")
 class MillionTokenStreamingTest {
@@ -21,7 +22,9 @@ class MillionTokenStreamingTest {
   void millionTokensInBoundedHeap() {
     long maxHeap = Runtime.getRuntime().maxMemory();
     System.out.printf("max heap %.0f MiB%n", maxHeap / 1048576.0);
-    assertTrue(maxHeap <= 600L << 20, "this test must run under a small heap (surefire small-heap execution)");
+    assertTrue(
+        maxHeap <= 600L << 20,
+        "this test must run under a small heap (surefire small-heap execution)");
     MambaModel m = new MambaModel(Checkpoint.load(Fixtures.dir("small").resolve("model")));
     StreamingScorer s = new StreamingScorer(m, 4096);
     SplittableRandom rnd = new SplittableRandom(42);
@@ -43,12 +46,15 @@ class MillionTokenStreamingTest {
     System.gc();
     usedAtEnd = mem.getHeapMemoryUsage().getUsed();
     double secs = (System.nanoTime() - t0) / 1e9;
-    System.out.printf("1M tokens: loss %.5f, %.1f s (%.0f tokens/s); heap used after GC at 100k %.1f MiB, at 1M"
-        + " %.1f MiB%n", s.meanLoss(), secs, total / secs, usedAt100k / 1048576.0, usedAtEnd / 1048576.0);
+    System.out.printf(
+        "1M tokens: loss %.5f, %.1f s (%.0f tokens/s); heap used after GC at 100k %.1f MiB, at 1M"
+            + " %.1f MiB%n",
+        s.meanLoss(), secs, total / secs, usedAt100k / 1048576.0, usedAtEnd / 1048576.0);
     assertEquals(total, s.tokensSeen());
     assertEquals(total - 1, s.tokensPredicted());
     assertTrue(Double.isFinite(s.meanLoss()));
-    // uniform random tokens: the loss is near log(V) for an untrained-ish model, and certainly finite and positive
+    // uniform random tokens: the loss is near log(V) for an untrained-ish model, and certainly
+    // finite and positive
     assertTrue(s.meanLoss() > 0);
     assertTrue(usedAtEnd < usedAt100k + (8L << 20), "heap grew with length");
   }

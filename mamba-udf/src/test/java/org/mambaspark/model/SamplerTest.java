@@ -10,7 +10,9 @@ import org.junit.jupiter.api.Test;
 import org.mambaspark.Fixtures;
 import org.mambaspark.io.Checkpoint;
 
-/** Greedy, temperature, top-k, top-p and seeded sampling; stop tokens and max tokens in generation. */
+/**
+ * Greedy, temperature, top-k, top-p and seeded sampling; stop tokens and max tokens in generation.
+ */
 class SamplerTest {
   static final float[] LOGITS = {1f, 3f, 2f, 3f, -1f}; // ties at 1 and 3: argmax takes the lower id
 
@@ -60,7 +62,8 @@ class SamplerTest {
   void seededSamplingIsReproducible() {
     SamplingParams a = new SamplingParams(1, 1f, 0, 0.9f, 42, null);
     assertArrayEquals(counts(a, 1000), counts(a, 1000));
-    assertNotEquals(java.util.Arrays.toString(counts(a, 1000)),
+    assertNotEquals(
+        java.util.Arrays.toString(counts(a, 1000)),
         java.util.Arrays.toString(counts(new SamplingParams(1, 1f, 0, 0.9f, 43, null), 1000)));
     assertThrows(IllegalArgumentException.class, () -> new SamplingParams(1, -1f, 0, 1f, 0, null));
     assertThrows(IllegalArgumentException.class, () -> new SamplingParams(1, 1f, 0, 0f, 0, null));
@@ -74,15 +77,19 @@ class SamplerTest {
     int[] free = g.generate(prompt, new SamplingParams(10, 1f, 0, 1f, 3, null), null);
     assertEquals(10, free.length);
     int stop = free[4];
-    int[] stopped = g.generate(prompt, new SamplingParams(10, 1f, 0, 1f, 3, new int[] {stop}), null);
+    int[] stopped =
+        g.generate(prompt, new SamplingParams(10, 1f, 0, 1f, 3, new int[] {stop}), null);
     int first = 0;
     while (free[first] != stop) {
       first++;
     }
-    assertEquals(first + 1, stopped.length, "stops right after the first stop token, which is included");
+    assertEquals(
+        first + 1, stopped.length, "stops right after the first stop token, which is included");
     assertEquals(stop, stopped[stopped.length - 1]);
     assertEquals(0, g.generate(prompt, SamplingParams.greedy(0), null).length);
-    assertThrows(IllegalArgumentException.class, () -> g.generate(new int[0], SamplingParams.greedy(3), null));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> g.generate(new int[0], SamplingParams.greedy(3), null));
     // a prompt longer than one prefill piece gives the same continuation as the state carried
     int[] longPrompt = new int[Generator.PREFILL_PIECE + 5];
     for (int i = 0; i < longPrompt.length; i++) {

@@ -22,7 +22,8 @@ class TokenizersTest {
   @Test
   void bytesRoundTrip() {
     Tokenizer t = ByteTokenizer.INSTANCE;
-    for (String s : new String[] {"", "hello", "naïve café", "日本語", "emoji 🐍 ok", "tab\tnew\nline"}) {
+    for (String s :
+        new String[] {"", "hello", "naïve café", "日本語", "emoji 🐍 ok", "tab\tnew\nline"}) {
       assertEquals(s, t.decode(t.encode(s)));
     }
     assertArrayEquals(new int[] {104, 105}, t.encode("hi"));
@@ -57,7 +58,10 @@ class TokenizersTest {
     return sym;
   }
 
-  /** A byte-level BPE: ids 0..255 are the bytes, then merges "h e"=256, "l l"=257, "he ll"=258; EOS = 259. */
+  /**
+   * A byte-level BPE: ids 0..255 are the bytes, then merges "h e"=256, "l l"=257, "he ll"=258; EOS
+   * = 259.
+   */
   static Path writeBpe(Path dir) throws Exception {
     ObjectMapper om = new ObjectMapper();
     ObjectNode root = om.createObjectNode();
@@ -66,11 +70,19 @@ class TokenizersTest {
     root.putNull("padding");
     ArrayNode added = root.putArray("added_tokens");
     ObjectNode eos = added.addObject();
-    eos.put("id", 259).put("content", "<|endoftext|>").put("single_word", false).put("lstrip", false)
-        .put("rstrip", false).put("normalized", false).put("special", true);
+    eos.put("id", 259)
+        .put("content", "<|endoftext|>")
+        .put("single_word", false)
+        .put("lstrip", false)
+        .put("rstrip", false)
+        .put("normalized", false)
+        .put("special", true);
     root.putNull("normalizer");
     for (String k : new String[] {"pre_tokenizer", "post_processor", "decoder"}) {
-      root.putObject(k).put("type", "ByteLevel").put("add_prefix_space", false).put("trim_offsets", true)
+      root.putObject(k)
+          .put("type", "ByteLevel")
+          .put("add_prefix_space", false)
+          .put("trim_offsets", true)
           .put("use_regex", true);
     }
     ObjectNode model = root.putObject("model");
@@ -120,8 +132,9 @@ class TokenizersTest {
     assertTrue(Tokenizers.forModel(tmp).isEmpty());
     Tokenizers.writeByteTokenizerMarker(tmp);
     assertEquals(ByteTokenizer.INSTANCE, Tokenizers.forModel(tmp).orElseThrow());
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> HfTokenizer.load(tmp.resolve("nope.json")));
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class, () -> HfTokenizer.load(tmp.resolve("nope.json")));
     assertTrue(e.getMessage().contains("nope.json"));
     Path bad = tmp.resolve("bad");
     Files.createDirectories(bad);
