@@ -6,8 +6,7 @@ package org.mambaspark.model;
  */
 public final class LayerWeights {
   public final float[] norm; //         (D)
-  public final float[]
-      inProj; //       (2ED, D)   rows [0, ED) feed the conv (x), rows [ED, 2ED) the gate (z)
+  public final float[] inProj; //       (2ED, D)   rows [0, ED): conv input x; [ED, 2ED): gate z
   public final float[] inProjBias; //   (2ED) or null unless use_bias
   public final float[] conv1dWeight; // (ED, K)    checkpoint shape (ED, 1, K)
   public final float[] conv1dBias; //   (ED) or null unless use_conv_bias
