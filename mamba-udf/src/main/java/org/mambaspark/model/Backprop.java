@@ -119,7 +119,7 @@ public final class Backprop {
           ws.scanChunk,
           a.xs,
           a.delta,
-          model.aT[l],
+          a.aT,
           a.dbc,
           R,
           lw.dSkip,
@@ -131,7 +131,7 @@ public final class Backprop {
           ED,
           N);
       // A = -exp(A_log)  =>  dA_log = dA · A   (dAT and aT are (N, ED); A_log is (ED, N))
-      float[] aT = model.aT[l];
+      float[] aT = a.aT;
       for (int e = 0; e < ED; e++) {
         for (int n = 0; n < N; n++) {
           g.aLog[e * N + n] += dAT[n * ED + e] * aT[n * ED + e];

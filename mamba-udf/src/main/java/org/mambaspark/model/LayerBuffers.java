@@ -12,6 +12,7 @@ final class LayerBuffers {
   final float[] dbc; //     (BT, R+2N)   x_proj output: [Δ rank | B | C]
   final float[] delta; //   (BT, ED)     softplus(dt_proj(Δ rank))
   final float[] y; //       (BT, ED)     gated scan output, out_proj's input
+  final float[] aT; //      (N, ED)      A = -exp(A_log)ᵀ of this layer
   // Saved for the backward pass only (null in inference):
   final float[] xIn; //     (BT, D)      the residual stream entering the layer
   final float[] rstd; //    (BT)         1/rms of xIn
@@ -27,6 +28,7 @@ final class LayerBuffers {
     dbc = new float[BT * P];
     delta = new float[BT * ED];
     y = new float[BT * ED];
+    aT = new float[N * ED];
     xIn = training ? new float[BT * D] : null;
     rstd = training ? new float[BT] : null;
     convPre = training ? new float[BT * ED] : null;

@@ -21,25 +21,31 @@ import org.mambaspark.ops.SelectiveScan;
  */
 public final class MambaModel {
   public final MambaConfig config;
-  public final MambaWeights weights;
 
-  /** Per layer (N, ED): A = -exp(A_log), transposed for the scan's channel-contiguous loop. */
-  final float[][] aT;
+  /**
+   * Read on every forward, never cached in derived form: an optimizer updates them in place between
+   * calls.
+   */
+  public final MambaWeights weights;
 
   public MambaModel(MambaWeights weights) {
     this.weights = weights;
     this.config = weights.config;
-    int ED = config.intermediateSize, N = config.stateSize;
-    aT = new float[config.numLayers][];
-    for (int l = 0; l < config.numLayers; l++) {
-      float[] aLog = weights.layers[l].aLog;
-      float[] a = new float[N * ED];
-      for (int e = 0; e < ED; e++) {
-        for (int n = 0; n < N; n++) {
-          a[n * ED + e] = -(float) Math.exp(aLog[e * N + n]);
-        }
+  }
+
+  /**
+   * aT (N, ED) = -exp(A_log)ᵀ, transposed for the scan's channel-contiguous loop. Recomputed per
+   * forward (N·ED exps a layer, vectorized: small next to the layer) so that it can never go stale.
+   */
+  static void negExpTransposed(float[] aT, float[] aLog, int ED, int N) {
+    for (int e = 0; e < ED; e++) {
+      for (int n = 0; n < N; n++) {
+        aT[n * ED + e] = aLog[e * N + n];
       }
-      aT[l] = a;
+    }
+    Activations.expInPlace(aT, 0, N * ED);
+    for (int i = 0; i < N * ED; i++) {
+      aT[i] = -aT[i];
     }
   }
 
@@ -72,6 +78,7 @@ public final class MambaModel {
     for (int l = 0; l < c.numLayers; l++) {
       LayerWeights w = weights.layers[l];
       LayerBuffers a = ws.layer(l);
+      negExpTransposed(a.aT, w.aLog, ED, N);
       if (a.xIn != null) {
         System.arraycopy(x, 0, a.xIn, 0, BT * D);
       }
@@ -95,10 +102,10 @@ public final class MambaModel {
       }
       if (a.hChunks != null) {
         SelectiveScan.saveChunkStates(
-            a.hChunks, ws.scanChunk, h, a.xs, a.delta, aT[l], a.dbc, R, B, L, ED, N);
+            a.hChunks, ws.scanChunk, h, a.xs, a.delta, a.aT, a.dbc, R, B, L, ED, N);
       }
       SelectiveScan.scanForward(
-          a.y, h, a.xs, a.delta, aT[l], a.dbc, R, w.dSkip, a.xz, ED, 2 * ED, B, L, ED, N);
+          a.y, h, a.xs, a.delta, a.aT, a.dbc, R, w.dSkip, a.xz, ED, 2 * ED, B, L, ED, N);
       Matmul.matmulForward(ws.out, 0, D, a.y, 0, ED, w.outProj, w.outProjBias, BT, ED, D);
       addInPlace(x, ws.out, BT * D);
       if (hiddenStates != null) {

@@ -98,4 +98,15 @@ public final class Activations {
           }
         });
   }
+
+  /** x[off + i] = exp(x[off + i]) for i in [0, n). */
+  public static void expInPlace(float[] x, int off, int n) {
+    if (Simd.ENABLED) {
+      ActivationsSimd.exp(x, off, n);
+    } else {
+      for (int i = 0; i < n; i++) {
+        x[off + i] = (float) Math.exp(x[off + i]);
+      }
+    }
+  }
 }

@@ -65,4 +65,14 @@ final class ActivationsSimd {
     }
     return (float) (max + Math.log(sum));
   }
+
+  static void exp(float[] x, int off, int n) {
+    int i = 0;
+    for (; i <= n - VL; i += VL) {
+      FloatVector.fromArray(S, x, off + i).lanewise(VectorOperators.EXP).intoArray(x, off + i);
+    }
+    for (; i < n; i++) {
+      x[off + i] = (float) Math.exp(x[off + i]);
+    }
+  }
 }
