@@ -6,8 +6,11 @@ import org.mambaspark.io.Checkpoint;
 import org.mambaspark.io.SafetensorsFile;
 import org.mambaspark.io.SafetensorsWriter;
 import org.mambaspark.io.TensorInfo;
+import org.mambaspark.model.Backprop;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
+import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.NamedTensor;
 import org.mambaspark.model.Scoring;
 import org.mambaspark.model.Workspace;
 import picocli.CommandLine.Command;
@@ -36,6 +39,13 @@ final class ForwardCommand implements Callable<Integer> {
 
   @Option(names = "--output", required = true, description = "safetensors file to write")
   Path output;
+
+  @Option(
+      names = "--grads",
+      description =
+          "also write grad.<parameter name> (F32): the gradient of the mean loss (a tied head's"
+              + " gradient is in backbone.embeddings.weight)")
+  boolean grads;
 
   @Mixin CommonOptions common;
 
@@ -100,6 +110,17 @@ final class ForwardCommand implements Callable<Integer> {
       out.addFloats("hidden_states." + i, new long[] {B, L, D}, hs[i]);
     }
     out.addFloats("last_hidden_state", new long[] {B, L, D}, hs[c.numLayers]);
+    if (grads) {
+      if (L < 2) {
+        throw new IllegalArgumentException(
+            "--grads needs sequences of at least 2 tokens, got L = " + L);
+      }
+      MambaWeights g = MambaWeights.zerosLike(m.weights);
+      new Backprop(m, B, L).forwardBackward(ids, g, 1.0 / ((double) B * (L - 1)));
+      for (NamedTensor t : g.parameters()) {
+        out.addFloats("grad." + t.name, t.shape, t.data);
+      }
+    }
     out.write(output);
     System.out.printf(
         "wrote %s: logits [%d, %d, %d]%s%n", output, B, L, V, L >= 2 ? "" : " (no loss: L < 2)");

@@ -20,7 +20,8 @@ import picocli.CommandLine.Command;
       ForwardCommand.class,
       GenerateCommand.class,
       BenchCommand.class,
-      InitCommand.class
+      InitCommand.class,
+      TrainLocalCommand.class
     })
 public final class MambaCli implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;

@@ -75,6 +75,7 @@ class MambaCliTest {
       Run r =
           new Run(
               "forward",
+              "--grads",
               "--model",
               fixture("tiny").resolve("model").toString(),
               "--input",
@@ -85,7 +86,14 @@ class MambaCliTest {
       try (SafetensorsFile got = SafetensorsFile.open(out)) {
         for (String name :
             new String[] {
-              "logits", "loss", "hidden_states.0", "hidden_states.2", "last_hidden_state"
+              "logits",
+              "loss",
+              "hidden_states.0",
+              "hidden_states.2",
+              "last_hidden_state",
+              "grad.backbone.embeddings.weight",
+              "grad.backbone.layers.1.mixer.A_log",
+              "grad.backbone.layers.0.mixer.dt_proj.weight"
             }) {
           double err = relErr(got.readFloats(name), exp.readFloats(name));
           System.out.printf("cli forward %s rel err %.2e%n", name, err);

@@ -212,12 +212,11 @@ public final class Backprop {
       for (int r = 0; r < n; r++) {
         int o = r * V;
         int target = targets[tOff + r0 + r];
-        float lse = Activations.logSumExp(logits, o, V);
+        double lse = Activations.logSumExp(logits, o, V);
         sum += lse - logits[o + target];
-        for (int v = 0; v < V; v++) {
-          logits[o + v] = scale * (float) Math.exp(logits[o + v] - lse);
-        }
-        logits[o + target] -= scale;
+        float targetLogit = logits[o + target];
+        Activations.expShiftScale(logits, o, V, (float) lse, scale); // scale · softmax
+        logits[o + target] = scale * ((float) Math.exp(targetLogit - lse) - 1f);
       }
       Matmul.matmulBackward(
           dhidden,

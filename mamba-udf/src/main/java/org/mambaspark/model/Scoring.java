@@ -45,10 +45,10 @@ public final class Scoring {
                   + V
                   + ")");
         }
-        float lp = logits[r * V + target] - Activations.logSumExp(logits, r * V, V);
+        double lp = logits[r * V + target] - Activations.logSumExp(logits, r * V, V);
         sum -= lp;
         if (logprobs != null) {
-          logprobs[lpOff + r0 + r] = lp;
+          logprobs[lpOff + r0 + r] = (float) lp;
         }
       }
     }

@@ -55,8 +55,11 @@ public final class Activations {
     }
   }
 
-  /** log Σ_i exp(x[off + i]) over n entries, with the max subtracted first (no overflow). */
-  public static float logSumExp(float[] x, int off, int n) {
+  /**
+   * log Σ_i exp(x[off + i]) over n entries, with the max subtracted first (no overflow); in double,
+   * so that a loss summed over many tokens keeps its low digits.
+   */
+  public static double logSumExp(float[] x, int off, int n) {
     if (Simd.ENABLED) {
       return ActivationsSimd.logSumExp(x, off, n);
     }
@@ -68,7 +71,7 @@ public final class Activations {
     for (int i = 0; i < n; i++) {
       sum += Math.exp(x[off + i] - max);
     }
-    return (float) (max + Math.log(sum));
+    return max + Math.log(sum);
   }
 
   /** d silu(x)/dx = σ(x)·(1 + x·(1 − σ(x))). */
@@ -106,6 +109,20 @@ public final class Activations {
     } else {
       for (int i = 0; i < n; i++) {
         x[off + i] = (float) Math.exp(x[off + i]);
+      }
+    }
+  }
+
+  /**
+   * x[off + i] = scale · exp(x[off + i] − shift) for i in [0, n): a scaled softmax given its
+   * log-sum-exp.
+   */
+  public static void expShiftScale(float[] x, int off, int n, float shift, float scale) {
+    if (Simd.ENABLED) {
+      ActivationsSimd.expShiftScale(x, off, n, shift, scale);
+    } else {
+      for (int i = 0; i < n; i++) {
+        x[off + i] = scale * (float) Math.exp(x[off + i] - shift);
       }
     }
   }

@@ -41,7 +41,7 @@ final class ActivationsSimd {
     }
   }
 
-  static float logSumExp(float[] x, int off, int n) {
+  static double logSumExp(float[] x, int off, int n) {
     int i = 0;
     FloatVector vmax = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
     for (; i <= n - VL; i += VL) {
@@ -63,7 +63,7 @@ final class ActivationsSimd {
     for (; i < n; i++) {
       sum += Math.exp(x[off + i] - max);
     }
-    return (float) (max + Math.log(sum));
+    return max + Math.log(sum);
   }
 
   static void exp(float[] x, int off, int n) {
@@ -73,6 +73,20 @@ final class ActivationsSimd {
     }
     for (; i < n; i++) {
       x[off + i] = (float) Math.exp(x[off + i]);
+    }
+  }
+
+  static void expShiftScale(float[] x, int off, int n, float shift, float scale) {
+    int i = 0;
+    for (; i <= n - VL; i += VL) {
+      FloatVector.fromArray(S, x, off + i)
+          .sub(shift)
+          .lanewise(VectorOperators.EXP)
+          .mul(scale)
+          .intoArray(x, off + i);
+    }
+    for (; i < n; i++) {
+      x[off + i] = scale * (float) Math.exp(x[off + i] - shift);
     }
   }
 }
