@@ -3,15 +3,19 @@ package org.mambaspark.cli;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
+import org.mambaspark.model.Backprop;
 import org.mambaspark.model.Generator;
 import org.mambaspark.model.Initialization;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
+import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.SamplingParams;
 import org.mambaspark.model.Scoring;
 import org.mambaspark.model.Workspace;
 import org.mambaspark.ops.Parallel;
 import org.mambaspark.ops.Simd;
+import org.mambaspark.train.AdamW;
+import org.mambaspark.train.Gradients;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -134,9 +138,40 @@ final class BenchCommand implements Callable<Integer> {
           }
           break;
         }
+      case "train":
+        {
+          // one optimizer step per iteration: forward + backward + clip + AdamW, as LocalTrainer does
+          int[] ids = rnd.ints((long) batch * seqLen, 0, c.vocabSize).toArray();
+          MambaWeights grads = MambaWeights.zerosLike(m.weights);
+          Backprop bp = new Backprop(m, batch, seqLen);
+          AdamW adam = AdamW.withDefaults(m.weights);
+          for (int i = 0; i < warmup + iters; i++) {
+            long t0 = System.nanoTime();
+            Gradients.zero(grads);
+            double loss = bp.forwardBackward(ids, grads, 1.0 / ((double) batch * (seqLen - 1)));
+            long t1 = System.nanoTime();
+            Gradients.clipGlobalNorm(grads, 1.0);
+            adam.update(m.weights, grads, 1e-5f);
+            double s = (System.nanoTime() - t0) / 1e9;
+            double rate = batch * (double) seqLen / s;
+            System.out.printf(
+                "%s %d: %.3f s (forward+backward %.3f s, optimizer %.3f s), %.1f tokens/s (loss %.4f)%n",
+                i < warmup ? "warmup" : "iter",
+                i < warmup ? i : i - warmup,
+                s,
+                (t1 - t0) / 1e9,
+                (System.nanoTime() - t1) / 1e9,
+                rate,
+                loss / ((double) batch * (seqLen - 1)));
+            if (i >= warmup) {
+              rates[i - warmup] = rate;
+            }
+          }
+          break;
+        }
       default:
         throw new IllegalArgumentException(
-            "bench: unknown benchmark '" + what + "' (forward | generate)");
+            "bench: unknown benchmark '" + what + "' (forward | generate | train)");
     }
     Arrays.sort(rates);
     System.out.printf("tokens/s: %.1f%n", rates[rates.length / 2]);

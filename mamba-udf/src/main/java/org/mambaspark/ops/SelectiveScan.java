@@ -133,6 +133,27 @@ public final class SelectiveScan {
       int L,
       int ED,
       int N) {
+    if (Simd.ENABLED) {
+      SelectiveScanSimd.saveChunkStates(hChunks, T, h0, u, delta, A, dbc, R, B, L, ED, N);
+    } else {
+      saveChunkStatesReference(hChunks, T, h0, u, delta, A, dbc, R, B, L, ED, N);
+    }
+  }
+
+  /** The definition of {@link #saveChunkStates}. */
+  static void saveChunkStatesReference(
+      float[] hChunks,
+      int T,
+      float[] h0,
+      float[] u,
+      float[] delta,
+      float[] A,
+      float[] dbc,
+      int R,
+      int B,
+      int L,
+      int ED,
+      int N) {
     int P = R + 2 * N, chunks = chunkCount(L, T);
     Parallel.forRange(
         ED,
@@ -187,6 +208,37 @@ public final class SelectiveScan {
    * @param hChunks (B, chunks, N, ED) from {@link #saveChunkStates} with the same T
    */
   public static void scanBackward(
+      float[] du,
+      float[] ddelta,
+      float[] dA,
+      float[] ddbc,
+      float[] dD,
+      float[] dz,
+      float[] dy,
+      float[] hChunks,
+      int T,
+      float[] u,
+      float[] delta,
+      float[] A,
+      float[] dbc,
+      int R,
+      float[] D,
+      float[] z,
+      int zOff,
+      int zStride,
+      int B,
+      int L,
+      int ED,
+      int N) {
+    if (Simd.ENABLED) {
+      SelectiveScanSimd.scanBackward(du, ddelta, dA, ddbc, dD, dz, dy, hChunks, T, u, delta, A, dbc, R, D, z, zOff, zStride, B, L, ED, N);
+    } else {
+      scanBackwardReference(du, ddelta, dA, ddbc, dD, dz, dy, hChunks, T, u, delta, A, dbc, R, D, z, zOff, zStride, B, L, ED, N);
+    }
+  }
+
+  /** The definition of {@link #scanBackward}, one channel at a time, in double where it sums. */
+  public static void scanBackwardReference(
       float[] du,
       float[] ddelta,
       float[] dA,

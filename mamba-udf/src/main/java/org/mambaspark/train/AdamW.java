@@ -3,6 +3,7 @@ package org.mambaspark.train;
 import java.util.List;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.NamedTensor;
+import org.mambaspark.ops.AdamWStep;
 
 /**
  * AdamW exactly as {@code torch.optim.AdamW} (amsgrad off, maximize off): decoupled weight decay
@@ -77,17 +78,12 @@ public final class AdamW {
         gs = grads.parameters(),
         ms = m.parameters(),
         vs = v.parameters();
+    float bc2 = (float) bc2Sqrt;
     for (int i = 0; i < ps.size(); i++) {
       NamedTensor pt = ps.get(i);
-      float[] p = pt.data, g = gs.get(i).data, mm = ms.get(i).data, vv = vs.get(i).data;
       float decay = decays(pt) ? 1f - lr * weightDecay : 1f;
-      for (int j = 0; j < p.length; j++) {
-        float gj = g[j];
-        mm[j] = beta1 * mm[j] + (1 - beta1) * gj;
-        vv[j] = beta2 * vv[j] + (1 - beta2) * gj * gj;
-        float denom = (float) (Math.sqrt(vv[j]) / bc2Sqrt) + eps;
-        p[j] = p[j] * decay - stepSize * mm[j] / denom;
-      }
+      AdamWStep.adamwStep(pt.data, ms.get(i).data, vs.get(i).data, gs.get(i).data, beta1, beta2, eps, decay,
+          stepSize, bc2);
     }
   }
 }
