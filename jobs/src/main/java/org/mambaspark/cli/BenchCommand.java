@@ -140,7 +140,8 @@ final class BenchCommand implements Callable<Integer> {
         }
       case "train":
         {
-          // one optimizer step per iteration: forward + backward + clip + AdamW, as LocalTrainer does
+          // one optimizer step per iteration: forward + backward + clip + AdamW, as LocalTrainer
+          // does
           int[] ids = rnd.ints((long) batch * seqLen, 0, c.vocabSize).toArray();
           MambaWeights grads = MambaWeights.zerosLike(m.weights);
           Backprop bp = new Backprop(m, batch, seqLen);

@@ -4,15 +4,29 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-/** {@link AdamWStep} with the Vector API; loaded only when {@link Simd#ENABLED}. Same arithmetic order. */
+/**
+ * {@link AdamWStep} with the Vector API; loaded only when {@link Simd#ENABLED}. Same arithmetic
+ * order.
+ */
 final class AdamWStepSimd {
   private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
   private static final int VL = S.length();
 
   private AdamWStepSimd() {}
 
-  static void step(float[] p, float[] m, float[] v, float[] g, int from, int to, float beta1, float beta2,
-      float eps, float decay, float stepSize, float bc2Sqrt) {
+  static void step(
+      float[] p,
+      float[] m,
+      float[] v,
+      float[] g,
+      int from,
+      int to,
+      float beta1,
+      float beta2,
+      float eps,
+      float decay,
+      float stepSize,
+      float bc2Sqrt) {
     int j = from;
     for (; j <= to - VL; j += VL) {
       FloatVector gj = FloatVector.fromArray(S, g, j);

@@ -231,9 +231,13 @@ public final class SelectiveScan {
       int ED,
       int N) {
     if (Simd.ENABLED) {
-      SelectiveScanSimd.scanBackward(du, ddelta, dA, ddbc, dD, dz, dy, hChunks, T, u, delta, A, dbc, R, D, z, zOff, zStride, B, L, ED, N);
+      SelectiveScanSimd.scanBackward(
+          du, ddelta, dA, ddbc, dD, dz, dy, hChunks, T, u, delta, A, dbc, R, D, z, zOff, zStride, B,
+          L, ED, N);
     } else {
-      scanBackwardReference(du, ddelta, dA, ddbc, dD, dz, dy, hChunks, T, u, delta, A, dbc, R, D, z, zOff, zStride, B, L, ED, N);
+      scanBackwardReference(
+          du, ddelta, dA, ddbc, dD, dz, dy, hChunks, T, u, delta, A, dbc, R, D, z, zOff, zStride, B,
+          L, ED, N);
     }
   }
 

@@ -89,30 +89,56 @@ final class SelectiveScanSimd {
   }
 
   /**
-   * {@link SelectiveScan#scanBackward} vectorized across channels. Channel blocks are split into a fixed number of
-   * groups (independent of the thread count, so the result is too); a group owns its channels' dA, dD, du, dΔ, dz
-   * and keeps a partial (B, L, 2N) of dB | dC, the sums over channels, added in group order at the end.
+   * {@link SelectiveScan#scanBackward} vectorized across channels. Channel blocks are split into a
+   * fixed number of groups (independent of the thread count, so the result is too); a group owns
+   * its channels' dA, dD, du, dΔ, dz and keeps a partial (B, L, 2N) of dB | dC, the sums over
+   * channels, added in group order at the end.
    */
-  static void scanBackward(float[] du, float[] ddelta, float[] dA, float[] ddbc, float[] dD, float[] dz,
-      float[] dy, float[] hChunks, int T, float[] u, float[] delta, float[] A, float[] dbc, int R, float[] D,
-      float[] z, int zOff, int zStride, int B, int L, int ED, int N) {
+  static void scanBackward(
+      float[] du,
+      float[] ddelta,
+      float[] dA,
+      float[] ddbc,
+      float[] dD,
+      float[] dz,
+      float[] dy,
+      float[] hChunks,
+      int T,
+      float[] u,
+      float[] delta,
+      float[] A,
+      float[] dbc,
+      int R,
+      float[] D,
+      float[] z,
+      int zOff,
+      int zStride,
+      int B,
+      int L,
+      int ED,
+      int N) {
     int P = R + 2 * N, chunks = SelectiveScan.chunkCount(L, T);
     int blocks = (ED + VL - 1) / VL;
     int groups = Math.min(blocks, 16);
     float[][] dBCs = new float[groups][];
-    Parallel.forEachBlock(groups, grp -> {
-      float[] dBC = new float[B * L * 2 * N]; // (B, L, 2N)
-      dBCs[grp] = dBC;
-      float[] hs = new float[(T + 1) * N * VL]; // states h_{t0-1} .. h_{t1-1} of a chunk, VL channels each
-      float[] as = new float[T * N * VL]; //       exp(Δ_t A) of the chunk
-      float[] gs = new float[N * VL]; //           adjoint carried from later steps
-      float[] dAacc = new float[N * VL];
-      for (int blk = grp * blocks / groups; blk < (grp + 1) * blocks / groups; blk++) {
-        int e0 = blk * VL;
-        backwardBlock(du, ddelta, dA, dD, dz, dy, hChunks, T, u, delta, A, dbc, R, D, z, zOff, zStride, B, L,
-            ED, N, P, chunks, e0, dBC, hs, as, gs, dAacc);
-      }
-    });
+    Parallel.forEachBlock(
+        groups,
+        grp -> {
+          float[] dBC = new float[B * L * 2 * N]; // (B, L, 2N)
+          dBCs[grp] = dBC;
+          float[] hs =
+              new float
+                  [(T + 1) * N * VL]; // states h_{t0-1} .. h_{t1-1} of a chunk, VL channels each
+          float[] as = new float[T * N * VL]; //       exp(Δ_t A) of the chunk
+          float[] gs = new float[N * VL]; //           adjoint carried from later steps
+          float[] dAacc = new float[N * VL];
+          for (int blk = grp * blocks / groups; blk < (grp + 1) * blocks / groups; blk++) {
+            int e0 = blk * VL;
+            backwardBlock(
+                du, ddelta, dA, dD, dz, dy, hChunks, T, u, delta, A, dbc, R, D, z, zOff, zStride, B,
+                L, ED, N, P, chunks, e0, dBC, hs, as, gs, dAacc);
+          }
+        });
     for (float[] dBC : dBCs) {
       for (int row = 0; row < B * L; row++) {
         for (int j = 0; j < 2 * N; j++) {
@@ -122,10 +148,36 @@ final class SelectiveScanSimd {
     }
   }
 
-  private static void backwardBlock(float[] du, float[] ddelta, float[] dA, float[] dD, float[] dz, float[] dy,
-      float[] hChunks, int T, float[] u, float[] delta, float[] A, float[] dbc, int R, float[] D, float[] z,
-      int zOff, int zStride, int B, int L, int ED, int N, int P, int chunks, int e0, float[] dBC, float[] hs,
-      float[] as, float[] gs, float[] dAacc) {
+  private static void backwardBlock(
+      float[] du,
+      float[] ddelta,
+      float[] dA,
+      float[] dD,
+      float[] dz,
+      float[] dy,
+      float[] hChunks,
+      int T,
+      float[] u,
+      float[] delta,
+      float[] A,
+      float[] dbc,
+      int R,
+      float[] D,
+      float[] z,
+      int zOff,
+      int zStride,
+      int B,
+      int L,
+      int ED,
+      int N,
+      int P,
+      int chunks,
+      int e0,
+      float[] dBC,
+      float[] hs,
+      float[] as,
+      float[] gs,
+      float[] dAacc) {
     var m = S.indexInRange(e0, ED);
     FloatVector dSkip = FloatVector.fromArray(S, D, e0, m);
     FloatVector dDacc = FloatVector.zero(S);
@@ -143,9 +195,11 @@ final class SelectiveScanSimd {
           FloatVector dt = FloatVector.fromArray(S, delta, row * ED + e0, m);
           FloatVector dtx = dt.mul(FloatVector.fromArray(S, u, row * ED + e0, m));
           for (int n = 0; n < N; n++) {
-            FloatVector a = dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)).lanewise(VectorOperators.EXP);
+            FloatVector a =
+                dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)).lanewise(VectorOperators.EXP);
             a.intoArray(as, (k * N + n) * VL);
-            FloatVector h = FloatVector.fromArray(S, hs, (k * N + n) * VL).fma(a, dtx.mul(dbc[bOff + n]));
+            FloatVector h =
+                FloatVector.fromArray(S, hs, (k * N + n) * VL).fma(a, dtx.mul(dbc[bOff + n]));
             h.intoArray(hs, ((k + 1) * N + n) * VL);
           }
         }
@@ -180,7 +234,9 @@ final class SelectiveScanSimd {
             dBC[bc + N + n] += ds.mul(hn).reduceLanes(VectorOperators.ADD); // dC
             FloatVector Gn = FloatVector.fromArray(S, gs, n * VL).add(ds.mul(Cn));
             FloatVector hpa = hp.mul(an);
-            FloatVector.fromArray(S, dAacc, n * VL).add(Gn.mul(hpa).mul(dt)).intoArray(dAacc, n * VL);
+            FloatVector.fromArray(S, dAacc, n * VL)
+                .add(Gn.mul(hpa).mul(dt))
+                .intoArray(dAacc, n * VL);
             ddt = Gn.mul(hpa.mul(An).add(x.mul(Bn))).add(ddt);
             dBC[bc + n] += Gn.mul(dtx).reduceLanes(VectorOperators.ADD); // dB
             dut = Gn.mul(dt).mul(Bn).add(dut);
@@ -192,41 +248,62 @@ final class SelectiveScanSimd {
       }
     }
     for (int n = 0; n < N; n++) {
-      FloatVector.fromArray(S, dA, n * ED + e0, m).add(FloatVector.fromArray(S, dAacc, n * VL)).intoArray(dA,
-          n * ED + e0, m);
+      FloatVector.fromArray(S, dA, n * ED + e0, m)
+          .add(FloatVector.fromArray(S, dAacc, n * VL))
+          .intoArray(dA, n * ED + e0, m);
     }
     FloatVector.fromArray(S, dD, e0, m).add(dDacc).intoArray(dD, e0, m);
   }
 
   /** {@link SelectiveScan#saveChunkStates} vectorized across channels. */
-  static void saveChunkStates(float[] hChunks, int T, float[] h0, float[] u, float[] delta, float[] A,
-      float[] dbc, int R, int B, int L, int ED, int N) {
+  static void saveChunkStates(
+      float[] hChunks,
+      int T,
+      float[] h0,
+      float[] u,
+      float[] delta,
+      float[] A,
+      float[] dbc,
+      int R,
+      int B,
+      int L,
+      int ED,
+      int N) {
     int P = R + 2 * N, chunks = SelectiveScan.chunkCount(L, T), blocks = (ED + VL - 1) / VL;
-    Parallel.forRange(B * blocks, 1, (from, to) -> {
-      float[] h = new float[N * VL];
-      for (int job = from; job < to; job++) {
-        int b = job / blocks, e0 = (job - b * blocks) * VL;
-        var m = S.indexInRange(e0, ED);
-        for (int n = 0; n < N; n++) {
-          (h0 == null ? FloatVector.zero(S) : FloatVector.fromArray(S, h0, (b * N + n) * ED + e0, m))
-              .intoArray(h, n * VL);
-        }
-        for (int t = 0; t < L; t++) {
-          if (t % T == 0) {
-            int base = (b * chunks + t / T) * N * ED + e0;
+    Parallel.forRange(
+        B * blocks,
+        1,
+        (from, to) -> {
+          float[] h = new float[N * VL];
+          for (int job = from; job < to; job++) {
+            int b = job / blocks, e0 = (job - b * blocks) * VL;
+            var m = S.indexInRange(e0, ED);
             for (int n = 0; n < N; n++) {
-              FloatVector.fromArray(S, h, n * VL).intoArray(hChunks, base + n * ED, m);
+              (h0 == null
+                      ? FloatVector.zero(S)
+                      : FloatVector.fromArray(S, h0, (b * N + n) * ED + e0, m))
+                  .intoArray(h, n * VL);
+            }
+            for (int t = 0; t < L; t++) {
+              if (t % T == 0) {
+                int base = (b * chunks + t / T) * N * ED + e0;
+                for (int n = 0; n < N; n++) {
+                  FloatVector.fromArray(S, h, n * VL).intoArray(hChunks, base + n * ED, m);
+                }
+              }
+              int row = b * L + t, bOff = row * P + R;
+              FloatVector dt = FloatVector.fromArray(S, delta, row * ED + e0, m);
+              FloatVector dtx = dt.mul(FloatVector.fromArray(S, u, row * ED + e0, m));
+              for (int n = 0; n < N; n++) {
+                FloatVector a =
+                    dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m))
+                        .lanewise(VectorOperators.EXP);
+                FloatVector.fromArray(S, h, n * VL)
+                    .fma(a, dtx.mul(dbc[bOff + n]))
+                    .intoArray(h, n * VL);
+              }
             }
           }
-          int row = b * L + t, bOff = row * P + R;
-          FloatVector dt = FloatVector.fromArray(S, delta, row * ED + e0, m);
-          FloatVector dtx = dt.mul(FloatVector.fromArray(S, u, row * ED + e0, m));
-          for (int n = 0; n < N; n++) {
-            FloatVector a = dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)).lanewise(VectorOperators.EXP);
-            FloatVector.fromArray(S, h, n * VL).fma(a, dtx.mul(dbc[bOff + n])).intoArray(h, n * VL);
-          }
-        }
-      }
-    });
+        });
   }
 }

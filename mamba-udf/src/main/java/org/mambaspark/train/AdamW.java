@@ -82,8 +82,17 @@ public final class AdamW {
     for (int i = 0; i < ps.size(); i++) {
       NamedTensor pt = ps.get(i);
       float decay = decays(pt) ? 1f - lr * weightDecay : 1f;
-      AdamWStep.adamwStep(pt.data, ms.get(i).data, vs.get(i).data, gs.get(i).data, beta1, beta2, eps, decay,
-          stepSize, bc2);
+      AdamWStep.adamwStep(
+          pt.data,
+          ms.get(i).data,
+          vs.get(i).data,
+          gs.get(i).data,
+          beta1,
+          beta2,
+          eps,
+          decay,
+          stepSize,
+          bc2);
     }
   }
 }
