@@ -2,144 +2,110 @@ package org.mambaspark.tokenizer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The byte tokenizer, and a GPT-NeoX-style byte-level BPE tokenizer.json through DJL, offline. */
+/** Finding a model's tokenizer from the files in its directory, and tokenizers by name. */
 class TokenizersTest {
   @TempDir Path tmp;
 
-  @Test
-  void bytesRoundTrip() {
-    Tokenizer t = ByteTokenizer.INSTANCE;
-    for (String s :
-        new String[] {"", "hello", "naïve café", "日本語", "emoji 🐍 ok", "tab\tnew\nline"}) {
-      assertEquals(s, t.decode(t.encode(s)));
-    }
-    assertArrayEquals(new int[] {104, 105}, t.encode("hi"));
-    assertArrayEquals(new int[] {0xc3, 0xa9}, t.encode("é"));
-    // an invalid sequence decodes with replacement; ids >= 256 (model specials) are skipped
-    assertEquals("a\uFFFDb", t.decode(new int[] {97, 0xff, 300, 98}));
-    assertThrows(IllegalArgumentException.class, () -> t.decode(new int[] {-1}));
+  Path modelWithTokenizerJson() throws IOException {
+    Path dir = Files.createDirectories(tmp.resolve("hf-model"));
+    Files.copy(HfTokenizerTest.resource(), dir.resolve(Tokenizers.TOKENIZER_JSON));
+    return dir;
   }
 
-  /** GPT-2's byte → printable-unicode map, which byte-level BPE vocabularies are written in. */
-  static char[] byteSymbols() {
-    List<Integer> bs = new ArrayList<>();
-    for (int b = '!'; b <= '~'; b++) {
-      bs.add(b);
+  @Test
+  void tokenizerJsonGivesHuggingFace() throws IOException {
+    try (Tokenizer t = Tokenizers.forModel(modelWithTokenizerJson()).orElseThrow()) {
+      assertInstanceOf(HfTokenizer.class, t);
+      assertArrayEquals(HfTokenizerTest.SENTENCE_IDS, t.encode(HfTokenizerTest.SENTENCE));
     }
-    for (int b = 0xa1; b <= 0xac; b++) {
-      bs.add(b);
-    }
-    for (int b = 0xae; b <= 0xff; b++) {
-      bs.add(b);
-    }
-    char[] sym = new char[256];
-    for (int b : bs) {
-      sym[b] = (char) b;
-    }
-    int n = 0;
-    for (int b = 0; b < 256; b++) {
-      if (!bs.contains(b)) {
-        sym[b] = (char) (256 + n++);
-      }
-    }
-    return sym;
   }
 
   /**
-   * A byte-level BPE: ids 0..255 are the bytes, then merges "h e"=256, "l l"=257, "he ll"=258; EOS
-   * = 259.
+   * Hugging Face model directories carry a tokenizer_config.json beside tokenizer.json; given it
+   * (optTokenizerConfigPath), DJL would apply its clean_up_tokenization_spaces (lossy decode: "a .
+   * b" → "a. b") and add_prefix_space ("hello" → [32, 262]). Neither applies here.
    */
-  static Path writeBpe(Path dir) throws Exception {
-    ObjectMapper om = new ObjectMapper();
-    ObjectNode root = om.createObjectNode();
-    root.put("version", "1.0");
-    root.putNull("truncation");
-    root.putNull("padding");
-    ArrayNode added = root.putArray("added_tokens");
-    ObjectNode eos = added.addObject();
-    eos.put("id", 259)
-        .put("content", "<|endoftext|>")
-        .put("single_word", false)
-        .put("lstrip", false)
-        .put("rstrip", false)
-        .put("normalized", false)
-        .put("special", true);
-    root.putNull("normalizer");
-    for (String k : new String[] {"pre_tokenizer", "post_processor", "decoder"}) {
-      root.putObject(k)
-          .put("type", "ByteLevel")
-          .put("add_prefix_space", false)
-          .put("trim_offsets", true)
-          .put("use_regex", true);
+  @Test
+  void tokenizerConfigBesideTokenizerJsonIsIgnored() throws IOException {
+    Path dir = modelWithTokenizerJson();
+    Files.writeString(
+        dir.resolve(Tokenizers.TOKENIZER_CONFIG),
+        "{\"tokenizer_class\": \"GPTNeoXTokenizer\", \"clean_up_tokenization_spaces\": true,"
+            + " \"add_prefix_space\": true, \"add_bos_token\": true, \"model_max_length\": 16}");
+    try (Tokenizer t = Tokenizers.forModel(dir).orElseThrow()) {
+      assertArrayEquals(new int[] {262}, t.encode("hello"));
+      String s = "a . b , c ? d ! it 's";
+      assertEquals(s, t.decode(t.encode(s)));
+      String longText = HfTokenizerTest.SENTENCE.repeat(10);
+      assertEquals(100, t.encode(longText).length);
     }
-    ObjectNode model = root.putObject("model");
-    model.put("type", "BPE").putNull("dropout");
-    model.putNull("unk_token");
-    model.putNull("continuing_subword_prefix");
-    model.putNull("end_of_word_suffix");
-    model.put("fuse_unk", false).put("byte_fallback", false);
-    ObjectNode vocab = model.putObject("vocab");
-    char[] sym = byteSymbols();
-    for (int b = 0; b < 256; b++) {
-      vocab.put(String.valueOf(sym[b]), b);
-    }
-    vocab.put("he", 256).put("ll", 257).put("hell", 258).put("<|endoftext|>", 259);
-    model.putArray("merges").add("h e").add("l l").add("he ll");
-    Path f = dir.resolve("tokenizer.json");
-    om.writeValue(f.toFile(), root);
-    return f;
   }
 
   @Test
-  void huggingFaceBpeEncodesAsByHandAndRoundTrips() throws Exception {
-    Tokenizer t = Tokenizers.forModel(writeBpe(tmp).getParent()).orElseThrow();
-    // "hello" → hell + o; " hello" → Ġ + hell + o (Ġ is byte 32)
-    int[] ids = t.encode("hello hello");
-    assertArrayEquals(new int[] {258, 111, 32, 258, 111}, ids);
-    assertEquals("hello hello", t.decode(ids));
-    String mixed = "Mamba 🐍 naïve — ok";
-    assertEquals(mixed, t.decode(t.encode(mixed)));
-  }
-
-  @Test
-  void noTruncationOnLongText() throws Exception {
-    Tokenizer t = HfTokenizer.load(writeBpe(tmp));
-    StringBuilder sb = new StringBuilder();
-    for (int i = 0; i < 1500; i++) {
-      sb.append("hello ");
-    }
-    int[] ids = t.encode(sb.toString());
-    System.out.println("long text: " + ids.length + " tokens");
-    assertTrue(ids.length > 2000, "DJL truncated to " + ids.length);
-    assertEquals(sb.toString(), t.decode(ids));
-  }
-
-  @Test
-  void markerAndMissingFiles() throws Exception {
-    assertTrue(Tokenizers.forModel(tmp).isEmpty());
+  void byteMarkerGivesBytes() throws IOException {
     Tokenizers.writeByteTokenizerMarker(tmp);
-    assertEquals(ByteTokenizer.INSTANCE, Tokenizers.forModel(tmp).orElseThrow());
+    assertSame(ByteTokenizer.INSTANCE, Tokenizers.forModel(tmp).orElseThrow());
+    // the marker is plain JSON in Hugging Face's file name
+    assertEquals(
+        "ByteTokenizer",
+        new ObjectMapper()
+            .readTree(tmp.resolve("tokenizer_config.json").toFile())
+            .get("tokenizer_class")
+            .asText());
+  }
+
+  @Test
+  void noTokenizerGivesEmpty() throws IOException {
+    assertTrue(Tokenizers.forModel(tmp).isEmpty());
+    // a config for a tokenizer this engine cannot load, without tokenizer.json
+    Files.writeString(
+        tmp.resolve(Tokenizers.TOKENIZER_CONFIG), "{\"tokenizer_class\": \"GPT2Tokenizer\"}");
+    assertTrue(Tokenizers.forModel(tmp).isEmpty());
+  }
+
+  @Test
+  void badFilesAreNamed() throws IOException {
+    Path a = Files.createDirectories(tmp.resolve("a"));
+    Files.writeString(a.resolve(Tokenizers.TOKENIZER_JSON), "{ not json");
     IllegalArgumentException e =
-        assertThrows(
-            IllegalArgumentException.class, () -> HfTokenizer.load(tmp.resolve("nope.json")));
-    assertTrue(e.getMessage().contains("nope.json"));
-    Path bad = tmp.resolve("bad");
-    Files.createDirectories(bad);
-    Files.writeString(bad.resolve("tokenizer.json"), "{ not json");
-    e = assertThrows(IllegalArgumentException.class, () -> Tokenizers.forModel(bad));
-    assertTrue(e.getMessage().contains("tokenizer.json"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Tokenizers.forModel(a));
+    assertTrue(e.getMessage().contains(a.resolve("tokenizer.json").toString()), e.getMessage());
+
+    Path b = Files.createDirectories(tmp.resolve("b"));
+    Files.writeString(b.resolve(Tokenizers.TOKENIZER_CONFIG), "{\"tokenizer_class\": ");
+    e = assertThrows(IllegalArgumentException.class, () -> Tokenizers.forModel(b));
+    assertTrue(
+        e.getMessage().contains(b.resolve("tokenizer_config.json").toString()), e.getMessage());
+
+    Path c = tmp.resolve("no-such-model");
+    e = assertThrows(IllegalArgumentException.class, () -> Tokenizers.forModel(c));
+    assertTrue(e.getMessage().contains(c.toString()), e.getMessage());
+  }
+
+  @Test
+  void byName() throws IOException {
+    assertSame(ByteTokenizer.INSTANCE, Tokenizers.byName("bytes"));
+    Path dir = modelWithTokenizerJson();
+    try (Tokenizer fromFile = Tokenizers.byName(dir.resolve("tokenizer.json").toString());
+        Tokenizer fromDir = Tokenizers.byName(dir.toString())) {
+      assertArrayEquals(new int[] {262}, fromFile.encode("hello"));
+      assertArrayEquals(new int[] {262}, fromDir.encode("hello"));
+    }
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> Tokenizers.byName("gpt2"));
+    assertTrue(e.getMessage().contains("gpt2"), e.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> Tokenizers.byName(tmp.toString()));
   }
 }
