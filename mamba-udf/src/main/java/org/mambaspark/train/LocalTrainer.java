@@ -8,10 +8,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.mambaspark.io.Checkpoint;
-import org.mambaspark.model.Backprop;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.Scoring;
@@ -54,7 +54,6 @@ public final class LocalTrainer {
   private final TrainOptions opt;
   private final AdamW adam;
   private final MambaWeights grads;
-  private final Backprop backprop;
   private final TokenSampler train;
   private final TokenSampler eval;
   private final int[] ids;
@@ -71,7 +70,6 @@ public final class LocalTrainer {
     this.opt = opt;
     this.adam = new AdamW(weights, opt.beta1, opt.beta2, opt.eps, opt.weightDecay);
     this.grads = MambaWeights.zerosLike(weights);
-    this.backprop = new Backprop(model, opt.microBatch, opt.seqLen, opt.scanChunk);
     int split = (int) (tokens.length * (1 - opt.evalFraction));
     this.train = new TokenSampler(tokens, 0, split, opt.seed);
     this.eval = new TokenSampler(tokens, split, tokens.length, opt.seed ^ 0x5EED);
@@ -99,32 +97,30 @@ public final class LocalTrainer {
     return weights;
   }
 
-  /** Runs one optimizer step on the step's batch. */
+  /**
+   * Runs one optimizer step on the step's batch (its sequences drawn by the sampler from (seed,
+   * step)).
+   */
   public StepResult trainStep() {
     long s = adam.step();
     long t0 = System.nanoTime();
-    Gradients.zero(grads);
-    int L = opt.seqLen, M = opt.microBatch;
-    double scale = 1.0 / ((double) opt.batch * (L - 1));
-    double lossSum = 0;
-    for (int first = 0; first < opt.batch; first += M) {
-      train.fill(ids, s, first, M, L);
-      lossSum += backprop.forwardBackward(ids, grads, scale);
+    int L = opt.seqLen;
+    int[] flat = new int[opt.batch * L];
+    train.fill(flat, s, 0, opt.batch, L);
+    List<int[]> seqs = new ArrayList<>(opt.batch);
+    for (int i = 0; i < opt.batch; i++) {
+      seqs.add(Arrays.copyOfRange(flat, i * L, (i + 1) * L));
     }
-    double loss = lossSum / ((double) opt.batch * (L - 1));
-    double norm = Gradients.clipGlobalNorm(grads, opt.clip);
-    float lr = opt.lrSchedule().lr(s);
-    boolean bad = !Double.isFinite(loss) || !Double.isFinite(norm);
-    if (bad) {
+    GradientSum sum = TrainStep.gradient(model, seqs, opt.microBatch, L, opt.scanChunk);
+    TrainStep.Applied a = TrainStep.apply(weights, adam, sum, grads, opt.lrSchedule(), opt.clip);
+    if (a.skipped) {
       skipped++;
       badInARow++;
-      adam.step++; // the step is consumed (the schedule and data move on), the weights are
-      // untouched
       LOG.warn(
           "step {}: non-finite loss {} or gradient norm {}: step skipped ({} in a row)",
           s,
-          loss,
-          norm,
+          a.loss,
+          a.gradNorm,
           badInARow);
       if (badInARow >= opt.maxBadSteps) {
         throw new IllegalStateException(
@@ -132,10 +128,9 @@ public final class LocalTrainer {
       }
     } else {
       badInARow = 0;
-      adam.update(weights, grads, lr);
     }
     double secs = (System.nanoTime() - t0) / 1e9;
-    return new StepResult(s, loss, norm, lr, opt.batch * (double) L / secs, bad);
+    return new StepResult(s, a.loss, a.gradNorm, a.lr, opt.batch * (double) L / secs, a.skipped);
   }
 
   /** Mean next-token loss over evalBatches held-out batches (the same ones every time). */

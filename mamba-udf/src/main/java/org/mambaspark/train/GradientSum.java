@@ -1,0 +1,79 @@
+package org.mambaspark.train;
+
+import java.io.Serializable;
+import java.util.List;
+import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.NamedTensor;
+
+/**
+ * What one share of a step's batch contributes: the gradient of the SUM of its token losses (one
+ * float[] per parameter, in {@link MambaWeights#parameters()} order), that sum, and the counts.
+ * Sums of shares are a share of the union: this is the value Spark's treeAggregate combines (it is
+ * {@link Serializable}); the driver divides by the token count once, so the update does not depend
+ * on how the batch was split.
+ */
+public final class GradientSum implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  /** Per parameter, in parameters() order. */
+  public final float[][] grads;
+
+  public double lossSum;
+  public long tokens;
+  public long sequences;
+
+  public GradientSum(MambaWeights shape) {
+    List<NamedTensor> ps = shape.parameters();
+    grads = new float[ps.size()][];
+    for (int i = 0; i < ps.size(); i++) {
+      grads[i] = new float[ps.get(i).data.length];
+    }
+  }
+
+  /** this += other; returns this (a Spark combOp). */
+  public GradientSum add(GradientSum other) {
+    if (other.grads.length != grads.length) {
+      throw new IllegalArgumentException("gradient sums of different models cannot be added");
+    }
+    for (int i = 0; i < grads.length; i++) {
+      float[] a = grads[i], b = other.grads[i];
+      for (int j = 0; j < a.length; j++) {
+        a[j] += b[j];
+      }
+    }
+    lossSum += other.lossSum;
+    tokens += other.tokens;
+    sequences += other.sequences;
+    return this;
+  }
+
+  /** this.grads += g (shaped like the model). */
+  public void addGradient(MambaWeights g) {
+    List<NamedTensor> ps = g.parameters();
+    for (int i = 0; i < grads.length; i++) {
+      float[] a = grads[i], b = ps.get(i).data;
+      for (int j = 0; j < a.length; j++) {
+        a[j] += b[j];
+      }
+    }
+  }
+
+  /** Copies the gradient into g (shaped like the model), times scale. */
+  public void copyInto(MambaWeights g, float scale) {
+    List<NamedTensor> ps = g.parameters();
+    for (int i = 0; i < grads.length; i++) {
+      float[] src = grads[i], dst = ps.get(i).data;
+      for (int j = 0; j < src.length; j++) {
+        dst[j] = src[j] * scale;
+      }
+    }
+  }
+
+  public long bytes() {
+    long n = 0;
+    for (float[] a : grads) {
+      n += 4L * a.length;
+    }
+    return n;
+  }
+}
