@@ -21,7 +21,12 @@ import picocli.CommandLine.Command;
       GenerateCommand.class,
       BenchCommand.class,
       InitCommand.class,
-      TrainLocalCommand.class
+      TrainLocalCommand.class,
+      ScoreCommand.class,
+      EmbedCommand.class,
+      GenerateCorpusCommand.class,
+      BenchJobCommand.class,
+      org.mambaspark.jobs.TrainJob.class
     })
 public final class MambaCli implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;

@@ -11,7 +11,9 @@ import java.util.Objects;
  * {@link #vocabSize}. Reading and writing {@code config.json} (both the HF and the original
  * mamba_ssm field names) lives in {@code io.ConfigJson}.
  */
-public final class MambaConfig {
+public final class MambaConfig implements java.io.Serializable {
+  private static final long serialVersionUID = 1L;
+
   /** V: rows of the embedding and of lm_head, already padded to {@code pad_vocab_size_multiple}. */
   public final int vocabSize;
 

@@ -2,23 +2,36 @@ package org.mambaspark.ops;
 
 /**
  * The linear layers: out = inp @ weightᵀ + bias with PyTorch's (OC, C) weight layout, and its
- * backward.
+ * backward, after llm.c's matmul_forward / matmul_backward (outputs first, backward adds).
  *
  * <p>Row-major flat arrays addressed as (offset, row stride) so that views (the z half of in_proj's
- * output, the Δ rank columns of x_proj's) need no copies. The fast path ({@link MatmulSimd}, Vector
- * API) is a register-tiled, panel-blocked GEMM threaded over (column panel, row block); the
- * references are the plain triple loops, kept as the definition and for the tests; without the
- * Vector API the references run, threaded over rows.
+ * output, the Δ rank columns of x_proj's) need no copies. The fast path is {@link MatmulGemm}: a
+ * packed, cache-blocked, register-tiled GEMM threaded over blocks of out, with the Vector API
+ * micro-kernel of {@link MatmulSimd} when {@link Simd#ENABLED} and a scalar one C2 vectorizes
+ * otherwise; a handful of rows (decoding) takes dot products along c instead. The references are
+ * the plain triple loops, kept as the definition and for the tests.
+ *
+ * <p>Shapes in Mamba-130m (D = 768, ED = 1536, R = 48, V = 50280): in_proj (2·ED, D), x_proj (R +
+ * 2N, ED), dt_proj (ED, R) reading the first R columns of x_proj's output (inStride R + 2N),
+ * out_proj (D, ED), lm_head (V, D).
  */
 public final class Matmul {
   private Matmul() {}
+
+  /** Which path runs and its blocking, for logs and benchmarks. */
+  public static String describe() {
+    String kind = Simd.ENABLED ? "Vector API" : "scalar (no Vector API)";
+    return String.format(
+        "%s GEMM, register tile %dx%d, KC %d, MC %d, NC %d",
+        kind, MatmulGemm.MR, MatmulGemm.NR, MatmulGemm.KC, MatmulGemm.MC, MatmulGemm.NC);
+  }
 
   /**
    * out[t, o] = Σ_c inp[t, c] · weight[o, c] + bias[o], for t in [0, BT), o in [0, OC); out is
    * overwritten.
    *
-   * @param out at out[outOff + t*outStride + o]
-   * @param inp at inp[inOff + t*inStride + c]
+   * @param out (BT, OC) at out[outOff + t*outStride + o]
+   * @param inp (BT, C) at inp[inOff + t*inStride + c]
    * @param weight (OC, C), contiguous
    * @param bias (OC) or null
    */
@@ -34,15 +47,31 @@ public final class Matmul {
       int BT,
       int C,
       int OC) {
-    if (Simd.ENABLED) {
-      MatmulSimd.forward(out, outOff, outStride, inp, inOff, inStride, weight, bias, BT, C, OC);
+    forward(Simd.ENABLED, out, outOff, outStride, inp, inOff, inStride, weight, bias, BT, C, OC);
+  }
+
+  /** {@link #matmulForward} with the micro-kernels chosen: the tests run the scalar ones too. */
+  static void forward(
+      boolean simd,
+      float[] out,
+      int outOff,
+      int outStride,
+      float[] inp,
+      int inOff,
+      int inStride,
+      float[] weight,
+      float[] bias,
+      int BT,
+      int C,
+      int OC) {
+    if (MatmulGemm.fewRows(simd, BT, C)) {
+      MatmulGemm.forwardFewRows(
+          simd, out, outOff, outStride, inp, inOff, inStride, weight, bias, BT, C, OC);
     } else {
-      Parallel.forRange(
-          BT,
-          Math.max(1, 65536 / Math.max(1, C * OC)),
-          (t0, t1) ->
-              forwardRows(
-                  out, outOff, outStride, inp, inOff, inStride, weight, bias, t0, t1, C, OC));
+      // A = inp (BT × C), B[c, o] = weight[o, c]: packed transposed
+      MatmulGemm.gemm(
+          simd, out, outOff, outStride, inp, inOff, inStride, 1, weight, 0, 1, C, bias, false, BT,
+          C, OC);
     }
   }
 
@@ -113,40 +142,87 @@ public final class Matmul {
       int BT,
       int C,
       int OC) {
-    if (Simd.ENABLED) {
-      MatmulSimd.backward(
+    backward(
+        Simd.ENABLED,
+        dinp,
+        dinpOff,
+        dinpStride,
+        dweight,
+        dbias,
+        dout,
+        doutOff,
+        doutStride,
+        inp,
+        inOff,
+        inStride,
+        weight,
+        BT,
+        C,
+        OC);
+  }
+
+  /** {@link #matmulBackward} with the micro-kernels chosen. */
+  static void backward(
+      boolean simd,
+      float[] dinp,
+      int dinpOff,
+      int dinpStride,
+      float[] dweight,
+      float[] dbias,
+      float[] dout,
+      int doutOff,
+      int doutStride,
+      float[] inp,
+      int inOff,
+      int inStride,
+      float[] weight,
+      int BT,
+      int C,
+      int OC) {
+    if (dinp != null) {
+      // dinp[t, c] += Σ_o dout[t, o] · weight[o, c]: A = dout (BT × OC), B = weight (OC × C)
+      MatmulGemm.gemm(
+          simd,
           dinp,
           dinpOff,
           dinpStride,
-          dweight,
-          dbias,
           dout,
           doutOff,
+          doutStride,
+          1,
+          weight,
+          0,
+          C,
+          1,
+          null,
+          true,
+          BT,
+          OC,
+          C);
+    }
+    if (dweight != null) {
+      // dweight[o, c] += Σ_t dout[t, o] · inp[t, c]: A = doutᵀ (OC × BT), B = inp (BT × C)
+      MatmulGemm.gemm(
+          simd,
+          dweight,
+          0,
+          C,
+          dout,
+          doutOff,
+          1,
           doutStride,
           inp,
           inOff,
           inStride,
-          weight,
-          BT,
-          C,
-          OC);
-      return;
-    }
-    if (dinp != null) {
-      Parallel.forRange(
-          BT,
-          16,
-          (t0, t1) ->
-              backwardInputRows(
-                  dinp, dinpOff, dinpStride, dout, doutOff, doutStride, weight, t0, t1, C, OC));
-    }
-    if (dweight != null || dbias != null) {
-      Parallel.forRange(
+          1,
+          null,
+          true,
           OC,
-          16,
-          (o0, o1) ->
-              backwardWeightRows(
-                  dweight, dbias, dout, doutOff, doutStride, inp, inOff, inStride, o0, o1, BT, C));
+          BT,
+          C);
+    }
+    if (dbias != null) {
+      MatmulGemm.biasBackward(dbias, dout, doutOff, doutStride, BT, OC);
     }
   }
 

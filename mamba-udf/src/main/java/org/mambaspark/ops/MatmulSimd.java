@@ -1,371 +1,157 @@
 package org.mambaspark.ops;
 
+import static jdk.incubator.vector.VectorOperators.ADD;
+
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * {@link Matmul} with the Vector API. Loaded only when {@link Simd#ENABLED}.
+ * The Vector API micro-kernels of {@link MatmulGemm}; loaded only when {@link Simd#ENABLED}.
  *
- * <p>Design (after BLIS/GotoBLAS, simplified): every product is out[i, j] (+)= Σ_k A[i, k]·Bm[k,
- * j]. The j axis is cut in panels of {@code PW} = 4 vectors (64 floats with AVX-512); for each
- * panel and block of {@code KC} k's, the B slice is packed contiguous (K_C × PW, zero-padded:
- * transposing the weight for the forward, copying for the backward), then a 4 × PW register tile
- * (16 vector accumulators, 4 broadcasts + 4 loads per 16 FMAs) sweeps the rows. Jobs are (panel,
- * row block) pairs, so each output element has one owner and a fixed summation order: results do
- * not depend on the thread count. Token-by-token decoding (a handful of rows) is memory-bound and
- * takes a dot-product kernel over the weight rows instead, threaded over output features.
+ * <p>Vectors never cross a method boundary here (a callee C2 does not inline would box them): each
+ * kernel loads, computes and stores within itself, and its callers pass arrays and offsets only.
+ * Any species length works: the packed panels are exactly four vectors wide, and the dot-product
+ * kernel finishes each row with a scalar tail.
  */
 final class MatmulSimd {
   private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
   private static final int VL = S.length();
 
-  /** Panel width: 4 vectors. */
-  private static final int PW = 4 * VL;
-
-  /**
-   * k's per packed block: a KC × PW panel (64 KiB with AVX-512) stays in L2 while the rows sweep
-   * it.
-   */
-  private static final int KC = 256;
-
-  /** Rows per job. */
-  private static final int MC = 512;
-
-  /** Below this many rows the forward uses the dot-product kernel (no packing). */
-  private static final int SMALL_ROWS = 8;
-
-  private static final ThreadLocal<float[]> PACK =
-      ThreadLocal.withInitial(() -> new float[KC * PW + PW]);
-  private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[4 * PW]);
+  /** The register tile's width: four vectors. */
+  static final int NR = 4 * VL;
 
   private MatmulSimd() {}
 
-  static void forward(
-      float[] out,
-      int outOff,
-      int outStride,
-      float[] inp,
-      int inOff,
-      int inStride,
-      float[] weight,
-      float[] bias,
-      int BT,
-      int C,
-      int OC) {
-    if (BT < SMALL_ROWS) {
-      forwardFewRows(out, outOff, outStride, inp, inOff, inStride, weight, bias, BT, C, OC);
-      return;
-    }
-    // A = inp (BT × C), Bm[k=c, j=o] = weight[o, c]: the panel is packed transposed.
-    gemm(out, outOff, outStride, inp, inOff, inStride, 1, weight, 1, C, bias, false, BT, C, OC);
-  }
-
-  static void backward(
-      float[] dinp,
-      int dinpOff,
-      int dinpStride,
-      float[] dweight,
-      float[] dbias,
-      float[] dout,
-      int doutOff,
-      int doutStride,
-      float[] inp,
-      int inOff,
-      int inStride,
-      float[] weight,
-      int BT,
-      int C,
-      int OC) {
-    if (dinp != null) {
-      // dinp[t, c] += Σ_o dout[t, o] · weight[o, c]: A = dout (BT × OC), Bm = weight (OC × C) as it
-      // is.
-      gemm(
-          dinp,
-          dinpOff,
-          dinpStride,
-          dout,
-          doutOff,
-          doutStride,
-          1,
-          weight,
-          C,
-          1,
-          null,
-          true,
-          BT,
-          OC,
-          C);
-    }
-    if (dweight != null) {
-      // dweight[o, c] += Σ_t dout[t, o] · inp[t, c]: A = doutᵀ (OC × BT), Bm = inp (BT × C).
-      gemm(
-          dweight,
-          0,
-          C,
-          dout,
-          doutOff,
-          1,
-          doutStride,
-          inp,
-          inStride,
-          1,
-          null,
-          true,
-          OC,
-          BT,
-          C,
-          inOff);
-    }
-    if (dbias != null) {
-      Parallel.forRange(
-          OC,
-          64,
-          (o0, o1) -> {
-            for (int o = o0; o < o1; o++) {
-              float s = 0f;
-              for (int t = 0; t < BT; t++) {
-                s += dout[doutOff + t * doutStride + o];
-              }
-              dbias[o] += s;
-            }
-          });
-    }
-  }
-
-  private static void gemm(
-      float[] out,
-      int outOff,
-      int outRs,
-      float[] a,
-      int aOff,
-      int aRs,
-      int aCs,
-      float[] b,
-      int bKs,
-      int bJs,
-      float[] bias,
-      boolean accumulate,
-      int M,
-      int K,
-      int N) {
-    gemm(out, outOff, outRs, a, aOff, aRs, aCs, b, bKs, bJs, bias, accumulate, M, K, N, 0);
-  }
-
   /**
-   * out[i, j] (+)= Σ_k A[i, k]·Bm[k, j] (+ bias[j]) for i < M, j < N, k < K, where A[i, k] = a[aOff
-   * + i·aRs + k·aCs], Bm[k, j] = b[bOff + k·bKs + j·bJs], out[i, j] = out[outOff + i·outRs + j].
+   * c[r, :NR] = init[r, :NR] + Σ_k ap[ao + r·aRs + k·aKs]·bp[bo + k·NR + :NR] for r < 4, k < kc:
+   * row r of c at co + r·cRs, of init at io + r·iRs (iRs = 0: the bias row). A is a packed
+   * micro-panel (aRs = 1, aKs = 4), doutᵀ read in place (aRs = 1, aKs = dout's row stride) or rows
+   * read in place (aRs = the row stride, aKs = 1). 16 accumulators; per k, 4 loads of B and 4
+   * broadcasts of A feed 16 FMAs.
    */
-  private static void gemm(
-      float[] out,
-      int outOff,
-      int outRs,
-      float[] a,
-      int aOff,
-      int aRs,
-      int aCs,
-      float[] b,
-      int bKs,
-      int bJs,
-      float[] bias,
-      boolean accumulate,
-      int M,
-      int K,
-      int N,
-      int bOff) {
-    int panels = (N + PW - 1) / PW, rowBlocks = (M + MC - 1) / MC;
-    Parallel.forEachBlock(
-        panels * rowBlocks,
-        job -> {
-          int p = job / rowBlocks, rb = job - p * rowBlocks;
-          int j0 = p * PW, w = Math.min(PW, N - j0);
-          int i0 = rb * MC, i1 = Math.min(M, i0 + MC);
-          float[] pack = PACK.get();
-          float[] tileOut = TILE.get();
-          for (int k0 = 0; k0 < K; k0 += KC) {
-            int kc = Math.min(KC, K - k0);
-            // pack Bm[k0 .. k0+kc, j0 .. j0+w) into pack (kc × PW), zero-padded past w
-            if (bJs == 1) {
-              for (int k = 0; k < kc; k++) {
-                int dst = k * PW;
-                System.arraycopy(b, bOff + (k0 + k) * bKs + j0, pack, dst, w);
-                for (int j = w; j < PW; j++) {
-                  pack[dst + j] = 0f;
-                }
-              }
-            } else { // transposing: read each source row contiguously
-              for (int j = 0; j < PW; j++) {
-                if (j < w) {
-                  int src = bOff + k0 * bKs + (j0 + j) * bJs;
-                  for (int k = 0; k < kc; k++) {
-                    pack[k * PW + j] = b[src + k * bKs];
-                  }
-                } else {
-                  for (int k = 0; k < kc; k++) {
-                    pack[k * PW + j] = 0f;
-                  }
-                }
-              }
-            }
-            // the bias row rides after the panel
-            int biasAt = kc * PW;
-            boolean first = k0 == 0 && !accumulate;
-            for (int j = 0; j < PW; j++) {
-              pack[biasAt + j] = first && bias != null && j < w ? bias[j0 + j] : 0f;
-            }
-            int i = i0;
-            for (; i + 4 <= i1; i += 4) {
-              tile4(
-                  out,
-                  outOff + i * outRs + j0,
-                  outRs,
-                  a,
-                  aOff + i * aRs + k0 * aCs,
-                  aRs,
-                  aCs,
-                  pack,
-                  kc,
-                  w,
-                  !first,
-                  tileOut);
-            }
-            for (; i < i1; i++) {
-              tile1(
-                  out,
-                  outOff + i * outRs + j0,
-                  a,
-                  aOff + i * aRs + k0 * aCs,
-                  aCs,
-                  pack,
-                  kc,
-                  w,
-                  !first,
-                  tileOut);
-            }
-          }
-        });
-  }
-
-  /** 4 rows × PW columns: o (+)= A(4 × kc) · pack(kc × PW) + pack's bias row. */
-  private static void tile4(
-      float[] out,
-      int o,
-      int outRs,
-      float[] a,
+  static void kernel(
+      int kc,
+      float[] ap,
       int ao,
       int aRs,
-      int aCs,
-      float[] pack,
-      int kc,
-      int w,
-      boolean load,
-      float[] tileOut) {
-    int bi = kc * PW;
-    FloatVector c00 = FloatVector.fromArray(S, pack, bi),
-        c01 = FloatVector.fromArray(S, pack, bi + VL);
-    FloatVector c02 = FloatVector.fromArray(S, pack, bi + 2 * VL),
-        c03 = FloatVector.fromArray(S, pack, bi + 3 * VL);
-    FloatVector c10 = c00, c11 = c01, c12 = c02, c13 = c03;
-    FloatVector c20 = c00, c21 = c01, c22 = c02, c23 = c03;
-    FloatVector c30 = c00, c31 = c01, c32 = c02, c33 = c03;
-    int a0 = ao, a1 = ao + aRs, a2 = ao + 2 * aRs, a3 = ao + 3 * aRs;
+      int aKs,
+      float[] bp,
+      int bo,
+      float[] init,
+      int io,
+      int iRs,
+      float[] c,
+      int co,
+      int cRs) {
+    int i1 = io + iRs, i2 = i1 + iRs, i3 = i2 + iRs;
+    FloatVector c00 = FloatVector.fromArray(S, init, io);
+    FloatVector c01 = FloatVector.fromArray(S, init, io + VL);
+    FloatVector c02 = FloatVector.fromArray(S, init, io + 2 * VL);
+    FloatVector c03 = FloatVector.fromArray(S, init, io + 3 * VL);
+    FloatVector c10 = FloatVector.fromArray(S, init, i1);
+    FloatVector c11 = FloatVector.fromArray(S, init, i1 + VL);
+    FloatVector c12 = FloatVector.fromArray(S, init, i1 + 2 * VL);
+    FloatVector c13 = FloatVector.fromArray(S, init, i1 + 3 * VL);
+    FloatVector c20 = FloatVector.fromArray(S, init, i2);
+    FloatVector c21 = FloatVector.fromArray(S, init, i2 + VL);
+    FloatVector c22 = FloatVector.fromArray(S, init, i2 + 2 * VL);
+    FloatVector c23 = FloatVector.fromArray(S, init, i2 + 3 * VL);
+    FloatVector c30 = FloatVector.fromArray(S, init, i3);
+    FloatVector c31 = FloatVector.fromArray(S, init, i3 + VL);
+    FloatVector c32 = FloatVector.fromArray(S, init, i3 + 2 * VL);
+    FloatVector c33 = FloatVector.fromArray(S, init, i3 + 3 * VL);
+    int a1 = ao + aRs, a2 = a1 + aRs, a3 = a2 + aRs;
     for (int k = 0; k < kc; k++) {
-      int p = k * PW, ak = k * aCs;
-      FloatVector b0 = FloatVector.fromArray(S, pack, p);
-      FloatVector b1 = FloatVector.fromArray(S, pack, p + VL);
-      FloatVector b2 = FloatVector.fromArray(S, pack, p + 2 * VL);
-      FloatVector b3 = FloatVector.fromArray(S, pack, p + 3 * VL);
-      FloatVector x = FloatVector.broadcast(S, a[a0 + ak]);
+      int b = bo + k * NR, ak = aKs * k;
+      FloatVector b0 = FloatVector.fromArray(S, bp, b);
+      FloatVector b1 = FloatVector.fromArray(S, bp, b + VL);
+      FloatVector b2 = FloatVector.fromArray(S, bp, b + 2 * VL);
+      FloatVector b3 = FloatVector.fromArray(S, bp, b + 3 * VL);
+      FloatVector x = FloatVector.broadcast(S, ap[ao + ak]);
       c00 = b0.fma(x, c00);
       c01 = b1.fma(x, c01);
       c02 = b2.fma(x, c02);
       c03 = b3.fma(x, c03);
-      x = FloatVector.broadcast(S, a[a1 + ak]);
+      x = FloatVector.broadcast(S, ap[a1 + ak]);
       c10 = b0.fma(x, c10);
       c11 = b1.fma(x, c11);
       c12 = b2.fma(x, c12);
       c13 = b3.fma(x, c13);
-      x = FloatVector.broadcast(S, a[a2 + ak]);
+      x = FloatVector.broadcast(S, ap[a2 + ak]);
       c20 = b0.fma(x, c20);
       c21 = b1.fma(x, c21);
       c22 = b2.fma(x, c22);
       c23 = b3.fma(x, c23);
-      x = FloatVector.broadcast(S, a[a3 + ak]);
+      x = FloatVector.broadcast(S, ap[a3 + ak]);
       c30 = b0.fma(x, c30);
       c31 = b1.fma(x, c31);
       c32 = b2.fma(x, c32);
       c33 = b3.fma(x, c33);
     }
-    // Vectors must not cross a call boundary (an un-inlined callee would box them): spill to the
-    // tile buffer,
-    // which the plain loop in flush() adds or copies into out.
-    c00.intoArray(tileOut, 0);
-    c01.intoArray(tileOut, VL);
-    c02.intoArray(tileOut, 2 * VL);
-    c03.intoArray(tileOut, 3 * VL);
-    c10.intoArray(tileOut, PW);
-    c11.intoArray(tileOut, PW + VL);
-    c12.intoArray(tileOut, PW + 2 * VL);
-    c13.intoArray(tileOut, PW + 3 * VL);
-    c20.intoArray(tileOut, 2 * PW);
-    c21.intoArray(tileOut, 2 * PW + VL);
-    c22.intoArray(tileOut, 2 * PW + 2 * VL);
-    c23.intoArray(tileOut, 2 * PW + 3 * VL);
-    c30.intoArray(tileOut, 3 * PW);
-    c31.intoArray(tileOut, 3 * PW + VL);
-    c32.intoArray(tileOut, 3 * PW + 2 * VL);
-    c33.intoArray(tileOut, 3 * PW + 3 * VL);
-    flush(out, o, outRs, tileOut, 4, w, load);
+    int r1 = co + cRs, r2 = r1 + cRs, r3 = r2 + cRs;
+    c00.intoArray(c, co);
+    c01.intoArray(c, co + VL);
+    c02.intoArray(c, co + 2 * VL);
+    c03.intoArray(c, co + 3 * VL);
+    c10.intoArray(c, r1);
+    c11.intoArray(c, r1 + VL);
+    c12.intoArray(c, r1 + 2 * VL);
+    c13.intoArray(c, r1 + 3 * VL);
+    c20.intoArray(c, r2);
+    c21.intoArray(c, r2 + VL);
+    c22.intoArray(c, r2 + 2 * VL);
+    c23.intoArray(c, r2 + 3 * VL);
+    c30.intoArray(c, r3);
+    c31.intoArray(c, r3 + VL);
+    c32.intoArray(c, r3 + 2 * VL);
+    c33.intoArray(c, r3 + 3 * VL);
   }
 
-  private static void tile1(
-      float[] out,
-      int o,
-      float[] a,
-      int ao,
-      int aCs,
-      float[] pack,
+  /**
+   * {@link #kernel} for one vector column of the tile: c[r, :VL] = init[r, :VL] + Σ_k ap[ao + r·aRs
+   * + k·aKs]·bp[bo + k·NR + :VL]. The same FMA chain per element as {@link #kernel}, for the right
+   * edge of a panel where fewer than four vectors hold columns of out (x_proj's 80 = 64 + 16).
+   */
+  static void kernel1(
       int kc,
-      int w,
-      boolean load,
-      float[] tileOut) {
-    int bi = kc * PW;
-    FloatVector c0 = FloatVector.fromArray(S, pack, bi),
-        c1 = FloatVector.fromArray(S, pack, bi + VL);
-    FloatVector c2 = FloatVector.fromArray(S, pack, bi + 2 * VL),
-        c3 = FloatVector.fromArray(S, pack, bi + 3 * VL);
+      float[] ap,
+      int ao,
+      int aRs,
+      int aKs,
+      float[] bp,
+      int bo,
+      float[] init,
+      int io,
+      int iRs,
+      float[] c,
+      int co,
+      int cRs) {
+    FloatVector c0 = FloatVector.fromArray(S, init, io);
+    FloatVector c1 = FloatVector.fromArray(S, init, io + iRs);
+    FloatVector c2 = FloatVector.fromArray(S, init, io + 2 * iRs);
+    FloatVector c3 = FloatVector.fromArray(S, init, io + 3 * iRs);
+    int a1 = ao + aRs, a2 = a1 + aRs, a3 = a2 + aRs;
     for (int k = 0; k < kc; k++) {
-      int p = k * PW;
-      FloatVector x = FloatVector.broadcast(S, a[ao + k * aCs]);
-      c0 = FloatVector.fromArray(S, pack, p).fma(x, c0);
-      c1 = FloatVector.fromArray(S, pack, p + VL).fma(x, c1);
-      c2 = FloatVector.fromArray(S, pack, p + 2 * VL).fma(x, c2);
-      c3 = FloatVector.fromArray(S, pack, p + 3 * VL).fma(x, c3);
+      int ak = aKs * k;
+      FloatVector b0 = FloatVector.fromArray(S, bp, bo + k * NR);
+      c0 = b0.fma(FloatVector.broadcast(S, ap[ao + ak]), c0);
+      c1 = b0.fma(FloatVector.broadcast(S, ap[a1 + ak]), c1);
+      c2 = b0.fma(FloatVector.broadcast(S, ap[a2 + ak]), c2);
+      c3 = b0.fma(FloatVector.broadcast(S, ap[a3 + ak]), c3);
     }
-    c0.intoArray(tileOut, 0);
-    c1.intoArray(tileOut, VL);
-    c2.intoArray(tileOut, 2 * VL);
-    c3.intoArray(tileOut, 3 * VL);
-    flush(out, o, 0, tileOut, 1, w, load);
+    c0.intoArray(c, co);
+    c1.intoArray(c, co + cRs);
+    c2.intoArray(c, co + 2 * cRs);
+    c3.intoArray(c, co + 3 * cRs);
   }
 
-  /** out[o + r·outRs + j] (+)= tile[r·PW + j] for r < rows, j < w. */
-  private static void flush(
-      float[] out, int o, int outRs, float[] tile, int rows, int w, boolean load) {
-    for (int r = 0; r < rows; r++) {
-      int oo = o + r * outRs, to = r * PW;
-      if (load) {
-        for (int j = 0; j < w; j++) {
-          out[oo + j] += tile[to + j];
-        }
-      } else {
-        System.arraycopy(tile, to, out, oo, w);
-      }
-    }
-  }
-
-  /** Few rows: dot products along c, 4 weight rows at a time, threaded over output features. */
-  private static void forwardFewRows(
+  /**
+   * out[t, o] = Σ_c inp[t, c]·weight[o, c] + bias[o] for t < BT, o in [o0, o1): dot products along
+   * c. Tiles of 4 rows t × 4 weight rows o keep 16 accumulators (8 loads per 16 FMAs), each
+   * finished by a lane reduction and a scalar tail; the 4 weight rows stay in L1 while the rows t
+   * pass, so the weight is read from memory once.
+   */
+  static void dotRows(
       float[] out,
       int outOff,
       int outStride,
@@ -376,64 +162,163 @@ final class MatmulSimd {
       float[] bias,
       int BT,
       int C,
-      int OC) {
-    int groups = (OC + 3) / 4;
-    Parallel.forRange(
-        groups,
-        Math.max(1, 8192 / Math.max(1, C)),
-        (g0, g1) -> {
-          int cv = C - C % VL;
-          for (int g = g0; g < g1; g++) {
-            int o = 4 * g;
-            if (o + 4 <= OC) {
-              int w0 = o * C, w1 = w0 + C, w2 = w1 + C, w3 = w2 + C;
-              for (int t = 0; t < BT; t++) {
-                int io = inOff + t * inStride;
-                FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
-                for (int c = 0; c < cv; c += VL) {
-                  FloatVector x = FloatVector.fromArray(S, inp, io + c);
-                  s0 = FloatVector.fromArray(S, weight, w0 + c).fma(x, s0);
-                  s1 = FloatVector.fromArray(S, weight, w1 + c).fma(x, s1);
-                  s2 = FloatVector.fromArray(S, weight, w2 + c).fma(x, s2);
-                  s3 = FloatVector.fromArray(S, weight, w3 + c).fma(x, s3);
-                }
-                float r0 = s0.reduceLanes(VectorOperators.ADD),
-                    r1 = s1.reduceLanes(VectorOperators.ADD);
-                float r2 = s2.reduceLanes(VectorOperators.ADD),
-                    r3 = s3.reduceLanes(VectorOperators.ADD);
-                for (int c = cv; c < C; c++) {
-                  float x = inp[io + c];
-                  r0 += x * weight[w0 + c];
-                  r1 += x * weight[w1 + c];
-                  r2 += x * weight[w2 + c];
-                  r3 += x * weight[w3 + c];
-                }
-                int oo = outOff + t * outStride + o;
-                out[oo] = r0 + (bias == null ? 0f : bias[o]);
-                out[oo + 1] = r1 + (bias == null ? 0f : bias[o + 1]);
-                out[oo + 2] = r2 + (bias == null ? 0f : bias[o + 2]);
-                out[oo + 3] = r3 + (bias == null ? 0f : bias[o + 3]);
-              }
-            } else {
-              for (int oi = o; oi < OC; oi++) {
-                int wo = oi * C;
-                for (int t = 0; t < BT; t++) {
-                  int io = inOff + t * inStride;
-                  FloatVector s = FloatVector.zero(S);
-                  for (int c = 0; c < cv; c += VL) {
-                    s =
-                        FloatVector.fromArray(S, weight, wo + c)
-                            .fma(FloatVector.fromArray(S, inp, io + c), s);
-                  }
-                  float r = s.reduceLanes(VectorOperators.ADD);
-                  for (int c = cv; c < C; c++) {
-                    r += inp[io + c] * weight[wo + c];
-                  }
-                  out[outOff + t * outStride + oi] = r + (bias == null ? 0f : bias[oi]);
-                }
-              }
-            }
-          }
-        });
+      int o0,
+      int o1) {
+    int o = o0;
+    for (; o + 4 <= o1; o += 4) {
+      int t = 0;
+      for (; t + 4 <= BT; t += 4) {
+        dot4x4(
+            out,
+            outOff + t * outStride + o,
+            outStride,
+            inp,
+            inOff + t * inStride,
+            inStride,
+            weight,
+            o * C,
+            bias,
+            o,
+            C);
+      }
+      for (; t < BT; t++) {
+        dot1x4(
+            out, outOff + t * outStride + o, inp, inOff + t * inStride, weight, o * C, bias, o, C);
+      }
+    }
+    for (; o < o1; o++) {
+      int wo = o * C;
+      for (int t = 0; t < BT; t++) {
+        out[outOff + t * outStride + o] =
+            dot(inp, inOff + t * inStride, weight, wo, C) + (bias == null ? 0f : bias[o]);
+      }
+    }
+  }
+
+  /**
+   * out[oo + r·outRs + q] = Σ_c inp[xo + r·xRs + c]·weight[wo + q·C + c] + bias[o + q], r, q < 4.
+   */
+  private static void dot4x4(
+      float[] out,
+      int oo,
+      int outRs,
+      float[] inp,
+      int xo,
+      int xRs,
+      float[] weight,
+      int wo,
+      float[] bias,
+      int o,
+      int C) {
+    int cv = C - C % VL;
+    int x1 = xo + xRs, x2 = x1 + xRs, x3 = x2 + xRs;
+    int w1 = wo + C, w2 = w1 + C, w3 = w2 + C;
+    FloatVector s00 = FloatVector.zero(S), s01 = s00, s02 = s00, s03 = s00;
+    FloatVector s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+    FloatVector s20 = s00, s21 = s00, s22 = s00, s23 = s00;
+    FloatVector s30 = s00, s31 = s00, s32 = s00, s33 = s00;
+    for (int c = 0; c < cv; c += VL) {
+      FloatVector v0 = FloatVector.fromArray(S, weight, wo + c);
+      FloatVector v1 = FloatVector.fromArray(S, weight, w1 + c);
+      FloatVector v2 = FloatVector.fromArray(S, weight, w2 + c);
+      FloatVector v3 = FloatVector.fromArray(S, weight, w3 + c);
+      FloatVector x = FloatVector.fromArray(S, inp, xo + c);
+      s00 = v0.fma(x, s00);
+      s01 = v1.fma(x, s01);
+      s02 = v2.fma(x, s02);
+      s03 = v3.fma(x, s03);
+      x = FloatVector.fromArray(S, inp, x1 + c);
+      s10 = v0.fma(x, s10);
+      s11 = v1.fma(x, s11);
+      s12 = v2.fma(x, s12);
+      s13 = v3.fma(x, s13);
+      x = FloatVector.fromArray(S, inp, x2 + c);
+      s20 = v0.fma(x, s20);
+      s21 = v1.fma(x, s21);
+      s22 = v2.fma(x, s22);
+      s23 = v3.fma(x, s23);
+      x = FloatVector.fromArray(S, inp, x3 + c);
+      s30 = v0.fma(x, s30);
+      s31 = v1.fma(x, s31);
+      s32 = v2.fma(x, s32);
+      s33 = v3.fma(x, s33);
+    }
+    float b0 = 0f, b1 = 0f, b2 = 0f, b3 = 0f;
+    if (bias != null) {
+      b0 = bias[o];
+      b1 = bias[o + 1];
+      b2 = bias[o + 2];
+      b3 = bias[o + 3];
+    }
+    int r1 = oo + outRs, r2 = r1 + outRs, r3 = r2 + outRs;
+    out[oo] = s00.reduceLanes(ADD) + tail(inp, xo, weight, wo, cv, C) + b0;
+    out[oo + 1] = s01.reduceLanes(ADD) + tail(inp, xo, weight, w1, cv, C) + b1;
+    out[oo + 2] = s02.reduceLanes(ADD) + tail(inp, xo, weight, w2, cv, C) + b2;
+    out[oo + 3] = s03.reduceLanes(ADD) + tail(inp, xo, weight, w3, cv, C) + b3;
+    out[r1] = s10.reduceLanes(ADD) + tail(inp, x1, weight, wo, cv, C) + b0;
+    out[r1 + 1] = s11.reduceLanes(ADD) + tail(inp, x1, weight, w1, cv, C) + b1;
+    out[r1 + 2] = s12.reduceLanes(ADD) + tail(inp, x1, weight, w2, cv, C) + b2;
+    out[r1 + 3] = s13.reduceLanes(ADD) + tail(inp, x1, weight, w3, cv, C) + b3;
+    out[r2] = s20.reduceLanes(ADD) + tail(inp, x2, weight, wo, cv, C) + b0;
+    out[r2 + 1] = s21.reduceLanes(ADD) + tail(inp, x2, weight, w1, cv, C) + b1;
+    out[r2 + 2] = s22.reduceLanes(ADD) + tail(inp, x2, weight, w2, cv, C) + b2;
+    out[r2 + 3] = s23.reduceLanes(ADD) + tail(inp, x2, weight, w3, cv, C) + b3;
+    out[r3] = s30.reduceLanes(ADD) + tail(inp, x3, weight, wo, cv, C) + b0;
+    out[r3 + 1] = s31.reduceLanes(ADD) + tail(inp, x3, weight, w1, cv, C) + b1;
+    out[r3 + 2] = s32.reduceLanes(ADD) + tail(inp, x3, weight, w2, cv, C) + b2;
+    out[r3 + 3] = s33.reduceLanes(ADD) + tail(inp, x3, weight, w3, cv, C) + b3;
+  }
+
+  /** out[oo + q] = Σ_c inp[xo + c]·weight[wo + q·C + c] + bias[o + q], q < 4. */
+  private static void dot1x4(
+      float[] out,
+      int oo,
+      float[] inp,
+      int xo,
+      float[] weight,
+      int wo,
+      float[] bias,
+      int o,
+      int C) {
+    int cv = C - C % VL;
+    int w1 = wo + C, w2 = w1 + C, w3 = w2 + C;
+    FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
+    for (int c = 0; c < cv; c += VL) {
+      FloatVector x = FloatVector.fromArray(S, inp, xo + c);
+      s0 = FloatVector.fromArray(S, weight, wo + c).fma(x, s0);
+      s1 = FloatVector.fromArray(S, weight, w1 + c).fma(x, s1);
+      s2 = FloatVector.fromArray(S, weight, w2 + c).fma(x, s2);
+      s3 = FloatVector.fromArray(S, weight, w3 + c).fma(x, s3);
+    }
+    float b0 = 0f, b1 = 0f, b2 = 0f, b3 = 0f;
+    if (bias != null) {
+      b0 = bias[o];
+      b1 = bias[o + 1];
+      b2 = bias[o + 2];
+      b3 = bias[o + 3];
+    }
+    out[oo] = s0.reduceLanes(ADD) + tail(inp, xo, weight, wo, cv, C) + b0;
+    out[oo + 1] = s1.reduceLanes(ADD) + tail(inp, xo, weight, w1, cv, C) + b1;
+    out[oo + 2] = s2.reduceLanes(ADD) + tail(inp, xo, weight, w2, cv, C) + b2;
+    out[oo + 3] = s3.reduceLanes(ADD) + tail(inp, xo, weight, w3, cv, C) + b3;
+  }
+
+  /** Σ_c inp[xo + c]·weight[wo + c], c < C. */
+  private static float dot(float[] inp, int xo, float[] weight, int wo, int C) {
+    int cv = C - C % VL;
+    FloatVector s = FloatVector.zero(S);
+    for (int c = 0; c < cv; c += VL) {
+      s = FloatVector.fromArray(S, weight, wo + c).fma(FloatVector.fromArray(S, inp, xo + c), s);
+    }
+    return s.reduceLanes(ADD) + tail(inp, xo, weight, wo, cv, C);
+  }
+
+  /** The scalar tail of a dot product: Σ inp[xo + c]·weight[wo + c] for c in [cv, C). */
+  private static float tail(float[] inp, int xo, float[] weight, int wo, int cv, int C) {
+    float r = 0f;
+    for (int c = cv; c < C; c++) {
+      r += inp[xo + c] * weight[wo + c];
+    }
+    return r;
   }
 }

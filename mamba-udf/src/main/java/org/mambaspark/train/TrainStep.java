@@ -46,7 +46,10 @@ public final class TrainStep {
       int n = Math.min(microBatch, seqs.size() - first);
       Backprop bp;
       if (n == microBatch) {
-        bp = full != null ? full : (full = new Backprop(model, n, L, scanChunk));
+        if (full == null) {
+          full = new Backprop(model, n, L, scanChunk);
+        }
+        bp = full;
       } else {
         bp = new Backprop(model, n, L, scanChunk); // the one short last micro-batch
       }

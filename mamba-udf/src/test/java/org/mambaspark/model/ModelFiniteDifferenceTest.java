@@ -48,7 +48,7 @@ class ModelFiniteDifferenceTest {
       }
     }
     int B = 2, L = 9;
-    int[] ids = r.ints(B * L, 0, c.vocabSize).toArray();
+    int[] ids = r.ints((long) B * L, 0, c.vocabSize).toArray();
     MambaModel m = new MambaModel(w);
     MambaWeights g = MambaWeights.zerosLike(w);
     new Backprop(m, B, L, 4).forwardBackward(ids, g, 1.0 / ((double) B * (L - 1)));

@@ -1,0 +1,522 @@
+package org.mambaspark.jobs;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.mambaspark.io.Checkpoint;
+import org.mambaspark.model.Initialization;
+import org.mambaspark.model.MambaConfig;
+import org.mambaspark.model.MambaWeights;
+import org.mambaspark.spark.DataParallelTraining;
+import org.mambaspark.tokenizer.Tokenizers;
+import org.mambaspark.train.AdamW;
+import org.mambaspark.train.GradientSum;
+import org.mambaspark.train.LrSchedule;
+import org.mambaspark.train.TrainStep;
+import org.mambaspark.train.TrainingState;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import scala.Tuple2;
+
+/**
+ * Synchronous data-parallel training on Spark ({@code spark-submit --class
+ * org.mambaspark.jobs.TrainJob}, or {@code bin/mamba train}): every step broadcasts the weights,
+ * each partition sums the gradient of its share of the step's global batch, a treeAggregate
+ * combines them, the driver clips and applies AdamW ({@link DataParallelTraining}, {@link
+ * TrainStep}). The step's batch is a function of (seed, step) — a seeded permutation of the
+ * sequences, read G at a time — so the update does not depend on the number of partitions, and a
+ * resumed run continues the same trajectory. Checkpoints go to the output path on any Hadoop file
+ * system, written under a temporary name and renamed; the last {@code --keep} are kept.
+ *
+ * <p>Input: JSON lines or Parquet with {@code input_ids} (rows of exactly --seq-len ids are used as
+ * they are, others are packed with the EOS separator), or text (one document a line, tokenized with
+ * the model's tokenizer).
+ */
+@Command(
+    name = "train",
+    mixinStandardHelpOptions = true,
+    description =
+        "Data-parallel training in Spark (embedded local[*] unless --master). Same flags as spark-submit"
+            + " --class org.mambaspark.jobs.TrainJob.")
+public final class TrainJob implements Callable<Integer> {
+  private static final Logger LOG = LoggerFactory.getLogger(TrainJob.class);
+
+  @Option(names = "--init", description = "start from this checkpoint (fine-tuning)")
+  String init;
+
+  @Option(
+      names = "--preset",
+      description = "from scratch: a published shape, or 'tiny' (D=64, 2 layers, V=256)")
+  String preset;
+
+  @Option(
+      names = "--input",
+      required = true,
+      description = "JSON lines / Parquet (input_ids or text) or text")
+  String input;
+
+  @Option(names = "--output", required = true, description = "output path (any Hadoop file system)")
+  String output;
+
+  @Option(names = "--steps", required = true)
+  long steps;
+
+  @Option(names = "--global-batch", required = true, description = "sequences per step (G)")
+  int globalBatch;
+
+  @Option(
+      names = "--micro-batch",
+      defaultValue = "4",
+      description = "sequences per forward/backward")
+  int microBatch;
+
+  @Option(names = "--seq-len", required = true)
+  int seqLen;
+
+  @Option(names = "--lr", defaultValue = "1e-3")
+  float lr;
+
+  @Option(names = "--min-lr", defaultValue = "0")
+  float minLr;
+
+  @Option(names = "--warmup-steps", defaultValue = "0")
+  long warmup;
+
+  @Option(names = "--schedule", defaultValue = "cosine", description = "constant | cosine")
+  String schedule;
+
+  @Option(names = "--weight-decay", defaultValue = "0.01")
+  float weightDecay;
+
+  @Option(names = "--clip-grad", defaultValue = "1.0")
+  float clip;
+
+  @Option(names = "--seed", defaultValue = "0")
+  long seed;
+
+  @Option(
+      names = "--partitions",
+      defaultValue = "0",
+      description = "0 = Spark's default parallelism")
+  int partitions;
+
+  @Option(
+      names = "--checkpoint-every",
+      defaultValue = "0",
+      description = "steps; 0 = only at the end")
+  int checkpointEvery;
+
+  @Option(names = "--keep", defaultValue = "3", description = "checkpoints kept")
+  int keep;
+
+  @Option(names = "--resume", description = "continue from the newest checkpoint in --output")
+  boolean resume;
+
+  @Option(
+      names = "--max-bad-steps",
+      defaultValue = "5",
+      description = "non-finite steps in a row before stopping")
+  int maxBadSteps;
+
+  @Option(names = "--scan-chunk", defaultValue = "256")
+  int scanChunk;
+
+  @Option(names = "--master", description = "Spark master for bin/mamba (default local[*])")
+  String master;
+
+  /** Per step: loss, lr, gradient norm, tokens/s, skipped. */
+  public final List<String> metrics = new ArrayList<>();
+
+  /** The trained weights (after call()). */
+  public MambaWeights weights;
+
+  public static void main(String[] args) {
+    System.exit(new CommandLine(new TrainJob()).execute(args));
+  }
+
+  @Override
+  public Integer call() throws IOException {
+    SparkSession active =
+        SparkSession.getActiveSession().isDefined()
+                && !SparkSession.getActiveSession().get().sparkContext().isStopped()
+            ? SparkSession.getActiveSession().get()
+            : null;
+    SparkSession spark = active;
+    if (spark == null) {
+      SparkSession.Builder b = SparkSession.builder().appName("mamba train");
+      String m = master != null ? master : "local[*]";
+      b.master(m);
+      if (m.startsWith("local")) {
+        b.config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.showConsoleProgress", "false");
+      }
+      spark = b.getOrCreate();
+    }
+    try {
+      run(spark);
+    } finally {
+      if (active == null) {
+        spark.stop();
+      }
+    }
+    return 0;
+  }
+
+  /** Trains in the given session. */
+  public void run(SparkSession spark) throws IOException {
+    if (globalBatch <= 0 || seqLen < 2 || steps < 0 || microBatch <= 0) {
+      throw new IllegalArgumentException(
+          "need --global-batch > 0, --micro-batch > 0, --seq-len >= 2, --steps >= 0");
+    }
+    JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+    Configuration hconf = sc.hadoopConfiguration();
+    org.apache.hadoop.fs.Path out = new org.apache.hadoop.fs.Path(output);
+    FileSystem fs = out.getFileSystem(hconf);
+    Path work = Files.createTempDirectory("mamba-train");
+    AdamW adam;
+    long skipped = 0;
+    org.apache.hadoop.fs.Path newest = resume ? newestCheckpoint(fs, out) : null;
+    if (resume && newest == null) {
+      throw new IllegalArgumentException("--resume: no checkpoint-* in " + output);
+    }
+    Path tokenizerSource;
+    if (newest != null) {
+      Path local = work.resolve("resume");
+      fs.copyToLocalFile(false, newest, new org.apache.hadoop.fs.Path(local.toUri()), true);
+      weights = Checkpoint.load(local);
+      adam = new AdamW(weights, 0.9f, 0.999f, 1e-8f, weightDecay);
+      Map<String, String> meta = TrainingState.load(local, adam);
+      if (Long.parseLong(meta.getOrDefault("seed", "0")) != seed) {
+        throw new IllegalArgumentException(
+            "--resume: the run used seed " + meta.get("seed") + ", not " + seed);
+      }
+      skipped = Long.parseLong(meta.getOrDefault("skipped_steps", "0"));
+      tokenizerSource = local;
+      LOG.info("resumed from {} at step {}", newest, adam.step());
+    } else if (init != null) {
+      Path local = fetch(hconf, init, work.resolve("init"));
+      weights = Checkpoint.load(local);
+      adam = new AdamW(weights, 0.9f, 0.999f, 1e-8f, weightDecay);
+      tokenizerSource = local;
+    } else {
+      MambaConfig c =
+          preset == null || preset.equals("tiny")
+              ? MambaConfig.builder().vocabSize(256).hiddenSize(64).numLayers(2).build()
+              : MambaConfig.preset(preset);
+      weights = Initialization.initialize(c, seed);
+      adam = new AdamW(weights, 0.9f, 0.999f, 1e-8f, weightDecay);
+      tokenizerSource = null;
+    }
+    final int V = weights.config.vocabSize;
+    final int L = seqLen;
+    final int eos = weights.config.eosTokenId;
+    final String tokDir = tokenizerSource == null ? null : tokenizerSource.toString();
+
+    // data: (index, sequence of L ids), deterministic
+    JavaRDD<int[]> seqRdd = sequences(spark, tokDir, L, eos, V);
+    JavaRDD<Tuple2<Long, int[]>> indexed =
+        seqRdd.zipWithIndex().map(t -> new Tuple2<>(t._2(), t._1()));
+    int p = partitions > 0 ? partitions : sc.defaultParallelism();
+    indexed = indexed.repartition(p).cache();
+    long n = indexed.count();
+    if (n < globalBatch) {
+      throw new IllegalArgumentException(
+          input
+              + " yields "
+              + n
+              + " sequences of "
+              + L
+              + " ids, fewer than one"
+              + " global batch of "
+              + globalBatch);
+    }
+    long[] order = permutation(n, seed);
+    LrSchedule sched =
+        LrSchedule.of(schedule, lr, Math.min(minLr, lr), Math.min(warmup, steps), steps);
+    MambaWeights scratch = MambaWeights.zerosLike(weights);
+    long paramBytes = TrainStep.parameterBytes(weights);
+    LOG.info(
+        "training {} on {} sequences of {} in {} partitions; {} steps of {} sequences; {} MB of parameters:"
+            + " about {} MB moved per step (broadcast + one gradient per partition)",
+        weights.config,
+        n,
+        L,
+        p,
+        steps,
+        globalBatch,
+        paramBytes >> 20,
+        (paramBytes * (1 + p)) >> 20);
+    int badInARow = 0;
+    while (adam.step() < steps) {
+      long s = adam.step();
+      Set<Long> batch = new HashSet<>();
+      for (int i = 0; i < globalBatch; i++) {
+        batch.add(order[(int) ((s * globalBatch + i) % n)]);
+      }
+      long t0 = System.nanoTime();
+      sc.setJobDescription("mamba train: step " + (s + 1) + "/" + steps);
+      GradientSum sum =
+          DataParallelTraining.stepGradient(
+              sc, indexed, weights, batch, microBatch, L, scanChunk, 2);
+      TrainStep.Applied a = TrainStep.apply(weights, adam, sum, scratch, sched, clip);
+      double secs = (System.nanoTime() - t0) / 1e9;
+      if (a.skipped) {
+        skipped++;
+        badInARow++;
+        LOG.warn(
+            "step {}: non-finite loss {} or gradient norm {}: skipped ({} in a row)",
+            s,
+            a.loss,
+            a.gradNorm,
+            badInARow);
+        if (badInARow >= maxBadSteps) {
+          throw new IllegalStateException(
+              badInARow + " non-finite steps in a row at step " + s + ": stopping");
+        }
+      } else {
+        badInARow = 0;
+      }
+      String line =
+          String.format(
+              "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
+                  + "\"seconds\":%.3f,\"skipped\":%b}",
+              s, a.loss, a.lr, a.gradNorm, sum.tokens / secs, secs, a.skipped);
+      metrics.add(line);
+      LOG.info(
+          "step {}/{}  loss {}  lr {}  grad norm {}  {} tokens/s",
+          s + 1,
+          steps,
+          String.format("%.4f", a.loss),
+          a.lr,
+          String.format("%.3f", a.gradNorm),
+          String.format("%.0f", sum.tokens / secs));
+      boolean last = adam.step() == steps;
+      if (last || (checkpointEvery > 0 && adam.step() % checkpointEvery == 0)) {
+        checkpoint(fs, out, work, adam, skipped, tokDir, last);
+      }
+    }
+    indexed.unpersist();
+  }
+
+  private static long[] permutation(long n, long seed) {
+    if (n > Integer.MAX_VALUE - 8) {
+      throw new IllegalArgumentException(n + " sequences: too many to index on the driver");
+    }
+    long[] o = new long[(int) n];
+    for (int i = 0; i < o.length; i++) {
+      o[i] = i;
+    }
+    SplittableRandom r = new SplittableRandom(seed);
+    for (int i = o.length - 1; i > 0; i--) {
+      int j = r.nextInt(i + 1);
+      long t = o[i];
+      o[i] = o[j];
+      o[j] = t;
+    }
+    return o;
+  }
+
+  private JavaRDD<int[]> sequences(SparkSession spark, String tokDir, int L, int eos, int V) {
+    String lower = input.toLowerCase(java.util.Locale.ROOT);
+    Dataset<Row> rows;
+    if (lower.endsWith(".parquet") || lower.contains(".parquet/")) {
+      rows = spark.read().parquet(input);
+    } else if (lower.endsWith(".json") || lower.endsWith(".jsonl")) {
+      rows = spark.read().json(input);
+    } else {
+      rows = spark.read().text(input).withColumnRenamed("value", "text");
+    }
+    boolean ids = Arrays.asList(rows.columns()).contains("input_ids");
+    if (!ids && !Arrays.asList(rows.columns()).contains("text")) {
+      throw new IllegalArgumentException(
+          input + ": needs an input_ids or a text column, has " + Arrays.toString(rows.columns()));
+    }
+    if (!ids && tokDir == null && V < 256) {
+      throw new IllegalArgumentException(
+          "text input needs a model with a tokenizer (or a byte-level model)");
+    }
+    JavaRDD<Row> r = rows.select(ids ? "input_ids" : "text").javaRDD();
+    return r.mapPartitions(
+        it -> {
+          org.mambaspark.tokenizer.Tokenizer tok = null;
+          if (!ids) {
+            tok =
+                tokDir == null
+                    ? Tokenizers.byName("bytes")
+                    : Tokenizers.forModel(Path.of(tokDir)).orElse(Tokenizers.byName("bytes"));
+          }
+          List<int[]> outSeqs = new ArrayList<>();
+          int[] buf = new int[L];
+          int fill = 0;
+          while (it.hasNext()) {
+            Row row = it.next();
+            if (row.isNullAt(0)) {
+              continue; // an empty row contributes no tokens
+            }
+            int[] doc;
+            if (ids) {
+              List<Object> list = row.getList(0);
+              doc = new int[list.size()];
+              for (int i = 0; i < doc.length; i++) {
+                long v = ((Number) list.get(i)).longValue();
+                if (v < 0 || v >= V) {
+                  throw new IllegalArgumentException(
+                      "input_ids value " + v + " outside the vocabulary [0, " + V + ")");
+                }
+                doc[i] = (int) v;
+              }
+              if (doc.length == L) { // already a training sequence: used as it is
+                outSeqs.add(doc);
+                continue;
+              }
+            } else {
+              doc = tok.encode(row.getString(0));
+            }
+            for (int k = 0; k <= doc.length; k++) { // pack, EOS between documents
+              buf[fill++] = k < doc.length ? doc[k] : eos;
+              if (fill == L) {
+                outSeqs.add(buf.clone());
+                fill = 0;
+              }
+            }
+          }
+          if (tok != null) {
+            tok.close();
+          }
+          return outSeqs.iterator();
+        });
+  }
+
+  private static Path fetch(Configuration hconf, String path, Path local) throws IOException {
+    org.apache.hadoop.fs.Path src = new org.apache.hadoop.fs.Path(path);
+    FileSystem fs = src.getFileSystem(hconf);
+    if (!fs.exists(src)) {
+      throw new IllegalArgumentException("--init " + path + ": no such checkpoint directory");
+    }
+    if ("file".equals(fs.getScheme())) {
+      return Path.of(src.toUri().getPath());
+    }
+    fs.copyToLocalFile(false, src, new org.apache.hadoop.fs.Path(local.toUri()), true);
+    return local;
+  }
+
+  private static org.apache.hadoop.fs.Path newestCheckpoint(
+      FileSystem fs, org.apache.hadoop.fs.Path out) throws IOException {
+    if (!fs.exists(out)) {
+      return null;
+    }
+    org.apache.hadoop.fs.Path best = null;
+    for (FileStatus st : fs.listStatus(out)) {
+      String name = st.getPath().getName();
+      if (st.isDirectory()
+          && name.matches("checkpoint-\\d+")
+          && (best == null || name.compareTo(best.getName()) > 0)) {
+        best = st.getPath();
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Saves locally, copies to out/.checkpoint-N.tmp, renames to out/checkpoint-N; keeps the last
+   * `keep`.
+   */
+  private void checkpoint(
+      FileSystem fs,
+      org.apache.hadoop.fs.Path out,
+      Path work,
+      AdamW adam,
+      long skipped,
+      String tokDir,
+      boolean last)
+      throws IOException {
+    String name = String.format("checkpoint-%08d", adam.step());
+    Path local = work.resolve(name);
+    Files.createDirectories(local);
+    Checkpoint.save(weights, local);
+    TrainingState.save(
+        local,
+        adam,
+        seed,
+        skipped,
+        Map.of("seq_len", Integer.toString(seqLen), "global_batch", Integer.toString(globalBatch)));
+    if (tokDir != null) {
+      for (String f : new String[] {Tokenizers.TOKENIZER_JSON, Tokenizers.TOKENIZER_CONFIG}) {
+        Path t = Path.of(tokDir, f);
+        if (Files.exists(t)) {
+          Files.copy(t, local.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        }
+      }
+    } else if (weights.config.vocabSize >= 256) {
+      Tokenizers.writeByteTokenizerMarker(local);
+    }
+    Files.write(local.resolve("metrics.jsonl"), metrics, StandardCharsets.UTF_8);
+    fs.mkdirs(out);
+    org.apache.hadoop.fs.Path tmp = new org.apache.hadoop.fs.Path(out, "." + name + ".tmp");
+    org.apache.hadoop.fs.Path dst = new org.apache.hadoop.fs.Path(out, name);
+    fs.delete(tmp, true);
+    fs.copyFromLocalFile(false, true, new org.apache.hadoop.fs.Path(local.toUri()), tmp);
+    if (fs.exists(dst)) {
+      fs.delete(dst, true);
+    }
+    if (!fs.rename(tmp, dst)) {
+      throw new IOException("could not rename " + tmp + " to " + dst);
+    }
+    LOG.info("checkpoint {} written to {}", adam.step(), dst);
+    // keep the newest `keep`
+    List<String> names = new ArrayList<>();
+    for (FileStatus st : fs.listStatus(out)) {
+      if (st.isDirectory() && st.getPath().getName().matches("checkpoint-\\d+")) {
+        names.add(st.getPath().getName());
+      }
+    }
+    names.sort(null);
+    for (int i = 0; i < names.size() - Math.max(1, keep); i++) {
+      fs.delete(new org.apache.hadoop.fs.Path(out, names.get(i)), true);
+    }
+    if (last) { // the final model at the top of the output, each file renamed into place
+      for (String f :
+          new String[] {
+            Checkpoint.CONFIG,
+            Checkpoint.WEIGHTS,
+            "metrics.jsonl",
+            Tokenizers.TOKENIZER_JSON,
+            Tokenizers.TOKENIZER_CONFIG
+          }) {
+        Path src = local.resolve(f);
+        if (!Files.exists(src)) {
+          continue;
+        }
+        org.apache.hadoop.fs.Path t = new org.apache.hadoop.fs.Path(out, "." + f + ".tmp");
+        org.apache.hadoop.fs.Path d = new org.apache.hadoop.fs.Path(out, f);
+        fs.copyFromLocalFile(false, true, new org.apache.hadoop.fs.Path(src.toUri()), t);
+        fs.delete(d, false);
+        if (!fs.rename(t, d)) {
+          throw new UncheckedIOException(new IOException("could not rename " + t + " to " + d));
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,257 @@
+package org.mambaspark.jobs;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.mambaspark.cli.MambaCli;
+import org.mambaspark.io.Checkpoint;
+import org.mambaspark.model.Initialization;
+import org.mambaspark.model.MambaConfig;
+import org.mambaspark.model.MambaModel;
+import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.NamedTensor;
+import org.mambaspark.spark.DataParallelTraining;
+import org.mambaspark.train.AdamW;
+import org.mambaspark.train.GradientSum;
+import org.mambaspark.train.LrSchedule;
+import org.mambaspark.train.TrainStep;
+import picocli.CommandLine;
+
+/**
+ * The Spark training job: P = 1, 2, 3 partitions give the single-process weights and losses after 3
+ * steps; a task that fails once is retried and counted once; a stopped and resumed run continues
+ * the same trajectory; the CLI.
+ */
+class TrainJobTest {
+  @TempDir static Path tmp;
+  static SparkSession spark;
+  static Path model;
+  static Path input;
+  static final int G = 6;
+  static final int L = 17;
+
+  @BeforeAll
+  static void start() throws Exception {
+    MambaConfig c =
+        MambaConfig.builder().vocabSize(64).hiddenSize(24).numLayers(2).stateSize(6).build();
+    model = tmp.resolve("init");
+    Files.createDirectories(model);
+    Checkpoint.save(Initialization.initialize(c, 4), model);
+    SplittableRandom r = new SplittableRandom(9);
+    List<String> lines = new ArrayList<>();
+    for (int i = 0; i < G; i++) {
+      lines.add("{\"input_ids\": " + Arrays.toString(r.ints(L, 0, 64).toArray()) + "}");
+    }
+    input = tmp.resolve("in.jsonl");
+    Files.write(input, lines, StandardCharsets.UTF_8);
+    // local[2,2]: two threads, a failed task is retried once
+    spark =
+        SparkSession.builder()
+            .master("local[2,2]")
+            .appName("TrainJobTest")
+            .config("spark.ui.enabled", "false")
+            .getOrCreate();
+  }
+
+  @AfterAll
+  static void stop() {
+    spark.stop();
+  }
+
+  static TrainJob job(String out, int partitions, long steps, String... extra) {
+    TrainJob j = new TrainJob();
+    List<String> args =
+        new ArrayList<>(
+            List.of(
+                "--init",
+                model.toString(),
+                "--input",
+                input.toString(),
+                "--output",
+                out,
+                "--steps",
+                Long.toString(steps),
+                "--global-batch",
+                Integer.toString(G),
+                "--seq-len",
+                Integer.toString(L),
+                "--micro-batch",
+                "2",
+                "--lr",
+                "1e-3",
+                "--warmup-steps",
+                "0",
+                "--schedule",
+                "constant",
+                "--weight-decay",
+                "0.1",
+                "--clip-grad",
+                "1.0",
+                "--seed",
+                "0",
+                "--partitions",
+                Integer.toString(partitions)));
+    args.addAll(List.of(extra));
+    new CommandLine(j).parseArgs(args.toArray(new String[0]));
+    return j;
+  }
+
+  /** The single-process loop on the same G sequences: 3 steps of TrainStep. */
+  static double[] reference(MambaWeights w) throws Exception {
+    List<int[]> seqs = new ArrayList<>();
+    for (String line : Files.readAllLines(input)) {
+      String ids = line.substring(line.indexOf('[') + 1, line.indexOf(']'));
+      seqs.add(Arrays.stream(ids.split(",")).mapToInt(s -> Integer.parseInt(s.trim())).toArray());
+    }
+    AdamW opt = new AdamW(w, 0.9f, 0.999f, 1e-8f, 0.1f);
+    MambaWeights scratch = MambaWeights.zerosLike(w);
+    double[] losses = new double[3];
+    for (int s = 0; s < 3; s++) {
+      GradientSum g = TrainStep.gradient(new MambaModel(w), seqs, 2, L, 256);
+      losses[s] = TrainStep.apply(w, opt, g, scratch, LrSchedule.constant(1e-3f), 1.0f).loss;
+    }
+    return losses;
+  }
+
+  static double relErr(MambaWeights a, MambaWeights b) {
+    double num = 0, den = 0;
+    List<NamedTensor> x = a.parameters(), y = b.parameters();
+    for (int i = 0; i < x.size(); i++) {
+      for (int j = 0; j < x.get(i).data.length; j++) {
+        double d = (double) x.get(i).data[j] - y.get(i).data[j];
+        num += d * d;
+        den += (double) y.get(i).data[j] * y.get(i).data[j];
+      }
+    }
+    return Math.sqrt(num / den);
+  }
+
+  static double loss(String metricsLine) {
+    int i = metricsLine.indexOf("\"loss\":") + 7;
+    return Double.parseDouble(metricsLine.substring(i, metricsLine.indexOf(',', i)));
+  }
+
+  @Test
+  void partitionsGiveTheSingleProcessUpdate() throws Exception {
+    MambaWeights ref = Checkpoint.load(model);
+    double[] want = reference(ref);
+    for (int p : new int[] {1, 2, 3}) {
+      TrainJob j = job(tmp.resolve("out-p" + p).toString(), p, 3);
+      j.run(spark);
+      double err = relErr(j.weights, ref);
+      System.out.printf(
+          "P=%d: weights rel err %.2e vs single process; losses %s (single process %s)%n",
+          p,
+          err,
+          j.metrics.stream().map(m -> String.format("%.7f", loss(m))).toList(),
+          Arrays.toString(want));
+      assertTrue(err < 1e-5, "P=" + p + " rel err " + err);
+      for (int s = 0; s < 3; s++) {
+        assertEquals(want[s], loss(j.metrics.get(s)), 1e-5 * want[s]);
+      }
+      MambaWeights written = Checkpoint.load(tmp.resolve("out-p" + p));
+      assertTrue(relErr(written, j.weights) == 0, "the final model at the top of the output");
+    }
+  }
+
+  @Test
+  void aFailedTaskIsRetriedAndCountedOnce() throws Exception {
+    TrainJob clean = job(tmp.resolve("clean").toString(), 2, 3);
+    clean.run(spark);
+    spark
+        .sparkContext()
+        .setLocalProperty(DataParallelTraining.FAIL_FIRST_ATTEMPT_OF_PARTITION, "1");
+    try {
+      TrainJob faulty = job(tmp.resolve("faulty").toString(), 2, 3);
+      faulty.run(spark);
+      double err = relErr(faulty.weights, clean.weights);
+      System.out.printf(
+          "with a failed first attempt of partition 1 each step: weights rel err %.2e%n", err);
+      // the two partial sums may be combined in either order: equal up to float reassociation
+      assertTrue(err < 1e-6, "rel err " + err);
+    } finally {
+      spark
+          .sparkContext()
+          .setLocalProperty(DataParallelTraining.FAIL_FIRST_ATTEMPT_OF_PARTITION, null);
+    }
+  }
+
+  @Test
+  void resumedRunContinuesTheSameTrajectory() throws Exception {
+    TrainJob straight = job(tmp.resolve("straight").toString(), 2, 3);
+    straight.run(spark);
+    String out = tmp.resolve("stopped").toString();
+    job(out, 2, 2, "--checkpoint-every", "1").run(spark); // stopped after step 2
+    assertTrue(Files.isDirectory(Path.of(out, "checkpoint-00000002")));
+    TrainJob resumed = job(out, 2, 3, "--resume");
+    resumed.run(spark);
+    double err = relErr(resumed.weights, straight.weights);
+    System.out.printf(
+        "resumed after step 2: loss %.7f vs %.7f uninterrupted; weights rel err %.2e%n",
+        loss(resumed.metrics.get(0)), loss(straight.metrics.get(2)), err);
+    assertEquals(loss(straight.metrics.get(2)), loss(resumed.metrics.get(0)), 1e-6);
+    assertTrue(err < 1e-6);
+  }
+
+  @Test
+  void theCliCommand() throws Exception {
+    String out = tmp.resolve("cli").toString();
+    spark.stop(); // the command makes its own embedded session
+    try {
+      int code =
+          MambaCli.execute(
+              "train",
+              "--init",
+              model.toString(),
+              "--input",
+              input.toString(),
+              "--output",
+              out,
+              "--steps",
+              "3",
+              "--global-batch",
+              Integer.toString(G),
+              "--seq-len",
+              Integer.toString(L),
+              "--lr",
+              "1e-3",
+              "--warmup-steps",
+              "0",
+              "--schedule",
+              "constant",
+              "--weight-decay",
+              "0.1",
+              "--clip-grad",
+              "1.0",
+              "--seed",
+              "0",
+              "--master",
+              "local[2]",
+              "--partitions",
+              "2");
+      assertEquals(0, code);
+      assertTrue(
+          Files.exists(Path.of(out, "config.json"))
+              && Files.exists(Path.of(out, "model.safetensors")));
+    } finally {
+      spark =
+          SparkSession.builder()
+              .master("local[2,2]")
+              .appName("TrainJobTest")
+              .config("spark.ui.enabled", "false")
+              .getOrCreate();
+    }
+  }
+}

@@ -1,0 +1,1256 @@
+package org.mambaspark.kernel;
+
+import com.aparapi.Range;
+import com.aparapi.device.OpenCLDevice;
+import java.util.Arrays;
+import java.util.concurrent.locks.ReentrantLock;
+import org.mambaspark.model.Backend;
+import org.mambaspark.model.LayerWeights;
+import org.mambaspark.model.MambaConfig;
+import org.mambaspark.model.MambaModel;
+import org.mambaspark.model.MambaState;
+import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.ModelRunner;
+
+/**
+ * A {@link MambaModel} resident on an OpenCL device: the same forward, scoring, generation step and
+ * training gradient as {@code MambaModel.forward}, {@code Scoring} and {@code Backprop}, as a chain
+ * of {@link MambaKernel} launches on one kernel instance. Weights are packed into one device array
+ * and put once (and again on {@link #reloadWeights}); per call only token ids (and a carried state)
+ * go in, and hidden states, logits, losses or gradients come out.
+ *
+ * <p>Training recomputes each layer's forward during the backward from the layer's saved input
+ * (activation checkpointing per layer): device memory holds numLayers·B·L·D floats of layer inputs
+ * plus one layer's intermediates, instead of every layer's, at the price of one more forward of the
+ * layers (about a third more arithmetic).
+ *
+ * <p>Calls are serialized on the device's lock: Spark task threads may share a runner (and a
+ * device).
+ */
+final class GpuModel implements ModelRunner {
+  private final GpuBackend backend;
+  private final MambaModel model;
+  private final MambaConfig c;
+  private final OpenCLDevice device;
+  private final ReentrantLock lock;
+  private final MambaKernel kernel;
+  private final Weights wl;
+  private boolean checked;
+
+  /** Benchmarks: accumulate OpenCL's kernel time of every launch into kernelNanos. */
+  boolean profile;
+
+  long kernelNanos;
+  long launches;
+  private boolean closed;
+
+  /**
+   * Scan tilings: inference (chunk 64) and training (chunk 32, the forward that saves chunk states
+   * and the backward alike), shrunk to the device's local memory when N is large.
+   */
+  private final DeviceScan.Tiling scanInfer;
+
+  private final DeviceScan.Tiling scanTrainFwd;
+  private final DeviceScan.Tiling scanTrainBwd;
+
+  /**
+   * The scan forward's version ({@code -Dmamba.gpu.scan=1|2}, default 2: positions in registers,
+   * for tilings of 4 positions a thread; 1 is the general one).
+   */
+  static final int SCAN_VERSION = Integer.getInteger("mamba.gpu.scan", 2);
+
+  /** Partial sums room for split-K weight-gradient products (floats). */
+  static final long SPLIT_K_PART = 1 << 23;
+
+  /** Rows per block of the column-sum reductions. */
+  static final int COLSUM_ROWS = 256;
+
+  GpuModel(GpuBackend backend, MambaModel model) {
+    this.backend = backend;
+    this.model = model;
+    this.c = model.config;
+    this.device = backend.device;
+    this.lock = backend.lock;
+    this.wl = new Weights(c);
+    kernel = new MambaKernel();
+    kernel.setExplicit(true);
+    int N = c.stateSize;
+    long local = device.getLocalMemSize();
+    scanInfer = DeviceScan.fit(DeviceScan.FORWARD, N, local, false);
+    scanTrainBwd = DeviceScan.fit(DeviceScan.BACKWARD, N, local, true);
+    scanTrainFwd = DeviceScan.forwardWithChunk(scanTrainBwd);
+    int lmemFloats =
+        Math.max(
+            Math.max(MambaKernel.GEMM_LOCAL, 8 * 128),
+            Math.max(
+                ScanKernel.scanForwardLocal(scanInfer.ce, scanInfer.segments, scanInfer.items, N),
+                ScanKernel.scanBackwardLocal(
+                    scanTrainBwd.ce, scanTrainBwd.segments, scanTrainBwd.items, N)));
+    lmemFloats =
+        Math.max(
+            lmemFloats,
+            ScanKernel.scanForwardLocal(
+                scanTrainFwd.ce, scanTrainFwd.segments, scanTrainFwd.items, N));
+    if (4L * lmemFloats > local) {
+      throw new IllegalArgumentException(
+          "state size "
+              + N
+              + " needs "
+              + 4L * lmemFloats
+              + " bytes of local memory, the device has "
+              + local);
+    }
+    kernel.lmem = new float[lmemFloats];
+    kernel.W = new float[DeviceScan.checkedSize(wl.total, "the weights")];
+    kernel.G = new float[1];
+    lock.lock();
+    try {
+      packWeights();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  // ---- ModelRunner
+
+  @Override
+  public MambaModel model() {
+    return model;
+  }
+
+  @Override
+  public Backend backend() {
+    return backend;
+  }
+
+  @Override
+  public void forward(float[] hidden, int[] ids, int B, int L, MambaState state) {
+    lock.lock();
+    try {
+      Layout a = prepare(ids, B, L, false, state);
+      forwardAll(a, state != null);
+      if (hidden != null) {
+        ensureHid(a.BT * c.hiddenSize);
+        copy(MambaKernel.SEL_HID, 0, MambaKernel.SEL_ACT, a.hidden, a.BT * c.hiddenSize);
+        kernel.get(kernel.hid);
+        System.arraycopy(kernel.hid, 0, hidden, 0, a.BT * c.hiddenSize);
+      }
+      finish(state, B);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  @Override
+  public void forwardLastLogits(float[] logits, int[] ids, int B, int L, MambaState state) {
+    lock.lock();
+    try {
+      Layout a = prepare(ids, B, L, false, state);
+      forwardAll(a, state != null);
+      int D = c.hiddenSize;
+      int V = c.vocabSize;
+      matmul(
+          B,
+          V,
+          D,
+          MambaKernel.SEL_ACT,
+          a.hidden + (L - 1) * D,
+          L * D,
+          1,
+          MambaKernel.SEL_W,
+          wl.lmHead,
+          1,
+          D,
+          MambaKernel.SEL_OUT,
+          0,
+          V,
+          -1,
+          false,
+          MambaKernel.ACT_NONE);
+      kernel.get(kernel.out);
+      System.arraycopy(kernel.out, 0, logits, 0, B * V);
+      finish(state, B);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  @Override
+  public double nextTokenLossSum(float[] logprobs, int[] ids, int B, int L) {
+    if (L < 2) {
+      throw new IllegalArgumentException(
+          "a loss needs sequences of at least 2 tokens, got length " + L);
+    }
+    lock.lock();
+    try {
+      Layout a = prepare(ids, B, L, false, null);
+      forwardAll(a, false);
+      for (int r0 = 0; r0 < a.BT; r0 += a.logitRows) {
+        lmHeadCrossEntropy(a, r0, Math.min(a.logitRows, a.BT - r0), 0f, false);
+      }
+      kernel.get(kernel.out);
+      finish(null, B);
+      return sumLosses(a, logprobs);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  @Override
+  public double forwardBackward(MambaWeights grads, int[] ids, int B, int L, double scale) {
+    if (L < 2) {
+      throw new IllegalArgumentException(
+          "training needs sequences of at least 2 tokens, got length " + L);
+    }
+    lock.lock();
+    try {
+      Layout a = prepare(ids, B, L, true, null);
+      fill(MambaKernel.SEL_G, 0, (int) wl.total);
+      forwardAll(a, false);
+      backwardAll(a, (float) scale);
+      kernel.get(kernel.out);
+      kernel.get(kernel.G);
+      finish(null, B);
+      addGradients(grads);
+      return sumLosses(a, null);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  @Override
+  public void reloadWeights() {
+    lock.lock();
+    try {
+      packWeights();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  @Override
+  public void close() {
+    lock.lock();
+    try {
+      if (!closed) {
+        closed = true;
+        kernel.dispose();
+      }
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Tests: the forward with every layer's residual stream and norm_f's output (hs, numLayers+1
+   * arrays of (B·L, D), as HF's output_hidden_states without the embedding) and all logits (B·L,
+   * V).
+   */
+  void forwardForTests(float[][] hs, float[] logits, int[] ids, int B, int L) {
+    lock.lock();
+    try {
+      Layout a = prepare(ids, B, L, false, null);
+      int BT = a.BT;
+      int D = c.hiddenSize;
+      int V = c.vocabSize;
+      ensureHid((c.numLayers + 1) * BT * D + BT * V);
+      kernel.eN = BT * D;
+      kernel.eDstOff = a.x;
+      kernel.embOff = wl.emb;
+      kernel.embD = D;
+      kernel.idsOff = a.ids;
+      launch(MambaKernel.OP_EMBED, BT * D, 256);
+      for (int l = 0; l < c.numLayers; l++) {
+        layerForward(a, l, MambaKernel.SEL_ACT, a.x, false, true);
+        copy(MambaKernel.SEL_HID, l * BT * D, MambaKernel.SEL_ACT, a.x, BT * D);
+      }
+      rmsnormInto(a, MambaKernel.SEL_ACT, a.x, a.hidden, wl.normF, -1);
+      int hOff = c.numLayers * BT * D;
+      copy(MambaKernel.SEL_HID, hOff, MambaKernel.SEL_ACT, a.hidden, BT * D);
+      matmul(
+          BT,
+          V,
+          D,
+          MambaKernel.SEL_ACT,
+          a.hidden,
+          D,
+          1,
+          MambaKernel.SEL_W,
+          wl.lmHead,
+          1,
+          D,
+          MambaKernel.SEL_HID,
+          hOff + BT * D,
+          V,
+          -1,
+          false,
+          MambaKernel.ACT_NONE);
+      kernel.get(kernel.hid);
+      for (int l = 0; l <= c.numLayers; l++) {
+        System.arraycopy(kernel.hid, l * BT * D, hs[l], 0, BT * D);
+      }
+      System.arraycopy(kernel.hid, hOff + BT * D, logits, 0, BT * V);
+      finish(null, B);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  // ---- weights
+
+  /**
+   * Offsets of every parameter in the packed weight array W (and, alike, in the gradient G). A's
+   * slot holds A·log2(e) = -exp(A_log)ᵀ·log2(e) (N, ED) in W, and d A_log (ED, N) in G.
+   */
+  static final class Weights {
+    final int[] norm;
+    final int[] inProj;
+    final int[] inProjBias;
+    final int[] convW;
+    final int[] convB;
+    final int[] xProj;
+    final int[] dtProj;
+    final int[] dtProjBias;
+    final int[] a2;
+    final int[] dSkip;
+    final int[] outProj;
+    final int[] outProjBias;
+    final int normF;
+    final int emb;
+    final int lmHead;
+    final long total;
+
+    Weights(MambaConfig c) {
+      int nl = c.numLayers;
+      norm = new int[nl];
+      inProj = new int[nl];
+      inProjBias = new int[nl];
+      convW = new int[nl];
+      convB = new int[nl];
+      xProj = new int[nl];
+      dtProj = new int[nl];
+      dtProjBias = new int[nl];
+      a2 = new int[nl];
+      dSkip = new int[nl];
+      outProj = new int[nl];
+      outProjBias = new int[nl];
+      long D = c.hiddenSize;
+      long ED = c.intermediateSize;
+      long N = c.stateSize;
+      long R = c.timeStepRank;
+      long K = c.convKernel;
+      long P = c.xProjSize();
+      long o = 0;
+      for (int l = 0; l < nl; l++) {
+        norm[l] = at(o);
+        o += D;
+        inProj[l] = at(o);
+        o += 2 * ED * D;
+        inProjBias[l] = c.useBias ? at(o) : -1;
+        o += c.useBias ? 2 * ED : 0;
+        convW[l] = at(o);
+        o += ED * K;
+        convB[l] = c.useConvBias ? at(o) : -1;
+        o += c.useConvBias ? ED : 0;
+        xProj[l] = at(o);
+        o += P * ED;
+        dtProj[l] = at(o);
+        o += ED * R;
+        dtProjBias[l] = at(o);
+        o += ED;
+        a2[l] = at(o);
+        o += N * ED;
+        dSkip[l] = at(o);
+        o += ED;
+        outProj[l] = at(o);
+        o += D * ED;
+        outProjBias[l] = c.useBias ? at(o) : -1;
+        o += c.useBias ? D : 0;
+      }
+      normF = at(o);
+      o += D;
+      emb = at(o);
+      o += c.vocabSize * D;
+      if (c.tieWordEmbeddings) {
+        lmHead = emb;
+      } else {
+        lmHead = at(o);
+        o += c.vocabSize * D;
+      }
+      total = o;
+    }
+
+    private static int at(long o) {
+      return o > Integer.MAX_VALUE ? -2 : (int) o; // -2: too large, refused by checkedSize
+    }
+  }
+
+  private void packWeights() {
+    MambaWeights w = model.weights;
+    float[] W = kernel.W;
+    int ED = c.intermediateSize;
+    int N = c.stateSize;
+    for (int l = 0; l < c.numLayers; l++) {
+      LayerWeights lw = w.layers[l];
+      put(W, wl.norm[l], lw.norm);
+      put(W, wl.inProj[l], lw.inProj);
+      put(W, wl.inProjBias[l], lw.inProjBias);
+      put(W, wl.convW[l], lw.conv1dWeight);
+      put(W, wl.convB[l], lw.conv1dBias);
+      put(W, wl.xProj[l], lw.xProj);
+      put(W, wl.dtProj[l], lw.dtProj);
+      put(W, wl.dtProjBias[l], lw.dtProjBias);
+      int o = wl.a2[l];
+      for (int e = 0; e < ED; e++) {
+        for (int n = 0; n < N; n++) {
+          W[o + n * ED + e] = (float) (-Math.exp(lw.aLog[e * N + n]) * ScanKernel.LOG2E);
+        }
+      }
+      put(W, wl.dSkip[l], lw.dSkip);
+      put(W, wl.outProj[l], lw.outProj);
+      put(W, wl.outProjBias[l], lw.outProjBias);
+    }
+    put(W, wl.normF, w.normF);
+    put(W, wl.emb, w.embeddings);
+    if (!c.tieWordEmbeddings) {
+      put(W, wl.lmHead, w.lmHead);
+    }
+    kernel.put(kernel.W);
+  }
+
+  private static void put(float[] W, int off, float[] src) {
+    if (src != null) {
+      System.arraycopy(src, 0, W, off, src.length);
+    }
+  }
+
+  private void addGradients(MambaWeights grads) {
+    float[] G = kernel.G;
+    for (int l = 0; l < c.numLayers; l++) {
+      LayerWeights g = grads.layers[l];
+      add(g.norm, G, wl.norm[l]);
+      add(g.inProj, G, wl.inProj[l]);
+      add(g.inProjBias, G, wl.inProjBias[l]);
+      add(g.conv1dWeight, G, wl.convW[l]);
+      add(g.conv1dBias, G, wl.convB[l]);
+      add(g.xProj, G, wl.xProj[l]);
+      add(g.dtProj, G, wl.dtProj[l]);
+      add(g.dtProjBias, G, wl.dtProjBias[l]);
+      add(g.aLog, G, wl.a2[l]);
+      add(g.dSkip, G, wl.dSkip[l]);
+      add(g.outProj, G, wl.outProj[l]);
+      add(g.outProjBias, G, wl.outProjBias[l]);
+    }
+    add(grads.normF, G, wl.normF);
+    add(grads.embeddings, G, wl.emb);
+    if (!c.tieWordEmbeddings) {
+      add(grads.lmHead, G, wl.lmHead);
+    }
+  }
+
+  private static void add(float[] dst, float[] G, int off) {
+    if (dst != null) {
+      for (int i = 0; i < dst.length; i++) {
+        dst[i] += G[off + i];
+      }
+    }
+  }
+
+  // ---- per-call layout
+
+  /**
+   * Offsets of one call's tensors (B, L), in act, gact, saved, state and ids. Arrays grow to the
+   * largest call and are reused.
+   */
+  final class Layout {
+    final int B;
+    final int L;
+    final int BT;
+    final boolean training;
+    final DeviceScan.Tiling scanFwd;
+    final int chunks;
+    final int logitRows;
+    // act
+    final int x; //       (BT, D) residual stream
+    final int xNorm; //   (BT, D)
+    final int xz; //      (BT, 2ED)
+    final int xs; //      (BT, ED)
+    final int dbc; //     (BT, P)
+    final int delta; //   (BT, ED)
+    final int y; //       (BT, ED)
+    final int hidden; //  (BT, D) norm_f output
+    final int rstd; //    (BT) the current layer's 1/rms
+    final int rstdF; //   (BT) norm_f's
+    final int hc; //      (B, chunks, N, ED) training
+    final int logits; //  (logitRows, V)
+    final long actTotal;
+    // gact (training)
+    final int dx;
+    final int dxNorm;
+    final int dxz;
+    final int dxs;
+    final int ddbc;
+    final int ddelta;
+    final int dy;
+    final int dhidden;
+    final int dpre;
+    final long gactTotal;
+    final long partTotal;
+    // ids
+    final int ids;
+    final int tgt;
+    final int ebTok;
+    final int ebStart;
+    final int ebPos;
+
+    Layout(int B, int L, boolean training) {
+      this.B = B;
+      this.L = L;
+      this.BT = B * L;
+      this.training = training;
+      long BT = (long) B * L;
+      int D = c.hiddenSize;
+      int ED = c.intermediateSize;
+      int N = c.stateSize;
+      int P = c.xProjSize();
+      int V = c.vocabSize;
+      scanFwd = training ? scanTrainFwd : scanInfer;
+      chunks = (L + scanFwd.chunk() - 1) / scanFwd.chunk();
+      logitRows = (int) Math.min(BT, Math.max(128, (1 << 26) / V));
+      long[] o = new long[13];
+      long[] sz = {
+        BT * D,
+        BT * D,
+        BT * 2 * ED,
+        BT * ED,
+        BT * P,
+        BT * ED,
+        BT * ED,
+        BT * D,
+        BT,
+        BT,
+        training ? (long) B * chunks * N * ED : 0,
+        (long) logitRows * V
+      };
+      for (int i = 0; i < sz.length; i++) {
+        o[i + 1] = o[i] + sz[i];
+      }
+      x = (int) o[0];
+      xNorm = (int) o[1];
+      xz = (int) o[2];
+      xs = (int) o[3];
+      dbc = (int) o[4];
+      delta = (int) o[5];
+      y = (int) o[6];
+      hidden = (int) o[7];
+      rstd = (int) o[8];
+      rstdF = (int) o[9];
+      hc = (int) o[10];
+      logits = (int) o[11];
+      actTotal = o[12];
+      long[] g = new long[10];
+      long[] gz = {BT * D, BT * D, BT * 2 * ED, BT * ED, BT * P, BT * ED, BT * ED, BT * D, BT * ED};
+      if (training) {
+        for (int i = 0; i < gz.length; i++) {
+          g[i + 1] = g[i] + gz[i];
+        }
+      }
+      dx = (int) g[0];
+      dxNorm = (int) g[1];
+      dxz = (int) g[2];
+      dxs = (int) g[3];
+      ddbc = (int) g[4];
+      ddelta = (int) g[5];
+      dy = (int) g[6];
+      dhidden = (int) g[7];
+      dpre = (int) g[8];
+      gactTotal = g[9];
+      int nEb = (ED + scanTrainBwd.ce - 1) / scanTrainBwd.ce;
+      long nRb = (BT + COLSUM_ROWS - 1) / COLSUM_ROWS;
+      long scanPart = (long) nEb * BT * 2 * N + (long) B * N * ED + (long) B * ED;
+      long colPart = nRb * Math.max(2L * ED, Math.max(D, (long) ED * (c.convKernel + 1)));
+      partTotal = training ? Math.max(SPLIT_K_PART, Math.max(scanPart, colPart)) : 0;
+      ids = 0;
+      tgt = B * L;
+      ebTok = 2 * B * L;
+      ebStart = 3 * B * L;
+      ebPos = 4 * B * L + 1;
+    }
+  }
+
+  private Layout prepare(int[] ids, int B, int L, boolean training, MambaState state) {
+    if (closed) {
+      throw new IllegalStateException("this GPU runner is closed");
+    }
+    if (B <= 0 || L <= 0) {
+      throw new IllegalArgumentException("B and L must be positive, got " + B + ", " + L);
+    }
+    if (ids.length < B * L) {
+      throw new IllegalArgumentException(
+          "ids holds " + ids.length + " tokens, expected B*L = " + B * L);
+    }
+    if (state != null && state.batch != B) {
+      throw new IllegalArgumentException(
+          "state is for batch " + state.batch + ", the input has batch " + B);
+    }
+    Layout a = new Layout(B, L, training);
+    kernel.act = grow(kernel.act, a.actTotal, "activations for B·L = " + a.BT);
+    if (training) {
+      kernel.gact = grow(kernel.gact, a.gactTotal, "activation gradients for B·L = " + a.BT);
+      kernel.saved =
+          grow(kernel.saved, (long) c.numLayers * a.BT * c.hiddenSize, "saved layer inputs");
+      kernel.part = grow(kernel.part, a.partTotal, "partial sums");
+      if (kernel.G.length < wl.total) {
+        kernel.G = new float[(int) wl.total];
+      }
+    }
+    int outNeed = Math.max(a.BT, B * c.vocabSize);
+    if (kernel.out.length < outNeed) {
+      kernel.out = new float[outNeed];
+    }
+    int idsNeed = 5 * a.BT + 1;
+    if (kernel.ids.length < idsNeed) {
+      kernel.ids = new int[idsNeed];
+    }
+    int V = c.vocabSize;
+    int[] kid = kernel.ids;
+    for (int t = 0; t < a.BT; t++) {
+      int id = ids[t];
+      if (id < 0 || id >= V) {
+        throw new IllegalArgumentException(
+            "token id " + id + " at position " + t + " is outside the vocabulary [0, " + V + ")");
+      }
+      kid[a.ids + t] = id;
+      kid[a.tgt + t] = (t % L) < L - 1 ? ids[t + 1] : -1;
+    }
+    if (training) {
+      embeddingIndex(a, ids);
+    }
+    kernel.put(kernel.ids);
+    if (state != null) {
+      int need = stateSize(B) * c.numLayers;
+      if (kernel.state.length < need) {
+        kernel.state = new float[need];
+      }
+      packState(state, B);
+      kernel.put(kernel.state);
+    }
+    return a;
+  }
+
+  private float[] grow(float[] arr, long need, String what) {
+    if (arr.length >= need) {
+      return arr;
+    }
+    return new float[DeviceScan.checkedSize(need, what)];
+  }
+
+  private void ensureHid(int n) {
+    if (kernel.hid.length < n) {
+      kernel.hid = new float[n];
+    }
+  }
+
+  /** Positions sorted by token (counting sort): tokens (U), starts (U+1), positions (BT). */
+  private void embeddingIndex(Layout a, int[] ids) {
+    int V = c.vocabSize;
+    int[] count = new int[V + 1];
+    for (int t = 0; t < a.BT; t++) {
+      count[ids[t] + 1]++;
+    }
+    for (int v = 0; v < V; v++) {
+      count[v + 1] += count[v];
+    }
+    int[] kid = kernel.ids;
+    int u = 0;
+    for (int v = 0; v < V; v++) {
+      if (count[v + 1] > count[v]) {
+        kid[a.ebTok + u] = v;
+        kid[a.ebStart + u] = count[v];
+        u++;
+      }
+    }
+    kid[a.ebStart + u] = a.BT;
+    int[] next = Arrays.copyOf(count, V);
+    for (int t = 0; t < a.BT; t++) {
+      kid[a.ebPos + next[ids[t]]++] = t;
+    }
+    kernel.ebUnique = u;
+  }
+
+  private int stateSize(int B) {
+    return B * c.stateSize * c.intermediateSize + B * c.intermediateSize * (c.convKernel - 1);
+  }
+
+  private int ssmOff(int l, int B) {
+    return l * stateSize(B);
+  }
+
+  private int convOff(int l, int B) {
+    return l * stateSize(B) + B * c.stateSize * c.intermediateSize;
+  }
+
+  private void packState(MambaState s, int B) {
+    for (int l = 0; l < c.numLayers; l++) {
+      System.arraycopy(s.ssm[l], 0, kernel.state, ssmOff(l, B), s.ssm[l].length);
+      System.arraycopy(s.conv[l], 0, kernel.state, convOff(l, B), s.conv[l].length);
+    }
+  }
+
+  private void finish(MambaState state, int B) {
+    if (state != null) {
+      kernel.get(kernel.state);
+      for (int l = 0; l < c.numLayers; l++) {
+        System.arraycopy(kernel.state, ssmOff(l, B), state.ssm[l], 0, state.ssm[l].length);
+        System.arraycopy(kernel.state, convOff(l, B), state.conv[l], 0, state.conv[l].length);
+      }
+    }
+    if (!kernel.isRunningCL()) {
+      throw new IllegalStateException(
+          "Aparapi left OpenCL during this call (now on "
+              + kernel.getTargetDevice()
+              + "): the results were not computed on "
+              + OpenClDevices.describe(device));
+    }
+  }
+
+  private double sumLosses(Layout a, float[] logprobs) {
+    double sum = 0;
+    int L = a.L;
+    for (int b = 0; b < a.B; b++) {
+      for (int t = 0; t < L - 1; t++) {
+        float loss = kernel.out[b * L + t];
+        sum += loss;
+        if (logprobs != null) {
+          logprobs[b * (L - 1) + t] = -loss;
+        }
+      }
+    }
+    return sum;
+  }
+
+  // ---- forward and backward as launch sequences
+
+  private void forwardAll(Layout a, boolean withState) {
+    int D = c.hiddenSize;
+    kernel.eN = a.BT * D;
+    kernel.eDstOff = a.x;
+    kernel.embOff = wl.emb;
+    kernel.embD = D;
+    kernel.idsOff = a.ids;
+    launch(MambaKernel.OP_EMBED, a.BT * D, 256);
+    for (int l = 0; l < c.numLayers; l++) {
+      if (a.training) {
+        copy(MambaKernel.SEL_SAVED, l * a.BT * D, MambaKernel.SEL_ACT, a.x, a.BT * D);
+      }
+      layerForward(a, l, MambaKernel.SEL_ACT, a.x, withState, true);
+    }
+    rmsnormInto(a, MambaKernel.SEL_ACT, a.x, a.hidden, wl.normF, a.training ? a.rstdF : -1);
+  }
+
+  /**
+   * One layer from its input (act's residual stream, or saved for the backward's recompute):
+   * rmsnorm, in_proj, conv + silu, x_proj, dt_proj + softplus, scan; then, unless recomputing,
+   * out_proj added into the residual stream.
+   */
+  private void layerForward(
+      Layout a, int l, int inSel, int inOff, boolean withState, boolean residual) {
+    int BT = a.BT;
+    int D = c.hiddenSize;
+    int ED = c.intermediateSize;
+    int R = c.timeStepRank;
+    int P = c.xProjSize();
+    int W = MambaKernel.SEL_W;
+    int ACT = MambaKernel.SEL_ACT;
+    rmsnormInto(a, inSel, inOff, a.xNorm, wl.norm[l], a.training ? a.rstd : -1);
+    matmul(
+        BT,
+        2 * ED,
+        D,
+        ACT,
+        a.xNorm,
+        D,
+        1,
+        W,
+        wl.inProj[l],
+        1,
+        D,
+        ACT,
+        a.xz,
+        2 * ED,
+        wl.inProjBias[l],
+        false,
+        MambaKernel.ACT_NONE);
+    setConv(a, l, withState);
+    launch(MambaKernel.OP_CONV, BT * ED, 256);
+    if (withState) {
+      launch(MambaKernel.OP_CONV_STATE, a.B * ED, 256);
+    }
+    matmul(
+        BT,
+        P,
+        ED,
+        ACT,
+        a.xs,
+        ED,
+        1,
+        W,
+        wl.xProj[l],
+        1,
+        ED,
+        ACT,
+        a.dbc,
+        P,
+        -1,
+        false,
+        MambaKernel.ACT_NONE);
+    matmul(
+        BT,
+        ED,
+        R,
+        ACT,
+        a.dbc,
+        P,
+        1,
+        W,
+        wl.dtProj[l],
+        1,
+        R,
+        ACT,
+        a.delta,
+        ED,
+        wl.dtProjBias[l],
+        false,
+        MambaKernel.ACT_SOFTPLUS);
+    setScan(a, l, withState);
+    kernel.sSave = a.training && !residual ? 1 : 0; // the backward's recompute saves chunk states
+    DeviceScan.Tiling t = a.scanFwd;
+    kernel.sCe = t.ce;
+    kernel.sSeg = t.segments;
+    kernel.sItems = t.items;
+    launch(
+        t.items == 4 && SCAN_VERSION == 2 ? ScanKernel.OP_SCAN_FWD2 : ScanKernel.OP_SCAN_FWD,
+        a.B * ((ED + t.ce - 1) / t.ce) * t.threads(),
+        t.threads());
+    if (residual) {
+      matmul(
+          BT,
+          D,
+          ED,
+          ACT,
+          a.y,
+          ED,
+          1,
+          W,
+          wl.outProj[l],
+          1,
+          ED,
+          ACT,
+          a.x,
+          D,
+          wl.outProjBias[l],
+          true,
+          MambaKernel.ACT_NONE);
+    }
+  }
+
+  private void setConv(Layout a, int l, boolean withState) {
+    int ED = c.intermediateSize;
+    kernel.cvB = a.B;
+    kernel.cvL = a.L;
+    kernel.cvED = ED;
+    kernel.cvK = c.convKernel;
+    kernel.cvInOff = a.xz;
+    kernel.cvInStride = 2 * ED;
+    kernel.cvOutOff = a.xs;
+    kernel.cvWOff = wl.convW[l];
+    kernel.cvBiasOff = wl.convB[l];
+    kernel.cvStateOff = withState && c.convKernel > 1 ? convOff(l, a.B) : -1;
+  }
+
+  private void setScan(Layout a, int l, boolean withState) {
+    int ED = c.intermediateSize;
+    kernel.sB = a.B;
+    kernel.sL = a.L;
+    kernel.sED = ED;
+    kernel.sN = c.stateSize;
+    kernel.sR = c.timeStepRank;
+    kernel.sP = c.xProjSize();
+    kernel.sChunks = a.chunks;
+    kernel.sHasState = withState ? 1 : 0;
+    kernel.sWriteState = withState ? 1 : 0;
+    kernel.uOff = a.xs;
+    kernel.dtOff = a.delta;
+    kernel.dbcOff = a.dbc;
+    kernel.zOff = a.xz + ED;
+    kernel.zStride = 2 * ED;
+    kernel.yOff = a.y;
+    kernel.hcOff = a.hc;
+    kernel.a2Off = wl.a2[l];
+    kernel.dOff = wl.dSkip[l];
+    kernel.hOff = withState ? ssmOff(l, a.B) : 0;
+  }
+
+  private void rmsnormInto(Layout a, int inSel, int inOff, int outOff, int wOff, int rstdOff) {
+    kernel.rnD = c.hiddenSize;
+    kernel.rnEps = c.layerNormEpsilon;
+    kernel.rnInSel = inSel;
+    kernel.rnInOff = inOff;
+    kernel.rnOutSel = MambaKernel.SEL_ACT;
+    kernel.rnOutOff = outOff;
+    kernel.rnWOff = wOff;
+    kernel.rnRstdOff = rstdOff;
+    launch(MambaKernel.OP_RMSNORM, a.BT * 128, 128);
+  }
+
+  /** logits of rows [r0, r0+n) through lm_head, then their cross-entropy (and its gradient). */
+  private void lmHeadCrossEntropy(Layout a, int r0, int n, float scale, boolean grad) {
+    int D = c.hiddenSize;
+    int V = c.vocabSize;
+    matmul(
+        n,
+        V,
+        D,
+        MambaKernel.SEL_ACT,
+        a.hidden + r0 * D,
+        D,
+        1,
+        MambaKernel.SEL_W,
+        wl.lmHead,
+        1,
+        D,
+        MambaKernel.SEL_ACT,
+        a.logits,
+        V,
+        -1,
+        false,
+        MambaKernel.ACT_NONE);
+    kernel.ceV = V;
+    kernel.ceLogOff = a.logits;
+    kernel.ceTgtOff = a.tgt + r0;
+    kernel.ceLossOff = r0;
+    kernel.ceGrad = grad ? 1 : 0;
+    kernel.ceScale = scale;
+    launch(MambaKernel.OP_CROSS_ENTROPY, n * 256, 256);
+  }
+
+  private void backwardAll(Layout a, float scale) {
+    int BT = a.BT;
+    int D = c.hiddenSize;
+    int ED = c.intermediateSize;
+    int R = c.timeStepRank;
+    int P = c.xProjSize();
+    int V = c.vocabSize;
+    int ACT = MambaKernel.SEL_ACT;
+    int GA = MambaKernel.SEL_GACT;
+    int W = MambaKernel.SEL_W;
+    int G = MambaKernel.SEL_G;
+    int SAVED = MambaKernel.SEL_SAVED;
+    int none = MambaKernel.ACT_NONE;
+    // cross-entropy and lm_head, in row blocks: dhidden, dlm_head
+    fill(GA, a.dhidden, BT * D);
+    for (int r0 = 0; r0 < BT; r0 += a.logitRows) {
+      int n = Math.min(a.logitRows, BT - r0);
+      lmHeadCrossEntropy(a, r0, n, scale, true);
+      matmul(
+          n,
+          D,
+          V,
+          ACT,
+          a.logits,
+          V,
+          1,
+          W,
+          wl.lmHead,
+          D,
+          1,
+          GA,
+          a.dhidden + r0 * D,
+          D,
+          -1,
+          true,
+          none);
+      matmul(
+          V,
+          D,
+          n,
+          ACT,
+          a.logits,
+          1,
+          V,
+          ACT,
+          a.hidden + r0 * D,
+          D,
+          1,
+          G,
+          wl.lmHead,
+          D,
+          -1,
+          true,
+          none);
+    }
+    // norm_f
+    fill(GA, a.dx, BT * D);
+    rmsnormBackward(a, GA, a.dhidden, ACT, a.x, wl.normF, a.rstdF);
+    for (int l = c.numLayers - 1; l >= 0; l--) {
+      int in = l * BT * D;
+      layerForward(a, l, SAVED, in, false, false);
+      // out_proj
+      matmul(BT, ED, D, GA, a.dx, D, 1, W, wl.outProj[l], ED, 1, GA, a.dy, ED, -1, false, none);
+      matmul(D, ED, BT, GA, a.dx, 1, D, ACT, a.y, ED, 1, G, wl.outProj[l], ED, -1, true, none);
+      if (wl.outProjBias[l] >= 0) {
+        colsum(BT, D, GA, a.dx, D, G, wl.outProjBias[l]);
+      }
+      // scan
+      fill(GA, a.dxs, BT * ED);
+      fill(GA, a.ddelta, BT * ED);
+      fill(GA, a.ddbc, BT * P);
+      fill(GA, a.dxz, BT * 2 * ED);
+      setScan(a, l, false);
+      kernel.dyOff = a.dy;
+      kernel.duOff = a.dxs;
+      kernel.ddtOff = a.ddelta;
+      kernel.ddbcOff = a.ddbc;
+      kernel.dzOff = a.dxz + ED;
+      int nEb = (ED + scanTrainBwd.ce - 1) / scanTrainBwd.ce;
+      kernel.pBcOff = 0;
+      kernel.pAOff = nEb * BT * 2 * c.stateSize;
+      kernel.pDOff = kernel.pAOff + a.B * c.stateSize * ED;
+      kernel.sGradMode = 1;
+      kernel.dAOff = wl.a2[l];
+      kernel.dDOff = wl.dSkip[l];
+      kernel.sCe = scanTrainBwd.ce;
+      kernel.sSeg = scanTrainBwd.segments;
+      kernel.sItems = scanTrainBwd.items;
+      launch(ScanKernel.OP_SCAN_BWD, a.B * nEb * scanTrainBwd.threads(), scanTrainBwd.threads());
+      launch(ScanKernel.OP_SCAN_BWD_REDUCE, BT * 2 * c.stateSize + c.stateSize * ED + ED, 128);
+      // Δ = softplus(dt_proj(dbc[:, :R]))
+      kernel.eN = BT * ED;
+      kernel.eDstOff = a.ddelta;
+      kernel.eSrcOff = a.delta;
+      launch(MambaKernel.OP_SOFTPLUS_BWD, BT * ED, 256);
+      matmul(BT, R, ED, GA, a.ddelta, ED, 1, W, wl.dtProj[l], R, 1, GA, a.ddbc, P, -1, true, none);
+      matmul(ED, R, BT, GA, a.ddelta, 1, ED, ACT, a.dbc, P, 1, G, wl.dtProj[l], R, -1, true, none);
+      colsum(BT, ED, GA, a.ddelta, ED, G, wl.dtProjBias[l]);
+      // x_proj
+      matmul(BT, ED, P, GA, a.ddbc, P, 1, W, wl.xProj[l], ED, 1, GA, a.dxs, ED, -1, true, none);
+      matmul(P, ED, BT, GA, a.ddbc, 1, P, ACT, a.xs, ED, 1, G, wl.xProj[l], ED, -1, true, none);
+      // conv + silu
+      setConv(a, l, false);
+      kernel.cvOutOff = a.dpre;
+      kernel.cvDxsOff = a.dxs;
+      kernel.cvDxOff = a.dxz;
+      kernel.cvPartOff = 0;
+      kernel.cvRowBlock = COLSUM_ROWS;
+      kernel.cvGwOff = wl.convW[l];
+      kernel.cvGbOff = wl.convB[l];
+      launch(MambaKernel.OP_CONV_BWD_DPRE, BT * ED, 256);
+      launch(MambaKernel.OP_CONV_BWD_DX, BT * ED, 256);
+      launch(MambaKernel.OP_CONV_BWD_DW, ((BT + COLSUM_ROWS - 1) / COLSUM_ROWS) * ED, 128);
+      launch(MambaKernel.OP_CONV_BWD_DW_FIN, ED * (c.convKernel + 1), 128);
+      // in_proj
+      matmul(
+          BT,
+          D,
+          2 * ED,
+          GA,
+          a.dxz,
+          2 * ED,
+          1,
+          W,
+          wl.inProj[l],
+          D,
+          1,
+          GA,
+          a.dxNorm,
+          D,
+          -1,
+          false,
+          none);
+      matmul(
+          2 * ED,
+          D,
+          BT,
+          GA,
+          a.dxz,
+          1,
+          2 * ED,
+          ACT,
+          a.xNorm,
+          D,
+          1,
+          G,
+          wl.inProj[l],
+          D,
+          -1,
+          true,
+          none);
+      if (wl.inProjBias[l] >= 0) {
+        colsum(BT, 2 * ED, GA, a.dxz, 2 * ED, G, wl.inProjBias[l]);
+      }
+      // the layer's rmsnorm
+      rmsnormBackward(a, GA, a.dxNorm, SAVED, in, wl.norm[l], a.rstd);
+    }
+    // embeddings
+    kernel.ebTokOff = a.ebTok;
+    kernel.ebStartOff = a.ebStart;
+    kernel.ebPosOff = a.ebPos;
+    kernel.ebDxOff = a.dx;
+    kernel.embOff = wl.emb;
+    kernel.embD = D;
+    launch(MambaKernel.OP_EMBED_BWD, kernel.ebUnique * D, 256);
+  }
+
+  /** dinp (dx) += rmsnorm backward; dweight via column partials (Σ_t dout·inp·rstd). */
+  private void rmsnormBackward(
+      Layout a, int doutSel, int doutOff, int inSel, int inOff, int wOff, int rstdOff) {
+    int D = c.hiddenSize;
+    kernel.rnD = D;
+    kernel.rnInSel = inSel;
+    kernel.rnInOff = inOff;
+    kernel.rnWOff = wOff;
+    kernel.rnRstdOff = rstdOff;
+    kernel.rnDoutSel = doutSel;
+    kernel.rnDoutOff = doutOff;
+    kernel.rnDinpSel = MambaKernel.SEL_GACT;
+    kernel.rnDinpOff = a.dx;
+    launch(MambaKernel.OP_RMSNORM_BWD, a.BT * 128, 128);
+    kernel.cpRows = a.BT;
+    kernel.cpCols = D;
+    kernel.cpRowBlock = COLSUM_ROWS;
+    kernel.cpMode = 1;
+    kernel.cpASel = doutSel;
+    kernel.cpAOff = doutOff;
+    kernel.cpAStride = D;
+    kernel.cpBSel = inSel;
+    kernel.cpBOff = inOff;
+    kernel.cpBStride = D;
+    kernel.cpRstdOff = rstdOff;
+    kernel.cpPartOff = 0;
+    kernel.cpDstSel = MambaKernel.SEL_G;
+    kernel.cpDstOff = wOff;
+    int nRb = (a.BT + COLSUM_ROWS - 1) / COLSUM_ROWS;
+    launch(MambaKernel.OP_COLSUM_PART, nRb * D, 128);
+    launch(MambaKernel.OP_COLSUM_FIN, D, 128);
+  }
+
+  /** dst[dstOff + col] += Σ_t src[srcOff + t·stride + col], for a bias gradient. */
+  private void colsum(
+      int rows, int cols, int srcSel, int srcOff, int stride, int dstSel, int dstOff) {
+    kernel.cpRows = rows;
+    kernel.cpCols = cols;
+    kernel.cpRowBlock = COLSUM_ROWS;
+    kernel.cpMode = 0;
+    kernel.cpASel = srcSel;
+    kernel.cpAOff = srcOff;
+    kernel.cpAStride = stride;
+    kernel.cpPartOff = 0;
+    kernel.cpDstSel = dstSel;
+    kernel.cpDstOff = dstOff;
+    int nRb = (rows + COLSUM_ROWS - 1) / COLSUM_ROWS;
+    launch(MambaKernel.OP_COLSUM_PART, nRb * cols, 128);
+    launch(MambaKernel.OP_COLSUM_FIN, cols, 128);
+  }
+
+  /**
+   * C[m, n] (+)= Σ_k A[m, k]·B[k, n] (+ bias[n]) (then act), addresses as in {@link MambaKernel}'s
+   * GEMM fields; M ≤ 8 goes to the GEMV kernel.
+   */
+  private void matmul(
+      int M,
+      int N,
+      int K,
+      int aSel,
+      int aOff,
+      int aRs,
+      int aCs,
+      int bSel,
+      int bOff,
+      int bKs,
+      int bNs,
+      int cSel,
+      int cOff,
+      int cRs,
+      int biasOff,
+      boolean accumulate,
+      int act) {
+    kernel.gM = M;
+    kernel.gN = N;
+    kernel.gK = K;
+    kernel.gASel = aSel;
+    kernel.gAOff = aOff;
+    kernel.gARs = aRs;
+    kernel.gACs = aCs;
+    kernel.gBSel = bSel;
+    kernel.gBOff = bOff;
+    kernel.gBKs = bKs;
+    kernel.gBNs = bNs;
+    kernel.gCSel = cSel;
+    kernel.gCOff = cOff;
+    kernel.gCRs = cRs;
+    kernel.gBiasOff = biasOff;
+    kernel.gAccum = accumulate ? 1 : 0;
+    kernel.gAct = act;
+    int splits = MambaKernel.splitsFor(M, N, K, kernel.part.length);
+    if (M <= 8) {
+      launch(MambaKernel.OP_GEMV, N * 128, 128);
+    } else if (splits > 1) {
+      int kPer = MambaKernel.kPerSplit(K, splits);
+      kernel.gSplit = (K + kPer - 1) / kPer;
+      kernel.gKPer = kPer;
+      kernel.gPartOff = 0;
+      int tiles =
+          ((M + MambaKernel.GBM - 1) / MambaKernel.GBM)
+              * ((N + MambaKernel.GBN - 1) / MambaKernel.GBN);
+      launch(
+          MambaKernel.OP_GEMM,
+          tiles * kernel.gSplit * MambaKernel.GEMM_THREADS,
+          MambaKernel.GEMM_THREADS);
+      launch(MambaKernel.OP_GEMM_SPLIT_FIN, M * N, 256);
+      kernel.gSplit = 1;
+    } else {
+      int tiles =
+          ((M + MambaKernel.GBM - 1) / MambaKernel.GBM)
+              * ((N + MambaKernel.GBN - 1) / MambaKernel.GBN);
+      launch(MambaKernel.OP_GEMM, tiles * MambaKernel.GEMM_THREADS, MambaKernel.GEMM_THREADS);
+    }
+  }
+
+  private void copy(int dstSel, int dstOff, int srcSel, int srcOff, int n) {
+    kernel.eN = n;
+    kernel.eDstSel = dstSel;
+    kernel.eDstOff = dstOff;
+    kernel.eSrcSel = srcSel;
+    kernel.eSrcOff = srcOff;
+    launch(MambaKernel.OP_COPY, n, 256);
+  }
+
+  private void fill(int dstSel, int dstOff, int n) {
+    kernel.eN = n;
+    kernel.eDstSel = dstSel;
+    kernel.eDstOff = dstOff;
+    launch(MambaKernel.OP_FILL, n, 256);
+  }
+
+  private void launch(int op, int global, int local) {
+    if (global <= 0) {
+      return;
+    }
+    kernel.op = op;
+    int g = (int) (((long) global + local - 1) / local * local);
+    kernel.execute(Range.create(device, g, local));
+    launches++;
+    if (profile) {
+      kernelNanos += KernelTimer.lastKernelNanos(kernel);
+    }
+    if (!checked) {
+      OpenClDevices.checkRanOnDevice(kernel, device, "the model kernel");
+      checked = true;
+    }
+  }
+
+  /** The kernel, for benchmarks. */
+  MambaKernel kernel() {
+    return kernel;
+  }
+}

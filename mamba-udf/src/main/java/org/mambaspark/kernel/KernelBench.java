@@ -1,0 +1,602 @@
+package org.mambaspark.kernel;
+
+import com.aparapi.device.OpenCLDevice;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.mambaspark.model.Initialization;
+import org.mambaspark.model.MambaConfig;
+import org.mambaspark.model.MambaModel;
+import org.mambaspark.model.MambaState;
+import org.mambaspark.model.MambaWeights;
+import org.mambaspark.ops.SelectiveScan;
+
+/**
+ * Benchmarks of the GPU path, for the table of issue 4, on the H200 (see shared/gpu/README.md):
+ *
+ * <pre>
+ *   mvn -q package -DskipTests &amp;&amp; ../shared/gpu/prepare.sh        (here)
+ *   source .gpu/env.sh &amp;&amp; java -cp '.gpu/lib/*' org.mambaspark.kernel.KernelBench all   (device)
+ * </pre>
+ *
+ * <p>Benchmarks (key=value arguments override the defaults shown):
+ *
+ * <pre>
+ *   all                                  the whole table below, in one run
+ *   scan-fwd  B=8 L=2048 ED=1536 N=16 [ce=8 S=16 I=4]
+ *   scan-bwd  B=8 L=2048 ED=1536 N=16 [ce=8 S=8 I=4]   (after a forward saving chunk states)
+ *   scan-sweep B=8 L=2048 ED=1536 N=16   forward and backward over several tilings
+ *   sgemm     M=16384 N=3072 K=768       C = A·Bᵀ, TFLOP/s (versions 2 and 1; gemm=1: only 1)
+ *   sgemm-130m                           mamba-130m's five products at B·L = 16384
+ *   forward   preset=mamba-130m B=8 L=2048   hidden states, and scoring (lm_head + loss)
+ *   train     preset=mamba-130m B=8 L=2048   forward + backward (all gradients back on the host)
+ *   generate  preset=mamba-130m prompt=128 steps=64   one-token step latency, B = 1
+ *   common:   runs=30 warmup=5 device=0 cpu=false (cpu=true admits OpenCL CPU devices: PoCL)
+ * </pre>
+ *
+ * <p>Every line names the device and whether the launches ran as OpenCL on it: Aparapi falls back
+ * to a Java thread pool silently, and such a number must never pass for a GPU one (the benchmark
+ * stops instead). Kernel time is OpenCL's event time of the kernels alone (Aparapi profiling,
+ * switched on here); "launch+kernel" is the host's wall time around the launches (execute is
+ * synchronous); end-to-end adds the transfers (and for the model, packing ids and unpacking
+ * results). Each is the median of {@code runs} after {@code warmup} runs. Weights are random
+ * (mamba-130m's shapes), which changes no timing.
+ */
+public final class KernelBench {
+  private final Map<String, String> opt;
+  private final OpenCLDevice device;
+  private final List<String> table = new ArrayList<>();
+
+  private KernelBench(Map<String, String> opt, OpenCLDevice device) {
+    this.opt = opt;
+    this.device = device;
+  }
+
+  public static void main(String[] args) {
+    // before any Aparapi class initializes: OpenCL event times for the kernel-only numbers
+    System.setProperty("com.aparapi.enableProfiling", "true");
+    if (args.length == 0) {
+      System.out.println(
+          "usage: KernelBench all|scan-fwd|scan-bwd|scan-sweep|sgemm|sgemm-130m|forward|train|"
+              + "generate [key=value ...]  (see the class comment)");
+      System.exit(2);
+    }
+    Map<String, String> opt = new LinkedHashMap<>();
+    for (int i = 1; i < args.length; i++) {
+      int eq = args[i].indexOf('=');
+      if (eq <= 0) {
+        throw new IllegalArgumentException("arguments are key=value, got '" + args[i] + "'");
+      }
+      opt.put(args[i].substring(0, eq), args[i].substring(eq + 1));
+    }
+    boolean allowCpu = Boolean.parseBoolean(opt.getOrDefault("cpu", "false"));
+    System.setProperty(OpenClDevices.ALLOW_CPU_PROPERTY, Boolean.toString(allowCpu));
+    System.out.println("OpenCL devices: " + OpenClDevices.describeAll());
+    List<OpenCLDevice> ds = OpenClDevices.usable(allowCpu);
+    int index = Integer.parseInt(opt.getOrDefault("device", "0"));
+    if (ds.size() <= index) {
+      System.out.println(
+          "no usable OpenCL device "
+              + index
+              + (allowCpu ? "" : " (GPUs only; cpu=true admits CPU devices)")
+              + ": nothing to benchmark");
+      System.exit(1);
+    }
+    OpenCLDevice d = ds.get(index);
+    System.out.println("benchmarking on " + OpenClDevices.describe(d));
+    KernelBench b = new KernelBench(opt, d);
+    String what = args[0];
+    switch (what) {
+      case "all":
+        b.all();
+        break;
+      case "scan-fwd":
+        b.scanForward(b.i("B", 8), b.i("L", 2048), b.i("ED", 1536), b.i("N", 16), b.tiling(true));
+        break;
+      case "scan-bwd":
+        b.scanBackward(b.i("B", 8), b.i("L", 2048), b.i("ED", 1536), b.i("N", 16), b.tiling(false));
+        break;
+      case "scan-sweep":
+        b.scanSweep(b.i("B", 8), b.i("L", 2048), b.i("ED", 1536), b.i("N", 16));
+        break;
+      case "sgemm":
+        b.sgemm("sgemm", b.i("M", 16384), b.i("N", 3072), b.i("K", 768));
+        break;
+      case "sgemm-130m":
+        b.sgemm130m();
+        break;
+      case "forward":
+        b.forward(b.preset(), b.i("B", 8), b.i("L", 2048));
+        break;
+      case "train":
+        b.train(b.preset(), b.i("B", 8), b.i("L", 2048));
+        break;
+      case "generate":
+        b.generate(b.preset(), b.i("prompt", 128), b.i("steps", 64));
+        break;
+      default:
+        throw new IllegalArgumentException("unknown benchmark '" + what + "'");
+    }
+    b.printTable();
+  }
+
+  private void all() {
+    MambaConfig p = MambaConfig.preset("mamba-130m");
+    int[][] scans = {{8, 2048, 1536, 16}, {1, 16384, 1536, 16}, {4, 4096, 5120, 16}};
+    for (int[] s : scans) {
+      scanForward(s[0], s[1], s[2], s[3], DeviceScan.FORWARD);
+      scanBackward(s[0], s[1], s[2], s[3], DeviceScan.BACKWARD);
+    }
+    sgemm130m();
+    forward(p, 8, 2048);
+    train(p, i("trainB", 8), 2048);
+    generate(p, 128, 64);
+  }
+
+  // ---- scan
+
+  private void scanForward(int B, int L, int ED, int N, DeviceScan.Tiling t) {
+    for (int v = t.items == 4 ? i("scan", 2) : 1; v >= 1; v--) {
+      scanForward(B, L, ED, N, t, v);
+    }
+  }
+
+  private void scanForward(int B, int L, int ED, int N, DeviceScan.Tiling t, int version) {
+    int R = 48;
+    try (DeviceScan s = new DeviceScan(device, B, L, ED, N, R, R + 2 * N, ED, t, null, false)) {
+      s.version = version;
+      s.uploadRandom(1);
+      s.profile = true;
+      long[] kernel = new long[runs()];
+      long[] wall = new long[runs()];
+      for (int r = -warmup(); r < runs(); r++) {
+        s.resetState();
+        s.kernelNanos = 0;
+        long t0 = System.nanoTime();
+        s.forward(false);
+        long t1 = System.nanoTime();
+        if (r >= 0) {
+          kernel[r] = s.kernelNanos;
+          wall[r] = t1 - t0;
+        }
+      }
+      checkOpenCl(s.kernel, "scan forward");
+      long[] e2e = new long[Math.max(3, runs() / 5)];
+      for (int r = -1; r < e2e.length; r++) {
+        long t0 = System.nanoTime();
+        s.kernel.put(s.kernel.act).put(s.kernel.W).put(s.kernel.state);
+        s.resetState();
+        s.forward(false);
+        s.kernel.get(s.kernel.act).get(s.kernel.state);
+        if (r >= 0) {
+          e2e[r] = System.nanoTime() - t0;
+        }
+      }
+      String err = B * (long) L * ED <= 64L << 20 ? checkScan(s, L, ED, N, R) : "not checked";
+      row(
+          "scan fwd v" + version,
+          String.format(Locale.ROOT, "B=%d L=%d ED=%d N=%d", B, L, ED, N),
+          t.toString(),
+          ms(kernel),
+          ms(wall),
+          ms(e2e),
+          "sequence 0 vs CPU: " + err);
+    }
+  }
+
+  /** y of sequence 0 against the CPU scan on the same inputs (read back from the device). */
+  private static String checkScan(DeviceScan s, int L, int ED, int N, int R) {
+    int P = R + 2 * N;
+    float[] act = s.kernel.act;
+    float[] u = Arrays.copyOfRange(act, s.oU, s.oU + L * ED);
+    float[] dt = Arrays.copyOfRange(act, s.oDt, s.oDt + L * ED);
+    float[] dbc = Arrays.copyOfRange(act, s.oDbc, s.oDbc + L * P);
+    float[] z = Arrays.copyOfRange(act, s.oZ, s.oZ + L * ED);
+    float[] A = new float[N * ED];
+    for (int i = 0; i < N * ED; i++) {
+      A[i] = s.kernel.W[i] / ScanKernel.LOG2E;
+    }
+    float[] D = Arrays.copyOfRange(s.kernel.W, N * ED, N * ED + ED);
+    float[] y = new float[L * ED];
+    float[] h = new float[N * ED];
+    SelectiveScan.scanForward(y, h, u, dt, A, dbc, R, D, z, 0, ED, 1, L, ED, N);
+    float[] got = Arrays.copyOfRange(act, s.oY, s.oY + L * ED);
+    return String.format(Locale.ROOT, "rel err %.1e", relErr(got, y));
+  }
+
+  private void scanBackward(int B, int L, int ED, int N, DeviceScan.Tiling t) {
+    int R = 48;
+    DeviceScan.Tiling f = DeviceScan.forwardWithChunk(t);
+    try (DeviceScan s = new DeviceScan(device, B, L, ED, N, R, R + 2 * N, ED, f, t, true)) {
+      s.uploadRandom(1);
+      s.uploadRandomGradient(2);
+      s.forward(true);
+      s.profile = true;
+      long[] kernel = new long[runs()];
+      long[] wall = new long[runs()];
+      for (int r = -warmup(); r < runs(); r++) {
+        s.kernelNanos = 0;
+        long t0 = System.nanoTime();
+        s.backward();
+        long t1 = System.nanoTime();
+        if (r >= 0) {
+          kernel[r] = s.kernelNanos;
+          wall[r] = t1 - t0;
+        }
+      }
+      checkOpenCl(s.kernel, "scan backward");
+      long[] e2e = new long[Math.max(3, runs() / 5)];
+      for (int r = -1; r < e2e.length; r++) {
+        long t0 = System.nanoTime();
+        s.kernel.put(s.kernel.act).put(s.kernel.W).put(s.kernel.gact);
+        s.resetState();
+        s.forward(true);
+        s.backward();
+        s.kernel.get(s.kernel.gact);
+        if (r >= 0) {
+          e2e[r] = System.nanoTime() - t0;
+        }
+      }
+      row(
+          "scan bwd",
+          String.format(Locale.ROOT, "B=%d L=%d ED=%d N=%d", B, L, ED, N),
+          t + " (+ reduction)",
+          ms(kernel),
+          ms(wall),
+          ms(e2e),
+          "end-to-end includes the forward");
+    }
+  }
+
+  private void scanSweep(int B, int L, int ED, int N) {
+    int[][] fwd = {
+      {8, 8, 4}, {8, 16, 4}, {8, 32, 2}, {8, 16, 8}, {16, 8, 4}, {16, 16, 4}, {8, 64, 2}
+    };
+    for (int[] c : fwd) {
+      int need = 4 * ScanKernel.scanForwardLocal(c[0], c[1], c[2], N);
+      if (need <= device.getLocalMemSize() && c[0] * c[1] <= device.getMaxWorkGroupSize()) {
+        scanForward(B, L, ED, N, new DeviceScan.Tiling(c[0], c[1], c[2]));
+      }
+    }
+    int[][] bwd = {{8, 8, 4}, {8, 16, 2}, {8, 4, 8}, {16, 8, 2}, {8, 8, 8}, {4, 16, 4}};
+    for (int[] c : bwd) {
+      int need = 4 * ScanKernel.scanBackwardLocal(c[0], c[1], c[2], N);
+      if (need <= device.getLocalMemSize() && c[0] * c[1] <= device.getMaxWorkGroupSize()) {
+        scanBackward(B, L, ED, N, new DeviceScan.Tiling(c[0], c[1], c[2]));
+      }
+    }
+  }
+
+  // ---- SGEMM
+
+  private void sgemm130m() {
+    int BT = 16384;
+    sgemm("in_proj", BT, 3072, 768);
+    sgemm("x_proj", BT, 80, 1536);
+    sgemm("dt_proj", BT, 1536, 48);
+    sgemm("out_proj", BT, 768, 1536);
+    sgemm("lm_head block", 1280, 50280, 768);
+  }
+
+  private void sgemm(String name, int M, int N, int K) {
+    for (int v = i("gemm", 2); v >= 1; v--) {
+      sgemm(name, M, N, K, v);
+    }
+  }
+
+  private void sgemm(String name, int M, int N, int K, int version) {
+    try (DeviceOps ops = new DeviceOps(device)) {
+      ops.gemmPrepare(M, N, K, 5);
+      ops.kernel.gVersion = version;
+      ops.profile = true;
+      long[] kernel = new long[runs()];
+      long[] wall = new long[runs()];
+      for (int r = -warmup(); r < runs(); r++) {
+        ops.kernelNanos = 0;
+        long t0 = System.nanoTime();
+        ops.gemmLaunch();
+        long t1 = System.nanoTime();
+        if (r >= 0) {
+          kernel[r] = ops.kernelNanos;
+          wall[r] = t1 - t0;
+        }
+      }
+      checkOpenCl(ops.kernel, "SGEMM");
+      long[] e2e = new long[Math.max(3, runs() / 5)];
+      for (int r = -1; r < e2e.length; r++) {
+        long t0 = System.nanoTime();
+        ops.kernel.put(ops.kernel.act).put(ops.kernel.W);
+        ops.gemmLaunch();
+        ops.kernel.get(ops.kernel.act);
+        if (r >= 0) {
+          e2e[r] = System.nanoTime() - t0;
+        }
+      }
+      // spot check 64 entries against a double dot product
+      SplittableRandom rnd = new SplittableRandom(9);
+      double worst = 0;
+      float[] a = ops.kernel.act;
+      float[] w = ops.kernel.W;
+      for (int s = 0; s < 64; s++) {
+        int m = rnd.nextInt(M);
+        int n = rnd.nextInt(N);
+        double ref = 0;
+        double mag = 0;
+        for (int k = 0; k < K; k++) {
+          ref += (double) a[m * K + k] * w[n * K + k];
+          mag += Math.abs((double) a[m * K + k] * w[n * K + k]);
+        }
+        worst = Math.max(worst, Math.abs(a[M * K + m * N + n] - ref) / Math.max(mag, 1e-30));
+      }
+      double flop = 2.0 * M * N * K;
+      double kMed = median(kernel);
+      String tf =
+          kMed > 0
+              ? String.format(Locale.ROOT, "%.2f TFLOP/s (kernel)", flop / kMed / 1e9)
+              : String.format(Locale.ROOT, "%.2f TFLOP/s (wall)", flop / median(wall) / 1e9);
+      row(
+          "sgemm " + name,
+          String.format(Locale.ROOT, "M=%d N=%d K=%d", M, N, K),
+          "v" + version + ": 128x128x8, 8x8/thread",
+          ms(kernel),
+          ms(wall),
+          ms(e2e),
+          tf + String.format(Locale.ROOT, ", spot check %.1e", worst));
+    }
+  }
+
+  // ---- the model
+
+  private GpuModel model(MambaConfig c) {
+    GpuBackend backend =
+        (GpuBackend) GpuBackend.open(Integer.parseInt(opt.getOrDefault("device", "0")));
+    return new GpuModel(backend, new MambaModel(Initialization.initialize(c, 1)));
+  }
+
+  private static int[] tokens(int n, int V, long seed) {
+    SplittableRandom r = new SplittableRandom(seed);
+    int[] ids = new int[n];
+    for (int i = 0; i < n; i++) {
+      ids[i] = r.nextInt(V);
+    }
+    return ids;
+  }
+
+  private void forward(MambaConfig c, int B, int L) {
+    int[] ids = tokens(B * L, c.vocabSize, 3);
+    try (GpuModel g = model(c)) {
+      float[] hidden = new float[B * L * c.hiddenSize];
+      int runs = Math.max(3, runs() / 3);
+      long[] kernel = new long[runs];
+      long[] e2e = new long[runs];
+      for (int r = -Math.min(2, warmup()); r < runs; r++) {
+        g.profile = true;
+        g.kernelNanos = 0;
+        long t0 = System.nanoTime();
+        g.forward(hidden, ids, B, L, null);
+        long t1 = System.nanoTime();
+        if (r >= 0) {
+          kernel[r] = g.kernelNanos;
+          e2e[r] = t1 - t0;
+        }
+      }
+      checkOpenCl(g.kernel(), "model forward");
+      long launches = launchesPerCall(g, () -> g.forward(hidden, ids, B, L, null));
+      row(
+          "forward " + name(c),
+          "B=" + B + " L=" + L,
+          launches + " launches, hidden out",
+          ms(kernel),
+          "-",
+          ms(e2e),
+          tokensPerSecond(B * L, kernel, e2e));
+      long[] sk = new long[runs];
+      long[] se = new long[runs];
+      for (int r = -1; r < runs; r++) {
+        g.kernelNanos = 0;
+        long t0 = System.nanoTime();
+        g.nextTokenLossSum(null, ids, B, L);
+        long t1 = System.nanoTime();
+        if (r >= 0) {
+          sk[r] = g.kernelNanos;
+          se[r] = t1 - t0;
+        }
+      }
+      row(
+          "score " + name(c),
+          "B=" + B + " L=" + L,
+          "forward + lm_head + loss",
+          ms(sk),
+          "-",
+          ms(se),
+          tokensPerSecond(B * L, sk, se));
+    }
+  }
+
+  private void train(MambaConfig c, int B, int L) {
+    int[] ids = tokens(B * L, c.vocabSize, 4);
+    try (GpuModel g = model(c)) {
+      MambaWeights grads = MambaWeights.zerosLike(g.model().weights);
+      int runs = Math.max(3, runs() / 6);
+      long[] kernel = new long[runs];
+      long[] e2e = new long[runs];
+      for (int r = -1; r < runs; r++) {
+        g.profile = true;
+        g.kernelNanos = 0;
+        long t0 = System.nanoTime();
+        g.forwardBackward(grads, ids, B, L, 1.0 / (B * (L - 1)));
+        long t1 = System.nanoTime();
+        if (r >= 0) {
+          kernel[r] = g.kernelNanos;
+          e2e[r] = t1 - t0;
+        }
+      }
+      checkOpenCl(g.kernel(), "training step");
+      row(
+          "train step " + name(c),
+          "B=" + B + " L=" + L,
+          "fwd + recompute + bwd, grads out",
+          ms(kernel),
+          "-",
+          ms(e2e),
+          tokensPerSecond(B * L, kernel, e2e));
+    }
+  }
+
+  private void generate(MambaConfig c, int prompt, int steps) {
+    int V = c.vocabSize;
+    int[] ids = tokens(prompt, V, 5);
+    try (GpuModel g = model(c)) {
+      float[] logits = new float[V];
+      long[] kernel = new long[steps];
+      long[] e2e = new long[steps];
+      long[] prefill = new long[2];
+      for (int rep = -1; rep < 1; rep++) {
+        MambaState state = new MambaState(c, 1);
+        g.profile = true;
+        g.kernelNanos = 0;
+        long t0 = System.nanoTime();
+        g.forwardLastLogits(logits, ids, 1, prompt, state);
+        prefill[0] = g.kernelNanos;
+        prefill[1] = System.nanoTime() - t0;
+        int[] step = new int[1];
+        for (int s = 0; s < steps; s++) {
+          step[0] = argmax(logits);
+          g.kernelNanos = 0;
+          long t1 = System.nanoTime();
+          g.forwardLastLogits(logits, step, 1, 1, state);
+          if (rep >= 0) {
+            kernel[s] = g.kernelNanos;
+            e2e[s] = System.nanoTime() - t1;
+          }
+        }
+      }
+      checkOpenCl(g.kernel(), "generation");
+      long launches =
+          launchesPerCall(g, () -> g.forwardLastLogits(logits, new int[] {1}, 1, 1, null));
+      row(
+          "generate step " + name(c),
+          "B=1, after a " + prompt + "-token prefill",
+          launches + " launches/step",
+          ms(kernel),
+          "-",
+          ms(e2e),
+          String.format(
+              Locale.ROOT,
+              "prefill %.1f ms; e2e includes the state (%.1f MB) in and out",
+              prefill[1] / 1e6,
+              new MambaState(c, 1).bytes() / 1e6));
+    }
+  }
+
+  private static long launchesPerCall(GpuModel g, Runnable call) {
+    long before = g.launches;
+    call.run();
+    return g.launches - before;
+  }
+
+  // ---- helpers
+
+  private static int argmax(float[] a) {
+    int best = 0;
+    for (int i = 1; i < a.length; i++) {
+      if (a[i] > a[best]) {
+        best = i;
+      }
+    }
+    return best;
+  }
+
+  private void checkOpenCl(com.aparapi.Kernel k, String what) {
+    OpenClDevices.checkRanOnDevice(k, device, what); // throws on a fallback: no number printed
+  }
+
+  private int i(String key, int dflt) {
+    return Integer.parseInt(opt.getOrDefault(key, Integer.toString(dflt)));
+  }
+
+  private int runs() {
+    return i("runs", 30);
+  }
+
+  private int warmup() {
+    return i("warmup", 5);
+  }
+
+  private MambaConfig preset() {
+    return MambaConfig.preset(opt.getOrDefault("preset", "mamba-130m"));
+  }
+
+  private String name(MambaConfig c) {
+    return opt.getOrDefault("preset", "mamba-130m") + " (D=" + c.hiddenSize + ")";
+  }
+
+  private DeviceScan.Tiling tiling(boolean forward) {
+    DeviceScan.Tiling d = forward ? DeviceScan.FORWARD : DeviceScan.BACKWARD;
+    return new DeviceScan.Tiling(i("ce", d.ce), i("S", d.segments), i("I", d.items));
+  }
+
+  private static double median(long[] ns) {
+    long[] s = ns.clone();
+    Arrays.sort(s);
+    return s.length == 0 ? -1 : s[s.length / 2] / 1e6;
+  }
+
+  private static String ms(long[] ns) {
+    if (ns.length == 0 || ns[0] < 0) {
+      return "n/a";
+    }
+    long[] s = ns.clone();
+    Arrays.sort(s);
+    return String.format(
+        Locale.ROOT, "%.3f ms (min %.3f, n=%d)", s[s.length / 2] / 1e6, s[0] / 1e6, s.length);
+  }
+
+  private static String tokensPerSecond(int tokens, long[] kernel, long[] e2e) {
+    return String.format(
+        Locale.ROOT,
+        "%.0f tokens/s end-to-end, %.0f tokens/s kernel-only",
+        tokens / (median(e2e) / 1e3),
+        tokens / (median(kernel) / 1e3));
+  }
+
+  private static double relErr(float[] a, float[] b) {
+    double num = 0;
+    double den = 0;
+    for (int i = 0; i < a.length; i++) {
+      double d = (double) a[i] - b[i];
+      num += d * d;
+      den += (double) b[i] * b[i];
+    }
+    return Math.sqrt(num / Math.max(den, 1e-30));
+  }
+
+  private void row(
+      String what,
+      String size,
+      String config,
+      String kernel,
+      String wall,
+      String e2e,
+      String note) {
+    String dev = device.getName().trim() + " (OpenCL " + device.getType() + ")";
+    System.out.printf(
+        "%s %s [%s] on %s: kernel %s; launch+kernel %s; end-to-end %s; %s%n",
+        what, size, config, dev, kernel, wall, e2e, note);
+    table.add(String.join(" | ", "", what, size, config, kernel, e2e, note, dev, ""));
+  }
+
+  private void printTable() {
+    System.out.println();
+    System.out.println(
+        "| work | size | config | kernel (median) | end-to-end (median) | notes | device |");
+    System.out.println("|---|---|---|---|---|---|---|");
+    for (String r : table) {
+      System.out.println(r.trim());
+    }
+  }
+}

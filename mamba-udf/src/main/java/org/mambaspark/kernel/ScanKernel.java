@@ -1,0 +1,816 @@
+package org.mambaspark.kernel;
+
+import com.aparapi.Kernel;
+
+/**
+ * The selective scan (S6) as a chunked parallel prefix sum on an OpenCL device: the forward with
+ * the D skip and the SiLU(z) gate fused, and the backward (the reverse-time adjoint, itself a
+ * reverse scan), the GPU versions of {@code ops.SelectiveScan#scanForward} and {@code
+ * #scanBackward} (mamba_ssm's {@code selective_scan_fwd/bwd} kernels are the model).
+ *
+ * <p>Why one class with an {@code op} field: Aparapi gives each Kernel instance its own device
+ * buffers and runs only {@code run()} (named entry points do not work), so everything that must
+ * stay resident across launches lives in one instance whose {@code run()} dispatches on {@link
+ * #op}. {@link MambaKernel} extends this class with the rest of the layer. Memory is a few flat
+ * arrays addressed by offsets (llm.c's activation block): {@link #act} activations, {@link #gact}
+ * their gradients, {@link #W} weights, {@link #G} weight gradients, {@link #part} partial sums,
+ * {@link #state} recurrent state. Each array is bound to exactly one field (two fields on one Java
+ * array would be two device buffers).
+ *
+ * <p>Tiling. A work-group owns {@code ce} consecutive channels e of one sequence b (not one channel
+ * as in the CUDA kernel: the engine's layout is (B, L, ED), channel-minor, so a group of 8
+ * neighbouring channels reads whole 32-byte sectors) and walks the sequence in chunks of T = S·I
+ * positions. Thread (s, ci) owns channel ci and the I consecutive positions of segment s. Per chunk
+ * and per state n: each thread composes its I pairs (a_t, u_t) = (exp2(Δ_t·A[n]·log2 e), Δ_t B_t[n]
+ * x_t) sequentially, the S segment aggregates are scanned across threads in local memory
+ * (Hillis-Steele, ping-pong) with
+ *
+ * <pre>
+ *   (a1, u1) ∘ (a2, u2) = (a2·a1, a2·u1 + u2)        identity (1, 0)
+ * </pre>
+ *
+ * the running state from the previous chunk is applied, and each thread re-walks its positions from
+ * its segment's entering state, adding C_t[n]·h_t into y in local memory. The a_t of the first walk
+ * are kept in local memory, so each exponential is computed once. Only chunk-boundary states are
+ * written (hChunks (B, chunks, N, ED), the layout of {@code SelectiveScan.saveChunkStates} with T =
+ * chunk), and the final state h_L.
+ *
+ * <p>The backward processes chunks last to first: it recomputes the chunk's states from its saved
+ * boundary (same forward scan), then runs the adjoint Ĝ_t = a_t (g_t + Ĝ_{t+1}), g_t = ds_t C_t[n],
+ * as a reverse scan with the same operator, accumulating du, dΔ (local memory, per position), dA
+ * and dD (per thread, then per group), and dB, dC (summed over the group's channels in local
+ * memory, then over channel groups by {@link #OP_SCAN_BWD_REDUCE}; no atomics, deterministic).
+ *
+ * <p>Aparapi's subset of Java: primitives and 1-D primitive arrays, no {@code break}/{@code
+ * continue}, no allocation; every thread of a group reaches every {@code localBarrier()}.
+ */
+public class ScanKernel extends Kernel {
+  static final int OP_NONE = 0;
+  static final int OP_SCAN_FWD = 1;
+  static final int OP_SCAN_BWD = 2;
+  static final int OP_SCAN_BWD_REDUCE = 3;
+  static final int OP_SCAN_FWD2 = 4;
+
+  /** log2(e): exp(x) = exp2(x·log2 e); A is stored pre-multiplied. */
+  static final float LOG2E = 1.442695f;
+
+  static final float LN2 = 0.6931472f;
+
+  /** Which operation {@link #run} performs. */
+  int op;
+
+  // Memory (see the class comment); sizes are the owner's business.
+  float[] act = new float[1];
+  float[] gact = new float[1];
+  float[] W = new float[1];
+  float[] G = new float[1];
+  float[] part = new float[1];
+  float[] state = new float[1];
+
+  /** Local memory, shared by every op (one allocation per launch, sized by the owner). */
+  @Local float[] lmem = new float[1];
+
+  // ---- scan shape and tiling
+  int sB;
+  int sL;
+  int sED;
+  int sN;
+  int sR; //      B starts at column R of a dbc row, C at R+N
+  int sP; //      dbc row stride (R + 2N in the model)
+  int sCe; //     channels per work-group
+  int sSeg; //    S: segments (threads per channel) per chunk
+  int sItems; //  I: positions per segment; chunk T = S·I
+  int sChunks; // ceil(L / T)
+  int sSave; //   1: write hChunks (chunk-boundary states)
+  int sHasState; // 1: h_0 from state, else zeros
+  int sWriteState; // 1: write h_L to state
+
+  // ---- scan operands: offsets into act (forward inputs), W, state
+  int uOff; //    (B, L, ED) the conv output x, "u"
+  int dtOff; //   (B, L, ED) Δ after softplus
+  int dbcOff; //  (B, L, P)  x_proj output: B at R, C at R+N
+  int zOff; //    z at act[zOff + (b·L + t)·zStride + e]
+  int zStride;
+  int yOff; //    (B, L, ED) output
+  int hcOff; //   (B, chunks, N, ED) chunk-boundary states (in act)
+  int a2Off; //   W: (N, ED) A·log2(e), A = -exp(A_log) transposed
+  int dOff; //    W: (ED) D skip
+  int hOff; //    state: (B, N, ED) h
+
+  // ---- scan backward: offsets into gact, part, and where dA, dD go
+  int dyOff; //   gact (B, L, ED) gradient of the gated output
+  int duOff; //   gact (B, L, ED) +=
+  int ddtOff; //  gact (B, L, ED) +=
+  int ddbcOff; // gact (B, L, P) += at the B and C columns
+  int dzOff; //   gact: dz at gact[dzOff + (b·L + t)·zStride + e] +=
+  int pBcOff; //  part (ED/ce, B, L, 2N) per channel-group dB | dC
+  int pAOff; //   part (B, N, ED) per sequence dA
+  int pDOff; //   part (B, ED) per sequence dD
+
+  /**
+   * 0: dA (N, ED) and dD (ED) += into gact at dAOff, dDOff; 1: += into G as d A_log (ED, N), dD.
+   */
+  int sGradMode;
+
+  int dAOff;
+  int dDOff;
+
+  @Override
+  public void run() {
+    if (op == OP_SCAN_FWD) {
+      scanForward();
+    } else if (op == OP_SCAN_BWD) {
+      scanBackward();
+    } else if (op == OP_SCAN_BWD_REDUCE) {
+      scanBackwardReduce();
+    } else if (op == OP_SCAN_FWD2) {
+      scanForward2();
+    }
+  }
+
+  /** Local floats the forward needs for a tiling (the owner checks it against lmem). */
+  static int scanForwardLocal(int ce, int S, int I, int N) {
+    return 4 * S * (I + 1) * ce + S * (I * 2 * N + 1) + 4 * S * ce + ce * N;
+  }
+
+  /** Local floats version 2 of the forward needs (I = 4: no per-position arrays). */
+  static int scanForward2Local(int ce, int S, int N) {
+    return S * (4 * 2 * N + 1) + 4 * S * ce + ce * N;
+  }
+
+  /** Local floats the backward needs for a tiling. */
+  static int scanBackwardLocal(int ce, int S, int I, int N) {
+    return 10 * S * (I + 1) * ce
+        + S * (I * 2 * N + 1)
+        + S * I * 2 * N
+        + 4 * S * ce
+        + ce * N
+        + S * ce * N
+        + S * ce;
+  }
+
+  /**
+   * One work-group per (b, block of ce channels), ce·S threads. Local memory, per chunk: Δ, x, y, a
+   * per (position, channel), segments padded by one position against bank conflicts; B|C per
+   * position; the segment aggregates (two ping-pong buffers of (a, u)); the running state (N, ce).
+   */
+  final void scanForward() {
+    int lid = getLocalId();
+    int wg = getLocalSize();
+    int g = getGroupId();
+    int ce = sCe;
+    int S = sSeg;
+    int I = sItems;
+    int T = S * I;
+    int N = sN;
+    int ED = sED;
+    int L = sL;
+    int nEb = (ED + ce - 1) / ce;
+    int b = g / nEb;
+    int e0 = (g - b * nEb) * ce;
+    int s = lid / ce;
+    int ci = lid - s * ce;
+    int e = e0 + ci;
+    int segW = (I + 1) * ce;
+    int chW = S * segW;
+    int bcSeg = I * 2 * N + 1;
+    int oDt = 0;
+    int oX = chW;
+    int oY = 2 * chW;
+    int oA = 3 * chW;
+    int oBc = 4 * chW;
+    int oAgg = oBc + S * bcSeg;
+    int oCarry = oAgg + 4 * S * ce;
+    int aggW = 2 * S * ce; // one ping-pong buffer: a at [0, S·ce), u at [S·ce, 2S·ce)
+
+    for (int j = lid; j < ce * N; j += wg) {
+      int n = j / ce;
+      int e2 = e0 + j - n * ce;
+      float h0 = 0f;
+      if (sHasState == 1 && e2 < ED) {
+        h0 = state[hOff + (b * N + n) * ED + e2];
+      }
+      lmem[oCarry + j] = h0;
+    }
+    for (int c = 0; c < sChunks; c++) {
+      int t0 = c * T;
+      localBarrier();
+      for (int j = lid; j < T * ce; j += wg) {
+        int tt = j / ce;
+        int c2 = j - tt * ce;
+        int t = t0 + tt;
+        int e2 = e0 + c2;
+        int sg = tt / I;
+        int li = sg * segW + (tt - sg * I) * ce + c2;
+        float dtv = 0f;
+        float xv = 0f;
+        float yv = 0f;
+        if (t < L && e2 < ED) {
+          int gi = (b * L + t) * ED + e2;
+          dtv = act[dtOff + gi];
+          xv = act[uOff + gi];
+          yv = W[dOff + e2] * xv;
+        }
+        lmem[oDt + li] = dtv;
+        lmem[oX + li] = xv;
+        lmem[oY + li] = yv;
+      }
+      for (int j = lid; j < T * 2 * N; j += wg) {
+        int tt = j / (2 * N);
+        int k = j - tt * 2 * N;
+        int t = t0 + tt;
+        int sg = tt / I;
+        float v = 0f;
+        if (t < L) {
+          v = act[dbcOff + (b * L + t) * sP + sR + k];
+        }
+        lmem[oBc + sg * bcSeg + (tt - sg * I) * 2 * N + k] = v;
+      }
+      localBarrier();
+      for (int n = 0; n < N; n++) {
+        float a2 = 0f;
+        if (e < ED) {
+          a2 = W[a2Off + n * ED + e];
+        }
+        int bc0 = oBc + s * bcSeg + n;
+        int li0 = s * segW + ci;
+        // walk 1: this segment's composed pair, from the identity
+        float pa = 1f;
+        float pu = 0f;
+        for (int i = 0; i < I; i++) {
+          int li = li0 + i * ce;
+          float dtv = lmem[oDt + li];
+          float a = exp2(dtv * a2);
+          lmem[oA + li] = a;
+          pu = a * pu + dtv * lmem[bc0 + i * 2 * N] * lmem[oX + li];
+          pa = a * pa;
+        }
+        float cin = lmem[oCarry + n * ce + ci];
+        lmem[oAgg + s * ce + ci] = pa;
+        lmem[oAgg + S * ce + s * ce + ci] = pu;
+        localBarrier();
+        // inclusive scan of the segment pairs across threads
+        int src = 0;
+        for (int off = 1; off < S; off = off * 2) {
+          int rs = oAgg + src * aggW;
+          int wsb = oAgg + (1 - src) * aggW;
+          float ai = lmem[rs + s * ce + ci];
+          float ui = lmem[rs + S * ce + s * ce + ci];
+          if (s >= off) {
+            float ap = lmem[rs + (s - off) * ce + ci];
+            float up = lmem[rs + S * ce + (s - off) * ce + ci];
+            ui = ai * up + ui;
+            ai = ai * ap;
+          }
+          lmem[wsb + s * ce + ci] = ai;
+          lmem[wsb + S * ce + s * ce + ci] = ui;
+          localBarrier();
+          src = 1 - src;
+        }
+        float h = cin;
+        if (s > 0) {
+          int rs = oAgg + src * aggW;
+          h = lmem[rs + (s - 1) * ce + ci] * cin + lmem[rs + S * ce + (s - 1) * ce + ci];
+        }
+        if (sSave == 1 && s == 0 && e < ED) {
+          act[hcOff + ((b * sChunks + c) * N + n) * ED + e] = cin;
+        }
+        // walk 2: the states from the segment's entering state; y += C·h
+        for (int i = 0; i < I; i++) {
+          int li = li0 + i * ce;
+          h = lmem[oA + li] * h + lmem[oDt + li] * lmem[bc0 + i * 2 * N] * lmem[oX + li];
+          lmem[oY + li] += lmem[bc0 + N + i * 2 * N] * h;
+        }
+        if (s == S - 1) {
+          lmem[oCarry + n * ce + ci] = h;
+        }
+        localBarrier();
+      }
+      for (int j = lid; j < T * ce; j += wg) {
+        int tt = j / ce;
+        int c2 = j - tt * ce;
+        int t = t0 + tt;
+        int e2 = e0 + c2;
+        int sg = tt / I;
+        if (t < L && e2 < ED) {
+          float zz = act[zOff + (b * L + t) * zStride + e2];
+          act[yOff + (b * L + t) * ED + e2] =
+              lmem[oY + sg * segW + (tt - sg * I) * ce + c2] * zz / (1f + exp(-zz));
+        }
+      }
+    }
+    localBarrier();
+    if (sWriteState == 1) {
+      for (int j = lid; j < ce * N; j += wg) {
+        int n = j / ce;
+        int e2 = e0 + j - n * ce;
+        if (e2 < ED) {
+          state[hOff + (b * N + n) * ED + e2] = lmem[oCarry + j];
+        }
+      }
+    }
+  }
+
+  /**
+   * Version 2 of {@link #scanForward}, for I = 4 positions a thread: each thread keeps its
+   * positions' Δ, x, a, u and y in registers (named, as Aparapi has no register arrays) and reads
+   * them from and writes them to global memory itself (8 channels × 4 rows of 32-byte sectors a
+   * warp); only B|C (shared by the group's channels), the segment pairs and the running state go
+   * through local memory: about half the local traffic of version 1, and no staging loops.
+   */
+  final void scanForward2() {
+    int lid = getLocalId();
+    int g = getGroupId();
+    int ce = sCe;
+    int S = sSeg;
+    int T = S * 4;
+    int N = sN;
+    int N2 = 2 * N;
+    int ED = sED;
+    int L = sL;
+    int nEb = (ED + ce - 1) / ce;
+    int b = g / nEb;
+    int e0 = (g - b * nEb) * ce;
+    int s = lid / ce;
+    int ci = lid - s * ce;
+    int e = e0 + ci;
+    int wg = getLocalSize();
+    int bcSeg = 4 * N2 + 1;
+    int oBc = 0;
+    int oAgg = S * bcSeg;
+    int oCarry = oAgg + 4 * S * ce;
+    int aggW = 2 * S * ce;
+    float de = 0f;
+    if (e < ED) {
+      de = W[dOff + e];
+    }
+    for (int j = lid; j < ce * N; j += wg) {
+      int n = j / ce;
+      int e2 = e0 + j - n * ce;
+      float h0 = 0f;
+      if (sHasState == 1 && e2 < ED) {
+        h0 = state[hOff + (b * N + n) * ED + e2];
+      }
+      lmem[oCarry + j] = h0;
+    }
+    for (int c = 0; c < sChunks; c++) {
+      int t0 = c * T + s * 4;
+      localBarrier();
+      for (int j = lid; j < T * N2; j += wg) {
+        int tt = j / N2;
+        int k = j - tt * N2;
+        int sg = tt / 4;
+        float v = 0f;
+        if (c * T + tt < L) {
+          v = act[dbcOff + (b * L + c * T + tt) * sP + sR + k];
+        }
+        lmem[oBc + sg * bcSeg + (tt - sg * 4) * N2 + k] = v;
+      }
+      float dt0 = 0f;
+      float dt1 = 0f;
+      float dt2 = 0f;
+      float dt3 = 0f;
+      float x0 = 0f;
+      float x1 = 0f;
+      float x2 = 0f;
+      float x3 = 0f;
+      int gi = (b * L + t0) * ED + e;
+      if (e < ED) {
+        if (t0 < L) {
+          dt0 = act[dtOff + gi];
+          x0 = act[uOff + gi];
+        }
+        if (t0 + 1 < L) {
+          dt1 = act[dtOff + gi + ED];
+          x1 = act[uOff + gi + ED];
+        }
+        if (t0 + 2 < L) {
+          dt2 = act[dtOff + gi + 2 * ED];
+          x2 = act[uOff + gi + 2 * ED];
+        }
+        if (t0 + 3 < L) {
+          dt3 = act[dtOff + gi + 3 * ED];
+          x3 = act[uOff + gi + 3 * ED];
+        }
+      }
+      float y0 = de * x0;
+      float y1 = de * x1;
+      float y2 = de * x2;
+      float y3 = de * x3;
+      localBarrier();
+      for (int n = 0; n < N; n++) {
+        float a2 = 0f;
+        if (e < ED) {
+          a2 = W[a2Off + n * ED + e];
+        }
+        int bc = oBc + s * bcSeg + n;
+        float a0 = exp2(dt0 * a2);
+        float a1 = exp2(dt1 * a2);
+        float a2v = exp2(dt2 * a2);
+        float a3 = exp2(dt3 * a2);
+        float u0 = dt0 * lmem[bc] * x0;
+        float u1 = dt1 * lmem[bc + N2] * x1;
+        float u2 = dt2 * lmem[bc + 2 * N2] * x2;
+        float u3 = dt3 * lmem[bc + 3 * N2] * x3;
+        float cin = lmem[oCarry + n * ce + ci];
+        lmem[oAgg + s * ce + ci] = a0 * a1 * a2v * a3;
+        lmem[oAgg + S * ce + s * ce + ci] = ((u0 * a1 + u1) * a2v + u2) * a3 + u3;
+        localBarrier();
+        int src = 0;
+        for (int off = 1; off < S; off = off * 2) {
+          int rs = oAgg + src * aggW;
+          int wsb = oAgg + (1 - src) * aggW;
+          float ai = lmem[rs + s * ce + ci];
+          float ui = lmem[rs + S * ce + s * ce + ci];
+          if (s >= off) {
+            float ap = lmem[rs + (s - off) * ce + ci];
+            float up = lmem[rs + S * ce + (s - off) * ce + ci];
+            ui = ai * up + ui;
+            ai = ai * ap;
+          }
+          lmem[wsb + s * ce + ci] = ai;
+          lmem[wsb + S * ce + s * ce + ci] = ui;
+          localBarrier();
+          src = 1 - src;
+        }
+        float h = cin;
+        if (s > 0) {
+          int rs = oAgg + src * aggW;
+          h = lmem[rs + (s - 1) * ce + ci] * cin + lmem[rs + S * ce + (s - 1) * ce + ci];
+        }
+        if (sSave == 1 && s == 0 && e < ED) {
+          act[hcOff + ((b * sChunks + c) * N + n) * ED + e] = cin;
+        }
+        h = a0 * h + u0;
+        y0 += lmem[bc + N] * h;
+        h = a1 * h + u1;
+        y1 += lmem[bc + N + N2] * h;
+        h = a2v * h + u2;
+        y2 += lmem[bc + N + 2 * N2] * h;
+        h = a3 * h + u3;
+        y3 += lmem[bc + N + 3 * N2] * h;
+        if (s == S - 1) {
+          lmem[oCarry + n * ce + ci] = h;
+        }
+        localBarrier();
+      }
+      if (e < ED) {
+        int zi = (b * L + t0) * zStride + e;
+        if (t0 < L) {
+          act[yOff + gi] = gate(y0, act[zOff + zi]);
+        }
+        if (t0 + 1 < L) {
+          act[yOff + gi + ED] = gate(y1, act[zOff + zi + zStride]);
+        }
+        if (t0 + 2 < L) {
+          act[yOff + gi + 2 * ED] = gate(y2, act[zOff + zi + 2 * zStride]);
+        }
+        if (t0 + 3 < L) {
+          act[yOff + gi + 3 * ED] = gate(y3, act[zOff + zi + 3 * zStride]);
+        }
+      }
+    }
+    localBarrier();
+    if (sWriteState == 1) {
+      for (int j = lid; j < ce * N; j += wg) {
+        int n = j / ce;
+        int e2 = e0 + j - n * ce;
+        if (e2 < ED) {
+          state[hOff + (b * N + n) * ED + e2] = lmem[oCarry + j];
+        }
+      }
+    }
+  }
+
+  /** y · silu(z). */
+  private float gate(float y, float z) {
+    return y * z / (1f + exp(-z));
+  }
+
+  /**
+   * Same grid and tiling as the forward; chunks last to first. Local memory: per (position,
+   * channel) Δ, x, ds, a, h, s (the pre-gate output, for dz), du, dΔ and the two per-channel
+   * contributions to dB and dC of the current n; per position B|C and their gradients; the
+   * aggregates; the adjoint carried between chunks (N, ce); dA per thread (N, S, ce); a reduction
+   * row.
+   */
+  final void scanBackward() {
+    int lid = getLocalId();
+    int wg = getLocalSize();
+    int g = getGroupId();
+    int ce = sCe;
+    int S = sSeg;
+    int I = sItems;
+    int T = S * I;
+    int N = sN;
+    int N2 = 2 * N;
+    int ED = sED;
+    int L = sL;
+    int nEb = (ED + ce - 1) / ce;
+    int b = g / nEb;
+    int eb = g - b * nEb;
+    int e0 = eb * ce;
+    int s = lid / ce;
+    int ci = lid - s * ce;
+    int e = e0 + ci;
+    int segW = (I + 1) * ce;
+    int chW = S * segW;
+    int bcSeg = I * N2 + 1;
+    int oDt = 0;
+    int oX = chW;
+    int oDs = 2 * chW;
+    int oA = 3 * chW;
+    int oH = 4 * chW;
+    int oS = 5 * chW;
+    int oDu = 6 * chW;
+    int oDdt = 7 * chW;
+    int oCb = 8 * chW;
+    int oCc = 9 * chW;
+    int oBc = 10 * chW;
+    int oBcg = oBc + S * bcSeg;
+    int oAgg = oBcg + T * N2;
+    int oCarry = oAgg + 4 * S * ce;
+    int oDa = oCarry + ce * N;
+    int oRed = oDa + S * ce * N;
+    int aggW = 2 * S * ce;
+    float dDacc = 0f;
+
+    for (int j = lid; j < ce * N; j += wg) {
+      lmem[oCarry + j] = 0f;
+    }
+    for (int j = lid; j < S * ce * N; j += wg) {
+      lmem[oDa + j] = 0f;
+    }
+    for (int cc = 0; cc < sChunks; cc++) {
+      int c = sChunks - 1 - cc;
+      int t0 = c * T;
+      localBarrier();
+      for (int j = lid; j < T * ce; j += wg) {
+        int tt = j / ce;
+        int c2 = j - tt * ce;
+        int t = t0 + tt;
+        int e2 = e0 + c2;
+        int sg = tt / I;
+        int li = sg * segW + (tt - sg * I) * ce + c2;
+        float dtv = 0f;
+        float xv = 0f;
+        float dsv = 0f;
+        float sv = 0f;
+        if (t < L && e2 < ED) {
+          int gi = (b * L + t) * ED + e2;
+          dtv = act[dtOff + gi];
+          xv = act[uOff + gi];
+          float zz = act[zOff + (b * L + t) * zStride + e2];
+          dsv = gact[dyOff + gi] * zz / (1f + exp(-zz));
+          sv = W[dOff + e2] * xv;
+        }
+        lmem[oDt + li] = dtv;
+        lmem[oX + li] = xv;
+        lmem[oDs + li] = dsv;
+        lmem[oS + li] = sv;
+        lmem[oDu + li] = 0f;
+        lmem[oDdt + li] = 0f;
+      }
+      for (int j = lid; j < T * N2; j += wg) {
+        int tt = j / N2;
+        int k = j - tt * N2;
+        int t = t0 + tt;
+        int sg = tt / I;
+        float v = 0f;
+        if (t < L) {
+          v = act[dbcOff + (b * L + t) * sP + sR + k];
+        }
+        lmem[oBc + sg * bcSeg + (tt - sg * I) * N2 + k] = v;
+        lmem[oBcg + j] = 0f;
+      }
+      localBarrier();
+      for (int n = 0; n < N; n++) {
+        float a2 = 0f;
+        float cin = 0f;
+        if (e < ED) {
+          a2 = W[a2Off + n * ED + e];
+          cin = act[hcOff + ((b * sChunks + c) * N + n) * ED + e];
+        }
+        float An = a2 * LN2;
+        int bc0 = oBc + s * bcSeg + n;
+        int li0 = s * segW + ci;
+        float pa = 1f;
+        float pu = 0f;
+        for (int i = 0; i < I; i++) {
+          int li = li0 + i * ce;
+          float dtv = lmem[oDt + li];
+          float a = exp2(dtv * a2);
+          lmem[oA + li] = a;
+          pu = a * pu + dtv * lmem[bc0 + i * N2] * lmem[oX + li];
+          pa = a * pa;
+        }
+        float gin = lmem[oCarry + n * ce + ci];
+        lmem[oAgg + s * ce + ci] = pa;
+        lmem[oAgg + S * ce + s * ce + ci] = pu;
+        localBarrier();
+        int src = 0;
+        for (int off = 1; off < S; off = off * 2) {
+          int rs = oAgg + src * aggW;
+          int wsb = oAgg + (1 - src) * aggW;
+          float ai = lmem[rs + s * ce + ci];
+          float ui = lmem[rs + S * ce + s * ce + ci];
+          if (s >= off) {
+            float ap = lmem[rs + (s - off) * ce + ci];
+            float up = lmem[rs + S * ce + (s - off) * ce + ci];
+            ui = ai * up + ui;
+            ai = ai * ap;
+          }
+          lmem[wsb + s * ce + ci] = ai;
+          lmem[wsb + S * ce + s * ce + ci] = ui;
+          localBarrier();
+          src = 1 - src;
+        }
+        float hin = cin;
+        if (s > 0) {
+          int rs = oAgg + src * aggW;
+          hin = lmem[rs + (s - 1) * ce + ci] * cin + lmem[rs + S * ce + (s - 1) * ce + ci];
+        }
+        // the chunk's states h_t, and s_t += C·h
+        float h = hin;
+        for (int i = 0; i < I; i++) {
+          int li = li0 + i * ce;
+          h = lmem[oA + li] * h + lmem[oDt + li] * lmem[bc0 + i * N2] * lmem[oX + li];
+          lmem[oH + li] = h;
+          lmem[oS + li] += lmem[bc0 + N + i * N2] * h;
+        }
+        // reverse walk 1: this segment's pair for Ĝ_t = a_t (ds_t C_t + Ĝ_{t+1})
+        float ra = 1f;
+        float ru = 0f;
+        for (int ii = 0; ii < I; ii++) {
+          int li = li0 + (I - 1 - ii) * ce;
+          float a = lmem[oA + li];
+          ru = a * (ru + lmem[oDs + li] * lmem[bc0 + N + (I - 1 - ii) * N2]);
+          ra = a * ra;
+        }
+        localBarrier();
+        lmem[oAgg + s * ce + ci] = ra;
+        lmem[oAgg + S * ce + s * ce + ci] = ru;
+        localBarrier();
+        src = 0;
+        for (int off = 1; off < S; off = off * 2) {
+          int rs = oAgg + src * aggW;
+          int wsb = oAgg + (1 - src) * aggW;
+          float ai = lmem[rs + s * ce + ci];
+          float ui = lmem[rs + S * ce + s * ce + ci];
+          if (s + off < S) {
+            float ap = lmem[rs + (s + off) * ce + ci];
+            float up = lmem[rs + S * ce + (s + off) * ce + ci];
+            ui = ai * up + ui;
+            ai = ai * ap;
+          }
+          lmem[wsb + s * ce + ci] = ai;
+          lmem[wsb + S * ce + s * ce + ci] = ui;
+          localBarrier();
+          src = 1 - src;
+        }
+        float gh = gin;
+        if (s < S - 1) {
+          int rs = oAgg + src * aggW;
+          gh = lmem[rs + (s + 1) * ce + ci] * gin + lmem[rs + S * ce + (s + 1) * ce + ci];
+        }
+        // reverse walk 2: G_t = ds_t C_t + Ĝ_{t+1}, and every gradient
+        float dAn = 0f;
+        for (int ii = 0; ii < I; ii++) {
+          int i = I - 1 - ii;
+          int li = li0 + i * ce;
+          float a = lmem[oA + li];
+          float hp = hin;
+          if (i > 0) {
+            hp = lmem[oH + li - ce];
+          }
+          float dtv = lmem[oDt + li];
+          float xv = lmem[oX + li];
+          float bn = lmem[bc0 + i * N2];
+          float cn = lmem[bc0 + N + i * N2];
+          float dsv = lmem[oDs + li];
+          float gt = dsv * cn + gh;
+          dAn += gt * hp * a * dtv;
+          lmem[oDdt + li] += gt * (hp * a * An + bn * xv);
+          lmem[oDu + li] += gt * dtv * bn;
+          lmem[oCb + li] = gt * dtv * xv;
+          lmem[oCc + li] = dsv * lmem[oH + li];
+          gh = a * gt;
+        }
+        lmem[oDa + (n * S + s) * ce + ci] += dAn;
+        if (s == 0) {
+          lmem[oCarry + n * ce + ci] = gh;
+        }
+        localBarrier();
+        // dB_t[n], dC_t[n]: sum the group's channels
+        for (int tt = lid; tt < T; tt += wg) {
+          int sg = tt / I;
+          int lb = sg * segW + (tt - sg * I) * ce;
+          float sb = 0f;
+          float sc = 0f;
+          for (int c2 = 0; c2 < ce; c2++) {
+            sb += lmem[oCb + lb + c2];
+            sc += lmem[oCc + lb + c2];
+          }
+          lmem[oBcg + tt * N2 + n] += sb;
+          lmem[oBcg + tt * N2 + N + n] += sc;
+        }
+        localBarrier();
+      }
+      for (int j = lid; j < T * ce; j += wg) {
+        int tt = j / ce;
+        int c2 = j - tt * ce;
+        int t = t0 + tt;
+        int e2 = e0 + c2;
+        int sg = tt / I;
+        int li = sg * segW + (tt - sg * I) * ce + c2;
+        if (t < L && e2 < ED) {
+          int gi = (b * L + t) * ED + e2;
+          float zz = act[zOff + (b * L + t) * zStride + e2];
+          float sig = 1f / (1f + exp(-zz));
+          float dyv = gact[dyOff + gi];
+          float dsv = lmem[oDs + li];
+          float xv = lmem[oX + li];
+          gact[dzOff + (b * L + t) * zStride + e2] +=
+              dyv * lmem[oS + li] * sig * (1f + zz * (1f - sig));
+          gact[duOff + gi] += lmem[oDu + li] + dsv * W[dOff + e2];
+          gact[ddtOff + gi] += lmem[oDdt + li];
+          dDacc += dsv * xv;
+        }
+      }
+      for (int j = lid; j < T * N2; j += wg) {
+        int tt = j / N2;
+        int t = t0 + tt;
+        if (t < L) {
+          part[pBcOff + ((eb * sB + b) * L + t) * N2 + j - tt * N2] = lmem[oBcg + j];
+        }
+      }
+    }
+    localBarrier();
+    lmem[oRed + lid] = dDacc;
+    localBarrier();
+    for (int j = lid; j < ce * N; j += wg) {
+      int n = j / ce;
+      int c2 = j - n * ce;
+      int e2 = e0 + c2;
+      float sum = 0f;
+      for (int sg = 0; sg < S; sg++) {
+        sum += lmem[oDa + (n * S + sg) * ce + c2];
+      }
+      if (e2 < ED) {
+        part[pAOff + (b * N + n) * ED + e2] = sum;
+      }
+    }
+    if (lid < ce && e < ED) {
+      float sum = 0f;
+      for (int sg = 0; sg < S; sg++) {
+        sum += lmem[oRed + sg * ce + lid];
+      }
+      part[pDOff + b * ED + e] = sum;
+    }
+  }
+
+  /**
+   * Sums the backward's partials, one thread per output: dB|dC over channel groups into ddbc, dA
+   * and dD over sequences (in a fixed order: deterministic).
+   */
+  final void scanBackwardReduce() {
+    int gid = getGlobalId();
+    int N = sN;
+    int N2 = 2 * N;
+    int ED = sED;
+    int rows = sB * sL;
+    int nEb = (ED + sCe - 1) / sCe;
+    if (gid < rows * N2) {
+      float sum = 0f;
+      for (int eb = 0; eb < nEb; eb++) {
+        sum += part[pBcOff + eb * rows * N2 + gid];
+      }
+      int row = gid / N2;
+      gact[ddbcOff + row * sP + sR + gid - row * N2] += sum;
+    } else if (gid < rows * N2 + N * ED) {
+      int k = gid - rows * N2;
+      int n = k / ED;
+      int e = k - n * ED;
+      float sum = 0f;
+      for (int b = 0; b < sB; b++) {
+        sum += part[pAOff + (b * N + n) * ED + e];
+      }
+      if (sGradMode == 0) {
+        gact[dAOff + k] += sum;
+      } else {
+        G[dAOff + e * N + n] += sum * W[a2Off + k] * LN2;
+      }
+    } else if (gid < rows * N2 + N * ED + ED) {
+      int e = gid - rows * N2 - N * ED;
+      float sum = 0f;
+      for (int b = 0; b < sB; b++) {
+        sum += part[pDOff + b * ED + e];
+      }
+      if (sGradMode == 0) {
+        gact[dDOff + e] += sum;
+      } else {
+        G[dDOff + e] += sum;
+      }
+    }
+  }
+}

@@ -1,0 +1,145 @@
+package org.mambaspark.model;
+
+import org.mambaspark.ops.Matmul;
+import org.mambaspark.ops.Parallel;
+import org.mambaspark.ops.Simd;
+
+/**
+ * The engine's own multi-threaded CPU path behind the {@link Backend} interface: each call is the
+ * plain {@link MambaModel#forward}, {@link Scoring} or {@link Backprop} on a per-thread workspace.
+ */
+public final class CpuBackend implements Backend {
+  static final CpuBackend INSTANCE = new CpuBackend();
+
+  private CpuBackend() {}
+
+  @Override
+  public Kind kind() {
+    return Kind.CPU;
+  }
+
+  @Override
+  public String device() {
+    return "CPU, "
+        + Parallel.threads()
+        + " threads, "
+        + (Simd.ENABLED ? "Vector API" : "scalar loops (no Vector API)");
+  }
+
+  @Override
+  public ModelRunner open(MambaModel model) {
+    return new Runner(model);
+  }
+
+  @Override
+  public String toString() {
+    return "cpu: " + device();
+  }
+
+  /**
+   * Workspaces per thread: the model is immutable and shared, a workspace is not. The thread-locals
+   * are per runner on purpose (a thread may use several models).
+   */
+  @SuppressWarnings("ThreadLocalUsage")
+  private static final class Runner implements ModelRunner {
+    private final MambaModel model;
+    private final ThreadLocal<Workspace> workspaces;
+    private final ThreadLocal<Trainer> trainers = new ThreadLocal<>();
+
+    Runner(MambaModel model) {
+      this.model = model;
+      this.workspaces = ThreadLocal.withInitial(() -> new Workspace(model.config));
+    }
+
+    @Override
+    public MambaModel model() {
+      return model;
+    }
+
+    @Override
+    public Backend backend() {
+      return INSTANCE;
+    }
+
+    @Override
+    public void forward(float[] hidden, int[] ids, int B, int L, MambaState state) {
+      Workspace ws = workspaces.get();
+      model.forward(ws, ids, B, L, state, null);
+      if (hidden != null) {
+        System.arraycopy(ws.hidden, 0, hidden, 0, B * L * model.config.hiddenSize);
+      }
+    }
+
+    @Override
+    public void forwardLastLogits(float[] logits, int[] ids, int B, int L, MambaState state) {
+      Workspace ws = workspaces.get();
+      model.forward(ws, ids, B, L, state, null);
+      int D = model.config.hiddenSize, V = model.config.vocabSize;
+      for (int b = 0; b < B; b++) {
+        Matmul.matmulForward(
+            logits,
+            b * V,
+            V,
+            ws.hidden,
+            (b * L + L - 1) * D,
+            D,
+            model.weights.lmHead,
+            null,
+            1,
+            D,
+            V);
+      }
+    }
+
+    @Override
+    public double nextTokenLossSum(float[] logprobs, int[] ids, int B, int L) {
+      if (L < 2) {
+        throw new IllegalArgumentException(
+            "a loss needs sequences of at least 2 tokens, got length " + L);
+      }
+      Workspace ws = workspaces.get();
+      model.forward(ws, ids, B, L, null, null);
+      double sum = 0;
+      for (int b = 0; b < B; b++) {
+        sum +=
+            Scoring.crossEntropySum(
+                model, ws, ws.hidden, b * L, ids, b * L + 1, L - 1, logprobs, b * (L - 1));
+      }
+      return sum;
+    }
+
+    @Override
+    public double forwardBackward(MambaWeights grads, int[] ids, int B, int L, double scale) {
+      Trainer t = trainers.get();
+      if (t == null || t.B != B || t.L != L) {
+        t = new Trainer(new Backprop(model, B, L), B, L);
+        trainers.set(t);
+      }
+      return t.backprop.forwardBackward(ids, grads, scale);
+    }
+
+    @Override
+    public void reloadWeights() {
+      // the CPU path reads the weights on every call
+    }
+
+    @Override
+    public void close() {
+      workspaces.remove();
+      trainers.remove();
+    }
+  }
+
+  /** A thread's Backprop (its training workspace is for one (B, L)). */
+  private static final class Trainer {
+    final Backprop backprop;
+    final int B;
+    final int L;
+
+    Trainer(Backprop backprop, int B, int L) {
+      this.backprop = backprop;
+      this.B = B;
+      this.L = L;
+    }
+  }
+}

@@ -1,0 +1,116 @@
+package org.mambaspark.spark;
+
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.SparkEnv;
+import org.mambaspark.io.Checkpoint;
+import org.mambaspark.model.MambaModel;
+import org.mambaspark.ops.Parallel;
+import org.mambaspark.tokenizer.Tokenizer;
+import org.mambaspark.tokenizer.Tokenizers;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The models of this JVM (an executor, or the driver in local mode), loaded once per path and
+ * shared by every task thread: {@link MambaModel} is immutable and thread-safe, and each task keeps
+ * its own workspaces. Models stay for the JVM's lifetime (an executor serves one application).
+ */
+public final class ModelCache {
+  private static final Logger LOG = LoggerFactory.getLogger(ModelCache.class);
+
+  private static final ConcurrentHashMap<String, Loaded> MODELS = new ConcurrentHashMap<>();
+  private static final AtomicInteger LOADS = new AtomicInteger();
+
+  /** A model ready for use, and where it came from. */
+  public static final class Loaded {
+    public final String path;
+    public final MambaModel model;
+
+    /** The model's tokenizer, or null when it has none (then only token ids are accepted). */
+    public final Tokenizer tokenizer;
+
+    /** 1 for the first model this JVM loaded, 2 for the second, ... */
+    public final int loadNumber;
+
+    public final long loadMillis;
+
+    private final AtomicBoolean loadReported = new AtomicBoolean();
+
+    Loaded(String path, MambaModel model, Tokenizer tokenizer, int loadNumber, long loadMillis) {
+      this.path = path;
+      this.model = model;
+      this.tokenizer = tokenizer;
+      this.loadNumber = loadNumber;
+      this.loadMillis = loadMillis;
+    }
+
+    /** True for the first caller only: the task that reports this load to the job's metrics. */
+    public boolean claimLoadReport() {
+      return loadReported.compareAndSet(false, true);
+    }
+  }
+
+  private ModelCache() {}
+
+  /**
+   * The model at {@code path}, loading it on first use in this JVM (concurrent callers wait for the
+   * one load). {@code threads} > 0 sizes the engine's thread pool on that first load.
+   */
+  public static Loaded get(String path, Configuration conf, int threads) {
+    Loaded l = MODELS.get(path);
+    if (l != null) {
+      return l;
+    }
+    return MODELS.computeIfAbsent(path, p -> load(p, conf, threads));
+  }
+
+  /** How many models this JVM has loaded (tests: one per executor JVM). */
+  public static int loads() {
+    return LOADS.get();
+  }
+
+  /** An id for this JVM in logs and tests: {@code executor <id> (pid <pid>)}. */
+  public static String jvmId() {
+    SparkEnv env = SparkEnv.get();
+    String exec = env == null ? "?" : env.executorId();
+    return "executor " + exec + " (pid " + ProcessHandle.current().pid() + ")";
+  }
+
+  private static Loaded load(String path, Configuration conf, int threads) {
+    long t0 = System.nanoTime();
+    int t = threads > 0 ? threads : executorCores();
+    if (t != Parallel.threads()) {
+      Parallel.setThreads(t);
+    }
+    java.nio.file.Path dir = ModelFiles.localize(path, conf);
+    MambaModel model = new MambaModel(Checkpoint.load(dir));
+    Tokenizer tok = Tokenizers.forModel(dir).orElse(null);
+    int n = LOADS.incrementAndGet();
+    long ms = (System.nanoTime() - t0) / 1_000_000;
+    LOG.info(
+        "{}: loaded model {} ({}; tokenizer: {}) in {} ms; engine threads {}; JVM {} MB max heap;"
+            + " model #{} in this JVM",
+        jvmId(),
+        path,
+        model.config,
+        tok == null ? "none" : tok.describe(),
+        ms,
+        Parallel.threads(),
+        Runtime.getRuntime().maxMemory() >> 20,
+        n);
+    return new Loaded(path, model, tok, n, ms);
+  }
+
+  /** spark.executor.cores where the cluster sets it, else every core the JVM sees. */
+  private static int executorCores() {
+    int all = Runtime.getRuntime().availableProcessors();
+    SparkEnv env = SparkEnv.get();
+    if (env == null || "driver".equals(env.executorId())) {
+      return all;
+    }
+    return Math.max(1, Math.min(all, env.conf().getInt("spark.executor.cores", all)));
+  }
+}
