@@ -313,7 +313,7 @@ final class MatmulGemm {
     if (simd) {
       MatmulSimd.kernel(kc, ap, ao, aRs, aKs, bp, bo, init, io, iRs, c, co, cRs);
     } else {
-      kernelScalar(kc, ap, ao, aRs, aKs, bp, bo, init, io, iRs, c, co, cRs, tile);
+      kernelScalar(NR, kc, ap, ao, aRs, aKs, bp, bo, init, io, iRs, c, co, cRs, tile);
     }
   }
 
@@ -340,9 +340,12 @@ final class MatmulGemm {
       int cRs,
       float[] tile) {
     int vl = NR / 4, nv = ceilDiv(w, vl);
-    if (!simd || nv >= 3) { // three single-vector kernels cost more than one full one
-
-      kernel(simd, kc, ap, ao, aRs, aKs, bp, bo, init, io, iRs, c, co, cRs, tile);
+    if (!simd) {
+      kernelScalar(w, kc, ap, ao, aRs, aKs, bp, bo, init, io, iRs, c, co, cRs, tile);
+      return;
+    }
+    if (nv >= 3) { // three single-vector kernels cost more than one full one
+      MatmulSimd.kernel(kc, ap, ao, aRs, aKs, bp, bo, init, io, iRs, c, co, cRs);
       return;
     }
     for (int v = 0; v < nv; v++) {
@@ -417,11 +420,13 @@ final class MatmulGemm {
   }
 
   /**
-   * The scalar micro-kernel, same contract as {@link MatmulSimd#kernel}. The tile lives in scratch
-   * rows {@code acc[r·NR ..]} and each B row is first copied to {@code acc[MR·NR ..]}: with every
-   * array indexed from a constant offset, C2 vectorizes the j loop.
+   * The scalar micro-kernel, {@link MatmulSimd#kernel}'s contract for the first nw ≤ NR columns (an
+   * edge tile computes its valid columns only). The tile lives in scratch rows {@code acc[r·NR ..]}
+   * and each B row is first copied to {@code acc[MR·NR ..]}: with every array indexed from a
+   * constant offset, C2 vectorizes the j loop.
    */
   static void kernelScalar(
+      int nw,
       int kc,
       float[] ap,
       int ao,
@@ -437,14 +442,14 @@ final class MatmulGemm {
       int cRs,
       float[] acc) {
     for (int r = 0; r < MR; r++) {
-      System.arraycopy(init, io + r * iRs, acc, r * NR, NR);
+      System.arraycopy(init, io + r * iRs, acc, r * NR, nw);
     }
     int x = MR * NR, r1 = ao + aRs, r2 = r1 + aRs, r3 = r2 + aRs;
     for (int k = 0; k < kc; k++) {
-      System.arraycopy(bp, bo + k * NR, acc, x, NR);
+      System.arraycopy(bp, bo + k * NR, acc, x, nw);
       int ak = k * aKs;
       float a0 = ap[ao + ak], a1 = ap[r1 + ak], a2 = ap[r2 + ak], a3 = ap[r3 + ak];
-      for (int j = 0; j < NR; j++) {
+      for (int j = 0; j < nw; j++) {
         float bj = acc[x + j];
         acc[j] += a0 * bj;
         acc[NR + j] += a1 * bj;
@@ -453,7 +458,7 @@ final class MatmulGemm {
       }
     }
     for (int r = 0; r < MR; r++) {
-      System.arraycopy(acc, r * NR, c, co + r * cRs, NR);
+      System.arraycopy(acc, r * NR, c, co + r * cRs, nw);
     }
   }
 
