@@ -3,10 +3,12 @@ package org.mambaspark.spark;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import org.mambaspark.model.Generator;
+import org.mambaspark.model.Backends;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaState;
+import org.mambaspark.model.ModelRunner;
+import org.mambaspark.model.Sampler;
 import org.mambaspark.model.SamplingParams;
 import org.mambaspark.model.Scoring;
 import org.mambaspark.model.Workspace;
@@ -14,6 +16,9 @@ import org.mambaspark.model.Workspace;
 /**
  * Runs a window of documents through the engine: the partition-level work of the score, embed and
  * generate tasks, with no Spark in it (the Spark glue hands it token ids and reads back results).
+ * The engine is a {@link ModelRunner}: the CPU, or the GPU Spark gave the task ({@link
+ * org.mambaspark.model.Backends#forGpuAddress}); batched scoring runs wholly on it (forward,
+ * lm_head, log-softmax), the other tasks take its hidden states or logits.
  *
  * <p>Batching: documents up to {@link MambaSettings#pieceLength} tokens are sorted by length and
  * grouped, at most {@code batchSize} documents and {@code batchTokens} positions (B·L, L the
@@ -29,22 +34,31 @@ import org.mambaspark.model.Workspace;
  * <p>Errors: a document the engine rejects gets {@link Doc#error}; when a batched forward fails,
  * its documents are retried one by one so that only the bad one carries the error.
  *
- * <p>One per task thread (it owns a {@link Workspace}); the model is shared.
+ * <p>One per task thread (it owns buffers); the model and its runner are shared.
  */
 public final class DocumentRunner {
+  private final ModelRunner runner;
   private final MambaModel model;
   private final MambaConfig c;
   private final MambaSettings s;
-  private final Workspace ws;
+  private final Workspace ws; // logits scratch for the cross-entropy of streamed pieces (CPU)
   private final int padId;
-  private Generator generator; // generate: created on first use
+  private float[] hidden = new float[0]; // (B·L, D) the runner's final hidden states
+  private float[] logprobs = new float[0]; // (B, L-1)
 
-  public DocumentRunner(MambaModel model, MambaSettings settings) {
-    this.model = model;
+  /** Documents through the runner (the backend of the runner's choice). */
+  public DocumentRunner(ModelRunner runner, MambaSettings settings) {
+    this.runner = runner;
+    this.model = runner.model();
     this.c = model.config;
     this.s = settings;
     this.ws = new Workspace(c);
     this.padId = c.padTokenId >= 0 && c.padTokenId < c.vocabSize ? c.padTokenId : 0;
+  }
+
+  /** Documents through the engine on the CPU. */
+  public DocumentRunner(MambaModel model, MambaSettings settings) {
+    this(Backends.cpu().open(model), settings);
   }
 
   /** score: sets each good document's {@link Doc#loss} (and logprobs when asked), or its error. */
@@ -69,14 +83,53 @@ public final class DocumentRunner {
         continue;
       }
       try {
-        if (generator == null) {
-          generator = new Generator(model);
-        }
-        d.generated = generator.generate(d.ids, sampling(d.ids, maxNewTokens), null);
+        d.generated = continuation(d.ids, sampling(d.ids, maxNewTokens));
       } catch (RuntimeException e) {
         d.error = message(e);
       }
     }
+  }
+
+  /**
+   * {@link org.mambaspark.model.Generator#generate} on the runner: the prompt prefilled in pieces
+   * (state carried), then one recurrent step per new token; the stop token, when reached, included.
+   */
+  int[] continuation(int[] prompt, SamplingParams p) {
+    int V = c.vocabSize, P = s.pieceLength;
+    MambaState state = new MambaState(c, 1);
+    float[] logits = new float[V];
+    int[] piece = new int[Math.min(P, prompt.length)];
+    for (int off = 0; off < prompt.length; off += P) {
+      int n = Math.min(P, prompt.length - off);
+      if (piece.length != n) {
+        piece = new int[n];
+      }
+      System.arraycopy(prompt, off, piece, 0, n);
+      runner.forwardLastLogits(logits, piece, 1, n, state); // the last piece's logits are kept
+    }
+    Sampler sampler = new Sampler(p);
+    int[] out = new int[p.maxNewTokens];
+    int[] step = new int[1];
+    int count = 0;
+    while (count < p.maxNewTokens) {
+      int next = sampler.sample(logits, 0, V);
+      out[count++] = next;
+      if (isStop(p, next) || count == p.maxNewTokens) {
+        break;
+      }
+      step[0] = next;
+      runner.forwardLastLogits(logits, step, 1, 1, state);
+    }
+    return Arrays.copyOf(out, count);
+  }
+
+  private static boolean isStop(SamplingParams p, int token) {
+    for (int t : p.stopTokens) {
+      if (t == token) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** The sampling of one prompt: the configured seed mixed with the prompt, so retries agree. */
@@ -235,60 +288,77 @@ public final class DocumentRunner {
     for (int b = 0; b < B; b++) {
       System.arraycopy(batch[b].ids, 0, ids, b * L, batch[b].tokens());
     }
-    model.forward(ws, ids, B, L, null, null);
+    if (task == Task.SCORE) {
+      // every position's log-probability on the runner; a document's are the first n-1 of its row
+      logprobs = grow(logprobs, B * (L - 1));
+      float[] lp = logprobs;
+      runner.nextTokenLossSum(lp, ids, B, L);
+      for (int b = 0; b < B; b++) {
+        Doc d = batch[b];
+        int n = d.tokens(), off = b * (L - 1);
+        double sum = 0;
+        for (int t = 0; t < n - 1; t++) {
+          sum -= lp[off + t];
+        }
+        d.loss = sum / (n - 1);
+        d.logprobs = s.logprobs ? Arrays.copyOfRange(lp, off, off + n - 1) : null;
+      }
+      return;
+    }
+    hidden = grow(hidden, B * L * D);
+    float[] h = hidden;
+    runner.forward(h, ids, B, L, null);
     for (int b = 0; b < B; b++) {
       Doc d = batch[b];
       int n = d.tokens();
-      if (task == Task.SCORE) {
-        float[] lp = s.logprobs ? new float[n - 1] : null;
-        double sum =
-            Scoring.crossEntropySum(model, ws, ws.hidden, b * L, ids, b * L + 1, n - 1, lp, 0);
-        d.loss = sum / (n - 1);
-        d.logprobs = lp;
+      float[] e = new float[D];
+      if (s.pooling.equals("last")) {
+        System.arraycopy(h, (b * L + n - 1) * D, e, 0, D);
       } else {
-        float[] e = new float[D];
-        if (s.pooling.equals("last")) {
-          System.arraycopy(ws.hidden, (b * L + n - 1) * D, e, 0, D);
-        } else {
-          double[] acc = new double[D];
-          addRows(acc, ws.hidden, b * L, n, D);
-          for (int k = 0; k < D; k++) {
-            e[k] = (float) (acc[k] / n);
-          }
+        double[] acc = new double[D];
+        addRows(acc, h, b * L, n, D);
+        for (int k = 0; k < D; k++) {
+          e[k] = (float) (acc[k] / n);
         }
-        d.embedding = e;
       }
+      d.embedding = e;
     }
   }
 
-  /** A long document alone, in pieces, the state carried (StreamingScorer's recurrence). */
+  private static float[] grow(float[] a, int n) {
+    return a.length >= n ? a : new float[n];
+  }
+
+  /**
+   * A long document alone, in pieces, the state carried (StreamingScorer's recurrence): hidden
+   * states from the runner, cross-entropy from them on the CPU.
+   */
   private void streamed(Doc d, Task task) {
     int P = s.pieceLength, D = c.hiddenSize, n = d.tokens();
     int[] ids = d.ids;
     MambaState state = new MambaState(c, 1);
     float[] last = new float[D]; // final hidden of the previous piece's last token
     int[] piece = new int[P];
+    hidden = grow(hidden, P * D);
+    float[] h = hidden;
     float[] lp = task == Task.SCORE && s.logprobs ? new float[n - 1] : null;
     double[] acc = task == Task.EMBED ? new double[D] : null;
     double sum = 0;
     for (int p = 0; p < n; p += P) {
       int m = Math.min(P, n - p);
       System.arraycopy(ids, p, piece, 0, m);
-      model.forward(ws, piece, 1, m, state, null);
+      runner.forward(h, m == P ? piece : Arrays.copyOf(piece, m), 1, m, state);
       if (task == Task.SCORE) {
         if (p > 0) { // the previous piece's last position predicts this piece's first token
           sum += Scoring.crossEntropySum(model, ws, last, 0, ids, p, 1, lp, p - 1);
         }
         if (m > 1) {
-          sum += Scoring.crossEntropySum(model, ws, ws.hidden, 0, ids, p + 1, m - 1, lp, p);
+          sum += Scoring.crossEntropySum(model, ws, h, 0, ids, p + 1, m - 1, lp, p);
         }
-        System.arraycopy(ws.hidden, (m - 1) * D, last, 0, D);
-      } else {
-        if (acc != null && s.pooling.equals("mean")) {
-          addRows(acc, ws.hidden, 0, m, D);
-        }
-        System.arraycopy(ws.hidden, (m - 1) * D, last, 0, D);
+      } else if (acc != null && s.pooling.equals("mean")) {
+        addRows(acc, h, 0, m, D);
       }
+      System.arraycopy(h, (m - 1) * D, last, 0, D);
     }
     if (task == Task.SCORE) {
       d.loss = sum / (n - 1);

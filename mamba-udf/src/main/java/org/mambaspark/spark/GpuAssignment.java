@@ -10,13 +10,13 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The GPU Spark gave a task ({@code spark.task.resource.gpu.amount} with a discovery script): its
- * address from {@code TaskContext} resources. This build's engine computes on the CPU; where Spark
- * assigns a GPU that it cannot use yet, the executor says so once, loudly, rather than fall back in
- * silence.
+ * address from {@code TaskContext} resources, which {@link
+ * org.mambaspark.model.Backends#forGpuAddress} turns into that device's backend (which logs the
+ * device it runs on, or, loudly, why it falls back to the CPU).
  */
 public final class GpuAssignment {
   private static final Logger LOG = LoggerFactory.getLogger(GpuAssignment.class);
-  private static final AtomicBoolean WARNED = new AtomicBoolean();
+  private static final AtomicBoolean LOGGED = new AtomicBoolean();
 
   private GpuAssignment() {}
 
@@ -29,10 +29,9 @@ public final class GpuAssignment {
     if (gpu == null || gpu.addresses().length == 0) {
       return Optional.empty();
     }
-    if (WARNED.compareAndSet(false, true)) {
-      LOG.warn(
-          "*** {}: Spark assigned GPU(s) {} to this task, but this build's engine has no GPU"
-              + " backend: running on the CPU. ***",
+    if (LOGGED.compareAndSet(false, true)) {
+      LOG.info(
+          "{}: Spark assigns GPU(s) {} to this executor's tasks",
           ModelCache.jvmId(),
           Arrays.toString(gpu.addresses()));
     }

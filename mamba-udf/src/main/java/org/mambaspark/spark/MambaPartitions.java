@@ -11,7 +11,6 @@ import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
-import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.Row;
@@ -53,12 +52,11 @@ final class MambaPartitions implements MapPartitionsFunction<Row, Row> {
     if (!rows.hasNext()) {
       return Collections.emptyIterator(); // an empty partition loads nothing
     }
-    GpuAssignment.address(TaskContext.get());
     ModelCache.Loaded m = ModelCache.get(s.model, conf.value().value(), s.threads);
     if (metrics != null && m.claimLoadReport()) {
       metrics.modelLoads.add(1);
     }
-    return new Windows(rows, m, new DocumentRunner(m.model, s));
+    return new Windows(rows, m, new DocumentRunner(m.runnerForTask(), s));
   }
 
   private final class Windows implements Iterator<Row> {

@@ -5,8 +5,12 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.SparkEnv;
+import org.apache.spark.TaskContext;
 import org.mambaspark.io.Checkpoint;
+import org.mambaspark.model.Backend;
+import org.mambaspark.model.Backends;
 import org.mambaspark.model.MambaModel;
+import org.mambaspark.model.ModelRunner;
 import org.mambaspark.ops.Parallel;
 import org.mambaspark.tokenizer.Tokenizer;
 import org.mambaspark.tokenizer.Tokenizers;
@@ -38,6 +42,7 @@ public final class ModelCache {
     public final long loadMillis;
 
     private final AtomicBoolean loadReported = new AtomicBoolean();
+    private final ConcurrentHashMap<Backend, ModelRunner> runners = new ConcurrentHashMap<>();
 
     Loaded(String path, MambaModel model, Tokenizer tokenizer, int loadNumber, long loadMillis) {
       this.path = path;
@@ -45,6 +50,22 @@ public final class ModelCache {
       this.tokenizer = tokenizer;
       this.loadNumber = loadNumber;
       this.loadMillis = loadMillis;
+    }
+
+    /**
+     * The model bound to a backend, opened once per backend (a GPU runner holds the weights on its
+     * device) and shared by the tasks that use it.
+     */
+    public ModelRunner runner(Backend backend) {
+      return runners.computeIfAbsent(backend, b -> b.open(model));
+    }
+
+    /**
+     * The runner for the running Spark task: on the GPU Spark assigned it, if any, else on the
+     * JVM's backend ({@link Backends#get}: a usable GPU, else the CPU, said loudly).
+     */
+    public ModelRunner runnerForTask() {
+      return runner(Backends.forGpuAddress(GpuAssignment.address(TaskContext.get()).orElse(null)));
     }
 
     /** True for the first caller only: the task that reports this load to the job's metrics. */

@@ -59,7 +59,7 @@ final class UdfSupport implements Serializable {
     }
     DocumentRunner r = runners.get();
     if (r == null) {
-      r = new DocumentRunner(model().model, settings);
+      r = new DocumentRunner(model().runnerForTask(), settings);
       runners.set(r);
     }
     return r;

@@ -42,7 +42,7 @@ class DocumentRunnerTest {
     return ids;
   }
 
-  static List<Doc> docs(int... lengths) {
+  static List<Doc> docs(int... lengths) { // seeded: the same lengths give the same documents
     SplittableRandom r = new SplittableRandom(lengths.length);
     List<Doc> d = new ArrayList<>();
     for (int n : lengths) {
