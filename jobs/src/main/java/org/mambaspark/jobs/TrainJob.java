@@ -134,6 +134,11 @@ public final class TrainJob implements Callable<Integer> {
   boolean resume;
 
   @Option(
+      names = "--auto-resume",
+      description = "resume when --output holds a checkpoint, else start (scheduler retries)")
+  boolean autoResume;
+
+  @Option(
       names = "--max-bad-steps",
       defaultValue = "5",
       description = "non-finite steps in a row before stopping")
@@ -197,7 +202,7 @@ public final class TrainJob implements Callable<Integer> {
     Path work = Files.createTempDirectory("mamba-train");
     AdamW adam;
     long skipped = 0;
-    org.apache.hadoop.fs.Path newest = resume ? newestCheckpoint(fs, out) : null;
+    org.apache.hadoop.fs.Path newest = resume || autoResume ? newestCheckpoint(fs, out) : null;
     if (resume && newest == null) {
       throw new IllegalArgumentException("--resume: no checkpoint-* in " + output);
     }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Checks of deploy/ that can run here (called by .ci/run after the build): the DAG compiles, YAML and JSON parse,
+# the notebook's cells are in order, the GPU discovery script prints valid JSON without GPUs and with a fake
+# nvidia-smi, and the submit wrapper runs a real score job through Spark's SparkSubmit in local mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=python3
+$py -m py_compile deploy/airflow/mamba_dag.py
+$py - <<'PY'
+import json, sys
+try:
+    import yaml
+except ImportError:
+    sys.exit("deploy/check.sh: PyYAML missing (apt-get install python3-yaml)")
+for f in ["deploy/k8s/train-sparkapplication.yaml", "deploy/k8s/score-scheduled.yaml"]:
+    doc = yaml.safe_load(open(f))
+    assert doc["kind"] in ("SparkApplication", "ScheduledSparkApplication"), f
+nb = json.load(open("deploy/notebooks/mamba-pyspark.ipynb"))
+heads = [c["source"].splitlines()[0] for c in nb["cells"] if c["cell_type"] == "markdown"]
+want = ["# mamba-spark from PySpark", "## Register the Java UDFs", "## Score a DataFrame", "## SQL",
+        "## The ML stage in a Spark NLP pipeline"]
+assert heads == want, heads
+print("deploy: DAG compiles, YAML and notebook parse, notebook sections in order")
+PY
+out=$(PATH=/usr/bin:/bin deploy/gpu-discovery.sh)
+echo "$out" | $py -c 'import json,sys; d=json.load(sys.stdin); assert d["name"]=="gpu" and isinstance(d["addresses"], list), d'
+fake=$(mktemp -d)
+printf '#!/bin/sh\nprintf "0\\n1\\n"\n' > "$fake/nvidia-smi" && chmod +x "$fake/nvidia-smi"
+out2=$(PATH="$fake:$PATH" deploy/gpu-discovery.sh)
+echo "$out2" | $py -c 'import json,sys; d=json.load(sys.stdin); assert d=={"name":"gpu","addresses":["0","1"]}, d'
+echo "deploy: discovery without GPUs: $out; with a fake nvidia-smi: $out2"
+outdir=$(mktemp -d)/scores
+deploy/mamba-submit --master 'local[2]' score --model models/demo-bytes --input data/sample.txt \
+  --output "$outdir" --output-format json 2>&1 | grep -E '^mamba-submit:|^mamba score:' | cut -c1-160
+rows=$(cat "$outdir"/*.json | wc -l)
+[ "$rows" -eq "$(wc -l < data/sample.txt)" ] || { echo "deploy: expected $(wc -l < data/sample.txt) rows, got $rows" >&2; exit 1; }
+echo "deploy: mamba-submit ran the score job through SparkSubmit: $rows rows"
