@@ -4,6 +4,7 @@ import java.lang.reflect.InvocationTargetException;
 import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
+import org.mambaspark.ops.LoudWarning;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -111,7 +112,7 @@ public final class Backends {
             "%n%s%n*** mamba: %s (device %d): %s%n*** RUNNING ON THE CPU: %s%n%s",
             BANNER, asked, index, why, CpuBackend.INSTANCE.device(), BANNER);
     lastFallbackWarning = banner;
-    LOG.warn(banner);
+    LoudWarning.warn(LOG, banner);
     return CpuBackend.INSTANCE;
   }
 

@@ -19,13 +19,15 @@ public final class Simd {
 
   private static boolean detect() {
     if ("false".equalsIgnoreCase(System.getProperty("mamba.simd", "true"))) {
-      LOG.warn(
+      LoudWarning.warn(
+          LOG,
           "mamba.simd=false: the Vector API is switched off, the CPU path runs scalar loops (several times slower)");
       return false;
     }
     Optional<Module> m = ModuleLayer.boot().findModule("jdk.incubator.vector");
     if (m.isEmpty()) {
-      LOG.warn(
+      LoudWarning.warn(
+          LOG,
           "*** The Vector API module is not loaded: the CPU path falls back to scalar loops, several times slower."
               + " Start the JVM with --add-modules=jdk.incubator.vector (bin/mamba and conf/spark-defaults.conf do). ***");
       return false;
