@@ -49,6 +49,14 @@ public final class DeviceScan implements AutoCloseable {
     }
   }
 
+  /**
+   * The scan kernels' version, {@code -Dmamba.gpu.scan=1|2|3}: 3 (default) shares each chunk's
+   * barriers among the N states ({@link ScanKernel#scanForward3}, {@link
+   * ScanKernel#scanBackward3}); 2 is the forward with one scan per state; 1 the general-tiling
+   * reference. Versions 2 and 3 need I = 4 positions a thread; other tilings run version 1.
+   */
+  public static final int VERSION = Integer.getInteger("mamba.gpu.scan", 3);
+
   /** Defaults: 8 channels (one 32-byte sector) × 16 segments × 4 positions forward. */
   public static final Tiling FORWARD = new Tiling(8, 16, 4);
 
@@ -89,9 +97,48 @@ public final class DeviceScan implements AutoCloseable {
   }
 
   private static int local(Tiling t, int N, boolean backward) {
-    return backward
-        ? ScanKernel.scanBackwardLocal(t.ce, t.segments, t.items, N)
+    return backward ? backwardLocal(t, N, VERSION) : forwardLocal(t, N, VERSION);
+  }
+
+  /** The forward version that runs with this tiling when {@code version} is asked for. */
+  static int forwardVersion(Tiling t, int version) {
+    return t.items == 4 && version >= 2 ? version : 1;
+  }
+
+  /** The backward version that runs with this tiling when {@code version} is asked for. */
+  static int backwardVersion(Tiling t, int version) {
+    return t.items == 4 && version >= 3 ? 3 : 1;
+  }
+
+  /** Local floats of the forward that runs for (t, version). */
+  static int forwardLocal(Tiling t, int N, int version) {
+    int v = forwardVersion(t, version);
+    if (v == 3) {
+      return ScanKernel.scanForward3Local(t.ce, t.segments, N);
+    }
+    return v == 2
+        ? ScanKernel.scanForward2Local(t.ce, t.segments, N)
         : ScanKernel.scanForwardLocal(t.ce, t.segments, t.items, N);
+  }
+
+  /** Local floats of the backward that runs for (t, version). */
+  static int backwardLocal(Tiling t, int N, int version) {
+    return backwardVersion(t, version) == 3
+        ? ScanKernel.scanBackward3Local(t.ce, t.segments, N)
+        : ScanKernel.scanBackwardLocal(t.ce, t.segments, t.items, N);
+  }
+
+  /** The forward's op code for (t, version). */
+  static int forwardOp(Tiling t, int version) {
+    int v = forwardVersion(t, version);
+    return v == 3
+        ? ScanKernel.OP_SCAN_FWD3
+        : v == 2 ? ScanKernel.OP_SCAN_FWD2 : ScanKernel.OP_SCAN_FWD;
+  }
+
+  /** The backward's op code for (t, version). */
+  static int backwardOp(Tiling t, int version) {
+    return backwardVersion(t, version) == 3 ? ScanKernel.OP_SCAN_BWD3 : ScanKernel.OP_SCAN_BWD;
   }
 
   final ScanKernel kernel;
@@ -127,6 +174,7 @@ public final class DeviceScan implements AutoCloseable {
    * @param P the dbc row width (R + 2N, or more)
    * @param zStride the z row width (ED for a separate z, 2ED for in_proj's output)
    * @param withBackward allocate the gradient buffers
+   * @param version the kernels' version ({@link #VERSION})
    */
   public DeviceScan(
       OpenCLDevice device,
@@ -139,7 +187,8 @@ public final class DeviceScan implements AutoCloseable {
       int zStride,
       Tiling fwd,
       Tiling bwd,
-      boolean withBackward) {
+      boolean withBackward,
+      int version) {
     if (bwd != null && bwd.chunk() != fwd.chunk()) {
       throw new IllegalArgumentException(
           "forward and backward chunks differ: " + fwd.chunk() + " vs " + bwd.chunk());
@@ -154,6 +203,7 @@ public final class DeviceScan implements AutoCloseable {
     this.zStride = zStride;
     this.fwd = fwd;
     this.bwd = bwd;
+    this.version = version;
     this.chunks = (L + fwd.chunk() - 1) / fwd.chunk();
     long BT = (long) B * L;
     long[] a = {BT * ED, BT * ED, BT * ED, BT * P, BT * zStride, (long) B * chunks * N * ED};
@@ -169,7 +219,7 @@ public final class DeviceScan implements AutoCloseable {
     kernel.act = new float[checkedSize(off[6], "activations")];
     kernel.W = new float[N * ED + ED];
     kernel.state = new float[B * N * ED];
-    int lmemNeed = ScanKernel.scanForwardLocal(fwd.ce, fwd.segments, fwd.items, N);
+    int lmemNeed = forwardLocal(fwd, N, version);
     if (withBackward) {
       long[] g = {BT * ED, BT * ED, BT * ED, BT * P, BT * zStride, (long) N * ED, ED};
       long[] goff = offsets(g);
@@ -187,8 +237,7 @@ public final class DeviceScan implements AutoCloseable {
       kernel.pBcOff = 0;
       kernel.pAOff = (int) pBc;
       kernel.pDOff = (int) (pBc + (long) B * N * ED);
-      lmemNeed =
-          Math.max(lmemNeed, ScanKernel.scanBackwardLocal(bwd.ce, bwd.segments, bwd.items, N));
+      lmemNeed = Math.max(lmemNeed, backwardLocal(bwd, N, version));
     } else {
       gDy = gDu = gDdt = gDdbc = gDz = gDa = gDd = 0;
     }
@@ -356,20 +405,22 @@ public final class DeviceScan implements AutoCloseable {
     return (bits >>> 40) * (1f / (1 << 24));
   }
 
-  /**
-   * Which forward runs: 2 ({@link ScanKernel#scanForward2}, positions in registers; needs I = 4) or
-   * 1 ({@link ScanKernel#scanForward}, any tiling). Default 2 where the tiling allows.
-   */
-  public int version = 2;
+  /** The kernels' version asked for (see {@link #VERSION}). */
+  public final int version;
 
   /** The forward version a launch uses with this tiling. */
   public int forwardVersion() {
-    return version == 2 && fwd.items == 4 ? 2 : 1;
+    return forwardVersion(fwd, version);
+  }
+
+  /** The backward version a launch uses with this tiling. */
+  public int backwardVersion() {
+    return backwardVersion(bwd, version);
   }
 
   /** Launches the forward on the device (no transfers): y, h_L and, when asked, hChunks. */
   public void forward(boolean saveChunks) {
-    kernel.op = forwardVersion() == 2 ? ScanKernel.OP_SCAN_FWD2 : ScanKernel.OP_SCAN_FWD;
+    kernel.op = forwardOp(fwd, version);
     kernel.sCe = fwd.ce;
     kernel.sSeg = fwd.segments;
     kernel.sItems = fwd.items;
@@ -410,7 +461,7 @@ public final class DeviceScan implements AutoCloseable {
 
   /** Launches the backward and its reduction (no transfers); needs a forward with saveChunks. */
   public void backward() {
-    kernel.op = ScanKernel.OP_SCAN_BWD;
+    kernel.op = backwardOp(bwd, version);
     kernel.sCe = bwd.ce;
     kernel.sSeg = bwd.segments;
     kernel.sItems = bwd.items;

@@ -53,12 +53,6 @@ final class GpuModel implements ModelRunner {
   private final DeviceScan.Tiling scanTrainFwd;
   private final DeviceScan.Tiling scanTrainBwd;
 
-  /**
-   * The scan forward's version ({@code -Dmamba.gpu.scan=1|2}, default 2: positions in registers,
-   * for tilings of 4 positions a thread; 1 is the general one).
-   */
-  static final int SCAN_VERSION = Integer.getInteger("mamba.gpu.scan", 2);
-
   /** Partial sums room for split-K weight-gradient products (floats). */
   static final long SPLIT_K_PART = 1 << 23;
 
@@ -79,18 +73,15 @@ final class GpuModel implements ModelRunner {
     scanInfer = DeviceScan.fit(DeviceScan.FORWARD, N, local, false);
     scanTrainBwd = DeviceScan.fit(DeviceScan.BACKWARD, N, local, true);
     scanTrainFwd = DeviceScan.forwardWithChunk(scanTrainBwd);
+    int V = DeviceScan.VERSION;
     int lmemFloats =
         Math.max(
             Math.max(MambaKernel.GEMM_LOCAL, 8 * 128),
             Math.max(
-                ScanKernel.scanForwardLocal(scanInfer.ce, scanInfer.segments, scanInfer.items, N),
-                ScanKernel.scanBackwardLocal(
-                    scanTrainBwd.ce, scanTrainBwd.segments, scanTrainBwd.items, N)));
-    lmemFloats =
-        Math.max(
-            lmemFloats,
-            ScanKernel.scanForwardLocal(
-                scanTrainFwd.ce, scanTrainFwd.segments, scanTrainFwd.items, N));
+                DeviceScan.forwardLocal(scanInfer, N, V),
+                Math.max(
+                    DeviceScan.backwardLocal(scanTrainBwd, N, V),
+                    DeviceScan.forwardLocal(scanTrainFwd, N, V))));
     if (4L * lmemFloats > local) {
       throw new IllegalArgumentException(
           "state size "
@@ -829,7 +820,7 @@ final class GpuModel implements ModelRunner {
     kernel.sSeg = t.segments;
     kernel.sItems = t.items;
     launch(
-        t.items == 4 && SCAN_VERSION == 2 ? ScanKernel.OP_SCAN_FWD2 : ScanKernel.OP_SCAN_FWD,
+        DeviceScan.forwardOp(t, DeviceScan.VERSION),
         a.B * ((ED + t.ce - 1) / t.ce) * t.threads(),
         t.threads());
     if (residual) {
@@ -1022,7 +1013,10 @@ final class GpuModel implements ModelRunner {
       kernel.sCe = scanTrainBwd.ce;
       kernel.sSeg = scanTrainBwd.segments;
       kernel.sItems = scanTrainBwd.items;
-      launch(ScanKernel.OP_SCAN_BWD, a.B * nEb * scanTrainBwd.threads(), scanTrainBwd.threads());
+      launch(
+          DeviceScan.backwardOp(scanTrainBwd, DeviceScan.VERSION),
+          a.B * nEb * scanTrainBwd.threads(),
+          scanTrainBwd.threads());
       launch(ScanKernel.OP_SCAN_BWD_REDUCE, BT * 2 * c.stateSize + c.stateSize * ED + ED, 128);
       // Δ = softplus(dt_proj(dbc[:, :R]))
       kernel.eN = BT * ED;

@@ -140,15 +140,15 @@ public final class KernelBench {
   // ---- scan
 
   private void scanForward(int B, int L, int ED, int N, DeviceScan.Tiling t) {
-    for (int v = t.items == 4 ? i("scan", 2) : 1; v >= 1; v--) {
+    for (int v = t.items == 4 ? i("scan", DeviceScan.VERSION) : 1; v >= i("scanMin", 1); v--) {
       scanForward(B, L, ED, N, t, v);
     }
   }
 
   private void scanForward(int B, int L, int ED, int N, DeviceScan.Tiling t, int version) {
     int R = 48;
-    try (DeviceScan s = new DeviceScan(device, B, L, ED, N, R, R + 2 * N, ED, t, null, false)) {
-      s.version = version;
+    try (DeviceScan s =
+        new DeviceScan(device, B, L, ED, N, R, R + 2 * N, ED, t, null, false, version)) {
       s.uploadRandom(1);
       s.profile = true;
       long[] kernel = new long[runs()];
@@ -209,9 +209,17 @@ public final class KernelBench {
   }
 
   private void scanBackward(int B, int L, int ED, int N, DeviceScan.Tiling t) {
+    int top = t.items == 4 ? i("scan", DeviceScan.VERSION) : 1;
+    for (int v = top; v >= i("scanMin", 1); v -= 2) { // backward versions are 3 and 1
+      scanBackward(B, L, ED, N, t, v);
+    }
+  }
+
+  private void scanBackward(int B, int L, int ED, int N, DeviceScan.Tiling t, int version) {
     int R = 48;
     DeviceScan.Tiling f = DeviceScan.forwardWithChunk(t);
-    try (DeviceScan s = new DeviceScan(device, B, L, ED, N, R, R + 2 * N, ED, f, t, true)) {
+    try (DeviceScan s =
+        new DeviceScan(device, B, L, ED, N, R, R + 2 * N, ED, f, t, true, version)) {
       s.uploadRandom(1);
       s.uploadRandomGradient(2);
       s.forward(true);
@@ -242,7 +250,7 @@ public final class KernelBench {
         }
       }
       row(
-          "scan bwd",
+          "scan bwd v" + s.backwardVersion(),
           String.format(Locale.ROOT, "B=%d L=%d ED=%d N=%d", B, L, ED, N),
           t + " (+ reduction)",
           ms(kernel),
@@ -252,21 +260,20 @@ public final class KernelBench {
     }
   }
 
+  /** Version 3's tilings (I = 4) forward and backward, for picking the defaults. */
   private void scanSweep(int B, int L, int ED, int N) {
-    int[][] fwd = {
-      {8, 8, 4}, {8, 16, 4}, {8, 32, 2}, {8, 16, 8}, {16, 8, 4}, {16, 16, 4}, {8, 64, 2}
-    };
-    for (int[] c : fwd) {
-      int need = 4 * ScanKernel.scanForwardLocal(c[0], c[1], c[2], N);
-      if (need <= device.getLocalMemSize() && c[0] * c[1] <= device.getMaxWorkGroupSize()) {
-        scanForward(B, L, ED, N, new DeviceScan.Tiling(c[0], c[1], c[2]));
+    int[][] tilings = {{4, 16}, {8, 8}, {8, 16}, {8, 32}, {16, 8}, {16, 16}, {32, 4}, {4, 32}};
+    int v = i("scan", DeviceScan.VERSION);
+    for (int[] c : tilings) {
+      DeviceScan.Tiling t = new DeviceScan.Tiling(c[0], c[1], 4);
+      if (t.threads() > device.getMaxWorkGroupSize()) {
+        continue;
       }
-    }
-    int[][] bwd = {{8, 8, 4}, {8, 16, 2}, {8, 4, 8}, {16, 8, 2}, {8, 8, 8}, {4, 16, 4}};
-    for (int[] c : bwd) {
-      int need = 4 * ScanKernel.scanBackwardLocal(c[0], c[1], c[2], N);
-      if (need <= device.getLocalMemSize() && c[0] * c[1] <= device.getMaxWorkGroupSize()) {
-        scanBackward(B, L, ED, N, new DeviceScan.Tiling(c[0], c[1], c[2]));
+      if (4L * DeviceScan.forwardLocal(t, N, v) <= device.getLocalMemSize()) {
+        scanForward(B, L, ED, N, t, v);
+      }
+      if (4L * DeviceScan.backwardLocal(t, N, v) <= device.getLocalMemSize()) {
+        scanBackward(B, L, ED, N, t, v);
       }
     }
   }

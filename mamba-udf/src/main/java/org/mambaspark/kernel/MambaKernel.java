@@ -211,6 +211,10 @@ public class MambaKernel extends ScanKernel {
       scanBackwardReduce();
     } else if (op == OP_SCAN_FWD2) {
       scanForward2();
+    } else if (op == OP_SCAN_FWD3) {
+      scanForward3();
+    } else if (op == OP_SCAN_BWD3) {
+      scanBackward3();
     } else if (op == OP_GEMM) {
       if (gVersion == 2) {
         gemm2();

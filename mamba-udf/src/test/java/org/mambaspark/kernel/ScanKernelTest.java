@@ -82,6 +82,9 @@ class ScanKernelTest {
     new Case(6, 1, 300, 26, 5, 8, t(8, 16, 4), t(8, 8, 8)),
     new Case(
         7, 2, 77, 12, 64, 4, t(8, 16, 4), DeviceScan.fit(DeviceScan.BACKWARD, 64, 48 * 1024, true)),
+    new Case(8, 2, 150, 37, 17, 5, t(8, 8, 4), t(8, 4, 4)),
+    new Case(9, 1, 1, 9, 3, 2, t(4, 2, 4), t(4, 2, 4)),
+    new Case(10, 3, 70, 20, 9, 3, t(3, 5, 4), t(3, 5, 4)),
   };
 
   @Test
@@ -100,12 +103,12 @@ class ScanKernelTest {
   }
 
   @ParameterizedTest(name = "forward version {0}")
-  @ValueSource(ints = {1, 2})
+  @ValueSource(ints = {1, 2, 3})
   void forwardMatchesTheCpuReference(int version) {
     double worst = 0;
     for (Case c : CASES) {
-      if (version == 2 && c.fwd.items != 4) {
-        continue; // version 2 is for 4 positions a thread
+      if (DeviceScan.forwardVersion(c.fwd, version) != version) {
+        continue; // versions 2 and 3 are for 4 positions a thread
       }
       int T = c.fwd.chunk();
       float[] yRef = new float[c.B * c.L * c.ED];
@@ -131,8 +134,8 @@ class ScanKernelTest {
               2 * c.ED,
               c.fwd,
               null,
-              false)) {
-        ds.version = version;
+              false,
+              version)) {
         ds.upload(c.u, c.delta, c.A, c.dbc, c.D, c.xz, c.ED, c.h0);
         ds.forward(true);
         ds.download(y, h, hc);
@@ -148,10 +151,14 @@ class ScanKernelTest {
     System.out.printf("scan forward kernel v%d vs CPU: largest rel err %.2e%n", version, worst);
   }
 
-  @Test
-  void backwardMatchesTheCpuReference() {
+  @ParameterizedTest(name = "backward version {0}")
+  @ValueSource(ints = {1, 3})
+  void backwardMatchesTheCpuReference(int version) {
     double worst = 0;
     for (Case c : CASES) {
+      if (DeviceScan.backwardVersion(c.bwd, version) != version) {
+        continue; // version 3 is for 4 positions a thread
+      }
       int T = c.bwd.chunk();
       // the forward that saves the chunk states: same chunk; version 2 where the chunk allows
       DeviceScan.Tiling fwd = DeviceScan.forwardWithChunk(c.bwd);
@@ -171,7 +178,18 @@ class ScanKernelTest {
           gdz = new float[dz.length];
       try (DeviceScan ds =
           new DeviceScan(
-              KernelTestDevice.get(), c.B, c.L, c.ED, c.N, c.R, c.P, 2 * c.ED, fwd, c.bwd, true)) {
+              KernelTestDevice.get(),
+              c.B,
+              c.L,
+              c.ED,
+              c.N,
+              c.R,
+              c.P,
+              2 * c.ED,
+              fwd,
+              c.bwd,
+              true,
+              version)) {
         ds.upload(c.u, c.delta, c.A, c.dbc, c.D, c.xz, c.ED, null);
         ds.forward(true);
         ds.uploadGradient(c.dy);
@@ -187,13 +205,13 @@ class ScanKernelTest {
         Fixtures.relErr(gdz, dz)
       };
       System.out.printf(
-          "scan bwd %s: du %.2e dΔ %.2e dA %.2e dB|dC %.2e dD %.2e dz %.2e%n",
-          c, errs[0], errs[1], errs[2], errs[3], errs[4], errs[5]);
+          "scan bwd v%d %s: du %.2e dΔ %.2e dA %.2e dB|dC %.2e dD %.2e dz %.2e%n",
+          version, c, errs[0], errs[1], errs[2], errs[3], errs[4], errs[5]);
       for (double e : errs) {
         worst = Math.max(worst, e);
         assertTrue(e < BWD_TOL, c + " " + Arrays.toString(errs));
       }
     }
-    System.out.printf("scan backward kernel vs CPU: largest rel err %.2e%n", worst);
+    System.out.printf("scan backward kernel v%d vs CPU: largest rel err %.2e%n", version, worst);
   }
 }
