@@ -57,15 +57,23 @@ public final class DeviceScan implements AutoCloseable {
    */
   public static final int VERSION = Integer.getInteger("mamba.gpu.scan", 3);
 
-  /** Defaults: 8 channels (one 32-byte sector) × 16 segments × 4 positions forward. */
-  public static final Tiling FORWARD = new Tiling(8, 16, 4);
-
   /**
-   * Backward: 8 channels × 8 segments × 4 positions (chunk 32; about 27 KB of local memory for N =
-   * 16). The forward that saves its chunk states must use the same chunk ({@link
-   * #forwardWithChunk}).
+   * Defaults, from a sweep on the H200 (KernelBench scan-sweep, version 3, N = 16): forward 16
+   * channels × 16 segments × 4 positions (chunk 64, 256 threads); backward 16 × 4 × 4 (chunk 16).
+   * For batches with too few rows to give every compute unit two groups ({@link #fewRows}, e.g. B =
+   * 1, ED = 1536), narrower groups with more segments: forward 4 × 32 × 4, backward 4 × 16 × 4. The
+   * forward that saves chunk states for a backward must use its chunk ({@link #forwardWithChunk}).
    */
-  public static final Tiling BACKWARD = new Tiling(8, 8, 4);
+  public static final Tiling FORWARD = new Tiling(16, 16, 4);
+
+  public static final Tiling BACKWARD = new Tiling(16, 4, 4);
+  public static final Tiling FORWARD_FEW_ROWS = new Tiling(4, 32, 4);
+  public static final Tiling BACKWARD_FEW_ROWS = new Tiling(4, 16, 4);
+
+  /** Whether (B, ED) rows in groups of 16 channels give fewer than two groups a compute unit. */
+  public static boolean fewRows(int B, int ED, int computeUnits) {
+    return (long) B * ((ED + 15) / 16) < 2L * computeUnits;
+  }
 
   /**
    * The tiling, or a smaller one (fewer segments, then fewer positions, then fewer channels) whose

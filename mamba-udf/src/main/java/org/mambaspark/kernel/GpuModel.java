@@ -45,13 +45,14 @@ final class GpuModel implements ModelRunner {
   private boolean closed;
 
   /**
-   * Scan tilings: inference (chunk 64) and training (chunk 32, the forward that saves chunk states
-   * and the backward alike), shrunk to the device's local memory when N is large.
+   * Scan tilings {inference forward, training forward, training backward} for batches with many
+   * rows (B·ED) and for batches too narrow to fill the device with wide groups ({@link
+   * DeviceScan#fewRows}); the training forward has the backward's chunk (it saves the chunk states
+   * the backward starts from). Shrunk to the device's local memory when N is large.
    */
-  private final DeviceScan.Tiling scanInfer;
+  private final DeviceScan.Tiling[] scanWide;
 
-  private final DeviceScan.Tiling scanTrainFwd;
-  private final DeviceScan.Tiling scanTrainBwd;
+  private final DeviceScan.Tiling[] scanNarrow;
 
   /** Partial sums room for split-K weight-gradient products (floats). */
   static final long SPLIT_K_PART = 1 << 23;
@@ -70,18 +71,15 @@ final class GpuModel implements ModelRunner {
     kernel.setExplicit(true);
     int N = c.stateSize;
     long local = device.getLocalMemSize();
-    scanInfer = DeviceScan.fit(DeviceScan.FORWARD, N, local, false);
-    scanTrainBwd = DeviceScan.fit(DeviceScan.BACKWARD, N, local, true);
-    scanTrainFwd = DeviceScan.forwardWithChunk(scanTrainBwd);
+    scanWide = tilings(DeviceScan.FORWARD, DeviceScan.BACKWARD, N, local);
+    scanNarrow = tilings(DeviceScan.FORWARD_FEW_ROWS, DeviceScan.BACKWARD_FEW_ROWS, N, local);
     int V = DeviceScan.VERSION;
-    int lmemFloats =
-        Math.max(
-            Math.max(MambaKernel.GEMM_LOCAL, 8 * 128),
-            Math.max(
-                DeviceScan.forwardLocal(scanInfer, N, V),
-                Math.max(
-                    DeviceScan.backwardLocal(scanTrainBwd, N, V),
-                    DeviceScan.forwardLocal(scanTrainFwd, N, V))));
+    int lmemFloats = Math.max(MambaKernel.GEMM_LOCAL, 8 * 128);
+    for (DeviceScan.Tiling[] t : new DeviceScan.Tiling[][] {scanWide, scanNarrow}) {
+      lmemFloats = Math.max(lmemFloats, DeviceScan.forwardLocal(t[0], N, V));
+      lmemFloats = Math.max(lmemFloats, DeviceScan.forwardLocal(t[1], N, V));
+      lmemFloats = Math.max(lmemFloats, DeviceScan.backwardLocal(t[2], N, V));
+    }
     if (4L * lmemFloats > local) {
       throw new IllegalArgumentException(
           "state size "
@@ -100,6 +98,14 @@ final class GpuModel implements ModelRunner {
     } finally {
       lock.unlock();
     }
+  }
+
+  private static DeviceScan.Tiling[] tilings(
+      DeviceScan.Tiling fwd, DeviceScan.Tiling bwd, int N, long local) {
+    DeviceScan.Tiling b = DeviceScan.fit(bwd, N, local, true);
+    return new DeviceScan.Tiling[] {
+      DeviceScan.fit(fwd, N, local, false), DeviceScan.forwardWithChunk(b), b
+    };
   }
 
   // ---- ModelRunner
@@ -459,6 +465,7 @@ final class GpuModel implements ModelRunner {
     final int BT;
     final boolean training;
     final DeviceScan.Tiling scanFwd;
+    final DeviceScan.Tiling scanBwd;
     final int chunks;
     final int logitRows;
     // act
@@ -505,7 +512,12 @@ final class GpuModel implements ModelRunner {
       int N = c.stateSize;
       int P = c.xProjSize();
       int V = c.vocabSize;
-      scanFwd = training ? scanTrainFwd : scanInfer;
+      DeviceScan.Tiling[] t =
+          DeviceScan.fewRows(B, c.intermediateSize, device.getMaxComputeUnits())
+              ? scanNarrow
+              : scanWide;
+      scanFwd = training ? t[1] : t[0];
+      scanBwd = t[2];
       chunks = (L + scanFwd.chunk() - 1) / scanFwd.chunk();
       logitRows = (int) Math.min(BT, Math.max(128, (1 << 26) / V));
       long[] o = new long[13];
@@ -556,7 +568,7 @@ final class GpuModel implements ModelRunner {
       dhidden = (int) g[7];
       dpre = (int) g[8];
       gactTotal = g[9];
-      int nEb = (ED + scanTrainBwd.ce - 1) / scanTrainBwd.ce;
+      int nEb = (ED + scanBwd.ce - 1) / scanBwd.ce;
       long nRb = (BT + COLSUM_ROWS - 1) / COLSUM_ROWS;
       long scanPart = (long) nEb * BT * 2 * N + (long) B * N * ED + (long) B * ED;
       long colPart = nRb * Math.max(2L * ED, Math.max(D, (long) ED * (c.convKernel + 1)));
@@ -1003,20 +1015,20 @@ final class GpuModel implements ModelRunner {
       kernel.ddtOff = a.ddelta;
       kernel.ddbcOff = a.ddbc;
       kernel.dzOff = a.dxz + ED;
-      int nEb = (ED + scanTrainBwd.ce - 1) / scanTrainBwd.ce;
+      int nEb = (ED + a.scanBwd.ce - 1) / a.scanBwd.ce;
       kernel.pBcOff = 0;
       kernel.pAOff = nEb * BT * 2 * c.stateSize;
       kernel.pDOff = kernel.pAOff + a.B * c.stateSize * ED;
       kernel.sGradMode = 1;
       kernel.dAOff = wl.a2[l];
       kernel.dDOff = wl.dSkip[l];
-      kernel.sCe = scanTrainBwd.ce;
-      kernel.sSeg = scanTrainBwd.segments;
-      kernel.sItems = scanTrainBwd.items;
+      kernel.sCe = a.scanBwd.ce;
+      kernel.sSeg = a.scanBwd.segments;
+      kernel.sItems = a.scanBwd.items;
       launch(
-          DeviceScan.backwardOp(scanTrainBwd, DeviceScan.VERSION),
-          a.B * nEb * scanTrainBwd.threads(),
-          scanTrainBwd.threads());
+          DeviceScan.backwardOp(a.scanBwd, DeviceScan.VERSION),
+          a.B * nEb * a.scanBwd.threads(),
+          a.scanBwd.threads());
       launch(ScanKernel.OP_SCAN_BWD_REDUCE, BT * 2 * c.stateSize + c.stateSize * ED + ED, 128);
       // Δ = softplus(dt_proj(dbc[:, :R]))
       kernel.eN = BT * ED;

@@ -106,6 +106,9 @@ public final class KernelBench {
       case "sgemm":
         b.sgemm("sgemm", b.i("M", 16384), b.i("N", 3072), b.i("K", 768));
         break;
+      case "kernel-info":
+        b.kernelInfo();
+        break;
       case "sgemm-130m":
         b.sgemm130m();
         break;
@@ -128,13 +131,71 @@ public final class KernelBench {
     MambaConfig p = MambaConfig.preset("mamba-130m");
     int[][] scans = {{8, 2048, 1536, 16}, {1, 16384, 1536, 16}, {4, 4096, 5120, 16}};
     for (int[] s : scans) {
-      scanForward(s[0], s[1], s[2], s[3], DeviceScan.FORWARD);
-      scanBackward(s[0], s[1], s[2], s[3], DeviceScan.BACKWARD);
+      scanForward(s[0], s[1], s[2], s[3], defaultTiling(true, s[0], s[2]));
+      scanBackward(s[0], s[1], s[2], s[3], defaultTiling(false, s[0], s[2]));
     }
     sgemm130m();
     forward(p, 8, 2048);
     train(p, i("trainB", 8), 2048);
     generate(p, 128, 64);
+  }
+
+  // ---- registers
+
+  // One op per kernel class: the largest work-group each admits shows that op's register use,
+  // which in MambaKernel (every op in one OpenCL kernel) the largest op imposes on all.
+  static final class GemmOnly extends MambaKernel {
+    @Override
+    public void run() {
+      gemm2();
+    }
+  }
+
+  static final class ScanForward3Only extends ScanKernel {
+    @Override
+    public void run() {
+      scanForward3();
+    }
+  }
+
+  static final class ScanBackward3Only extends ScanKernel {
+    @Override
+    public void run() {
+      scanBackward3();
+    }
+  }
+
+  static final class ScanBackward1Only extends ScanKernel {
+    @Override
+    public void run() {
+      scanBackward();
+    }
+  }
+
+  private void kernelInfo() {
+    com.aparapi.Kernel[] ks = {
+      new GemmOnly(),
+      new ScanForward3Only(),
+      new ScanBackward3Only(),
+      new ScanBackward1Only(),
+      new ScanKernel(),
+      new MambaKernel()
+    };
+    for (com.aparapi.Kernel k : ks) {
+      try {
+        k.compile(device);
+        System.out.printf(
+            Locale.ROOT,
+            "%s on %s: max work-group %d, private memory %d B/work-item%n",
+            k.getClass().getSimpleName(),
+            device.getName(),
+            k.getKernelMaxWorkGroupSize(device),
+            k.getKernelMinimumPrivateMemSizeInUsePerWorkItem(device));
+      } catch (com.aparapi.exception.CompileFailedException
+          | com.aparapi.exception.QueryFailedException e) {
+        System.out.println(k.getClass().getSimpleName() + ": " + e);
+      } // not disposed: disposing a kernel that never ran crashed PoCL (free(): invalid pointer)
+    }
   }
 
   // ---- scan
@@ -176,7 +237,8 @@ public final class KernelBench {
           e2e[r] = System.nanoTime() - t0;
         }
       }
-      String err = B * (long) L * ED <= 64L << 20 ? checkScan(s, L, ED, N, R) : "not checked";
+      boolean check = B * (long) L * ED <= 64L << 20 && !"false".equals(opt.get("check"));
+      String err = check ? checkScan(s, L, ED, N, R) : "not checked";
       row(
           "scan fwd v" + version,
           String.format(Locale.ROOT, "B=%d L=%d ED=%d N=%d", B, L, ED, N),
@@ -262,9 +324,16 @@ public final class KernelBench {
 
   /** Version 3's tilings (I = 4) forward and backward, for picking the defaults. */
   private void scanSweep(int B, int L, int ED, int N) {
-    int[][] tilings = {{4, 16}, {8, 8}, {8, 16}, {8, 32}, {16, 8}, {16, 16}, {32, 4}, {4, 32}};
+    int[][] tilings = {
+      {16, 16}, {8, 32}, {4, 64}, {4, 32}, {2, 128}, {16, 4}, {8, 4}, {16, 2}, {4, 16}, {32, 2}
+    };
     int v = i("scan", DeviceScan.VERSION);
+    String only = opt.getOrDefault("only", "");
     for (int[] c : tilings) {
+      String key = c[0] + "x" + c[1];
+      if (!only.isEmpty() && !java.util.Arrays.asList(only.split(",")).contains(key)) {
+        continue;
+      }
       DeviceScan.Tiling t = new DeviceScan.Tiling(c[0], c[1], 4);
       if (t.threads() > device.getMaxWorkGroupSize()) {
         continue;
@@ -518,8 +587,26 @@ public final class KernelBench {
     return best;
   }
 
+  private final java.util.Set<Class<?>> described = new java.util.HashSet<>();
+
   private void checkOpenCl(com.aparapi.Kernel k, String what) {
     OpenClDevices.checkRanOnDevice(k, device, what); // throws on a fallback: no number printed
+    if (described.add(k.getClass())) {
+      // the whole class is one OpenCL kernel: its register use (seen as the largest work-group it
+      // admits) bounds the occupancy of every op
+      try {
+        System.out.printf(
+            Locale.ROOT,
+            "%s on %s: max work-group %d, private memory %d B/work-item, local in use %d B%n",
+            k.getClass().getSimpleName(),
+            device.getName(),
+            k.getKernelMaxWorkGroupSize(device),
+            k.getKernelMinimumPrivateMemSizeInUsePerWorkItem(device),
+            k.getKernelLocalMemSizeInUse(device));
+      } catch (com.aparapi.exception.QueryFailedException e) {
+        System.out.println(k.getClass().getSimpleName() + ": kernel info unavailable: " + e);
+      }
+    }
   }
 
   private int i(String key, int dflt) {
@@ -542,8 +629,18 @@ public final class KernelBench {
     return opt.getOrDefault("preset", "mamba-130m") + " (D=" + c.hiddenSize + ")";
   }
 
+  private DeviceScan.Tiling defaultTiling(boolean forward, int B, int ED) {
+    boolean few = DeviceScan.fewRows(B, ED, device.getMaxComputeUnits());
+    if (forward) {
+      return few ? DeviceScan.FORWARD_FEW_ROWS : DeviceScan.FORWARD;
+    }
+    return few ? DeviceScan.BACKWARD_FEW_ROWS : DeviceScan.BACKWARD;
+  }
+
   private DeviceScan.Tiling tiling(boolean forward) {
-    DeviceScan.Tiling d = forward ? DeviceScan.FORWARD : DeviceScan.BACKWARD;
+    int B = i("B", 8);
+    int ED = i("ED", 1536);
+    DeviceScan.Tiling d = defaultTiling(forward, B, ED);
     return new DeviceScan.Tiling(i("ce", d.ce), i("S", d.segments), i("I", d.items));
   }
 

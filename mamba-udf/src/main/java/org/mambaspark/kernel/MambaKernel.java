@@ -349,7 +349,7 @@ public class MambaKernel extends ScanKernel {
    * the weight, in cache); per k-step the A and B tiles are loaded along their contiguous
    * dimension, then each thread accumulates its 8×8 block from local memory.
    */
-  private void gemm() {
+  void gemm() {
     int lid = getLocalId();
     int g = getGroupId();
     int tilesM = (gM + GBM - 1) / GBM;
@@ -616,7 +616,7 @@ public class MambaKernel extends ScanKernel {
    * go to the other buffer afterwards: one barrier per k-step instead of two, and the global
    * latency hidden behind 512 FMAs a thread.
    */
-  private void gemm2() {
+  void gemm2() {
     int lid = getLocalId();
     int g = getGroupId();
     int tilesM = (gM + GBM - 1) / GBM;

@@ -95,8 +95,9 @@ class ScanKernelTest {
       DeviceScan.Tiling b = DeviceScan.fit(DeviceScan.BACKWARD, N, nvidia, true);
       DeviceScan.Tiling fb = DeviceScan.forwardWithChunk(b);
       System.out.printf("N=%d: forward %s, backward %s, its forward %s%n", N, f, b, fb);
-      assertTrue(4L * ScanKernel.scanForwardLocal(f.ce, f.segments, f.items, N) <= nvidia);
-      assertTrue(4L * ScanKernel.scanBackwardLocal(b.ce, b.segments, b.items, N) <= nvidia);
+      assertTrue(4L * DeviceScan.forwardLocal(f, N, DeviceScan.VERSION) <= nvidia);
+      assertTrue(4L * DeviceScan.backwardLocal(b, N, DeviceScan.VERSION) <= nvidia);
+      assertTrue(4L * DeviceScan.forwardLocal(fb, N, DeviceScan.VERSION) <= nvidia);
       assertTrue(fb.chunk() == b.chunk());
     }
     assertTrue(DeviceScan.fit(DeviceScan.BACKWARD, 16, nvidia, true) == DeviceScan.BACKWARD);
