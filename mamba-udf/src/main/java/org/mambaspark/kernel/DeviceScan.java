@@ -68,6 +68,15 @@ public final class DeviceScan implements AutoCloseable {
 
   public static final Tiling BACKWARD = new Tiling(16, 4, 4);
   public static final Tiling FORWARD_FEW_ROWS = new Tiling(4, 32, 4);
+
+  /**
+   * The inference forward inside the whole-model kernel ({@link MambaKernel}, every op in one
+   * OpenCL kernel, so the scan runs with the register allocation of the largest op, the SGEMM):
+   * 256-thread groups then fit once per compute unit, and 16 × 16 × 4 ran 1.39 ms a layer where it
+   * runs 0.80 ms on its own; 64-thread groups (16 × 4 × 4) ran 1.0 ms in both.
+   */
+  public static final Tiling FORWARD_IN_MODEL = new Tiling(16, 4, 4);
+
   public static final Tiling BACKWARD_FEW_ROWS = new Tiling(4, 16, 4);
 
   /** Whether (B, ED) rows in groups of 16 channels give fewer than two groups a compute unit. */
@@ -76,13 +85,16 @@ public final class DeviceScan implements AutoCloseable {
   }
 
   /**
-   * The tiling, or a smaller one (fewer segments, then fewer positions, then fewer channels) whose
-   * local memory fits {@code localBytes} for state size N.
+   * The tiling, or a smaller one whose local memory fits {@code localBytes} for state size N: fewer
+   * channels first (down to 4; a large N multiplies every per-channel buffer), then fewer segments,
+   * then fewer positions (leaving versions 2 and 3), then the rest.
    */
   public static Tiling fit(Tiling t, int N, long localBytes, boolean backward) {
     Tiling c = t;
     while (4L * local(c, N, backward) > localBytes) {
-      if (c.segments > 2) {
+      if (c.ce > 4) {
+        c = new Tiling(c.ce / 2, c.segments, c.items);
+      } else if (c.segments > 2) {
         c = new Tiling(c.ce, c.segments / 2, c.items);
       } else if (c.items > 1) {
         c = new Tiling(c.ce, c.segments, c.items / 2);
@@ -98,10 +110,20 @@ public final class DeviceScan implements AutoCloseable {
     return c;
   }
 
-  /** A forward tiling with the backward's chunk (so that its saved chunk states serve it). */
-  public static Tiling forwardWithChunk(Tiling bwd) {
+  /**
+   * A forward tiling with the backward's chunk (so that its saved chunk states serve it), with as
+   * many of the backward's channels as fit {@code localBytes}.
+   */
+  public static Tiling forwardWithChunk(Tiling bwd, int N, long localBytes) {
     int T = bwd.chunk();
-    return T % 4 == 0 ? new Tiling(bwd.ce, T / 4, 4) : new Tiling(bwd.ce, T, 1);
+    for (int ce = bwd.ce; ce >= 1; ce /= 2) {
+      Tiling f = T % 4 == 0 ? new Tiling(ce, T / 4, 4) : new Tiling(ce, T, 1);
+      if (4L * local(f, N, false) <= localBytes) {
+        return f;
+      }
+    }
+    throw new IllegalArgumentException(
+        "no forward tiling with chunk " + T + " fits " + localBytes + " bytes for N = " + N);
   }
 
   private static int local(Tiling t, int N, boolean backward) {

@@ -41,6 +41,10 @@ final class GpuModel implements ModelRunner {
   boolean profile;
 
   long kernelNanos;
+
+  /** Benchmarks: when not null (and profiling), kernel time per op (GEMMs per shape). */
+  java.util.Map<String, Long> opNanos;
+
   long launches;
   private boolean closed;
 
@@ -71,7 +75,7 @@ final class GpuModel implements ModelRunner {
     kernel.setExplicit(true);
     int N = c.stateSize;
     long local = device.getLocalMemSize();
-    scanWide = tilings(DeviceScan.FORWARD, DeviceScan.BACKWARD, N, local);
+    scanWide = tilings(DeviceScan.FORWARD_IN_MODEL, DeviceScan.BACKWARD, N, local);
     scanNarrow = tilings(DeviceScan.FORWARD_FEW_ROWS, DeviceScan.BACKWARD_FEW_ROWS, N, local);
     int V = DeviceScan.VERSION;
     int lmemFloats = Math.max(MambaKernel.GEMM_LOCAL, 8 * 128);
@@ -89,7 +93,7 @@ final class GpuModel implements ModelRunner {
               + " bytes of local memory, the device has "
               + local);
     }
-    kernel.lmem = new float[lmemFloats];
+    kernel.lmem = localArray(1);
     kernel.W = new float[DeviceScan.checkedSize(wl.total, "the weights")];
     kernel.G = new float[1];
     lock.lock();
@@ -104,7 +108,7 @@ final class GpuModel implements ModelRunner {
       DeviceScan.Tiling fwd, DeviceScan.Tiling bwd, int N, long local) {
     DeviceScan.Tiling b = DeviceScan.fit(bwd, N, local, true);
     return new DeviceScan.Tiling[] {
-      DeviceScan.fit(fwd, N, local, false), DeviceScan.forwardWithChunk(b), b
+      DeviceScan.fit(fwd, N, local, false), DeviceScan.forwardWithChunk(b, N, local), b
     };
   }
 
@@ -785,7 +789,7 @@ final class GpuModel implements ModelRunner {
         false,
         MambaKernel.ACT_NONE);
     setConv(a, l, withState);
-    launch(MambaKernel.OP_CONV, BT * ED, 256);
+    launch(MambaKernel.OP_CONV, gridStride(BT * ED), 256);
     if (withState) {
       launch(MambaKernel.OP_CONV_STATE, a.B * ED, 256);
     }
@@ -1243,15 +1247,64 @@ final class GpuModel implements ModelRunner {
       return;
     }
     kernel.op = op;
+    kernel.lmem = localArray(localFloats(op));
     int g = (int) (((long) global + local - 1) / local * local);
     kernel.execute(Range.create(device, g, local));
     launches++;
     if (profile) {
-      kernelNanos += KernelTimer.lastKernelNanos(kernel);
+      long ns = KernelTimer.lastKernelNanos(kernel);
+      kernelNanos += ns;
+      if (opNanos != null) {
+        String key =
+            op == MambaKernel.OP_GEMM
+                ? "gemm " + kernel.gM + "x" + kernel.gN + "x" + kernel.gK
+                : "op " + op;
+        opNanos.merge(key, ns, Long::sum);
+      }
     }
     if (!checked) {
       OpenClDevices.checkRanOnDevice(kernel, device, "the model kernel");
       checked = true;
+    }
+  }
+
+  /** Threads for a grid-stride op over n elements: at most 8 groups of 256 a compute unit. */
+  private int gridStride(int n) {
+    return Math.min(n, device.getMaxComputeUnits() * 8 * 256);
+  }
+
+  // Local memory per launch: Aparapi sizes a @Local array from the array bound at each execute,
+  // so every op gets what it needs rather than the largest op's need (local memory per work-group
+  // bounds how many groups share a compute unit).
+  private final java.util.Map<Integer, float[]> localArrays = new java.util.HashMap<>();
+
+  private float[] localArray(int floats) {
+    return localArrays.computeIfAbsent(floats, float[]::new);
+  }
+
+  /** Local floats the op about to launch needs (scans: for the tiling set in the kernel). */
+  private int localFloats(int op) {
+    int N = c.stateSize;
+    DeviceScan.Tiling t;
+    switch (op) {
+      case MambaKernel.OP_GEMM:
+        return MambaKernel.GEMM_LOCAL;
+      case MambaKernel.OP_GEMV:
+      case MambaKernel.OP_CROSS_ENTROPY:
+      case MambaKernel.OP_RMSNORM:
+      case MambaKernel.OP_RMSNORM_BWD:
+        return 8 * 128; // GEMV: up to 8 rows × 128 threads; the rest: one float a thread
+      case ScanKernel.OP_SCAN_FWD:
+      case ScanKernel.OP_SCAN_FWD2:
+      case ScanKernel.OP_SCAN_FWD3:
+        t = new DeviceScan.Tiling(kernel.sCe, kernel.sSeg, kernel.sItems);
+        return DeviceScan.forwardLocal(t, N, DeviceScan.VERSION);
+      case ScanKernel.OP_SCAN_BWD:
+      case ScanKernel.OP_SCAN_BWD3:
+        t = new DeviceScan.Tiling(kernel.sCe, kernel.sSeg, kernel.sItems);
+        return DeviceScan.backwardLocal(t, N, DeviceScan.VERSION);
+      default:
+        return 1;
     }
   }
 

@@ -151,6 +151,34 @@ public final class KernelBench {
     }
   }
 
+  static final class GemmV1Only extends MambaKernel {
+    @Override
+    public void run() {
+      gemm();
+    }
+  }
+
+  static final class ConvOnly extends MambaKernel {
+    @Override
+    public void run() {
+      conv();
+    }
+  }
+
+  static final class CopyOnly extends MambaKernel {
+    @Override
+    public void run() {
+      copy();
+    }
+  }
+
+  static final class ScanForward2Only extends ScanKernel {
+    @Override
+    public void run() {
+      scanForward2();
+    }
+  }
+
   static final class ScanForward3Only extends ScanKernel {
     @Override
     public void run() {
@@ -174,7 +202,11 @@ public final class KernelBench {
 
   private void kernelInfo() {
     com.aparapi.Kernel[] ks = {
+      new CopyOnly(),
+      new ConvOnly(),
       new GemmOnly(),
+      new GemmV1Only(),
+      new ScanForward2Only(),
       new ScanForward3Only(),
       new ScanBackward3Only(),
       new ScanBackward1Only(),
@@ -279,7 +311,7 @@ public final class KernelBench {
 
   private void scanBackward(int B, int L, int ED, int N, DeviceScan.Tiling t, int version) {
     int R = 48;
-    DeviceScan.Tiling f = DeviceScan.forwardWithChunk(t);
+    DeviceScan.Tiling f = DeviceScan.forwardWithChunk(t, N, device.getLocalMemSize());
     try (DeviceScan s =
         new DeviceScan(device, B, L, ED, N, R, R + 2 * N, ED, f, t, true, version)) {
       s.uploadRandom(1);
@@ -461,6 +493,7 @@ public final class KernelBench {
         }
       }
       checkOpenCl(g.kernel(), "model forward");
+      breakdown(g, () -> g.forward(hidden, ids, B, L, null));
       long launches = launchesPerCall(g, () -> g.forward(hidden, ids, B, L, null));
       row(
           "forward " + name(c),
@@ -493,6 +526,26 @@ public final class KernelBench {
     }
   }
 
+  /** Kernel time of one call per op, largest first (where the time goes). */
+  private static void breakdown(GpuModel g, Runnable call) {
+    g.profile = true;
+    g.opNanos = new java.util.HashMap<>();
+    call.run();
+    java.util.Map<String, Long> m = g.opNanos;
+    g.opNanos = null;
+    long total = m.values().stream().mapToLong(Long::longValue).sum();
+    m.entrySet().stream()
+        .sorted((a, b) -> Long.compare(b.getValue(), a.getValue()))
+        .forEach(
+            e ->
+                System.out.printf(
+                    Locale.ROOT,
+                    "  %-24s %9.3f ms  %5.1f%%%n",
+                    e.getKey(),
+                    e.getValue() / 1e6,
+                    100.0 * e.getValue() / total));
+  }
+
   private void train(MambaConfig c, int B, int L) {
     int[] ids = tokens(B * L, c.vocabSize, 4);
     try (GpuModel g = model(c)) {
@@ -512,6 +565,7 @@ public final class KernelBench {
         }
       }
       checkOpenCl(g.kernel(), "training step");
+      breakdown(g, () -> g.forwardBackward(grads, ids, B, L, 1.0 / (B * (L - 1))));
       row(
           "train step " + name(c),
           "B=" + B + " L=" + L,

@@ -1037,10 +1037,11 @@ public class MambaKernel extends ScanKernel {
   }
 
   /** Causal depthwise conv + SiLU, a thread per (b, t, e); inputs before t = 0 from the state. */
-  private void conv() {
-    int i = getGlobalId();
+  void conv() {
     int ED = cvED;
-    if (i < cvB * cvL * ED) {
+    int total = cvB * cvL * ED;
+    // grid-stride: a thread per element made the per-thread set-up cost more than the element
+    for (int i = getGlobalId(); i < total; i += getGlobalSize()) {
       int bt = i / ED;
       int e = i - bt * ED;
       int b = bt / cvL;
@@ -1085,7 +1086,7 @@ public class MambaKernel extends ScanKernel {
     }
   }
 
-  private void copy() {
+  void copy() {
     int i = getGlobalId();
     if (i < eN) {
       st(eDstSel, eDstOff + i, ld(eSrcSel, eSrcOff + i));
