@@ -106,9 +106,6 @@ public final class KernelBench {
       case "sgemm":
         b.sgemm("sgemm", b.i("M", 16384), b.i("N", 3072), b.i("K", 768));
         break;
-      case "kernel-info":
-        b.kernelInfo();
-        break;
       case "sgemm-130m":
         b.sgemm130m();
         break;
@@ -138,96 +135,6 @@ public final class KernelBench {
     forward(p, 8, 2048);
     train(p, i("trainB", 8), 2048);
     generate(p, 128, 64);
-  }
-
-  // ---- registers
-
-  // One op per kernel class: the largest work-group each admits shows that op's register use,
-  // which in MambaKernel (every op in one OpenCL kernel) the largest op imposes on all.
-  static final class GemmOnly extends MambaKernel {
-    @Override
-    public void run() {
-      gemm2();
-    }
-  }
-
-  static final class GemmV1Only extends MambaKernel {
-    @Override
-    public void run() {
-      gemm();
-    }
-  }
-
-  static final class ConvOnly extends MambaKernel {
-    @Override
-    public void run() {
-      conv();
-    }
-  }
-
-  static final class CopyOnly extends MambaKernel {
-    @Override
-    public void run() {
-      copy();
-    }
-  }
-
-  static final class ScanForward2Only extends ScanKernel {
-    @Override
-    public void run() {
-      scanForward2();
-    }
-  }
-
-  static final class ScanForward3Only extends ScanKernel {
-    @Override
-    public void run() {
-      scanForward3();
-    }
-  }
-
-  static final class ScanBackward3Only extends ScanKernel {
-    @Override
-    public void run() {
-      scanBackward3();
-    }
-  }
-
-  static final class ScanBackward1Only extends ScanKernel {
-    @Override
-    public void run() {
-      scanBackward();
-    }
-  }
-
-  private void kernelInfo() {
-    com.aparapi.Kernel[] ks = {
-      new CopyOnly(),
-      new ConvOnly(),
-      new GemmOnly(),
-      new GemmV1Only(),
-      new ScanForward2Only(),
-      new ScanForward3Only(),
-      new ScanBackward3Only(),
-      new ScanBackward1Only(),
-      new ScanKernel(),
-      new MambaKernel()
-    };
-    for (com.aparapi.Kernel k : ks) {
-      try {
-        k.compile(device);
-        System.out.printf(
-            Locale.ROOT,
-            "%s on %s: max work-group %d, private memory %d B/work-item%n",
-            k.getClass().getSimpleName(),
-            device.getName(),
-            k.getKernelMaxWorkGroupSize(device),
-            k.getKernelMinimumPrivateMemSizeInUsePerWorkItem(device));
-      } catch (com.aparapi.exception.CompileFailedException
-          | com.aparapi.exception.QueryFailedException e) {
-        System.out.println(k.getClass().getSimpleName() + ": " + e);
-      } // not disposed: disposing a kernel that never ran crashed PoCL (free(): invalid pointer)
-    }
   }
 
   // ---- scan
@@ -641,26 +548,8 @@ public final class KernelBench {
     return best;
   }
 
-  private final java.util.Set<Class<?>> described = new java.util.HashSet<>();
-
   private void checkOpenCl(com.aparapi.Kernel k, String what) {
     OpenClDevices.checkRanOnDevice(k, device, what); // throws on a fallback: no number printed
-    if (described.add(k.getClass())) {
-      // the whole class is one OpenCL kernel: its register use (seen as the largest work-group it
-      // admits) bounds the occupancy of every op
-      try {
-        System.out.printf(
-            Locale.ROOT,
-            "%s on %s: max work-group %d, private memory %d B/work-item, local in use %d B%n",
-            k.getClass().getSimpleName(),
-            device.getName(),
-            k.getKernelMaxWorkGroupSize(device),
-            k.getKernelMinimumPrivateMemSizeInUsePerWorkItem(device),
-            k.getKernelLocalMemSizeInUse(device));
-      } catch (com.aparapi.exception.QueryFailedException e) {
-        System.out.println(k.getClass().getSimpleName() + ": kernel info unavailable: " + e);
-      }
-    }
   }
 
   private int i(String key, int dflt) {

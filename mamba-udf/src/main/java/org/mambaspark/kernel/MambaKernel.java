@@ -349,7 +349,7 @@ public class MambaKernel extends ScanKernel {
    * the weight, in cache); per k-step the A and B tiles are loaded along their contiguous
    * dimension, then each thread accumulates its 8×8 block from local memory.
    */
-  void gemm() {
+  private void gemm() {
     int lid = getLocalId();
     int g = getGroupId();
     int tilesM = (gM + GBM - 1) / GBM;
@@ -616,7 +616,7 @@ public class MambaKernel extends ScanKernel {
    * go to the other buffer afterwards: one barrier per k-step instead of two, and the global
    * latency hidden behind 512 FMAs a thread.
    */
-  void gemm2() {
+  private void gemm2() {
     int lid = getLocalId();
     int g = getGroupId();
     int tilesM = (gM + GBM - 1) / GBM;
@@ -1037,7 +1037,7 @@ public class MambaKernel extends ScanKernel {
   }
 
   /** Causal depthwise conv + SiLU, a thread per (b, t, e); inputs before t = 0 from the state. */
-  void conv() {
+  private void conv() {
     int ED = cvED;
     int total = cvB * cvL * ED;
     // grid-stride: a thread per element made the per-thread set-up cost more than the element
@@ -1086,7 +1086,7 @@ public class MambaKernel extends ScanKernel {
     }
   }
 
-  void copy() {
+  private void copy() {
     int i = getGlobalId();
     if (i < eN) {
       st(eDstSel, eDstOff + i, ld(eSrcSel, eSrcOff + i));
