@@ -64,6 +64,14 @@ public final class DataParallelTraining {
     }
   }
 
+  /**
+   * How many times this JVM copied a step's broadcast weights into its cached training model: 0 on
+   * a driver whose executors are other processes (tests).
+   */
+  public static int trainingModelReloads() {
+    return TrainingRunners.reloads();
+  }
+
   /** Driver-side timers of one step (for the logs and the benchmark), in nanoseconds. */
   public static final class Timing {
     /** Building the broadcast (serializing and blockifying the weights on the driver). */
