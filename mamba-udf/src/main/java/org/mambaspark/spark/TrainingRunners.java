@@ -10,6 +10,7 @@ import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.NamedTensor;
+import org.mambaspark.ops.Parallel;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -71,13 +72,21 @@ final class TrainingRunners {
 
   private static void load(DataParallelTraining.Snapshot snap) {
     if (weights == null || !weights.config.equals(snap.config)) {
+      int t = ModelCache.executorCores(); // the engine's threads: the executor's cores
+      if (t != Parallel.threads()) {
+        Parallel.setThreads(t);
+      }
       for (ModelRunner r : RUNNERS.values()) {
         r.close();
       }
       RUNNERS.clear();
       weights = new MambaWeights(snap.config);
       model = new MambaModel(weights);
-      LOG.info("{}: training model {}", ModelCache.jvmId(), snap.config);
+      LOG.info(
+          "{}: training model {}; engine threads {}",
+          ModelCache.jvmId(),
+          snap.config,
+          Parallel.threads());
     }
     List<NamedTensor> ps = weights.parameters();
     for (int i = 0; i < ps.size(); i++) {
