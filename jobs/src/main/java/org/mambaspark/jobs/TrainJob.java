@@ -51,6 +51,11 @@ import scala.Tuple2;
  * resumed run continues the same trajectory. Checkpoints go to the output path on any Hadoop file
  * system, written under a temporary name and renamed; the last {@code --keep} are kept.
  *
+ * <p>{@code --sync average --local-steps H} trains by periodic model averaging instead ({@link
+ * DataParallelTraining#averageRound}). {@code --eval-input} or {@code --eval-fraction} with {@code
+ * --eval-every} measure a held-out loss on the executors; the run ends with {@code loss.png}
+ * ({@link LossChart}). Cost model and timers: docs/training.md.
+ *
  * <p>Input: JSON lines or Parquet with {@code input_ids} (rows of exactly --seq-len ids are used as
  * they are, others are packed with the EOS separator), or text (one document a line, tokenized with
  * the model's tokenizer).
@@ -731,7 +736,7 @@ public final class TrainJob implements Callable<Integer> {
           all,
           String.format(
               "%s: D=%d, %d layers, %s",
-              Path.of(new org.apache.hadoop.fs.Path(output).getName()),
+              new org.apache.hadoop.fs.Path(output).getName(),
               weights.config.hiddenSize,
               weights.config.numLayers,
               evalLosses.isEmpty()

@@ -29,8 +29,13 @@ import scala.Tuple2;
  * ({@link TrainStep#apply}). The partition function is deterministic and side-effect free, so a
  * retried task contributes exactly once (Spark keeps one successful attempt's result).
  *
+ * <p>The gradient runs through each executor's cached {@link ModelRunner} ({@link TrainingRunners}:
+ * on the GPU Spark assigned the task, else the CPU). Also: the held-out loss ({@link #evalLoss})
+ * and periodic model averaging ({@link #averageRound}).
+ *
  * <p>Bytes moved per step: the broadcast (parameters × 4, once per executor) plus one gradient
- * (parameters × 4) per partition up the aggregation tree.
+ * (parameters × 4) per partition up the aggregation tree; averaging moves weights and both moments
+ * (× 3) once per round of H steps (docs/training.md).
  */
 public final class DataParallelTraining {
   private DataParallelTraining() {}
