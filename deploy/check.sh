@@ -30,8 +30,8 @@ out2=$(PATH="$fake:$PATH" deploy/gpu-discovery.sh)
 echo "$out2" | $py -c 'import json,sys; d=json.load(sys.stdin); assert d=={"name":"gpu","addresses":["0","1"]}, d'
 echo "deploy: discovery without GPUs: $out; with a fake nvidia-smi: $out2"
 outdir=$(mktemp -d)/scores
-deploy/mamba-submit --master 'local[2]' score --model models/demo-bytes --input data/sample.txt \
+deploy/mamba-submit --master 'local[2]' score --model models/pycode-bytes --input data/sample.jsonl \
   --output "$outdir" --output-format json 2>&1 | grep -E '^mamba-submit:|^mamba score:' | cut -c1-160
 rows=$(cat "$outdir"/*.json | wc -l)
-[ "$rows" -eq "$(wc -l < data/sample.txt)" ] || { echo "deploy: expected $(wc -l < data/sample.txt) rows, got $rows" >&2; exit 1; }
+[ "$rows" -eq "$(wc -l < data/sample.jsonl)" ] || { echo "deploy: expected $(wc -l < data/sample.jsonl) rows, got $rows" >&2; exit 1; }
 echo "deploy: mamba-submit ran the score job through SparkSubmit: $rows rows"

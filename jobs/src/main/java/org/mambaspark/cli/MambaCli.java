@@ -26,7 +26,8 @@ import picocli.CommandLine.Command;
       EmbedCommand.class,
       GenerateCorpusCommand.class,
       BenchJobCommand.class,
-      org.mambaspark.jobs.TrainJob.class
+      org.mambaspark.jobs.TrainJob.class,
+      org.mambaspark.jobs.BenchTrainJob.class
     })
 public final class MambaCli implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;

@@ -16,6 +16,7 @@ import java.util.concurrent.Callable;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
+import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.Dataset;
@@ -30,6 +31,7 @@ import org.mambaspark.tokenizer.Tokenizers;
 import org.mambaspark.train.AdamW;
 import org.mambaspark.train.GradientSum;
 import org.mambaspark.train.LrSchedule;
+import org.mambaspark.train.ModelAverage;
 import org.mambaspark.train.TrainStep;
 import org.mambaspark.train.TrainingState;
 import org.slf4j.Logger;
@@ -49,6 +51,11 @@ import scala.Tuple2;
  * resumed run continues the same trajectory. Checkpoints go to the output path on any Hadoop file
  * system, written under a temporary name and renamed; the last {@code --keep} are kept.
  *
+ * <p>{@code --sync average --local-steps H} trains by periodic model averaging instead ({@link
+ * DataParallelTraining#averageRound}). {@code --eval-input} or {@code --eval-fraction} with {@code
+ * --eval-every} measure a held-out loss on the executors; the run ends with {@code loss.png}
+ * ({@link LossChart}). Cost model and timers: docs/training.md.
+ *
  * <p>Input: JSON lines or Parquet with {@code input_ids} (rows of exactly --seq-len ids are used as
  * they are, others are packed with the EOS separator), or text (one document a line, tokenized with
  * the model's tokenizer).
@@ -61,6 +68,9 @@ import scala.Tuple2;
             + " --class org.mambaspark.jobs.TrainJob.")
 public final class TrainJob implements Callable<Integer> {
   private static final Logger LOG = LoggerFactory.getLogger(TrainJob.class);
+
+  /** The loss curve written at the end of a run, at the top of --output. */
+  public static final String LOSS_PNG = "loss.png";
 
   @Option(names = "--init", description = "start from this checkpoint (fine-tuning)")
   String init;
@@ -150,8 +160,49 @@ public final class TrainJob implements Callable<Integer> {
   @Option(names = "--master", description = "Spark master for bin/mamba (default local[*])")
   String master;
 
-  /** Per step: loss, lr, gradient norm, tokens/s, skipped. */
+  @Option(
+      names = "--eval-input",
+      description = "held-out data for the eval loss (same formats as --input)")
+  String evalInput;
+
+  @Option(
+      names = "--eval-fraction",
+      defaultValue = "0",
+      description =
+          "hold out this fraction of --input's sequences for the eval loss (chosen from --seed)")
+  double evalFraction;
+
+  @Option(
+      names = "--eval-every",
+      defaultValue = "0",
+      description = "eval loss every M steps (and at the end); 0 = only at the end")
+  int evalEvery;
+
+  @Option(
+      names = "--sync",
+      defaultValue = "gradients",
+      description =
+          "gradients: one synchronous AdamW step per global batch; average: --local-steps local"
+              + " steps per partition, then weights and moments averaged")
+  String sync;
+
+  @Option(
+      names = "--local-steps",
+      defaultValue = "4",
+      description = "--sync average: local steps between averages (H)")
+  int localSteps;
+
+  @Option(names = "--no-chart", description = "skip the loss-curve PNG")
+  boolean noChart;
+
+  /** Per step of this run: loss, lr, gradient norm, tokens/s, timers, skipped, eval loss. */
   public final List<String> metrics = new ArrayList<>();
+
+  /** The metrics of the steps before a resume (from the checkpoint), written ahead of metrics. */
+  final List<String> priorMetrics = new ArrayList<>();
+
+  /** (step after which it was measured, eval loss), in order. */
+  public final List<double[]> evalLosses = new ArrayList<>();
 
   /** The trained weights (after call()). */
   public MambaWeights weights;
@@ -195,6 +246,18 @@ public final class TrainJob implements Callable<Integer> {
       throw new IllegalArgumentException(
           "need --global-batch > 0, --micro-batch > 0, --seq-len >= 2, --steps >= 0");
     }
+    if (!sync.equals("gradients") && !sync.equals("average")) {
+      throw new IllegalArgumentException("--sync must be gradients or average, got " + sync);
+    }
+    if (localSteps < 1) {
+      throw new IllegalArgumentException("--local-steps must be >= 1");
+    }
+    if (!(evalFraction >= 0 && evalFraction < 1) || evalEvery < 0) {
+      throw new IllegalArgumentException("need 0 <= --eval-fraction < 1 and --eval-every >= 0");
+    }
+    if (evalFraction > 0 && evalInput != null) {
+      throw new IllegalArgumentException("give --eval-input or --eval-fraction, not both");
+    }
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     Configuration hconf = sc.hadoopConfiguration();
     org.apache.hadoop.fs.Path out = new org.apache.hadoop.fs.Path(output);
@@ -218,6 +281,10 @@ public final class TrainJob implements Callable<Integer> {
             "--resume: the run used seed " + meta.get("seed") + ", not " + seed);
       }
       skipped = Long.parseLong(meta.getOrDefault("skipped_steps", "0"));
+      Path m = local.resolve("metrics.jsonl");
+      if (Files.exists(m)) {
+        priorMetrics.addAll(Files.readAllLines(m, StandardCharsets.UTF_8));
+      }
       tokenizerSource = local;
       LOG.info("resumed from {} at step {}", newest, adam.step());
     } else if (init != null) {
@@ -239,13 +306,32 @@ public final class TrainJob implements Callable<Integer> {
     final int eos = weights.config.eosTokenId;
     final String tokDir = tokenizerSource == null ? null : tokenizerSource.toString();
 
-    // data: (index, sequence of L ids), deterministic
-    JavaRDD<int[]> seqRdd = sequences(spark, tokDir, L, eos, V);
+    // data: (index, sequence of L ids), deterministic; a seeded share held out for eval
+    JavaRDD<int[]> seqRdd = sequences(spark, input, tokDir, L, eos, V);
+    JavaRDD<int[]> evalRdd = null;
+    if (evalFraction > 0) {
+      final double f = evalFraction;
+      final long sd = seed;
+      JavaPairRDD<int[], Long> all = seqRdd.zipWithIndex();
+      evalRdd = all.filter(t -> heldOut(sd, t._2(), f)).map(Tuple2::_1);
+      seqRdd = all.filter(t -> !heldOut(sd, t._2(), f)).map(Tuple2::_1);
+    } else if (evalInput != null) {
+      evalRdd = sequences(spark, evalInput, tokDir, L, eos, V);
+    }
     JavaRDD<Tuple2<Long, int[]>> indexed =
         seqRdd.zipWithIndex().map(t -> new Tuple2<>(t._2(), t._1()));
     int p = partitions > 0 ? partitions : sc.defaultParallelism();
     indexed = indexed.repartition(p).cache();
     long n = indexed.count();
+    long nEval = 0;
+    if (evalRdd != null) {
+      evalRdd = evalRdd.repartition(p).cache();
+      nEval = evalRdd.count();
+      if (nEval == 0) {
+        throw new IllegalArgumentException(
+            "the held-out split has no sequence of " + L + " ids: raise --eval-fraction");
+      }
+    }
     if (n < globalBatch) {
       throw new IllegalArgumentException(
           input
@@ -262,65 +348,154 @@ public final class TrainJob implements Callable<Integer> {
         LrSchedule.of(schedule, lr, Math.min(minLr, lr), Math.min(warmup, steps), steps);
     MambaWeights scratch = MambaWeights.zerosLike(weights);
     long paramBytes = TrainStep.parameterBytes(weights);
+    boolean average = sync.equals("average");
+    long bytesPerStep = bytesPerStep(paramBytes, p, executors(sc), average);
     LOG.info(
-        "training {} on {} sequences of {} in {} partitions; {} steps of {} sequences; {} MB of parameters:"
-            + " about {} MB moved per step (broadcast + one gradient per partition)",
+        "training {} on {} sequences of {} in {} partitions ({} held out for eval); {} steps of {}"
+            + " sequences, --sync {}{}; {} MB of parameters: about {} MB moved per {} (broadcast"
+            + " to {} executors + one {} per partition)",
         weights.config,
         n,
         L,
         p,
+        nEval,
         steps,
         globalBatch,
+        sync,
+        average ? " --local-steps " + localSteps : "",
         paramBytes >> 20,
-        (paramBytes * (1 + p)) >> 20);
+        bytesPerStep >> 20,
+        average ? "round" : "step",
+        executors(sc),
+        average ? "model with moments" : "gradient");
     int badInARow = 0;
+    DataParallelTraining.Timing timing = new DataParallelTraining.Timing();
     while (adam.step() < steps) {
       long s = adam.step();
-      Set<Long> batch = new HashSet<>();
-      for (int i = 0; i < globalBatch; i++) {
-        batch.add(order[(int) ((s * globalBatch + i) % n)]);
-      }
       long t0 = System.nanoTime();
-      sc.setJobDescription("mamba train: step " + (s + 1) + "/" + steps);
-      GradientSum sum =
-          DataParallelTraining.stepGradient(
-              sc, indexed, weights, batch, microBatch, L, scanChunk, 2);
-      TrainStep.Applied a = TrainStep.apply(weights, adam, sum, scratch, sched, clip);
-      double secs = (System.nanoTime() - t0) / 1e9;
-      if (a.skipped) {
-        skipped++;
-        badInARow++;
-        LOG.warn(
-            "step {}: non-finite loss {} or gradient norm {}: skipped ({} in a row)",
-            s,
-            a.loss,
-            a.gradNorm,
-            badInARow);
-        if (badInARow >= maxBadSteps) {
-          throw new IllegalStateException(
-              badInARow + " non-finite steps in a row at step " + s + ": stopping");
+      int h = average ? (int) Math.min(localSteps - s % localSteps, steps - s) : 1;
+      List<Set<Long>> batches = new ArrayList<>();
+      for (int k = 0; k < h; k++) {
+        Set<Long> batch = new HashSet<>();
+        for (int i = 0; i < globalBatch; i++) {
+          batch.add(order[(int) (((s + k) * globalBatch + i) % n)]);
         }
-      } else {
-        badInARow = 0;
+        batches.add(batch);
       }
-      String line =
-          String.format(
-              "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
-                  + "\"seconds\":%.3f,\"skipped\":%b}",
-              s, a.loss, a.lr, a.gradNorm, sum.tokens / secs, secs, a.skipped);
-      metrics.add(line);
-      LOG.info(
-          "step {}/{}  loss {}  lr {}  grad norm {}  {} tokens/s",
-          s + 1,
-          steps,
-          String.format("%.4f", a.loss),
-          a.lr,
-          String.format("%.3f", a.gradNorm),
-          String.format("%.0f", sum.tokens / secs));
-      boolean last = adam.step() == steps;
-      if (last || (checkpointEvery > 0 && adam.step() % checkpointEvery == 0)) {
+      sc.setJobDescription(
+          "mamba train: step " + (s + 1) + (h > 1 ? "-" + (s + h) : "") + "/" + steps);
+      List<String> lines = new ArrayList<>();
+      if (!average) {
+        GradientSum sum =
+            DataParallelTraining.stepGradient(
+                sc, indexed, weights, batches.get(0), microBatch, L, scanChunk, 2, timing);
+        long t1 = System.nanoTime();
+        TrainStep.Applied a = TrainStep.apply(weights, adam, sum, scratch, sched, clip);
+        long t2 = System.nanoTime();
+        double secs = (t2 - t0) / 1e9;
+        if (a.skipped) {
+          skipped++;
+          badInARow++;
+        } else {
+          badInARow = 0;
+        }
+        lines.add(
+            metricsLine(
+                s,
+                a.loss,
+                a.lr,
+                a.gradNorm,
+                sum.tokens / secs,
+                secs,
+                timing,
+                sum.maxComputeNanos,
+                t2 - t1,
+                bytesPerStep,
+                a.skipped));
+        logStep(s, a.loss, a.lr, a.gradNorm, sum.tokens / secs, a.skipped, badInARow);
+      } else {
+        ModelAverage r =
+            DataParallelTraining.averageRound(
+                sc,
+                indexed,
+                weights,
+                adam,
+                batches,
+                sched,
+                clip,
+                microBatch,
+                L,
+                scanChunk,
+                2,
+                timing);
+        long t1 = System.nanoTime();
+        boolean moved = r.applyTo(weights, adam);
+        long t2 = System.nanoTime();
+        double secs = (t2 - t0) / 1e9;
+        long tokens = 0;
+        for (long tk : r.tokens) {
+          tokens += tk;
+        }
+        for (int k = 0; k < h; k++) {
+          boolean skip = r.skipped[k] > 0;
+          if (skip) {
+            skipped++;
+            badInARow++;
+          } else {
+            badInARow = 0;
+          }
+          double loss = r.lossSum[k] / r.tokens[k];
+          double norm = r.gradNormSum[k] / Math.max(1, r.tokens[k]);
+          float lrK = sched.lr(s + k);
+          lines.add(
+              metricsLine(
+                  s + k,
+                  loss,
+                  lrK,
+                  norm,
+                  tokens / secs,
+                  secs / h,
+                  timing,
+                  r.maxComputeNanos,
+                  t2 - t1,
+                  bytesPerStep,
+                  skip));
+          logStep(s + k, loss, lrK, norm, tokens / secs, skip, badInARow);
+        }
+        if (!moved) {
+          LOG.warn("round ending at step {}: no partition took a finite step", s + h);
+        }
+      }
+      long done = adam.step();
+      boolean last = done == steps;
+      if (evalRdd != null && (last || (evalEvery > 0 && done / evalEvery > s / evalEvery))) {
+        long te = System.nanoTime();
+        double[] e = DataParallelTraining.evalLoss(sc, evalRdd, weights, microBatch, L, 2);
+        double evalLoss = e[0] / e[1];
+        evalLosses.add(new double[] {done, evalLoss});
+        String l = lines.remove(lines.size() - 1);
+        lines.add(
+            l.substring(0, l.length() - 1)
+                + String.format(",\"eval_loss\":%.6f,\"eval_tokens\":%d}", evalLoss, (long) e[1]));
+        LOG.info(
+            "step {}/{}  eval loss {} over {} held-out tokens ({} s)",
+            done,
+            steps,
+            String.format("%.4f", evalLoss),
+            (long) e[1],
+            String.format("%.1f", (System.nanoTime() - te) / 1e9));
+      }
+      metrics.addAll(lines);
+      if (badInARow >= maxBadSteps) {
+        throw new IllegalStateException(
+            badInARow + " non-finite steps in a row at step " + done + ": stopping");
+      }
+      if (last || (checkpointEvery > 0 && done / checkpointEvery > s / checkpointEvery)) {
         checkpoint(fs, out, work, adam, skipped, tokDir, last);
       }
+    }
+    if (evalRdd != null) {
+      evalRdd.unpersist();
     }
     indexed.unpersist();
   }
@@ -343,7 +518,83 @@ public final class TrainJob implements Callable<Integer> {
     return o;
   }
 
-  private JavaRDD<int[]> sequences(SparkSession spark, String tokDir, int L, int eos, int V) {
+  /** Whether sequence i is in the held-out split: a seeded hash, so any partitioning agrees. */
+  static boolean heldOut(long seed, long i, double fraction) {
+    long z = seed * 0x9E3779B97F4A7C15L + i * 0xBF58476D1CE4E5B9L + 0x94D049BB133111EBL;
+    z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+    z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+    z ^= z >>> 31;
+    return (z >>> 11) * 0x1.0p-53 < fraction;
+  }
+
+  /**
+   * Bytes moved per step (gradients) or per round (average): the broadcast once per executor
+   * (weights; + both AdamW moments when averaging), one gradient (or weights and moments) per
+   * partition up the aggregation tree.
+   */
+  static long bytesPerStep(long paramBytes, int partitions, int executors, boolean average) {
+    long unit = average ? 3 * paramBytes : paramBytes;
+    return unit * ((long) executors + partitions);
+  }
+
+  /** Executors that run tasks (local mode: 1, the driver). */
+  static int executors(JavaSparkContext sc) {
+    int n = sc.sc().getExecutorMemoryStatus().size();
+    return sc.isLocal() ? 1 : Math.max(1, n - 1);
+  }
+
+  private static String metricsLine(
+      long step,
+      double loss,
+      float lr,
+      double gradNorm,
+      double tokensPerS,
+      double secs,
+      DataParallelTraining.Timing t,
+      long maxComputeNanos,
+      long updateNanos,
+      long bytes,
+      boolean skipped) {
+    return String.format(
+        "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
+            + "\"seconds\":%.3f,\"broadcast_s\":%.4f,\"job_s\":%.4f,\"task_compute_max_s\":%.4f,"
+            + "\"update_s\":%.4f,\"bytes_moved\":%d,\"skipped\":%b}",
+        step,
+        loss,
+        lr,
+        gradNorm,
+        tokensPerS,
+        secs,
+        t.broadcastNanos / 1e9,
+        t.jobNanos / 1e9,
+        maxComputeNanos / 1e9,
+        updateNanos / 1e9,
+        bytes,
+        skipped);
+  }
+
+  private void logStep(
+      long s, double loss, float lr, double norm, double tps, boolean skip, int badInARow) {
+    if (skip) {
+      LOG.warn(
+          "step {}: non-finite loss {} or gradient norm {}: skipped ({} in a row)",
+          s,
+          loss,
+          norm,
+          badInARow);
+    }
+    LOG.info(
+        "step {}/{}  loss {}  lr {}  grad norm {}  {} tokens/s",
+        s + 1,
+        steps,
+        String.format("%.4f", loss),
+        lr,
+        String.format("%.3f", norm),
+        String.format("%.0f", tps));
+  }
+
+  private JavaRDD<int[]> sequences(
+      SparkSession spark, String input, String tokDir, int L, int eos, int V) {
     String lower = input.toLowerCase(java.util.Locale.ROOT);
     Dataset<Row> rows;
     if (lower.endsWith(".parquet") || lower.contains(".parquet/")) {
@@ -477,7 +728,25 @@ public final class TrainJob implements Callable<Integer> {
     } else if (weights.config.vocabSize >= 256) {
       Tokenizers.writeByteTokenizerMarker(local);
     }
-    Files.write(local.resolve("metrics.jsonl"), metrics, StandardCharsets.UTF_8);
+    List<String> all = new ArrayList<>(priorMetrics);
+    all.addAll(metrics);
+    Files.write(local.resolve("metrics.jsonl"), all, StandardCharsets.UTF_8);
+    if (last && !noChart) {
+      LossChart.write(
+          all,
+          String.format(
+              "%s: D=%d, %d layers, %s",
+              new org.apache.hadoop.fs.Path(output).getName(),
+              weights.config.hiddenSize,
+              weights.config.numLayers,
+              evalLosses.isEmpty()
+                  ? "train loss"
+                  : String.format(
+                      "eval loss %.3f at step %d",
+                      evalLosses.get(evalLosses.size() - 1)[1],
+                      (long) evalLosses.get(evalLosses.size() - 1)[0])),
+          local.resolve(LOSS_PNG));
+    }
     fs.mkdirs(out);
     org.apache.hadoop.fs.Path tmp = new org.apache.hadoop.fs.Path(out, "." + name + ".tmp");
     org.apache.hadoop.fs.Path dst = new org.apache.hadoop.fs.Path(out, name);
@@ -507,6 +776,7 @@ public final class TrainJob implements Callable<Integer> {
             Checkpoint.CONFIG,
             Checkpoint.WEIGHTS,
             "metrics.jsonl",
+            LOSS_PNG,
             Tokenizers.TOKENIZER_JSON,
             Tokenizers.TOKENIZER_CONFIG
           }) {

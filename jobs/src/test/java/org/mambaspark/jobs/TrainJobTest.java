@@ -17,10 +17,12 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.mambaspark.cli.MambaCli;
 import org.mambaspark.io.Checkpoint;
+import org.mambaspark.model.Backends;
 import org.mambaspark.model.Initialization;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.NamedTensor;
 import org.mambaspark.spark.DataParallelTraining;
 import org.mambaspark.train.AdamW;
@@ -203,6 +205,106 @@ class TrainJobTest {
         loss(resumed.metrics.get(0)), loss(straight.metrics.get(2)), err);
     assertEquals(loss(straight.metrics.get(2)), loss(resumed.metrics.get(0)), 1e-6);
     assertTrue(err < 1e-6);
+  }
+
+  @Test
+  void evalLossIsTheMeanLossOfTheHeldOutSequencesAndTheChartIsAPng() throws Exception {
+    String out = tmp.resolve("eval").toString();
+    // the training input as the held-out set: the final eval loss is the final model's mean loss
+    TrainJob j = job(out, 2, 3, "--eval-input", input.toString(), "--eval-every", "2");
+    j.run(spark);
+    assertEquals(2, j.evalLosses.size(), "after step 2 and at the end");
+    List<int[]> seqs = new ArrayList<>();
+    for (String line : Files.readAllLines(input)) {
+      String ids = line.substring(line.indexOf('[') + 1, line.indexOf(']'));
+      seqs.add(Arrays.stream(ids.split(",")).mapToInt(x -> Integer.parseInt(x.trim())).toArray());
+    }
+    double[] direct;
+    try (ModelRunner cpu = Backends.cpu().open(new MambaModel(j.weights))) {
+      direct = TrainStep.lossSum(cpu, seqs, 4, L);
+    }
+    double want = direct[0] / direct[1];
+    double got = j.evalLosses.get(1)[1];
+    String last = j.metrics.get(2);
+    System.out.printf(
+        "eval loss %.9f (job, 2 partitions) vs %.9f (engine on the same sequences): |Δ| %.2e%n",
+        got, want, Math.abs(got - want));
+    assertEquals(want, got, 1e-6 * want);
+    assertEquals(want, LossChart.number(last, "eval_loss"), 1e-5);
+    assertEquals(G * (L - 1), LossChart.number(last, "eval_tokens"));
+    assertEquals(null, LossChart.number(j.metrics.get(0), "eval_loss"));
+
+    Path png = Path.of(out, TrainJob.LOSS_PNG);
+    byte[] bytes = Files.readAllBytes(png);
+    java.awt.image.BufferedImage img = javax.imageio.ImageIO.read(png.toFile());
+    System.out.printf(
+        "loss.png: %d bytes, %d x %d%n", bytes.length, img.getWidth(), img.getHeight());
+    assertTrue(
+        bytes[0] == (byte) 0x89 && bytes[1] == 'P' && bytes[2] == 'N' && bytes[3] == 'G',
+        "PNG signature");
+    assertEquals(900, img.getWidth());
+    assertEquals(540, img.getHeight());
+    assertTrue(bytes.length > 10_000 && bytes.length < 1_000_000, bytes.length + " bytes");
+  }
+
+  @Test
+  void evalFractionHoldsOutADeterministicShare() {
+    int held = 0;
+    for (long i = 0; i < 100_000; i++) {
+      if (TrainJob.heldOut(7, i, 0.1)) {
+        held++;
+      }
+    }
+    System.out.printf("--eval-fraction 0.1: %d of 100000 held out%n", held);
+    assertTrue(Math.abs(held - 10_000) < 400, held + " held out");
+    assertEquals(TrainJob.heldOut(7, 12345, 0.1), TrainJob.heldOut(7, 12345, 0.1));
+  }
+
+  @Test
+  void averagingWithOnePartitionIsTheSingleProcessLoop() throws Exception {
+    MambaWeights ref = Checkpoint.load(model);
+    double[] want = reference(ref);
+    TrainJob j =
+        job(tmp.resolve("avg-p1").toString(), 1, 3, "--sync", "average", "--local-steps", "3");
+    j.run(spark);
+    double err = relErr(j.weights, ref);
+    System.out.printf(
+        "--sync average, H=3, P=1: weights rel err %.2e vs the single-process loop; losses %s vs"
+            + " %s%n",
+        err,
+        j.metrics.stream().map(m -> String.format("%.7f", loss(m))).toList(),
+        Arrays.toString(want));
+    assertTrue(err < 1e-6, "rel err " + err);
+    for (int s = 0; s < 3; s++) {
+      assertEquals(want[s], loss(j.metrics.get(s)), 1e-6 * want[s]);
+    }
+  }
+
+  @Test
+  void averagingWithTwoPartitionsLowersTheLoss() throws Exception {
+    String out = tmp.resolve("avg-p2").toString();
+    TrainJob j =
+        job(out, 2, 6, "--sync", "average", "--local-steps", "3", "--eval-input", input.toString());
+    j.run(spark);
+    MambaWeights start = Checkpoint.load(model);
+    double before;
+    try (ModelRunner cpu = Backends.cpu().open(new MambaModel(start))) {
+      List<int[]> seqs = new ArrayList<>();
+      for (String line : Files.readAllLines(input)) {
+        String ids = line.substring(line.indexOf('[') + 1, line.indexOf(']'));
+        seqs.add(Arrays.stream(ids.split(",")).mapToInt(x -> Integer.parseInt(x.trim())).toArray());
+      }
+      double[] d = TrainStep.lossSum(cpu, seqs, 4, L);
+      before = d[0] / d[1];
+    }
+    double after = j.evalLosses.get(j.evalLosses.size() - 1)[1];
+    System.out.printf(
+        "--sync average, H=3, P=2, 6 steps: loss on the data %.5f -> %.5f; step losses %s%n",
+        before, after, j.metrics.stream().map(m -> String.format("%.5f", loss(m))).toList());
+    assertEquals(6, j.metrics.size());
+    assertTrue(after < before - 0.05, before + " -> " + after);
+    // resumable at round boundaries: the final checkpoint holds step 6
+    assertTrue(Files.isDirectory(Path.of(out, "checkpoint-00000006")));
   }
 
   @Test

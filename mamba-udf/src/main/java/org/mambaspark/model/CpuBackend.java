@@ -44,7 +44,7 @@ public final class CpuBackend implements Backend {
   private static final class Runner implements ModelRunner {
     private final MambaModel model;
     private final ThreadLocal<Workspace> workspaces;
-    private final ThreadLocal<Trainer> trainers = new ThreadLocal<>();
+    private final ThreadLocal<Trainer[]> trainers = new ThreadLocal<>();
 
     Runner(MambaModel model) {
       this.model = model;
@@ -110,10 +110,28 @@ public final class CpuBackend implements Backend {
 
     @Override
     public double forwardBackward(MambaWeights grads, int[] ids, int B, int L, double scale) {
-      Trainer t = trainers.get();
-      if (t == null || t.B != B || t.L != L) {
-        t = new Trainer(new Backprop(model, B, L), B, L);
-        trainers.set(t);
+      return forwardBackward(grads, ids, B, L, scale, Backprop.DEFAULT_SCAN_CHUNK);
+    }
+
+    @Override
+    public double forwardBackward(
+        MambaWeights grads, int[] ids, int B, int L, double scale, int scanChunk) {
+      Trainer[] ts = trainers.get();
+      if (ts == null) {
+        ts = new Trainer[2];
+        trainers.set(ts);
+      }
+      // two per thread: a trainer's full micro-batches and its one short last micro-batch
+      Trainer t = null;
+      for (Trainer c : ts) {
+        if (c != null && c.B == B && c.L == L && c.scanChunk == scanChunk) {
+          t = c;
+        }
+      }
+      if (t == null) {
+        t = new Trainer(new Backprop(model, B, L, scanChunk), B, L, scanChunk);
+        ts[1] = ts[0];
+        ts[0] = t;
       }
       return t.backprop.forwardBackward(ids, grads, scale);
     }
@@ -130,16 +148,18 @@ public final class CpuBackend implements Backend {
     }
   }
 
-  /** A thread's Backprop (its training workspace is for one (B, L)). */
+  /** A thread's Backprop (its training workspace is for one (B, L, scan chunk)). */
   private static final class Trainer {
     final Backprop backprop;
     final int B;
     final int L;
+    final int scanChunk;
 
-    Trainer(Backprop backprop, int B, int L) {
+    Trainer(Backprop backprop, int B, int L, int scanChunk) {
       this.backprop = backprop;
       this.B = B;
       this.L = L;
+      this.scanChunk = scanChunk;
     }
   }
 }

@@ -51,6 +51,17 @@ public interface ModelRunner extends AutoCloseable {
   double forwardBackward(MambaWeights grads, int[] ids, int B, int L, double scale);
 
   /**
+   * {@link #forwardBackward(MambaWeights, int[], int, int, double)} with the CPU's scan memory
+   * trade-off: the training forward keeps the scan state every {@code scanChunk} positions and the
+   * backward recomputes the rest ({@link Backprop#Backprop(MambaModel, int, int, int)}). A runner
+   * whose device has its own tiling (the GPU) ignores it; the result does not depend on it.
+   */
+  default double forwardBackward(
+      MambaWeights grads, int[] ids, int B, int L, double scale, int scanChunk) {
+    return forwardBackward(grads, ids, B, L, scale);
+  }
+
+  /**
    * Re-reads the model's weights after they were changed in place (an optimizer step). The CPU
    * runner reads them on every call; a GPU runner puts them on the device again.
    */

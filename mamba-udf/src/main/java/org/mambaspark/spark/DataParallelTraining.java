@@ -1,6 +1,7 @@
 package org.mambaspark.spark;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Set;
@@ -8,11 +9,16 @@ import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
+import org.mambaspark.model.Backend;
+import org.mambaspark.model.Backends;
 import org.mambaspark.model.MambaConfig;
-import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.NamedTensor;
+import org.mambaspark.train.AdamW;
 import org.mambaspark.train.GradientSum;
+import org.mambaspark.train.LrSchedule;
+import org.mambaspark.train.ModelAverage;
 import org.mambaspark.train.TrainStep;
 import scala.Tuple2;
 
@@ -23,8 +29,13 @@ import scala.Tuple2;
  * ({@link TrainStep#apply}). The partition function is deterministic and side-effect free, so a
  * retried task contributes exactly once (Spark keeps one successful attempt's result).
  *
+ * <p>The gradient runs through each executor's cached {@link ModelRunner} ({@link TrainingRunners}:
+ * on the GPU Spark assigned the task, else the CPU). Also: the held-out loss ({@link #evalLoss})
+ * and periodic model averaging ({@link #averageRound}).
+ *
  * <p>Bytes moved per step: the broadcast (parameters × 4, once per executor) plus one gradient
- * (parameters × 4) per partition up the aggregation tree.
+ * (parameters × 4) per partition up the aggregation tree; averaging moves weights and both moments
+ * (× 3) once per round of H steps (docs/training.md).
  */
 public final class DataParallelTraining {
   private DataParallelTraining() {}
@@ -45,6 +56,9 @@ public final class DataParallelTraining {
     final MambaConfig config;
     final float[][] tensors;
 
+    /** Fresh per snapshot: executors reload their cached training model when it changes. */
+    final String key = java.util.UUID.randomUUID().toString();
+
     Snapshot(MambaWeights w) {
       config = w.config;
       List<NamedTensor> ps = w.parameters();
@@ -53,21 +67,33 @@ public final class DataParallelTraining {
         tensors[i] = ps.get(i).data;
       }
     }
+  }
 
-    MambaWeights weights() {
-      MambaWeights w = new MambaWeights(config);
-      List<NamedTensor> ps = w.parameters();
-      for (int i = 0; i < ps.size(); i++) {
-        System.arraycopy(tensors[i], 0, ps.get(i).data, 0, tensors[i].length);
-      }
-      return w;
-    }
+  /**
+   * How many times this JVM copied a step's broadcast weights into its cached training model: 0 on
+   * a driver whose executors are other processes (tests).
+   */
+  public static int trainingModelReloads() {
+    return TrainingRunners.reloads();
+  }
+
+  /** Driver-side timers of one step (for the logs and the benchmark), in nanoseconds. */
+  public static final class Timing {
+    /** Building the broadcast (serializing and blockifying the weights on the driver). */
+    public long broadcastNanos;
+
+    /** The Spark job: shipping, the tasks, the tree aggregation, up to the result on the driver. */
+    public long jobNanos;
+
+    /** Bytes of the broadcast value (weights, + moments in average mode). */
+    public long broadcastBytes;
   }
 
   /**
    * The summed gradient of the sequences whose index is in {@code batch}.
    *
    * @param data (index, sequence of L ids), cached by the caller
+   * @param timing receives the step's timers, or null
    */
   public static GradientSum stepGradient(
       JavaSparkContext sc,
@@ -77,53 +103,207 @@ public final class DataParallelTraining {
       int microBatch,
       int L,
       int scanChunk,
-      int depth) {
-    Broadcast<Snapshot> weights = sc.broadcast(new Snapshot(w));
+      int depth,
+      Timing timing) {
+    long t0 = System.nanoTime();
+    Snapshot snapshot = new Snapshot(w);
+    Broadcast<Snapshot> weights = sc.broadcast(snapshot);
     Broadcast<Set<Long>> indices = sc.broadcast(batch);
+    long t1 = System.nanoTime();
     try {
       JavaRDD<GradientSum> sums =
           data.mapPartitions(
               (Iterator<Tuple2<Long, int[]>> it) -> {
-                TaskContext tc = TaskContext.get();
-                String failPartition =
-                    tc == null ? null : tc.getLocalProperty(FAIL_FIRST_ATTEMPT_OF_PARTITION);
-                if (failPartition != null
-                    && Integer.toString(tc.partitionId()).equals(failPartition)
-                    && tc.attemptNumber() == 0) {
-                  throw new IllegalStateException(
-                      "injected failure of partition " + failPartition + ", attempt 0");
-                }
-                List<Tuple2<Long, int[]>> mine = new ArrayList<>();
-                while (it.hasNext()) {
-                  Tuple2<Long, int[]> t = it.next();
-                  if (indices.value().contains(t._1())) {
-                    mine.add(t);
+                injectedFailure();
+                List<int[]> seqs = mine(it, indices.value());
+                Snapshot snap = weights.value();
+                GradientSum s;
+                if (seqs.isEmpty()) {
+                  s = new GradientSum(new MambaWeights(snap.config));
+                } else {
+                  ModelRunner runner = TrainingRunners.acquire(snap);
+                  try {
+                    s = TrainStep.gradient(runner, seqs, microBatch, L, scanChunk);
+                  } finally {
+                    TrainingRunners.release();
                   }
                 }
-                mine.sort(
-                    (a, b) ->
-                        Long.compare(a._1(), b._1())); // a fixed order, whatever the input order
-                List<int[]> seqs = new ArrayList<>(mine.size());
-                for (Tuple2<Long, int[]> t : mine) {
-                  seqs.add(t._2());
-                }
-                MambaWeights local = weights.value().weights();
-                GradientSum s =
-                    seqs.isEmpty()
-                        ? new GradientSum(local)
-                        : TrainStep.gradient(new MambaModel(local), seqs, microBatch, L, scanChunk);
-                return java.util.Collections.singletonList(s).iterator();
+                return Collections.singletonList(s).iterator();
               });
-      return sums.treeAggregate(
-          null, DataParallelTraining::combine, DataParallelTraining::combine, depth);
+      GradientSum total =
+          sums.treeAggregate(
+              null, DataParallelTraining::combine, DataParallelTraining::combine, depth);
+      if (timing != null) {
+        timing.broadcastNanos = t1 - t0;
+        timing.jobNanos = System.nanoTime() - t1;
+        timing.broadcastBytes = TrainStep.parameterBytes(w);
+      }
+      return total;
     } finally {
       weights.destroy();
       indices.destroy();
     }
   }
 
+  /** The same gradient without timers. */
+  public static GradientSum stepGradient(
+      JavaSparkContext sc,
+      JavaRDD<Tuple2<Long, int[]>> data,
+      MambaWeights w,
+      Set<Long> batch,
+      int microBatch,
+      int L,
+      int scanChunk,
+      int depth) {
+    return stepGradient(sc, data, w, batch, microBatch, L, scanChunk, depth, null);
+  }
+
+  /**
+   * Mean next-token loss of every sequence of {@code data} under the weights w, computed where the
+   * data lives (no gradient) through each executor's cached training runner: {loss sum, tokens}.
+   */
+  public static double[] evalLoss(
+      JavaSparkContext sc, JavaRDD<int[]> data, MambaWeights w, int microBatch, int L, int depth) {
+    Broadcast<Snapshot> weights = sc.broadcast(new Snapshot(w));
+    try {
+      JavaRDD<double[]> sums =
+          data.mapPartitions(
+              (Iterator<int[]> it) -> {
+                List<int[]> seqs = new ArrayList<>();
+                it.forEachRemaining(seqs::add);
+                if (seqs.isEmpty()) {
+                  return Collections.singletonList(new double[2]).iterator();
+                }
+                ModelRunner runner = TrainingRunners.acquire(weights.value());
+                try {
+                  return Collections.singletonList(TrainStep.lossSum(runner, seqs, microBatch, L))
+                      .iterator();
+                } finally {
+                  TrainingRunners.release();
+                }
+              });
+      return sums.treeAggregate(
+          new double[2],
+          (a, b) -> new double[] {a[0] + b[0], a[1] + b[1]},
+          (a, b) -> new double[] {a[0] + b[0], a[1] + b[1]},
+          depth);
+    } finally {
+      weights.destroy();
+    }
+  }
+
+  /**
+   * One round of periodic model averaging: broadcast the weights and AdamW moments, let every
+   * partition take {@code batches.size()} local AdamW steps (step h on its part of {@code
+   * batches.get(h)}, learning rate {@code schedule.lr(opt.step() + h)}), and combine the resulting
+   * weights and moments, weighted by the tokens each partition trained on ({@link ModelAverage}).
+   * The caller applies the result ({@link ModelAverage#applyTo}).
+   */
+  public static ModelAverage averageRound(
+      JavaSparkContext sc,
+      JavaRDD<Tuple2<Long, int[]>> data,
+      MambaWeights w,
+      AdamW opt,
+      List<Set<Long>> batches,
+      LrSchedule schedule,
+      float clip,
+      int microBatch,
+      int L,
+      int scanChunk,
+      int depth,
+      Timing timing) {
+    long t0 = System.nanoTime();
+    ModelAverage.Start start = new ModelAverage.Start(w, opt);
+    Broadcast<ModelAverage.Start> state = sc.broadcast(start);
+    Broadcast<List<Set<Long>>> indices = sc.broadcast(batches);
+    long t1 = System.nanoTime();
+    try {
+      JavaRDD<ModelAverage> parts =
+          data.mapPartitions(
+              (Iterator<Tuple2<Long, int[]>> it) -> {
+                injectedFailure();
+                List<Tuple2<Long, int[]>> all = new ArrayList<>();
+                it.forEachRemaining(all::add);
+                List<List<int[]>> shares = new ArrayList<>();
+                for (Set<Long> b : indices.value()) {
+                  shares.add(mine(all.iterator(), b));
+                }
+                Backend backend =
+                    Backends.forGpuAddress(GpuAssignment.address(TaskContext.get()).orElse(null));
+                return Collections.singletonList(
+                        ModelAverage.localSteps(
+                            state.value(),
+                            backend,
+                            shares,
+                            schedule,
+                            clip,
+                            microBatch,
+                            L,
+                            scanChunk))
+                    .iterator();
+              });
+      ModelAverage total =
+          parts.treeAggregate(
+              null, DataParallelTraining::combine, DataParallelTraining::combine, depth);
+      if (timing != null) {
+        timing.broadcastNanos = t1 - t0;
+        timing.jobNanos = System.nanoTime() - t1;
+        timing.broadcastBytes = start.bytes();
+      }
+      return total;
+    } finally {
+      state.destroy();
+      indices.destroy();
+    }
+  }
+
+  /**
+   * The fault-injection hook: fails the first attempt of the partition the local property names.
+   */
+  private static void injectedFailure() {
+    TaskContext tc = TaskContext.get();
+    String failPartition = tc == null ? null : tc.getLocalProperty(FAIL_FIRST_ATTEMPT_OF_PARTITION);
+    if (failPartition != null
+        && Integer.toString(tc.partitionId()).equals(failPartition)
+        && tc.attemptNumber() == 0) {
+      throw new IllegalStateException(
+          "injected failure of partition " + failPartition + ", attempt 0");
+    }
+  }
+
+  /**
+   * The sequences of this partition whose index is in batch, in index order (whatever the input
+   * order).
+   */
+  private static List<int[]> mine(Iterator<Tuple2<Long, int[]>> it, Set<Long> batch) {
+    List<Tuple2<Long, int[]>> mine = new ArrayList<>();
+    while (it.hasNext()) {
+      Tuple2<Long, int[]> t = it.next();
+      if (batch.contains(t._1())) {
+        mine.add(t);
+      }
+    }
+    mine.sort((a, b) -> Long.compare(a._1(), b._1()));
+    List<int[]> seqs = new ArrayList<>(mine.size());
+    for (Tuple2<Long, int[]> t : mine) {
+      seqs.add(t._2());
+    }
+    return seqs;
+  }
+
   // c: (gradient, loss, token count) sums; null is the empty sum
   private static GradientSum combine(GradientSum a, GradientSum b) {
+    if (a == null) {
+      return b;
+    }
+    if (b == null) {
+      return a;
+    }
+    return a.add(b);
+  }
+
+  // weighted model sums; null is the empty sum
+  private static ModelAverage combine(ModelAverage a, ModelAverage b) {
     if (a == null) {
       return b;
     }

@@ -126,7 +126,7 @@ public final class ModelCache {
   }
 
   /** spark.executor.cores where the cluster sets it, else every core the JVM sees. */
-  private static int executorCores() {
+  static int executorCores() {
     int all = Runtime.getRuntime().availableProcessors();
     SparkEnv env = SparkEnv.get();
     if (env == null || "driver".equals(env.executorId())) {

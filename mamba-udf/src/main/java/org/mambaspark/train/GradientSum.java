@@ -22,6 +22,14 @@ public final class GradientSum implements Serializable {
   public long tokens;
   public long sequences;
 
+  /**
+   * Time spent computing the shares (Σ over the shares summed), and the longest single share:
+   * measurements for the logs and benchmarks, not part of the math.
+   */
+  public long computeNanos;
+
+  public long maxComputeNanos;
+
   public GradientSum(MambaWeights shape) {
     List<NamedTensor> ps = shape.parameters();
     grads = new float[ps.size()][];
@@ -44,6 +52,8 @@ public final class GradientSum implements Serializable {
     lossSum += other.lossSum;
     tokens += other.tokens;
     sequences += other.sequences;
+    computeNanos += other.computeNanos;
+    maxComputeNanos = Math.max(maxComputeNanos, other.maxComputeNanos);
     return this;
   }
 

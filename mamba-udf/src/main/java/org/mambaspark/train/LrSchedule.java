@@ -5,7 +5,9 @@ package org.mambaspark.train;
  * lr/warmup to lr over {@code warmupSteps}, then cosine decay to {@code minLr} at {@code
  * totalSteps} (held there after).
  */
-public final class LrSchedule {
+public final class LrSchedule implements java.io.Serializable {
+  private static final long serialVersionUID = 1L;
+
   public final String kind; // "constant" | "cosine"
   public final float maxLr;
   public final float minLr;

@@ -1,9 +1,10 @@
 package org.mambaspark.train;
 
 import java.util.List;
-import org.mambaspark.model.Backprop;
+import org.mambaspark.model.Backends;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.NamedTensor;
 
 /**
@@ -31,28 +32,32 @@ public final class TrainStep {
   }
 
   /**
+   * Σ over seqs of the next-token losses and their gradient, on the CPU ({@link
+   * #gradient(ModelRunner, List, int, int, int)} with the CPU backend).
+   */
+  public static GradientSum gradient(
+      MambaModel model, List<int[]> seqs, int microBatch, int L, int scanChunk) {
+    try (ModelRunner cpu = Backends.cpu().open(model)) {
+      return gradient(cpu, seqs, microBatch, L, scanChunk);
+    }
+  }
+
+  /**
    * Σ over seqs of the next-token losses and their gradient, in micro-batches of at most {@code
-   * microBatch} sequences. Deterministic and side-effect free: a retried Spark task returns the
-   * same sum.
+   * microBatch} sequences, computed by the runner's backend (the CPU, or a GPU with the weights
+   * resident: call {@link ModelRunner#reloadWeights} after changing them). Deterministic and
+   * side-effect free: a retried Spark task returns the same sum.
    *
    * @param seqs each exactly {@code L} ids long
    */
   public static GradientSum gradient(
-      MambaModel model, List<int[]> seqs, int microBatch, int L, int scanChunk) {
-    GradientSum sum = new GradientSum(model.weights);
-    MambaWeights g = MambaWeights.zerosLike(model.weights);
-    Backprop full = null;
+      ModelRunner runner, List<int[]> seqs, int microBatch, int L, int scanChunk) {
+    MambaWeights w = runner.model().weights;
+    GradientSum sum = new GradientSum(w);
+    MambaWeights g = MambaWeights.zerosLike(w);
+    long t0 = System.nanoTime();
     for (int first = 0; first < seqs.size(); first += microBatch) {
       int n = Math.min(microBatch, seqs.size() - first);
-      Backprop bp;
-      if (n == microBatch) {
-        if (full == null) {
-          full = new Backprop(model, n, L, scanChunk);
-        }
-        bp = full;
-      } else {
-        bp = new Backprop(model, n, L, scanChunk); // the one short last micro-batch
-      }
       int[] ids = new int[n * L];
       for (int i = 0; i < n; i++) {
         int[] s = seqs.get(first + i);
@@ -63,12 +68,38 @@ public final class TrainStep {
         System.arraycopy(s, 0, ids, i * L, L);
       }
       Gradients.zero(g);
-      sum.lossSum += bp.forwardBackward(ids, g, 1.0);
+      sum.lossSum += runner.forwardBackward(g, ids, n, L, 1.0, scanChunk);
       sum.addGradient(g);
       sum.tokens += (long) n * (L - 1);
       sum.sequences += n;
     }
+    sum.computeNanos = System.nanoTime() - t0;
+    sum.maxComputeNanos = sum.computeNanos;
     return sum;
+  }
+
+  /**
+   * Σ over seqs of the next-token losses without a gradient (evaluation), in micro-batches: {loss
+   * sum, token count}.
+   */
+  public static double[] lossSum(ModelRunner runner, List<int[]> seqs, int microBatch, int L) {
+    double sum = 0;
+    long tokens = 0;
+    for (int first = 0; first < seqs.size(); first += microBatch) {
+      int n = Math.min(microBatch, seqs.size() - first);
+      int[] ids = new int[n * L];
+      for (int i = 0; i < n; i++) {
+        int[] s = seqs.get(first + i);
+        if (s.length != L) {
+          throw new IllegalArgumentException(
+              "sequence " + (first + i) + " has " + s.length + " ids, expected " + L);
+        }
+        System.arraycopy(s, 0, ids, i * L, L);
+      }
+      sum += runner.nextTokenLossSum(null, ids, n, L);
+      tokens += (long) n * (L - 1);
+    }
+    return new double[] {sum, tokens};
   }
 
   /**

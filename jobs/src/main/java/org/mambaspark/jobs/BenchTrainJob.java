@@ -1,0 +1,213 @@
+package org.mambaspark.jobs;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import org.apache.spark.sql.SparkSession;
+import org.mambaspark.io.Checkpoint;
+import org.mambaspark.model.Initialization;
+import org.mambaspark.model.MambaConfig;
+import org.mambaspark.model.MambaWeights;
+import org.mambaspark.train.TrainStep;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code bin/mamba bench-train-job}: the training job's step time and tokens/s for P = 1, 2, ...
+ * executors at the same global batch, each executor a separate JVM with one core ({@code
+ * local-cluster[P,1,MB]}, one partition per executor), with the bytes moved per step and where the
+ * time goes: the broadcast built on the driver, the longest task's compute, the rest of the Spark
+ * job (scheduling, fetching the broadcast, shipping the gradients up the tree), the driver's
+ * update. Random token ids; the first --warmup steps are not timed.
+ */
+@Command(
+    name = "bench-train-job",
+    mixinStandardHelpOptions = true,
+    description =
+        "Training-job step time and tokens/s for P = 1, 2 separate executor JVMs"
+            + " (local-cluster[P,1,MB]) at equal global batch; bytes moved and where the time goes.")
+public final class BenchTrainJob implements Callable<Integer> {
+  @Option(names = "--init", description = "model to train (default: random, --hidden-size)")
+  String init;
+
+  @Option(names = "--hidden-size", defaultValue = "192")
+  int hiddenSize;
+
+  @Option(names = "--layers", defaultValue = "4")
+  int layers;
+
+  @Option(names = "--executors", defaultValue = "1,2", split = ",", description = "P values")
+  int[] executors;
+
+  @Option(names = "--global-batch", defaultValue = "32")
+  int globalBatch;
+
+  @Option(names = "--micro-batch", defaultValue = "8")
+  int microBatch;
+
+  @Option(names = "--seq-len", defaultValue = "256")
+  int seqLen;
+
+  @Option(names = "--steps", defaultValue = "10", description = "timed steps")
+  int steps;
+
+  @Option(names = "--warmup", defaultValue = "3", description = "untimed first steps")
+  int warmup;
+
+  @Option(names = "--sync", defaultValue = "gradients")
+  String sync;
+
+  @Option(names = "--local-steps", defaultValue = "4")
+  int localSteps;
+
+  @Option(names = "--executor-memory-mb", defaultValue = "1024")
+  int executorMemoryMb;
+
+  @Option(
+      names = "--master-template",
+      defaultValue = "local-cluster[%d,1,%d]",
+      description = "Spark master, %d = P and the worker memory (MB)")
+  String masterTemplate;
+
+  @Override
+  public Integer call() throws Exception {
+    Path work = Files.createTempDirectory("mamba-bench-train");
+    Path model;
+    if (init != null) {
+      model = Path.of(init);
+    } else {
+      model = work.resolve("model");
+      Files.createDirectories(model);
+      MambaConfig c =
+          MambaConfig.builder().vocabSize(256).hiddenSize(hiddenSize).numLayers(layers).build();
+      Checkpoint.save(Initialization.initialize(c, 1), model);
+    }
+    MambaWeights w = Checkpoint.load(model);
+    Path input = work.resolve("ids.jsonl");
+    SplittableRandom r = new SplittableRandom(1);
+    List<String> lines = new ArrayList<>();
+    for (int i = 0; i < 4 * globalBatch; i++) {
+      lines.add(
+          "{\"input_ids\": "
+              + Arrays.toString(r.ints(seqLen, 0, w.config.vocabSize).toArray())
+              + "}");
+    }
+    Files.write(input, lines, StandardCharsets.UTF_8);
+    if (masterTemplate.startsWith("local-cluster")) {
+      // local-cluster launches executor JVMs with this JVM's classpath only in Spark's test mode
+      System.setProperty("spark.testing", "1");
+      if (System.getProperty("spark.test.home") == null) {
+        System.setProperty("spark.test.home", work.toString());
+      }
+      if (System.getenv("SPARK_LOCAL_IP") == null) {
+        System.err.println(
+            "note: SPARK_LOCAL_IP is not set: the in-process master and workers bind the"
+                + " machine's address (set SPARK_LOCAL_IP=127.0.0.1 for loopback only)");
+      }
+    }
+    long paramBytes = TrainStep.parameterBytes(w);
+    System.out.printf(
+        Locale.ROOT,
+        "model %s, %,d parameters (%.2f MB); global batch %d x %d tokens, micro-batch %d;"
+            + " --sync %s%s; %d timed steps after %d warm-up%n",
+        w.config,
+        paramBytes / 4,
+        paramBytes / 1e6,
+        globalBatch,
+        seqLen,
+        microBatch,
+        sync,
+        sync.equals("average") ? " --local-steps " + localSteps : "",
+        steps,
+        warmup);
+    System.out.println(
+        "| P | step s (median) | tokens/s | broadcast s | longest task compute s | rest of job s"
+            + " | driver update s | MB moved per step |");
+    System.out.println("|---|---|---|---|---|---|---|---|");
+    for (int p : executors) {
+      String master = String.format(Locale.ROOT, masterTemplate, p, executorMemoryMb);
+      SparkSession spark =
+          SparkSession.builder()
+              .master(master)
+              .appName("mamba bench-train-job P=" + p)
+              .config("spark.executorEnv.SPARK_SCALA_VERSION", "2.12")
+              .config("spark.driver.host", "127.0.0.1")
+              .config("spark.driver.bindAddress", "127.0.0.1")
+              .config("spark.ui.enabled", "false")
+              .config("spark.ui.showConsoleProgress", "false")
+              .config("spark.executor.cores", "1")
+              .config("spark.executor.memory", (executorMemoryMb * 3 / 4) + "m")
+              .config("spark.executor.extraJavaOptions", "--add-modules=jdk.incubator.vector")
+              .getOrCreate();
+      try {
+        long deadline = System.nanoTime() + 120_000_000_000L;
+        while (master.startsWith("local-cluster")
+            && spark.sparkContext().statusTracker().getExecutorInfos().length < p + 1) {
+          if (System.nanoTime() > deadline) {
+            throw new IllegalStateException(p + " executors did not register in 120 s");
+          }
+          Thread.sleep(200);
+        }
+        TrainJob j = new TrainJob();
+        new CommandLine(j)
+            .parseArgs(
+                "--init",
+                model.toString(),
+                "--input",
+                input.toString(),
+                "--output",
+                work.resolve("out-" + p).toString(),
+                "--steps",
+                Integer.toString(warmup + steps),
+                "--global-batch",
+                Integer.toString(globalBatch),
+                "--micro-batch",
+                Integer.toString(microBatch),
+                "--seq-len",
+                Integer.toString(seqLen),
+                "--schedule",
+                "constant",
+                "--partitions",
+                Integer.toString(p),
+                "--sync",
+                sync,
+                "--local-steps",
+                Integer.toString(localSteps),
+                "--no-chart");
+        j.run(spark);
+        List<String> timed = j.metrics.subList(warmup, j.metrics.size());
+        double step = median(timed, "seconds");
+        System.out.printf(
+            Locale.ROOT,
+            "| %d | %.3f | %.0f | %.4f | %.3f | %.3f | %.4f | %.1f |%n",
+            p,
+            step,
+            (double) globalBatch * (seqLen - 1) / step,
+            median(timed, "broadcast_s"),
+            median(timed, "task_compute_max_s"),
+            median(timed, "job_s") - median(timed, "task_compute_max_s"),
+            median(timed, "update_s"),
+            median(timed, "bytes_moved") / 1e6 / (sync.equals("average") ? localSteps : 1));
+      } finally {
+        spark.stop();
+      }
+    }
+    return 0;
+  }
+
+  private static double median(List<String> lines, String key) {
+    double[] v = new double[lines.size()];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = LossChart.number(lines.get(i), key);
+    }
+    Arrays.sort(v);
+    return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  }
+}

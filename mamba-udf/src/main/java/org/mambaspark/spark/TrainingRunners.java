@@ -1,0 +1,101 @@
+package org.mambaspark.spark;
+
+import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.apache.spark.TaskContext;
+import org.mambaspark.model.Backend;
+import org.mambaspark.model.Backends;
+import org.mambaspark.model.MambaModel;
+import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.ModelRunner;
+import org.mambaspark.model.NamedTensor;
+import org.mambaspark.ops.Parallel;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The training model of this executor JVM: one copy of the weights, one {@link ModelRunner} per
+ * backend (on a GPU the weights stay resident), shared by the executor's task threads. Each step's
+ * broadcast carries a fresh key; the first task that sees a new key copies the broadcast tensors
+ * into the cached weights in place and calls {@link ModelRunner#reloadWeights}, under a write lock
+ * that waits for the tasks still computing on the previous weights. Tasks compute under the read
+ * lock, so the tasks of one step run concurrently.
+ */
+final class TrainingRunners {
+  private static final Logger LOG = LoggerFactory.getLogger(TrainingRunners.class);
+  private static final ReentrantReadWriteLock LOCK = new ReentrantReadWriteLock();
+  private static final ConcurrentHashMap<Backend, ModelRunner> RUNNERS = new ConcurrentHashMap<>();
+  private static String key; //           guarded by LOCK
+  private static MambaWeights weights; // guarded by LOCK
+  private static MambaModel model; //     guarded by LOCK
+  private static int reloads; //          guarded by LOCK
+
+  private TrainingRunners() {}
+
+  /**
+   * The runner for the running task (on the GPU Spark assigned it, else the JVM's backend) with the
+   * snapshot's weights, holding the read lock: call {@link #release} in a finally block on the same
+   * thread.
+   */
+  static ModelRunner acquire(DataParallelTraining.Snapshot snap) {
+    LOCK.readLock().lock();
+    if (!snap.key.equals(key)) {
+      LOCK.readLock().unlock();
+      LOCK.writeLock().lock();
+      try {
+        if (!snap.key.equals(key)) {
+          load(snap);
+        }
+        LOCK.readLock().lock(); // downgrade: hold the read lock before giving up the write lock
+      } finally {
+        LOCK.writeLock().unlock();
+      }
+    }
+    Backend b = Backends.forGpuAddress(GpuAssignment.address(TaskContext.get()).orElse(null));
+    return RUNNERS.computeIfAbsent(b, x -> x.open(model));
+  }
+
+  static void release() {
+    LOCK.readLock().unlock();
+  }
+
+  /** How many times this JVM copied broadcast weights into its training model (tests, logs). */
+  static int reloads() {
+    LOCK.readLock().lock();
+    try {
+      return reloads;
+    } finally {
+      LOCK.readLock().unlock();
+    }
+  }
+
+  private static void load(DataParallelTraining.Snapshot snap) {
+    if (weights == null || !weights.config.equals(snap.config)) {
+      int t = ModelCache.executorCores(); // the engine's threads: the executor's cores
+      if (t != Parallel.threads()) {
+        Parallel.setThreads(t);
+      }
+      for (ModelRunner r : RUNNERS.values()) {
+        r.close();
+      }
+      RUNNERS.clear();
+      weights = new MambaWeights(snap.config);
+      model = new MambaModel(weights);
+      LOG.info(
+          "{}: training model {}; engine threads {}",
+          ModelCache.jvmId(),
+          snap.config,
+          Parallel.threads());
+    }
+    List<NamedTensor> ps = weights.parameters();
+    for (int i = 0; i < ps.size(); i++) {
+      System.arraycopy(snap.tensors[i], 0, ps.get(i).data, 0, snap.tensors[i].length);
+    }
+    for (ModelRunner r : RUNNERS.values()) {
+      r.reloadWeights();
+    }
+    key = snap.key;
+    reloads++;
+  }
+}
