@@ -26,6 +26,7 @@ import picocli.CommandLine.Command;
       EmbedCommand.class,
       GenerateCorpusCommand.class,
       BenchJobCommand.class,
+      CompareCommand.class,
       org.mambaspark.jobs.TrainJob.class,
       org.mambaspark.jobs.BenchTrainJob.class
     })

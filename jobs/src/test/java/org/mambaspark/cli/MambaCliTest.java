@@ -159,4 +159,30 @@ class MambaCliTest {
     assertTrue(badInput.err.contains("junk.safetensors"), badInput.err);
     assertTrue(!Files.exists(tmp.resolve("o.safetensors")), "no half-written output");
   }
+
+  @Test
+  void compareMeasuresHowFarTwoCheckpointsAre() throws Exception {
+    Path small = fixture("small").resolve("model");
+    Path a = tmp.resolve("cmp-a"), b = tmp.resolve("cmp-b");
+    org.mambaspark.model.MambaWeights w = org.mambaspark.io.Checkpoint.load(small);
+    org.mambaspark.io.Checkpoint.save(w, a);
+    // one weight moved by 1e-3 of the whole parameter norm: overall error 1e-3
+    double norm = 0;
+    for (org.mambaspark.model.NamedTensor t : w.parameters()) {
+      for (float v : t.data) {
+        norm += (double) v * v;
+      }
+    }
+    w.parameters().get(0).data[0] += (float) (1e-3 * Math.sqrt(norm));
+    org.mambaspark.io.Checkpoint.save(w, b);
+    Run same = new Run("compare", "--a", a.toString(), "--b", a.toString());
+    Run apart = new Run("compare", "--a", b.toString(), "--b", a.toString());
+    Run loose = new Run("compare", "--a", b.toString(), "--b", a.toString(), "--tolerance", "2e-3");
+    System.out.print(same.out + apart.out);
+    assertEquals(0, same.code, same.out + same.err);
+    assertTrue(same.out.contains("overall rel err 0.000e+00"), same.out);
+    assertEquals(1, apart.code, apart.out + apart.err);
+    assertTrue(apart.out.contains("overall rel err 1.000e-03"), apart.out);
+    assertEquals(0, loose.code, loose.out + loose.err);
+  }
 }
