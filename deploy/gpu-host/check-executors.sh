@@ -43,7 +43,7 @@ for e in $counts; do
   "$root/deploy/gpu-host/train-executors.sh" "$e" "${GPUS:-1}" --init "$init" --input "$out/in.jsonl" \
     --output "$out/run-$e" --steps "$STEPS" --global-batch "$G" --micro-batch "$MICRO" --seq-len "$L" \
     --lr 1e-3 --warmup-steps 0 --schedule constant --weight-decay 0.1 --clip-grad 1.0 --seed 0 \
-    --partitions "$e" > "$out/run-$e.log" 2>&1
+    --partitions "$e" > "$out/run-$e.log" 2>&1 || echo "!! the run with $e executor(s) failed: $out/run-$e.log"
   echo "== $e executor(s), $e partition(s): $(($(date +%s) - t0)) s wall"
   grep -E 'TrainJob: step ' "$out/run-$e.log" | sed 's/^.*TrainJob: /  /'
   sed 's/^/  /' "$out/run-$e/metrics.jsonl" | cut -c1-400

@@ -732,20 +732,7 @@ public final class TrainJob implements Callable<Integer> {
     all.addAll(metrics);
     Files.write(local.resolve("metrics.jsonl"), all, StandardCharsets.UTF_8);
     if (last && !noChart) {
-      LossChart.write(
-          all,
-          String.format(
-              "%s: D=%d, %d layers, %s",
-              new org.apache.hadoop.fs.Path(output).getName(),
-              weights.config.hiddenSize,
-              weights.config.numLayers,
-              evalLosses.isEmpty()
-                  ? "train loss"
-                  : String.format(
-                      "eval loss %.3f at step %d",
-                      evalLosses.get(evalLosses.size() - 1)[1],
-                      (long) evalLosses.get(evalLosses.size() - 1)[0])),
-          local.resolve(LOSS_PNG));
+      drawLossChart(all, local);
     }
     fs.mkdirs(out);
     org.apache.hadoop.fs.Path tmp = new org.apache.hadoop.fs.Path(out, "." + name + ".tmp");
@@ -792,6 +779,35 @@ public final class TrainJob implements Callable<Integer> {
           throw new UncheckedIOException(new IOException("could not rename " + t + " to " + d));
         }
       }
+    }
+  }
+
+  /**
+   * The loss-curve PNG. A chart is a convenience: when Java2D cannot draw on this host (a headless
+   * JRE without its font libraries, as on a bare GPU machine), the run says so loudly and still
+   * writes its model and metrics.
+   */
+  private void drawLossChart(List<String> all, Path local) {
+    try {
+      LossChart.write(
+          all,
+          String.format(
+              "%s: D=%d, %d layers, %s",
+              new org.apache.hadoop.fs.Path(output).getName(),
+              weights.config.hiddenSize,
+              weights.config.numLayers,
+              evalLosses.isEmpty()
+                  ? "train loss"
+                  : String.format(
+                      "eval loss %.3f at step %d",
+                      evalLosses.get(evalLosses.size() - 1)[1],
+                      (long) evalLosses.get(evalLosses.size() - 1)[0])),
+          local.resolve(LOSS_PNG));
+    } catch (IOException | RuntimeException | LinkageError | java.awt.AWTError e) {
+      LOG.warn(
+          "*** loss curve not drawn ({}); the model and metrics.jsonl are written. --no-chart skips"
+              + " it. ***",
+          e.toString());
     }
   }
 }
