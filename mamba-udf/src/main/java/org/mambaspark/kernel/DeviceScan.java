@@ -111,6 +111,29 @@ public final class DeviceScan implements AutoCloseable {
   }
 
   /**
+   * For the whole-model kernel, which holds only version 3: the tiling, or one with fewer channels,
+   * then fewer segments, always 4 positions a thread.
+   */
+  public static Tiling fitVersion3(Tiling t, int N, long localBytes, boolean backward) {
+    Tiling c = t;
+    while (4L * (backward ? backwardLocal(c, N, 3) : forwardLocal(c, N, 3)) > localBytes) {
+      if (c.ce > 1) {
+        c = new Tiling(c.ce / 2, c.segments, 4);
+      } else if (c.segments > 1) {
+        c = new Tiling(1, c.segments / 2, 4);
+      } else {
+        throw new IllegalArgumentException(
+            "state size N = "
+                + N
+                + " needs more local memory than the device's "
+                + localBytes
+                + " bytes for the GPU scan; use the CPU backend (-Dmamba.backend=cpu)");
+      }
+    }
+    return c;
+  }
+
+  /**
    * A forward tiling with the backward's chunk (so that its saved chunk states serve it), with as
    * many of the backward's channels as fit {@code localBytes}.
    */

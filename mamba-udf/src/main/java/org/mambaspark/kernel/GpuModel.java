@@ -77,7 +77,7 @@ final class GpuModel implements ModelRunner {
     long local = device.getLocalMemSize();
     scanWide = tilings(DeviceScan.FORWARD_IN_MODEL, DeviceScan.BACKWARD, N, local);
     scanNarrow = tilings(DeviceScan.FORWARD_FEW_ROWS, DeviceScan.BACKWARD_FEW_ROWS, N, local);
-    int V = DeviceScan.VERSION;
+    int V = 3; // MambaKernel holds version 3 of the scans only
     int lmemFloats = Math.max(MambaKernel.GEMM_LOCAL, 8 * 128);
     for (DeviceScan.Tiling[] t : new DeviceScan.Tiling[][] {scanWide, scanNarrow}) {
       lmemFloats = Math.max(lmemFloats, DeviceScan.forwardLocal(t[0], N, V));
@@ -106,9 +106,9 @@ final class GpuModel implements ModelRunner {
 
   private static DeviceScan.Tiling[] tilings(
       DeviceScan.Tiling fwd, DeviceScan.Tiling bwd, int N, long local) {
-    DeviceScan.Tiling b = DeviceScan.fit(bwd, N, local, true);
+    DeviceScan.Tiling b = DeviceScan.fitVersion3(bwd, N, local, true);
     return new DeviceScan.Tiling[] {
-      DeviceScan.fit(fwd, N, local, false), DeviceScan.forwardWithChunk(b, N, local), b
+      DeviceScan.fitVersion3(fwd, N, local, false), DeviceScan.forwardWithChunk(b, N, local), b
     };
   }
 
@@ -835,10 +835,7 @@ final class GpuModel implements ModelRunner {
     kernel.sCe = t.ce;
     kernel.sSeg = t.segments;
     kernel.sItems = t.items;
-    launch(
-        DeviceScan.forwardOp(t, DeviceScan.VERSION),
-        a.B * ((ED + t.ce - 1) / t.ce) * t.threads(),
-        t.threads());
+    launch(ScanKernel.OP_SCAN_FWD3, a.B * ((ED + t.ce - 1) / t.ce) * t.threads(), t.threads());
     if (residual) {
       matmul(
           BT,
@@ -1029,10 +1026,7 @@ final class GpuModel implements ModelRunner {
       kernel.sCe = a.scanBwd.ce;
       kernel.sSeg = a.scanBwd.segments;
       kernel.sItems = a.scanBwd.items;
-      launch(
-          DeviceScan.backwardOp(a.scanBwd, DeviceScan.VERSION),
-          a.B * nEb * a.scanBwd.threads(),
-          a.scanBwd.threads());
+      launch(ScanKernel.OP_SCAN_BWD3, a.B * nEb * a.scanBwd.threads(), a.scanBwd.threads());
       launch(ScanKernel.OP_SCAN_BWD_REDUCE, BT * 2 * c.stateSize + c.stateSize * ED + ED, 128);
       // Δ = softplus(dt_proj(dbc[:, :R]))
       kernel.eN = BT * ED;
@@ -1294,15 +1288,12 @@ final class GpuModel implements ModelRunner {
       case MambaKernel.OP_RMSNORM:
       case MambaKernel.OP_RMSNORM_BWD:
         return 8 * 128; // GEMV: up to 8 rows × 128 threads; the rest: one float a thread
-      case ScanKernel.OP_SCAN_FWD:
-      case ScanKernel.OP_SCAN_FWD2:
       case ScanKernel.OP_SCAN_FWD3:
         t = new DeviceScan.Tiling(kernel.sCe, kernel.sSeg, kernel.sItems);
-        return DeviceScan.forwardLocal(t, N, DeviceScan.VERSION);
-      case ScanKernel.OP_SCAN_BWD:
+        return ScanKernel.scanForward3Local(t.ce, t.segments, N);
       case ScanKernel.OP_SCAN_BWD3:
         t = new DeviceScan.Tiling(kernel.sCe, kernel.sSeg, kernel.sItems);
-        return DeviceScan.backwardLocal(t, N, DeviceScan.VERSION);
+        return ScanKernel.scanBackward3Local(t.ce, t.segments, N);
       default:
         return 1;
     }

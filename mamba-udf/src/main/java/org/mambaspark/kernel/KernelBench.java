@@ -27,10 +27,11 @@ import org.mambaspark.ops.SelectiveScan;
  *
  * <pre>
  *   all                                  the whole table below, in one run
- *   scan-fwd  B=8 L=2048 ED=1536 N=16 [ce=8 S=16 I=4]
- *   scan-bwd  B=8 L=2048 ED=1536 N=16 [ce=8 S=8 I=4]   (after a forward saving chunk states)
- *   scan-sweep B=8 L=2048 ED=1536 N=16   forward and backward over several tilings
- *   sgemm     M=16384 N=3072 K=768       C = A·Bᵀ, TFLOP/s (versions 2 and 1; gemm=1: only 1)
+ *   scan-fwd  B=8 L=2048 ED=1536 N=16 [ce S I: DeviceScan's default for the shape] [scan=3
+ *             scanMin=1: the versions timed] [check=false: skip the CPU check]
+ *   scan-bwd  the same keys (after a forward saving chunk states; versions 3 and 1)
+ *   scan-sweep B=8 L=2048 ED=1536 N=16 [only=16x16,4x32,...]   version 3 over tilings
+ *   sgemm     M=16384 N=3072 K=768       C = A·Bᵀ, TFLOP/s
  *   sgemm-130m                           mamba-130m's five products at B·L = 16384
  *   forward   preset=mamba-130m B=8 L=2048   hidden states, and scoring (lm_head + loss)
  *   train     preset=mamba-130m B=8 L=2048   forward + backward (all gradients back on the host)
@@ -298,15 +299,8 @@ public final class KernelBench {
   }
 
   private void sgemm(String name, int M, int N, int K) {
-    for (int v = i("gemm", 2); v >= 1; v--) {
-      sgemm(name, M, N, K, v);
-    }
-  }
-
-  private void sgemm(String name, int M, int N, int K, int version) {
     try (DeviceOps ops = new DeviceOps(device)) {
       ops.gemmPrepare(M, N, K, 5);
-      ops.kernel.gVersion = version;
       ops.profile = true;
       long[] kernel = new long[runs()];
       long[] wall = new long[runs()];
@@ -356,7 +350,7 @@ public final class KernelBench {
       row(
           "sgemm " + name,
           String.format(Locale.ROOT, "M=%d N=%d K=%d", M, N, K),
-          "v" + version + ": 128x128x8, 8x8/thread",
+          "128x128x8, 8x8/thread, double-buffered",
           ms(kernel),
           ms(wall),
           ms(e2e),

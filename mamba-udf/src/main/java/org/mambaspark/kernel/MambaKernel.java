@@ -14,10 +14,9 @@ package org.mambaspark.kernel;
  *       256 threads each holding an 8×8 block of C in registers (strided by 16, so that local reads
  *       are bank-conflict free and stores coalesce). Operands are (array, offset, two strides), so
  *       one kernel covers {@code Matmul.matmulForward} (A·Wᵀ) and both products of its backward
- *       (dout·W, doutᵀ·inp), and views such as the z half of in_proj's output. Version 1 ({@link
- *       #gemm}) loads a tile, waits, multiplies, waits; version 2 ({@link #gemm2}, the default)
- *       double-buffers the tiles with the next one's loads in flight. Long-K products over few
- *       tiles (weight gradients, K = B·L) split K across work-groups ({@link #gSplit}).
+ *       (dout·W, doutᵀ·inp), and views such as the z half of in_proj's output; the tiles are
+ *       double-buffered with the next one's loads in flight ({@link #gemm2}). Long-K products over
+ *       few tiles (weight gradients, K = B·L) split K across work-groups ({@link #gSplit}).
  *   <li>{@link #OP_GEMV}: the same product for M ≤ 8 rows (generation), a work-group per output
  *       column: a tiled GEMM would leave all but a few compute units idle.
  *   <li>{@link #OP_EMBED}, {@link #OP_RMSNORM} ({@code RmsNorm}), {@link #OP_CONV} and {@link
@@ -127,9 +126,6 @@ public class MambaKernel extends ScanKernel {
    */
   int gSplit = 1;
 
-  /** 1: {@link #gemm} (single-buffered, the reference); 2: {@link #gemm2} (double-buffered). */
-  int gVersion = 2;
-
   int gKPer;
   int gPartOff;
 
@@ -203,24 +199,19 @@ public class MambaKernel extends ScanKernel {
 
   @Override
   public void run() {
-    if (op == OP_SCAN_FWD) {
-      scanForward();
-    } else if (op == OP_SCAN_BWD) {
-      scanBackward();
-    } else if (op == OP_SCAN_BWD_REDUCE) {
-      scanBackwardReduce();
-    } else if (op == OP_SCAN_FWD2) {
-      scanForward2();
-    } else if (op == OP_SCAN_FWD3) {
+    // Only what the model runs (the scans' versions 1 and 2 stay in ScanKernel, for DeviceScan).
+    // Measured on the H200: the in_proj SGEMM runs 3.9 ms in a kernel of its own, 4.0 ms beside the
+    // version-3 scans or beside the other layer ops, 6.0-6.3 ms in this whole program; Aparapi
+    // passes every field the program reads as an argument and copies them into one struct, and the
+    // struct's size is the suspect (sharing parameter fields across ops is the next step).
+    if (op == OP_SCAN_FWD3) {
       scanForward3();
     } else if (op == OP_SCAN_BWD3) {
       scanBackward3();
+    } else if (op == OP_SCAN_BWD_REDUCE) {
+      scanBackwardReduce();
     } else if (op == OP_GEMM) {
-      if (gVersion == 2) {
-        gemm2();
-      } else {
-        gemm();
-      }
+      gemm2();
     } else if (op == OP_GEMV) {
       gemv();
     } else if (op == OP_EMBED) {
@@ -345,276 +336,10 @@ public class MambaKernel extends ScanKernel {
   // ---- matrix products
 
   /**
-   * A work-group per 128×128 tile of C, column tiles outer (consecutive groups share a tile of B,
-   * the weight, in cache); per k-step the A and B tiles are loaded along their contiguous
-   * dimension, then each thread accumulates its 8×8 block from local memory.
-   */
-  private void gemm() {
-    int lid = getLocalId();
-    int g = getGroupId();
-    int tilesM = (gM + GBM - 1) / GBM;
-    int tiles = tilesM * ((gN + GBN - 1) / GBN);
-    int split = g / tiles;
-    int gt = g - split * tiles;
-    int kBegin = 0;
-    int kEnd = gK;
-    if (gSplit > 1) {
-      kBegin = split * gKPer;
-      kEnd = min(gK, kBegin + gKPer);
-    }
-    int tnI = gt / tilesM;
-    int m0 = (gt - tnI * tilesM) * GBM;
-    int n0 = tnI * GBN;
-    int tm = lid / 16;
-    int tn = lid - tm * 16;
-    float c00 = 0f;
-    float c01 = 0f;
-    float c02 = 0f;
-    float c03 = 0f;
-    float c04 = 0f;
-    float c05 = 0f;
-    float c06 = 0f;
-    float c07 = 0f;
-    float c10 = 0f;
-    float c11 = 0f;
-    float c12 = 0f;
-    float c13 = 0f;
-    float c14 = 0f;
-    float c15 = 0f;
-    float c16 = 0f;
-    float c17 = 0f;
-    float c20 = 0f;
-    float c21 = 0f;
-    float c22 = 0f;
-    float c23 = 0f;
-    float c24 = 0f;
-    float c25 = 0f;
-    float c26 = 0f;
-    float c27 = 0f;
-    float c30 = 0f;
-    float c31 = 0f;
-    float c32 = 0f;
-    float c33 = 0f;
-    float c34 = 0f;
-    float c35 = 0f;
-    float c36 = 0f;
-    float c37 = 0f;
-    float c40 = 0f;
-    float c41 = 0f;
-    float c42 = 0f;
-    float c43 = 0f;
-    float c44 = 0f;
-    float c45 = 0f;
-    float c46 = 0f;
-    float c47 = 0f;
-    float c50 = 0f;
-    float c51 = 0f;
-    float c52 = 0f;
-    float c53 = 0f;
-    float c54 = 0f;
-    float c55 = 0f;
-    float c56 = 0f;
-    float c57 = 0f;
-    float c60 = 0f;
-    float c61 = 0f;
-    float c62 = 0f;
-    float c63 = 0f;
-    float c64 = 0f;
-    float c65 = 0f;
-    float c66 = 0f;
-    float c67 = 0f;
-    float c70 = 0f;
-    float c71 = 0f;
-    float c72 = 0f;
-    float c73 = 0f;
-    float c74 = 0f;
-    float c75 = 0f;
-    float c76 = 0f;
-    float c77 = 0f;
-    for (int k0 = kBegin; k0 < kEnd; k0 += GBK) {
-      for (int r = 0; r < 4; r++) {
-        int idx = lid + r * GEMM_THREADS;
-        int mm = idx & 127;
-        int kk = idx / 128;
-        if (gACs == 1) {
-          mm = idx / 8;
-          kk = idx & 7;
-        }
-        float v = 0f;
-        if (m0 + mm < gM && k0 + kk < kEnd) {
-          v = ld(gASel, gAOff + (m0 + mm) * gARs + (k0 + kk) * gACs);
-        }
-        lmem[kk * GLD + mm] = v;
-        int nn = idx & 127;
-        int kb = idx / 128;
-        if (gBKs == 1) {
-          nn = idx / 8;
-          kb = idx & 7;
-        }
-        float w = 0f;
-        if (n0 + nn < gN && k0 + kb < kEnd) {
-          w = ld(gBSel, gBOff + (k0 + kb) * gBKs + (n0 + nn) * gBNs);
-        }
-        lmem[GBK * GLD + kb * GLD + nn] = w;
-      }
-      localBarrier();
-      for (int kk = 0; kk < GBK; kk++) {
-        int ar = kk * GLD + tm;
-        int br = GBK * GLD + kk * GLD + tn;
-        float a0 = lmem[ar + 0];
-        float a1 = lmem[ar + 16];
-        float a2 = lmem[ar + 32];
-        float a3 = lmem[ar + 48];
-        float a4 = lmem[ar + 64];
-        float a5 = lmem[ar + 80];
-        float a6 = lmem[ar + 96];
-        float a7 = lmem[ar + 112];
-        float b0 = lmem[br + 0];
-        float b1 = lmem[br + 16];
-        float b2 = lmem[br + 32];
-        float b3 = lmem[br + 48];
-        float b4 = lmem[br + 64];
-        float b5 = lmem[br + 80];
-        float b6 = lmem[br + 96];
-        float b7 = lmem[br + 112];
-        c00 += a0 * b0;
-        c01 += a0 * b1;
-        c02 += a0 * b2;
-        c03 += a0 * b3;
-        c04 += a0 * b4;
-        c05 += a0 * b5;
-        c06 += a0 * b6;
-        c07 += a0 * b7;
-        c10 += a1 * b0;
-        c11 += a1 * b1;
-        c12 += a1 * b2;
-        c13 += a1 * b3;
-        c14 += a1 * b4;
-        c15 += a1 * b5;
-        c16 += a1 * b6;
-        c17 += a1 * b7;
-        c20 += a2 * b0;
-        c21 += a2 * b1;
-        c22 += a2 * b2;
-        c23 += a2 * b3;
-        c24 += a2 * b4;
-        c25 += a2 * b5;
-        c26 += a2 * b6;
-        c27 += a2 * b7;
-        c30 += a3 * b0;
-        c31 += a3 * b1;
-        c32 += a3 * b2;
-        c33 += a3 * b3;
-        c34 += a3 * b4;
-        c35 += a3 * b5;
-        c36 += a3 * b6;
-        c37 += a3 * b7;
-        c40 += a4 * b0;
-        c41 += a4 * b1;
-        c42 += a4 * b2;
-        c43 += a4 * b3;
-        c44 += a4 * b4;
-        c45 += a4 * b5;
-        c46 += a4 * b6;
-        c47 += a4 * b7;
-        c50 += a5 * b0;
-        c51 += a5 * b1;
-        c52 += a5 * b2;
-        c53 += a5 * b3;
-        c54 += a5 * b4;
-        c55 += a5 * b5;
-        c56 += a5 * b6;
-        c57 += a5 * b7;
-        c60 += a6 * b0;
-        c61 += a6 * b1;
-        c62 += a6 * b2;
-        c63 += a6 * b3;
-        c64 += a6 * b4;
-        c65 += a6 * b5;
-        c66 += a6 * b6;
-        c67 += a6 * b7;
-        c70 += a7 * b0;
-        c71 += a7 * b1;
-        c72 += a7 * b2;
-        c73 += a7 * b3;
-        c74 += a7 * b4;
-        c75 += a7 * b5;
-        c76 += a7 * b6;
-        c77 += a7 * b7;
-      }
-      localBarrier();
-    }
-    gemmStore(m0 + tm + 0, n0 + tn + 0, c00, split);
-    gemmStore(m0 + tm + 0, n0 + tn + 16, c01, split);
-    gemmStore(m0 + tm + 0, n0 + tn + 32, c02, split);
-    gemmStore(m0 + tm + 0, n0 + tn + 48, c03, split);
-    gemmStore(m0 + tm + 0, n0 + tn + 64, c04, split);
-    gemmStore(m0 + tm + 0, n0 + tn + 80, c05, split);
-    gemmStore(m0 + tm + 0, n0 + tn + 96, c06, split);
-    gemmStore(m0 + tm + 0, n0 + tn + 112, c07, split);
-    gemmStore(m0 + tm + 16, n0 + tn + 0, c10, split);
-    gemmStore(m0 + tm + 16, n0 + tn + 16, c11, split);
-    gemmStore(m0 + tm + 16, n0 + tn + 32, c12, split);
-    gemmStore(m0 + tm + 16, n0 + tn + 48, c13, split);
-    gemmStore(m0 + tm + 16, n0 + tn + 64, c14, split);
-    gemmStore(m0 + tm + 16, n0 + tn + 80, c15, split);
-    gemmStore(m0 + tm + 16, n0 + tn + 96, c16, split);
-    gemmStore(m0 + tm + 16, n0 + tn + 112, c17, split);
-    gemmStore(m0 + tm + 32, n0 + tn + 0, c20, split);
-    gemmStore(m0 + tm + 32, n0 + tn + 16, c21, split);
-    gemmStore(m0 + tm + 32, n0 + tn + 32, c22, split);
-    gemmStore(m0 + tm + 32, n0 + tn + 48, c23, split);
-    gemmStore(m0 + tm + 32, n0 + tn + 64, c24, split);
-    gemmStore(m0 + tm + 32, n0 + tn + 80, c25, split);
-    gemmStore(m0 + tm + 32, n0 + tn + 96, c26, split);
-    gemmStore(m0 + tm + 32, n0 + tn + 112, c27, split);
-    gemmStore(m0 + tm + 48, n0 + tn + 0, c30, split);
-    gemmStore(m0 + tm + 48, n0 + tn + 16, c31, split);
-    gemmStore(m0 + tm + 48, n0 + tn + 32, c32, split);
-    gemmStore(m0 + tm + 48, n0 + tn + 48, c33, split);
-    gemmStore(m0 + tm + 48, n0 + tn + 64, c34, split);
-    gemmStore(m0 + tm + 48, n0 + tn + 80, c35, split);
-    gemmStore(m0 + tm + 48, n0 + tn + 96, c36, split);
-    gemmStore(m0 + tm + 48, n0 + tn + 112, c37, split);
-    gemmStore(m0 + tm + 64, n0 + tn + 0, c40, split);
-    gemmStore(m0 + tm + 64, n0 + tn + 16, c41, split);
-    gemmStore(m0 + tm + 64, n0 + tn + 32, c42, split);
-    gemmStore(m0 + tm + 64, n0 + tn + 48, c43, split);
-    gemmStore(m0 + tm + 64, n0 + tn + 64, c44, split);
-    gemmStore(m0 + tm + 64, n0 + tn + 80, c45, split);
-    gemmStore(m0 + tm + 64, n0 + tn + 96, c46, split);
-    gemmStore(m0 + tm + 64, n0 + tn + 112, c47, split);
-    gemmStore(m0 + tm + 80, n0 + tn + 0, c50, split);
-    gemmStore(m0 + tm + 80, n0 + tn + 16, c51, split);
-    gemmStore(m0 + tm + 80, n0 + tn + 32, c52, split);
-    gemmStore(m0 + tm + 80, n0 + tn + 48, c53, split);
-    gemmStore(m0 + tm + 80, n0 + tn + 64, c54, split);
-    gemmStore(m0 + tm + 80, n0 + tn + 80, c55, split);
-    gemmStore(m0 + tm + 80, n0 + tn + 96, c56, split);
-    gemmStore(m0 + tm + 80, n0 + tn + 112, c57, split);
-    gemmStore(m0 + tm + 96, n0 + tn + 0, c60, split);
-    gemmStore(m0 + tm + 96, n0 + tn + 16, c61, split);
-    gemmStore(m0 + tm + 96, n0 + tn + 32, c62, split);
-    gemmStore(m0 + tm + 96, n0 + tn + 48, c63, split);
-    gemmStore(m0 + tm + 96, n0 + tn + 64, c64, split);
-    gemmStore(m0 + tm + 96, n0 + tn + 80, c65, split);
-    gemmStore(m0 + tm + 96, n0 + tn + 96, c66, split);
-    gemmStore(m0 + tm + 96, n0 + tn + 112, c67, split);
-    gemmStore(m0 + tm + 112, n0 + tn + 0, c70, split);
-    gemmStore(m0 + tm + 112, n0 + tn + 16, c71, split);
-    gemmStore(m0 + tm + 112, n0 + tn + 32, c72, split);
-    gemmStore(m0 + tm + 112, n0 + tn + 48, c73, split);
-    gemmStore(m0 + tm + 112, n0 + tn + 64, c74, split);
-    gemmStore(m0 + tm + 112, n0 + tn + 80, c75, split);
-    gemmStore(m0 + tm + 112, n0 + tn + 96, c76, split);
-    gemmStore(m0 + tm + 112, n0 + tn + 112, c77, split);
-  }
-
-  /**
-   * Version 2 of {@link #gemm}: the same tiles, double-buffered. While the threads multiply the
-   * tile in one local buffer, their global loads of the next tile are in flight into registers, and
-   * go to the other buffer afterwards: one barrier per k-step instead of two, and the global
-   * latency hidden behind 512 FMAs a thread.
+   * A work-group per 128×128 tile of C, double-buffered. While the threads multiply the tile in one
+   * local buffer, their global loads of the next tile are in flight into registers, and go to the
+   * other buffer afterwards: one barrier per k-step instead of two, and the global latency hidden
+   * behind 512 FMAs a thread.
    */
   private void gemm2() {
     int lid = getLocalId();

@@ -6,8 +6,6 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
 import org.mambaspark.Fixtures;
 import org.mambaspark.ops.Activations;
 import org.mambaspark.ops.Conv1d;
@@ -66,10 +64,8 @@ class LayerKernelsTest {
     {3000, 9, 33}
   };
 
-  @ParameterizedTest(name = "GEMM version {0}")
-  @ValueSource(ints = {1, 2})
-  void matmulForwardWithViewsBiasAndSoftplus(int version) {
-    ops.kernel.gVersion = version;
+  @Test
+  void matmulForwardWithViewsBiasAndSoftplus() {
     double worst = 0;
     for (int[] s : GEMM_SIZES) {
       int BT = s[0], C = s[1], OC = s[2];
@@ -103,13 +99,11 @@ class LayerKernelsTest {
                     FWD_TOL));
       }
     }
-    System.out.printf("matmul forward kernel (GEMM v%d): largest rel err %.2e%n", version, worst);
+    System.out.printf("matmul forward kernel (GEMM): largest rel err %.2e%n", worst);
   }
 
-  @ParameterizedTest(name = "GEMM version {0}")
-  @ValueSource(ints = {1, 2})
-  void matmulBackwardBothProductsAndBias(int version) {
-    ops.kernel.gVersion = version;
+  @Test
+  void matmulBackwardBothProductsAndBias() {
     double worst = 0;
     for (int[] s : GEMM_SIZES) {
       int BT = s[0], C = s[1], OC = s[2];
@@ -131,7 +125,7 @@ class LayerKernelsTest {
       worst = Math.max(worst, check("matmul bwd dweight" + at, gdw, dw, BWD_TOL));
       worst = Math.max(worst, check("matmul bwd dbias" + at, gdb, db, BWD_TOL));
     }
-    System.out.printf("matmul backward kernels (GEMM v%d): largest rel err %.2e%n", version, worst);
+    System.out.printf("matmul backward kernels (GEMM): largest rel err %.2e%n", worst);
   }
 
   @Test
