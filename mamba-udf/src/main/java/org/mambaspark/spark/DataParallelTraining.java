@@ -228,6 +228,7 @@ public final class DataParallelTraining {
                 for (Set<Long> b : indices.value()) {
                   shares.add(mine(all.iterator(), b));
                 }
+                TrainingRunners.sizeThreads();
                 Backend backend =
                     Backends.forGpuAddress(GpuAssignment.address(TaskContext.get()).orElse(null));
                 return Collections.singletonList(

@@ -70,12 +70,17 @@ final class TrainingRunners {
     }
   }
 
+  /** The engine's threads in this JVM: the executor's cores (every core in local mode). */
+  static void sizeThreads() {
+    int t = ModelCache.executorCores();
+    if (t != Parallel.threads()) {
+      Parallel.setThreads(t);
+    }
+  }
+
   private static void load(DataParallelTraining.Snapshot snap) {
     if (weights == null || !weights.config.equals(snap.config)) {
-      int t = ModelCache.executorCores(); // the engine's threads: the executor's cores
-      if (t != Parallel.threads()) {
-        Parallel.setThreads(t);
-      }
+      sizeThreads();
       for (ModelRunner r : RUNNERS.values()) {
         r.close();
       }

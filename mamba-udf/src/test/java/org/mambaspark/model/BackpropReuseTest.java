@@ -1,6 +1,7 @@
 package org.mambaspark.model;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
 import java.util.SplittableRandom;
@@ -8,8 +9,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A Backprop used before (also after Backprops of other shapes ran on the thread) gives a fresh
- * one's loss and gradient, bit for bit: the CPU runner keeps its Backprops per thread across calls
- * (the Spark training job's executors reuse them step after step).
+ * one's loss and gradient (bit for bit in a warm JVM; to float rounding while the JIT compiles):
+ * the CPU runner keeps its Backprops per thread across calls (the Spark training job's executors
+ * reuse them step after step).
  */
 class BackpropReuseTest {
   @Test
@@ -32,20 +34,23 @@ class BackpropReuseTest {
     double l1 = reused.forwardBackward(b, g1, 1.0);
     double l2 = new Backprop(model, B, L).forwardBackward(b, g2, 1.0);
     int differ = 0;
-    double worst = 0;
+    double num = 0, den = 0;
     List<NamedTensor> x = g1.parameters(), y = g2.parameters();
     for (int i = 0; i < x.size(); i++) {
       for (int j = 0; j < x.get(i).data.length; j++) {
-        if (x.get(i).data[j] != y.get(i).data[j]) {
-          differ++;
-          worst = Math.max(worst, Math.abs(x.get(i).data[j] - y.get(i).data[j]));
-        }
+        double d = (double) x.get(i).data[j] - y.get(i).data[j];
+        differ += d != 0 ? 1 : 0;
+        num += d * d;
+        den += (double) y.get(i).data[j] * y.get(i).data[j];
       }
     }
+    double err = Math.sqrt(num / den);
     System.out.printf(
-        "reused vs fresh Backprop: loss %s vs %s; %d gradient entries differ, largest |Δ| %.3g%n",
-        l1, l2, differ, worst);
-    assertEquals(l2, l1);
-    assertEquals(0, differ);
+        "reused vs fresh Backprop: loss %s vs %s; gradient rel err %.2e (%d entries differ)%n",
+        l1, l2, err, differ);
+    // Equal up to float rounding: the Vector API's lane reductions may round differently once the
+    // JIT has compiled them (seen under JaCoCo in CI); a stale buffer would be far off.
+    assertEquals(l2, l1, 1e-9 * Math.abs(l2));
+    assertTrue(err < 1e-6, "gradient rel err " + err);
   }
 }
