@@ -201,9 +201,10 @@ public class MambaKernel extends ScanKernel {
   public void run() {
     // Only what the model runs (the scans' versions 1 and 2 stay in ScanKernel, for DeviceScan).
     // Measured on the H200: the in_proj SGEMM runs 3.9 ms in a kernel of its own, 4.0 ms beside the
-    // version-3 scans or beside the other layer ops, 6.0-6.3 ms in this whole program; Aparapi
-    // passes every field the program reads as an argument and copies them into one struct, and the
-    // struct's size is the suspect (sharing parameter fields across ops is the next step).
+    // version-3 scans or beside the other layer ops, 6.0-6.3 ms in this whole program. Not the
+    // argument count (3.9 ms beside a branch reading every parameter field) nor the array
+    // selectors (3.9 ms beside 36 calls of ld/st/addTo): the whole program's size, through the
+    // OpenCL compiler's inlining or register allocation, is what is left to test.
     if (op == OP_SCAN_FWD3) {
       scanForward3();
     } else if (op == OP_SCAN_BWD3) {
