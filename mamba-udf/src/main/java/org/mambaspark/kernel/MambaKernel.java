@@ -200,11 +200,8 @@ public class MambaKernel extends ScanKernel {
   @Override
   public void run() {
     // Only what the model runs (the scans' versions 1 and 2 stay in ScanKernel, for DeviceScan).
-    // Measured on the H200: the in_proj SGEMM runs 3.9 ms in a kernel of its own, 4.0 ms beside the
-    // version-3 scans or beside the other layer ops, 6.0-6.3 ms in this whole program. Not the
-    // argument count (3.9 ms beside a branch reading every parameter field) nor the array
-    // selectors (3.9 ms beside 36 calls of ld/st/addTo): the whole program's size, through the
-    // OpenCL compiler's inlining or register allocation, is what is left to test.
+    // Helper calls inside hot loops cost far more in this large program than in a small one (the
+    // SGEMM ran 2.3x slower here with them, not in a kernel of its own; see gemm2).
     if (op == OP_SCAN_FWD3) {
       scanForward3();
     } else if (op == OP_SCAN_BWD3) {
@@ -425,6 +422,29 @@ public class MambaKernel extends ScanKernel {
     float c76 = 0f;
     float c77 = 0f;
     int nk = (kEnd - kBegin + GBK - 1) / GBK;
+    // this thread's tile elements r = 0..3 (gemmA/gemmB/gemmPutA/gemmPutB's index maps, unrolled):
+    // A at row aM + r·aDm, column aK + r·aDk of the tile; B likewise
+    boolean aw = gASel == SEL_ACT && gBSel == SEL_W;
+    int aM = lid & 127;
+    int aK = lid / 128;
+    int aDm = 0;
+    int aDk = 2;
+    if (gACs == 1) {
+      aM = lid / 8;
+      aK = lid & 7;
+      aDm = 32;
+      aDk = 0;
+    }
+    int bN = lid & 127;
+    int bK = lid / 128;
+    int bDn = 0;
+    int bDk = 2;
+    if (gBKs == 1) {
+      bN = lid / 8;
+      bK = lid & 7;
+      bDn = 32;
+      bDk = 0;
+    }
     for (int r = 0; r < 4; r++) {
       gemmPutA(0, lid + r * GEMM_THREADS, gemmA(lid + r * GEMM_THREADS, m0, kBegin, kEnd));
       gemmPutB(0, lid + r * GEMM_THREADS, gemmB(lid + r * GEMM_THREADS, n0, kBegin, kEnd));
@@ -440,15 +460,92 @@ public class MambaKernel extends ScanKernel {
       float pb1 = 0f;
       float pb2 = 0f;
       float pb3 = 0f;
-      if (kt + 1 < nk) {
-        pa0 = gemmA(lid + 0, m0, k1, kEnd);
-        pa1 = gemmA(lid + 256, m0, k1, kEnd);
-        pa2 = gemmA(lid + 512, m0, k1, kEnd);
-        pa3 = gemmA(lid + 768, m0, k1, kEnd);
-        pb0 = gemmB(lid + 0, n0, k1, kEnd);
-        pb1 = gemmB(lid + 256, n0, k1, kEnd);
-        pb2 = gemmB(lid + 512, n0, k1, kEnd);
-        pb3 = gemmB(lid + 768, n0, k1, kEnd);
+      if (kt + 1 < nk && aw) {
+        // The next tile's loads are written out rather than called (gemmA/gemmB): inside the whole
+        // program the compiler did not inline those helpers, and in_proj's product ran 6.3 ms with
+        // them in the loop, 2.7 ms without (it runs 3.9 ms in a kernel of its own that calls them).
+        // The forward's products (activations × weights) also skip the array selector.
+        int m = m0 + aM;
+        int k = k1 + aK;
+        if (m < gM && k < kEnd) {
+          pa0 = act[gAOff + m * gARs + k * gACs];
+        }
+        m += aDm;
+        k += aDk;
+        if (m < gM && k < kEnd) {
+          pa1 = act[gAOff + m * gARs + k * gACs];
+        }
+        m += aDm;
+        k += aDk;
+        if (m < gM && k < kEnd) {
+          pa2 = act[gAOff + m * gARs + k * gACs];
+        }
+        m += aDm;
+        k += aDk;
+        if (m < gM && k < kEnd) {
+          pa3 = act[gAOff + m * gARs + k * gACs];
+        }
+        int n = n0 + bN;
+        k = k1 + bK;
+        if (n < gN && k < kEnd) {
+          pb0 = W[gBOff + k * gBKs + n * gBNs];
+        }
+        n += bDn;
+        k += bDk;
+        if (n < gN && k < kEnd) {
+          pb1 = W[gBOff + k * gBKs + n * gBNs];
+        }
+        n += bDn;
+        k += bDk;
+        if (n < gN && k < kEnd) {
+          pb2 = W[gBOff + k * gBKs + n * gBNs];
+        }
+        n += bDn;
+        k += bDk;
+        if (n < gN && k < kEnd) {
+          pb3 = W[gBOff + k * gBKs + n * gBNs];
+        }
+      } else if (kt + 1 < nk) {
+        int m = m0 + aM;
+        int k = k1 + aK;
+        if (m < gM && k < kEnd) {
+          pa0 = ld(gASel, gAOff + m * gARs + k * gACs);
+        }
+        m += aDm;
+        k += aDk;
+        if (m < gM && k < kEnd) {
+          pa1 = ld(gASel, gAOff + m * gARs + k * gACs);
+        }
+        m += aDm;
+        k += aDk;
+        if (m < gM && k < kEnd) {
+          pa2 = ld(gASel, gAOff + m * gARs + k * gACs);
+        }
+        m += aDm;
+        k += aDk;
+        if (m < gM && k < kEnd) {
+          pa3 = ld(gASel, gAOff + m * gARs + k * gACs);
+        }
+        int n = n0 + bN;
+        k = k1 + bK;
+        if (n < gN && k < kEnd) {
+          pb0 = ld(gBSel, gBOff + k * gBKs + n * gBNs);
+        }
+        n += bDn;
+        k += bDk;
+        if (n < gN && k < kEnd) {
+          pb1 = ld(gBSel, gBOff + k * gBKs + n * gBNs);
+        }
+        n += bDn;
+        k += bDk;
+        if (n < gN && k < kEnd) {
+          pb2 = ld(gBSel, gBOff + k * gBKs + n * gBNs);
+        }
+        n += bDn;
+        k += bDk;
+        if (n < gN && k < kEnd) {
+          pb3 = ld(gBSel, gBOff + k * gBKs + n * gBNs);
+        }
       }
       int base = (kt & 1) * 2 * GBK * GLD;
       for (int kk = 0; kk < GBK; kk++) {
@@ -537,14 +634,18 @@ public class MambaKernel extends ScanKernel {
       }
       if (kt + 1 < nk) {
         int nb = ((kt + 1) & 1) * 2 * GBK * GLD;
-        gemmPutA(nb, lid + 0, pa0);
-        gemmPutA(nb, lid + 256, pa1);
-        gemmPutA(nb, lid + 512, pa2);
-        gemmPutA(nb, lid + 768, pa3);
-        gemmPutB(nb, lid + 0, pb0);
-        gemmPutB(nb, lid + 256, pb1);
-        gemmPutB(nb, lid + 512, pb2);
-        gemmPutB(nb, lid + 768, pb3);
+        int pa = nb + aK * GLD + aM;
+        int da = aDk * GLD + aDm;
+        lmem[pa] = pa0;
+        lmem[pa + da] = pa1;
+        lmem[pa + 2 * da] = pa2;
+        lmem[pa + 3 * da] = pa3;
+        int pb = nb + GBK * GLD + bK * GLD + bN;
+        int db = bDk * GLD + bDn;
+        lmem[pb] = pb0;
+        lmem[pb + db] = pb1;
+        lmem[pb + 2 * db] = pb2;
+        lmem[pb + 3 * db] = pb3;
       }
       localBarrier();
     }
