@@ -4,22 +4,35 @@ import java.util.Arrays;
 import java.util.function.IntConsumer;
 
 /**
- * Autoregressive generation for one sequence: the prompt is prefilled through the parallel forward
- * (in pieces of at most {@link #PREFILL_PIECE} tokens, state carried), then each new token is one
- * recurrent step, O(1) in the length so far (HF's generate with its recurrent cache). Not
- * thread-safe: one Generator per thread; the model is shared.
+ * Autoregressive generation for one sequence on a {@link ModelRunner} (the CPU engine or a GPU):
+ * the prompt is prefilled through the parallel forward (in pieces of at most {@code piece} tokens,
+ * state carried), then each new token is one recurrent step, O(1) in the length so far (HF's
+ * generate with its recurrent cache). Not thread-safe: one Generator per thread; the runner is
+ * shared.
  */
 public final class Generator {
   public static final int PREFILL_PIECE = 2048;
 
-  private final MambaModel model;
-  private final Workspace ws;
+  private final ModelRunner runner;
+  private final int piece;
   private final float[] logits;
 
+  /** On the CPU engine. */
   public Generator(MambaModel model) {
-    this.model = model;
-    this.ws = new Workspace(model.config);
-    this.logits = new float[model.config.vocabSize];
+    this(Backends.cpu().open(model), PREFILL_PIECE);
+  }
+
+  /**
+   * @param runner the model on its backend
+   * @param piece the longest prefill call (tokens)
+   */
+  public Generator(ModelRunner runner, int piece) {
+    if (piece <= 0) {
+      throw new IllegalArgumentException("the prefill piece must be positive, got " + piece);
+    }
+    this.runner = runner;
+    this.piece = piece;
+    this.logits = new float[runner.model().config.vocabSize];
   }
 
   /**
@@ -32,23 +45,23 @@ public final class Generator {
       throw new IllegalArgumentException(
           "the prompt is empty: generation needs at least one token");
     }
-    MambaConfig c = model.config;
+    MambaConfig c = runner.model().config;
     int V = c.vocabSize;
     MambaState state = new MambaState(c, 1);
     Sampler sampler = new Sampler(params);
-    int[] piece = new int[Math.min(prompt.length, PREFILL_PIECE)];
-    int n = 0;
-    for (int p = 0; p < prompt.length; p += PREFILL_PIECE) {
-      n = Math.min(PREFILL_PIECE, prompt.length - p);
-      System.arraycopy(prompt, p, piece, 0, n);
-      model.forward(ws, piece, 1, n, state, null);
+    int[] chunk = new int[Math.min(prompt.length, piece)];
+    for (int p = 0; p < prompt.length; p += piece) {
+      int n = Math.min(piece, prompt.length - p);
+      if (chunk.length != n) {
+        chunk = new int[n];
+      }
+      System.arraycopy(prompt, p, chunk, 0, n);
+      runner.forwardLastLogits(logits, chunk, 1, n, state); // the last piece's logits are kept
     }
     int[] out = new int[params.maxNewTokens];
     int count = 0;
     int[] step = new int[1];
-    int lastRow = n - 1;
     while (count < params.maxNewTokens) {
-      model.lmHeadForward(logits, ws.hidden, lastRow, 1);
       int next = sampler.sample(logits, 0, V);
       out[count++] = next;
       if (onToken != null) {
@@ -58,8 +71,7 @@ public final class Generator {
         break;
       }
       step[0] = next;
-      model.forward(ws, step, 1, 1, state, null);
-      lastRow = 0;
+      runner.forwardLastLogits(logits, step, 1, 1, state);
     }
     return Arrays.copyOf(out, count);
   }

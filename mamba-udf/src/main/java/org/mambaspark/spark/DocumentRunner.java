@@ -4,11 +4,11 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.mambaspark.model.Backends;
+import org.mambaspark.model.Generator;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaState;
 import org.mambaspark.model.ModelRunner;
-import org.mambaspark.model.Sampler;
 import org.mambaspark.model.SamplingParams;
 import org.mambaspark.model.Scoring;
 import org.mambaspark.model.Workspace;
@@ -95,41 +95,7 @@ public final class DocumentRunner {
    * (state carried), then one recurrent step per new token; the stop token, when reached, included.
    */
   int[] continuation(int[] prompt, SamplingParams p) {
-    int V = c.vocabSize, P = s.pieceLength;
-    MambaState state = new MambaState(c, 1);
-    float[] logits = new float[V];
-    int[] piece = new int[Math.min(P, prompt.length)];
-    for (int off = 0; off < prompt.length; off += P) {
-      int n = Math.min(P, prompt.length - off);
-      if (piece.length != n) {
-        piece = new int[n];
-      }
-      System.arraycopy(prompt, off, piece, 0, n);
-      runner.forwardLastLogits(logits, piece, 1, n, state); // the last piece's logits are kept
-    }
-    Sampler sampler = new Sampler(p);
-    int[] out = new int[p.maxNewTokens];
-    int[] step = new int[1];
-    int count = 0;
-    while (count < p.maxNewTokens) {
-      int next = sampler.sample(logits, 0, V);
-      out[count++] = next;
-      if (isStop(p, next) || count == p.maxNewTokens) {
-        break;
-      }
-      step[0] = next;
-      runner.forwardLastLogits(logits, step, 1, 1, state);
-    }
-    return Arrays.copyOf(out, count);
-  }
-
-  private static boolean isStop(SamplingParams p, int token) {
-    for (int t : p.stopTokens) {
-      if (t == token) {
-        return true;
-      }
-    }
-    return false;
+    return new Generator(runner, s.pieceLength).generate(prompt, p, null);
   }
 
   /** The sampling of one prompt: the configured seed mixed with the prompt, so retries agree. */
