@@ -35,6 +35,8 @@ if [ "$gpus" != 0 ]; then
     -Dspark.task.resource.gpu.amount="$gpus"
   )
 fi
+# shellcheck source=bin/jvm-signals.sh
+source "$root/bin/jvm-signals.sh"
 # spark.testing: local-cluster executors take the driver's classpath (there is no Spark distribution here)
 # shellcheck disable=SC2086
 exec java ${MAMBA_JAVA_OPTS:--Xmx16g} --add-modules=jdk.incubator.vector $opens \
@@ -42,7 +44,7 @@ exec java ${MAMBA_JAVA_OPTS:--Xmx16g} --add-modules=jdk.incubator.vector $opens 
   -Dlog4j2.configurationFile="$root/conf/log4j2.properties" \
   -Dspark.testing=1 -Dspark.test.home="${TMPDIR:-/tmp}" \
   -Dspark.driver.host=127.0.0.1 -Dspark.driver.bindAddress=127.0.0.1 -Dspark.ui.enabled=false \
-  -Dspark.executorEnv.SPARK_SCALA_VERSION=2.12 \
+  -Dspark.executorEnv.SPARK_SCALA_VERSION=2.12 -Dspark.executorEnv.LD_PRELOAD="${LD_PRELOAD:-}" \
   -Dspark.executor.memory="${EXECUTOR_MB:-16384}m" \
   -Dspark.executor.extraJavaOptions="--add-modules=jdk.incubator.vector -Djdk.reflect.useDirectMethodHandle=false ${EXECUTOR_JAVA_OPTS:-}" \
   "${resources[@]}" \
