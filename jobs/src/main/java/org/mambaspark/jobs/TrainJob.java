@@ -72,6 +72,11 @@ public final class TrainJob implements Callable<Integer> {
   /** The loss curve written at the end of a run, at the top of --output. */
   public static final String LOSS_PNG = "loss.png";
 
+  /** The treeAggregate depth of the gradient (or model) sums. */
+  static final int TREE_DEPTH = 2;
+
+  static final String MAX_RESULT_SIZE = "spark.driver.maxResultSize";
+
   @Option(names = "--init", description = "start from this checkpoint (fine-tuning)")
   String init;
 
@@ -227,6 +232,11 @@ public final class TrainJob implements Callable<Integer> {
         b.config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.ui.showConsoleProgress", "false");
+        if (System.getProperty(MAX_RESULT_SIZE) == null) {
+          // the driver is this JVM: Spark's 1 GiB cap on collected results would stop a 130m-sized
+          // model at three partitions (three 516 MB gradients a step) for no memory's sake
+          b.config(MAX_RESULT_SIZE, "0");
+        }
       }
       spark = b.getOrCreate();
     }
@@ -350,6 +360,8 @@ public final class TrainJob implements Callable<Integer> {
     long paramBytes = TrainStep.parameterBytes(weights);
     boolean average = sync.equals("average");
     long bytesPerStep = bytesPerStep(paramBytes, p, executors(sc), average);
+    checkDriverResults(
+        sc.getConf().get(MAX_RESULT_SIZE, "1g"), average ? 3 * paramBytes : paramBytes, p);
     LOG.info(
         "training {} on {} sequences of {} in {} partitions ({} held out for eval); {} steps of {}"
             + " sequences, --sync {}{}; {} MB of parameters: about {} MB moved per {} (broadcast"
@@ -388,7 +400,7 @@ public final class TrainJob implements Callable<Integer> {
       if (!average) {
         GradientSum sum =
             DataParallelTraining.stepGradient(
-                sc, indexed, weights, batches.get(0), microBatch, L, scanChunk, 2, timing);
+                sc, indexed, weights, batches.get(0), microBatch, L, scanChunk, TREE_DEPTH, timing);
         long t1 = System.nanoTime();
         TrainStep.Applied a = TrainStep.apply(weights, adam, sum, scratch, sched, clip);
         long t2 = System.nanoTime();
@@ -426,7 +438,7 @@ public final class TrainJob implements Callable<Integer> {
                 microBatch,
                 L,
                 scanChunk,
-                2,
+                TREE_DEPTH,
                 timing);
         long t1 = System.nanoTime();
         boolean moved = r.applyTo(weights, adam);
@@ -470,7 +482,7 @@ public final class TrainJob implements Callable<Integer> {
       boolean last = done == steps;
       if (evalRdd != null && (last || (evalEvery > 0 && done / evalEvery > s / evalEvery))) {
         long te = System.nanoTime();
-        double[] e = DataParallelTraining.evalLoss(sc, evalRdd, weights, microBatch, L, 2);
+        double[] e = DataParallelTraining.evalLoss(sc, evalRdd, weights, microBatch, L, TREE_DEPTH);
         double evalLoss = e[0] / e[1];
         evalLosses.add(new double[] {done, evalLoss});
         String l = lines.remove(lines.size() - 1);
@@ -535,6 +547,47 @@ public final class TrainJob implements Callable<Integer> {
   static long bytesPerStep(long paramBytes, int partitions, int executors, boolean average) {
     long unit = average ? 3 * paramBytes : paramBytes;
     return unit * ((long) executors + partitions);
+  }
+
+  /**
+   * How many partition results the driver collects from Spark's treeAggregate of {@code partitions}
+   * at {@code depth}: Spark adds a level only while it shrinks the count (RDD.treeAggregate's
+   * loop).
+   */
+  static int resultsAtDriver(int partitions, int depth) {
+    int n = partitions;
+    int scale = Math.max((int) Math.ceil(Math.pow(n, 1.0 / depth)), 2);
+    while (n > scale + (int) Math.ceil((double) n / scale)) {
+      n /= scale;
+    }
+    return n;
+  }
+
+  /**
+   * Fails before training when one step's results would exceed {@code spark.driver.maxResultSize}
+   * (Spark would abort the first step with the model loaded and the data cached), naming the
+   * setting and a value that works.
+   *
+   * @param resultBytes one partition's result: a gradient, or weights and moments when averaging
+   */
+  static void checkDriverResults(String maxResultSize, long resultBytes, int partitions) {
+    long limit = org.apache.spark.network.util.JavaUtils.byteStringAsBytes(maxResultSize);
+    int n = resultsAtDriver(partitions, TREE_DEPTH);
+    long need = n * (resultBytes + (1L << 20)); // + serialization overhead
+    if (limit > 0 && need > limit) {
+      throw new IllegalArgumentException(
+          String.format(
+              "each step the driver collects %d results of %.1f MB (%d partitions), %d MB in all,"
+                  + " above %s = %s: set --conf %s=%dm (or 0 for no limit), or use fewer partitions",
+              n,
+              resultBytes / 1048576.0,
+              partitions,
+              need >> 20,
+              MAX_RESULT_SIZE,
+              maxResultSize,
+              MAX_RESULT_SIZE,
+              (need >> 20) * 5 / 4 + 64));
+    }
   }
 
   /** Executors that run tasks (local mode: 1, the driver). */
