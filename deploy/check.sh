@@ -22,6 +22,12 @@ want = ["# mamba-spark from PySpark", "## Register the Java UDFs", "## Score a D
 assert heads == want, heads
 print("deploy: DAG compiles, YAML and notebook parse, notebook sections in order")
 PY
+for f in bin/mamba bin/jvm-signals.sh deploy/mamba-submit deploy/*.sh deploy/gpu-host/*.sh; do
+  bash -n "$f"
+done
+jsig=$(unset LD_PRELOAD; source bin/jvm-signals.sh; echo "${LD_PRELOAD:-}")
+[ -f "$jsig" ] || { echo "deploy/check.sh: bin/jvm-signals.sh found no libjsig.so ('$jsig')" >&2; exit 1; }
+echo "deploy: shell scripts parse; JVM signal chaining preloads $jsig"
 out=$(PATH=/usr/bin:/bin deploy/gpu-discovery.sh)
 echo "$out" | $py -c 'import json,sys; d=json.load(sys.stdin); assert d["name"]=="gpu" and isinstance(d["addresses"], list), d'
 fake=$(mktemp -d)
