@@ -28,8 +28,10 @@ RANDOM=7 # the same ids every time
 {
   for ((r = 0; r < G; r++)); do
     printf '{"input_ids": ['
+    sep=""
     for ((t = 0; t < L; t++)); do
-      printf '%s%d' "$([ $t -gt 0 ] && echo ,)" $(((RANDOM * 32768 + RANDOM) % V))
+      printf '%s%d' "$sep" $(((RANDOM * 32768 + RANDOM) % V))
+      sep=,
     done
     printf ']}\n'
   done
