@@ -50,10 +50,9 @@ public final class DeviceScan implements AutoCloseable {
   }
 
   /**
-   * The scan kernels' version, {@code -Dmamba.gpu.scan=1|2|3}: 3 (default) shares each chunk's
-   * barriers among the N states ({@link ScanKernel#scanForward3}, {@link
-   * ScanKernel#scanBackward3}); 2 is the forward with one scan per state; 1 the general-tiling
-   * reference. Versions 2 and 3 need I = 4 positions a thread; other tilings run version 1.
+   * The scan kernels' version, {@code -Dmamba.gpu.scan=1|3}: 3 (default) shares each chunk's
+   * barriers among the N states ({@link ScanKernel#scanForward3}, {@link ScanKernel#scanBackward3})
+   * and needs I = 4 positions a thread; 1 is the general-tiling reference, which other tilings run.
    */
   public static final int VERSION = Integer.getInteger("mamba.gpu.scan", 3);
 
@@ -87,7 +86,7 @@ public final class DeviceScan implements AutoCloseable {
   /**
    * The tiling, or a smaller one whose local memory fits {@code localBytes} for state size N: fewer
    * channels first (down to 4; a large N multiplies every per-channel buffer), then fewer segments,
-   * then fewer positions (leaving versions 2 and 3), then the rest.
+   * then fewer positions (leaving version 3), then the rest.
    */
   public static Tiling fit(Tiling t, int N, long localBytes, boolean backward) {
     Tiling c = t;
@@ -153,45 +152,33 @@ public final class DeviceScan implements AutoCloseable {
     return backward ? backwardLocal(t, N, VERSION) : forwardLocal(t, N, VERSION);
   }
 
-  /** The forward version that runs with this tiling when {@code version} is asked for. */
-  static int forwardVersion(Tiling t, int version) {
-    return t.items == 4 && version >= 2 ? version : 1;
-  }
-
-  /** The backward version that runs with this tiling when {@code version} is asked for. */
-  static int backwardVersion(Tiling t, int version) {
-    return t.items == 4 && version >= 3 ? 3 : 1;
+  /** The version (forward and backward) that runs with this tiling when {@code asked} is. */
+  static int version(Tiling t, int asked) {
+    return t.items == 4 && asked >= 3 ? 3 : 1;
   }
 
   /** Local floats of the forward that runs for (t, version). */
   static int forwardLocal(Tiling t, int N, int version) {
-    int v = forwardVersion(t, version);
-    if (v == 3) {
-      return ScanKernel.scanForward3Local(t.ce, t.segments, N);
-    }
-    return v == 2
-        ? ScanKernel.scanForward2Local(t.ce, t.segments, N)
+    return version(t, version) == 3
+        ? ScanKernel.scanForward3Local(t.ce, t.segments, N)
         : ScanKernel.scanForwardLocal(t.ce, t.segments, t.items, N);
   }
 
   /** Local floats of the backward that runs for (t, version). */
   static int backwardLocal(Tiling t, int N, int version) {
-    return backwardVersion(t, version) == 3
+    return version(t, version) == 3
         ? ScanKernel.scanBackward3Local(t.ce, t.segments, N)
         : ScanKernel.scanBackwardLocal(t.ce, t.segments, t.items, N);
   }
 
   /** The forward's op code for (t, version). */
   static int forwardOp(Tiling t, int version) {
-    int v = forwardVersion(t, version);
-    return v == 3
-        ? ScanKernel.OP_SCAN_FWD3
-        : v == 2 ? ScanKernel.OP_SCAN_FWD2 : ScanKernel.OP_SCAN_FWD;
+    return version(t, version) == 3 ? ScanKernel.OP_SCAN_FWD3 : ScanKernel.OP_SCAN_FWD;
   }
 
   /** The backward's op code for (t, version). */
   static int backwardOp(Tiling t, int version) {
-    return backwardVersion(t, version) == 3 ? ScanKernel.OP_SCAN_BWD3 : ScanKernel.OP_SCAN_BWD;
+    return version(t, version) == 3 ? ScanKernel.OP_SCAN_BWD3 : ScanKernel.OP_SCAN_BWD;
   }
 
   final ScanKernel kernel;
@@ -463,12 +450,12 @@ public final class DeviceScan implements AutoCloseable {
 
   /** The forward version a launch uses with this tiling. */
   public int forwardVersion() {
-    return forwardVersion(fwd, version);
+    return version(fwd, version);
   }
 
   /** The backward version a launch uses with this tiling. */
   public int backwardVersion() {
-    return backwardVersion(bwd, version);
+    return version(bwd, version);
   }
 
   /** Launches the forward on the device (no transfers): y, h_L and, when asked, hChunks. */

@@ -28,7 +28,7 @@ import org.mambaspark.ops.SelectiveScan;
  * <pre>
  *   all                                  the whole table below, in one run
  *   scan-fwd  B=8 L=2048 ED=1536 N=16 [ce S I: DeviceScan's default for the shape] [scan=3
- *             scanMin=1: the versions timed] [check=false: skip the CPU check]
+ *             scanMin=1: versions 3 and 1; scanMin=3: 3 only] [check=false: skip the CPU check]
  *   scan-bwd  the same keys (after a forward saving chunk states; versions 3 and 1)
  *   scan-sweep B=8 L=2048 ED=1536 N=16 [only=16x16,4x32,...]   version 3 over tilings
  *   sgemm     M=16384 N=3072 K=768       C = A·Bᵀ, TFLOP/s
@@ -140,8 +140,16 @@ public final class KernelBench {
 
   // ---- scan
 
+  /**
+   * The scan versions to time with this tiling: the one asked for (scan=), then 1 unless scanMin=3.
+   */
+  private int[] versions(DeviceScan.Tiling t) {
+    int top = DeviceScan.version(t, i("scan", DeviceScan.VERSION));
+    return top == 3 && i("scanMin", 1) <= 1 ? new int[] {3, 1} : new int[] {top};
+  }
+
   private void scanForward(int B, int L, int ED, int N, DeviceScan.Tiling t) {
-    for (int v = t.items == 4 ? i("scan", DeviceScan.VERSION) : 1; v >= i("scanMin", 1); v--) {
+    for (int v : versions(t)) {
       scanForward(B, L, ED, N, t, v);
     }
   }
@@ -211,8 +219,7 @@ public final class KernelBench {
   }
 
   private void scanBackward(int B, int L, int ED, int N, DeviceScan.Tiling t) {
-    int top = t.items == 4 ? i("scan", DeviceScan.VERSION) : 1;
-    for (int v = top; v >= i("scanMin", 1); v -= 2) { // backward versions are 3 and 1
+    for (int v : versions(t)) {
       scanBackward(B, L, ED, N, t, v);
     }
   }

@@ -104,12 +104,12 @@ class ScanKernelTest {
   }
 
   @ParameterizedTest(name = "forward version {0}")
-  @ValueSource(ints = {1, 2, 3})
+  @ValueSource(ints = {1, 3})
   void forwardMatchesTheCpuReference(int version) {
     double worst = 0;
     for (Case c : CASES) {
-      if (DeviceScan.forwardVersion(c.fwd, version) != version) {
-        continue; // versions 2 and 3 are for 4 positions a thread
+      if (DeviceScan.version(c.fwd, version) != version) {
+        continue; // version 3 is for 4 positions a thread
       }
       int T = c.fwd.chunk();
       float[] yRef = new float[c.B * c.L * c.ED];
@@ -157,11 +157,11 @@ class ScanKernelTest {
   void backwardMatchesTheCpuReference(int version) {
     double worst = 0;
     for (Case c : CASES) {
-      if (DeviceScan.backwardVersion(c.bwd, version) != version) {
+      if (DeviceScan.version(c.bwd, version) != version) {
         continue; // version 3 is for 4 positions a thread
       }
       int T = c.bwd.chunk();
-      // the forward that saves the chunk states: same chunk; version 2 where the chunk allows
+      // the forward that saves the chunk states: same chunk
       DeviceScan.Tiling fwd = DeviceScan.forwardWithChunk(c.bwd, c.N, 1L << 30);
       int BT = c.B * c.L;
       float[] hc = new float[c.B * SelectiveScan.chunkCount(c.L, T) * c.N * c.ED];
