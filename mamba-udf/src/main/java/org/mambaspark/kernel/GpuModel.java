@@ -1178,46 +1178,26 @@ final class GpuModel implements ModelRunner {
       int biasOff,
       boolean accumulate,
       int act) {
-    kernel.gM = M;
-    kernel.gN = N;
-    kernel.gK = K;
-    kernel.gASel = aSel;
-    kernel.gAOff = aOff;
-    kernel.gARs = aRs;
-    kernel.gACs = aCs;
-    kernel.gBSel = bSel;
-    kernel.gBOff = bOff;
-    kernel.gBKs = bKs;
-    kernel.gBNs = bNs;
-    kernel.gCSel = cSel;
-    kernel.gCOff = cOff;
-    kernel.gCRs = cRs;
-    kernel.gBiasOff = biasOff;
-    kernel.gAccum = accumulate ? 1 : 0;
-    kernel.gAct = act;
-    int splits = MambaKernel.splitsFor(M, N, K, kernel.part.length);
-    if (M <= 8) {
-      launch(MambaKernel.OP_GEMV, N * 128, 128);
-    } else if (splits > 1) {
-      int kPer = MambaKernel.kPerSplit(K, splits);
-      kernel.gSplit = (K + kPer - 1) / kPer;
-      kernel.gKPer = kPer;
-      kernel.gPartOff = 0;
-      int tiles =
-          ((M + MambaKernel.GBM - 1) / MambaKernel.GBM)
-              * ((N + MambaKernel.GBN - 1) / MambaKernel.GBN);
-      launch(
-          MambaKernel.OP_GEMM,
-          tiles * kernel.gSplit * MambaKernel.GEMM_THREADS,
-          MambaKernel.GEMM_THREADS);
-      launch(MambaKernel.OP_GEMM_SPLIT_FIN, M * N, 256);
-      kernel.gSplit = 1;
-    } else {
-      int tiles =
-          ((M + MambaKernel.GBM - 1) / MambaKernel.GBM)
-              * ((N + MambaKernel.GBN - 1) / MambaKernel.GBN);
-      launch(MambaKernel.OP_GEMM, tiles * MambaKernel.GEMM_THREADS, MambaKernel.GEMM_THREADS);
-    }
+    GemmLaunch.gemm(
+        kernel,
+        this::launch,
+        M,
+        N,
+        K,
+        aSel,
+        aOff,
+        aRs,
+        aCs,
+        bSel,
+        bOff,
+        bKs,
+        bNs,
+        cSel,
+        cOff,
+        cRs,
+        biasOff,
+        accumulate,
+        act);
   }
 
   private void copy(int dstSel, int dstOff, int srcSel, int srcOff, int n) {

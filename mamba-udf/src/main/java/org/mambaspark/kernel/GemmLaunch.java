@@ -1,0 +1,88 @@
+package org.mambaspark.kernel;
+
+/**
+ * Host side of {@link MambaKernel#OP_GEMM}: sets the product's fields and launches it as a GEMV (M
+ * ≤ 8 rows), a split-K GEMM plus its sum, or one tiled GEMM — shared by the whole model ({@link
+ * GpuModel}) and the single-op harness ({@link DeviceOps}), which launch differently.
+ */
+final class GemmLaunch {
+  private GemmLaunch() {}
+
+  /** How the caller launches an op (its own profiling, local memory, fallback checks). */
+  interface Launcher {
+    void launch(int op, int global, int local);
+  }
+
+  /**
+   * C[m, n] (+)= Σ_k A[m, k]·B[k, n] (+ bias[n]), then act; operands as (array selector, offset,
+   * two strides), see {@link MambaKernel}.
+   */
+  static void gemm(
+      MambaKernel k,
+      Launcher l,
+      int M,
+      int N,
+      int K,
+      int aSel,
+      int aOff,
+      int aRs,
+      int aCs,
+      int bSel,
+      int bOff,
+      int bKs,
+      int bNs,
+      int cSel,
+      int cOff,
+      int cRs,
+      int biasOff,
+      boolean accumulate,
+      int act) {
+    k.gM = M;
+    k.gN = N;
+    k.gK = K;
+    k.gASel = aSel;
+    k.gAOff = aOff;
+    k.gARs = aRs;
+    k.gACs = aCs;
+    k.gBSel = bSel;
+    k.gBOff = bOff;
+    k.gBKs = bKs;
+    k.gBNs = bNs;
+    k.gCSel = cSel;
+    k.gCOff = cOff;
+    k.gCRs = cRs;
+    k.gBiasOff = biasOff;
+    k.gAccum = accumulate ? 1 : 0;
+    k.gAct = act;
+    int splits = MambaKernel.splitsFor(M, N, K, k.part.length);
+    if (M <= 8) {
+      l.launch(MambaKernel.OP_GEMV, N * 128, 128);
+    } else if (splits > 1) {
+      int kPer = MambaKernel.kPerSplit(K, splits);
+      k.gSplit = (K + kPer - 1) / kPer;
+      k.gKPer = kPer;
+      k.gPartOff = 0;
+      l.launch(
+          MambaKernel.OP_GEMM,
+          tiles(M, N) * k.gSplit * MambaKernel.GEMM_THREADS,
+          MambaKernel.GEMM_THREADS);
+      l.launch(MambaKernel.OP_GEMM_SPLIT_FIN, M * N, 256);
+      k.gSplit = 1;
+    } else {
+      launchTiles(k, l);
+    }
+  }
+
+  /** One launch of the GEMM whose fields are set (no split). */
+  static void launchTiles(MambaKernel k, Launcher l) {
+    l.launch(
+        MambaKernel.OP_GEMM,
+        tiles(k.gM, k.gN) * MambaKernel.GEMM_THREADS,
+        MambaKernel.GEMM_THREADS);
+  }
+
+  private static int tiles(int M, int N) {
+    return ((M + MambaKernel.GBM - 1) / MambaKernel.GBM)
+        * ((N + MambaKernel.GBN - 1) / MambaKernel.GBN);
+  }
+}
