@@ -35,6 +35,52 @@ final class JobTestSupport {
     return dir;
   }
 
+  /** A tiny training model (V=64, D=24, N=6, 2 layers) initialised with this seed. */
+  static Path writeTrainingModel(Path dir, long seed) throws IOException {
+    Files.createDirectories(dir);
+    MambaConfig c =
+        MambaConfig.builder().vocabSize(64).hiddenSize(24).numLayers(2).stateSize(6).build();
+    Checkpoint.save(Initialization.initialize(c, seed), dir);
+    return dir;
+  }
+
+  /** G JSON lines {@code {"input_ids": [...]}} of L random ids below V. */
+  static Path writeIdRows(Path file, int G, int L, int V, long seed) throws IOException {
+    java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
+    List<String> lines = new ArrayList<>();
+    for (int i = 0; i < G; i++) {
+      lines.add("{\"input_ids\": " + java.util.Arrays.toString(r.ints(L, 0, V).toArray()) + "}");
+    }
+    Files.write(file, lines, StandardCharsets.UTF_8);
+    return file;
+  }
+
+  /**
+   * Spark on {@code local-cluster[2,1,1024]}: an in-process master and two workers, each launching
+   * an executor JVM; returns once both executors registered (at most 90 s).
+   */
+  static org.apache.spark.sql.SparkSession localCluster(String app) throws InterruptedException {
+    org.apache.spark.sql.SparkSession spark =
+        org.apache.spark.sql.SparkSession.builder()
+            .master("local-cluster[2,1,1024]")
+            .appName(app)
+            .config("spark.executorEnv.SPARK_SCALA_VERSION", "2.12")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.enabled", "false")
+            .config("spark.executor.memory", "512m")
+            .config("spark.executor.extraJavaOptions", "--add-modules=jdk.incubator.vector")
+            .getOrCreate();
+    long deadline = System.nanoTime() + 90_000_000_000L;
+    while (spark.sparkContext().statusTracker().getExecutorInfos().length < 3) { // + the driver
+      if (System.nanoTime() > deadline) {
+        throw new IllegalStateException("two executors did not register in 90 s");
+      }
+      Thread.sleep(200);
+    }
+    return spark;
+  }
+
   static double engineLoss(MambaModel m, int[] ids) {
     return Scoring.meanNextTokenLoss(m, new Workspace(m.config), ids, 1, ids.length);
   }

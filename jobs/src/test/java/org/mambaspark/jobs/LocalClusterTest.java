@@ -40,22 +40,7 @@ class LocalClusterTest {
 
   @BeforeAll
   static void start() throws Exception {
-    spark =
-        SparkSession.builder()
-            .master("local-cluster[2,1,1024]")
-            .appName("LocalClusterTest")
-            .config("spark.executorEnv.SPARK_SCALA_VERSION", "2.12")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.ui.enabled", "false")
-            .config("spark.executor.memory", "512m")
-            .config("spark.executor.extraJavaOptions", "--add-modules=jdk.incubator.vector")
-            .getOrCreate();
-    long deadline = System.nanoTime() + 90_000_000_000L;
-    while (spark.sparkContext().statusTracker().getExecutorInfos().length < 3) { // + the driver
-      assertTrue(System.nanoTime() < deadline, "two executors did not register in 90 s");
-      Thread.sleep(200);
-    }
+    spark = JobTestSupport.localCluster("LocalClusterTest");
   }
 
   @AfterAll

@@ -9,7 +9,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.SplittableRandom;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.hdfs.MiniDFSCluster;
@@ -19,8 +18,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.mambaspark.io.Checkpoint;
-import org.mambaspark.model.Initialization;
-import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.NamedTensor;
@@ -48,34 +45,9 @@ class TrainClusterTest {
 
   @BeforeAll
   static void start() throws Exception {
-    MambaConfig c =
-        MambaConfig.builder().vocabSize(64).hiddenSize(24).numLayers(2).stateSize(6).build();
-    model = tmp.resolve("init");
-    Files.createDirectories(model);
-    Checkpoint.save(Initialization.initialize(c, 5), model);
-    SplittableRandom r = new SplittableRandom(11);
-    List<String> lines = new ArrayList<>();
-    for (int i = 0; i < G; i++) {
-      lines.add("{\"input_ids\": " + Arrays.toString(r.ints(L, 0, 64).toArray()) + "}");
-    }
-    input = tmp.resolve("in.jsonl");
-    Files.write(input, lines, StandardCharsets.UTF_8);
-    spark =
-        SparkSession.builder()
-            .master("local-cluster[2,1,1024]")
-            .appName("TrainClusterTest")
-            .config("spark.executorEnv.SPARK_SCALA_VERSION", "2.12")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.ui.enabled", "false")
-            .config("spark.executor.memory", "512m")
-            .config("spark.executor.extraJavaOptions", "--add-modules=jdk.incubator.vector")
-            .getOrCreate();
-    long deadline = System.nanoTime() + 90_000_000_000L;
-    while (spark.sparkContext().statusTracker().getExecutorInfos().length < 3) { // + the driver
-      assertTrue(System.nanoTime() < deadline, "two executors did not register in 90 s");
-      Thread.sleep(200);
-    }
+    model = JobTestSupport.writeTrainingModel(tmp.resolve("init"), 5);
+    input = JobTestSupport.writeIdRows(tmp.resolve("in.jsonl"), G, L, 64, 11);
+    spark = JobTestSupport.localCluster("TrainClusterTest");
   }
 
   @AfterAll

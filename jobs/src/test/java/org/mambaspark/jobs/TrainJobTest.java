@@ -3,13 +3,11 @@ package org.mambaspark.jobs;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.SplittableRandom;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -18,8 +16,6 @@ import org.junit.jupiter.api.io.TempDir;
 import org.mambaspark.cli.MambaCli;
 import org.mambaspark.io.Checkpoint;
 import org.mambaspark.model.Backends;
-import org.mambaspark.model.Initialization;
-import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
@@ -46,18 +42,8 @@ class TrainJobTest {
 
   @BeforeAll
   static void start() throws Exception {
-    MambaConfig c =
-        MambaConfig.builder().vocabSize(64).hiddenSize(24).numLayers(2).stateSize(6).build();
-    model = tmp.resolve("init");
-    Files.createDirectories(model);
-    Checkpoint.save(Initialization.initialize(c, 4), model);
-    SplittableRandom r = new SplittableRandom(9);
-    List<String> lines = new ArrayList<>();
-    for (int i = 0; i < G; i++) {
-      lines.add("{\"input_ids\": " + Arrays.toString(r.ints(L, 0, 64).toArray()) + "}");
-    }
-    input = tmp.resolve("in.jsonl");
-    Files.write(input, lines, StandardCharsets.UTF_8);
+    model = JobTestSupport.writeTrainingModel(tmp.resolve("init"), 4);
+    input = JobTestSupport.writeIdRows(tmp.resolve("in.jsonl"), G, L, 64, 9);
     // local[2,2]: two threads, a failed task is retried once
     spark =
         SparkSession.builder()
