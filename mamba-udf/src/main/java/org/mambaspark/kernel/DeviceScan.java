@@ -134,13 +134,13 @@ public final class DeviceScan implements AutoCloseable {
 
   /**
    * A forward tiling with the backward's chunk (so that its saved chunk states serve it), with as
-   * many of the backward's channels as fit {@code localBytes}.
+   * many of the backward's channels as fit {@code localBytes} in the kernels' {@code version}.
    */
-  public static Tiling forwardWithChunk(Tiling bwd, int N, long localBytes) {
+  public static Tiling forwardWithChunk(Tiling bwd, int N, long localBytes, int version) {
     int T = bwd.chunk();
     for (int ce = bwd.ce; ce >= 1; ce /= 2) {
       Tiling f = T % 4 == 0 ? new Tiling(ce, T / 4, 4) : new Tiling(ce, T, 1);
-      if (4L * local(f, N, false) <= localBytes) {
+      if (4L * forwardLocal(f, N, version) <= localBytes) {
         return f;
       }
     }

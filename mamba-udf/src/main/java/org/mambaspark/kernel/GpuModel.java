@@ -77,22 +77,8 @@ final class GpuModel implements ModelRunner {
     long local = device.getLocalMemSize();
     scanWide = tilings(DeviceScan.FORWARD_IN_MODEL, DeviceScan.BACKWARD, N, local);
     scanNarrow = tilings(DeviceScan.FORWARD_FEW_ROWS, DeviceScan.BACKWARD_FEW_ROWS, N, local);
-    int V = 3; // MambaKernel holds version 3 of the scans only
-    int lmemFloats = Math.max(MambaKernel.GEMM_LOCAL, 8 * 128);
-    for (DeviceScan.Tiling[] t : new DeviceScan.Tiling[][] {scanWide, scanNarrow}) {
-      lmemFloats = Math.max(lmemFloats, DeviceScan.forwardLocal(t[0], N, V));
-      lmemFloats = Math.max(lmemFloats, DeviceScan.forwardLocal(t[1], N, V));
-      lmemFloats = Math.max(lmemFloats, DeviceScan.backwardLocal(t[2], N, V));
-    }
-    if (4L * lmemFloats > local) {
-      throw new IllegalArgumentException(
-          "state size "
-              + N
-              + " needs "
-              + 4L * lmemFloats
-              + " bytes of local memory, the device has "
-              + local);
-    }
+    // fitVersion3 and forwardWithChunk fit the scans in the device's local memory (or say why not);
+    // each launch gets its op's size (localFloats)
     kernel.lmem = localArray(1);
     kernel.W = new float[DeviceScan.checkedSize(wl.total, "the weights")];
     kernel.G = new float[1];
@@ -108,7 +94,7 @@ final class GpuModel implements ModelRunner {
       DeviceScan.Tiling fwd, DeviceScan.Tiling bwd, int N, long local) {
     DeviceScan.Tiling b = DeviceScan.fitVersion3(bwd, N, local, true);
     return new DeviceScan.Tiling[] {
-      DeviceScan.fitVersion3(fwd, N, local, false), DeviceScan.forwardWithChunk(b, N, local), b
+      DeviceScan.fitVersion3(fwd, N, local, false), DeviceScan.forwardWithChunk(b, N, local, 3), b
     };
   }
 
@@ -1258,8 +1244,6 @@ final class GpuModel implements ModelRunner {
 
   /** Local floats the op about to launch needs (scans: for the tiling set in the kernel). */
   private int localFloats(int op) {
-    int N = c.stateSize;
-    DeviceScan.Tiling t;
     switch (op) {
       case MambaKernel.OP_GEMM:
         return MambaKernel.GEMM_LOCAL;
@@ -1269,11 +1253,9 @@ final class GpuModel implements ModelRunner {
       case MambaKernel.OP_RMSNORM_BWD:
         return 8 * 128; // GEMV: up to 8 rows × 128 threads; the rest: one float a thread
       case ScanKernel.OP_SCAN_FWD3:
-        t = new DeviceScan.Tiling(kernel.sCe, kernel.sSeg, kernel.sItems);
-        return ScanKernel.scanForward3Local(t.ce, t.segments, N);
+        return ScanKernel.scanForward3Local(kernel.sCe, kernel.sSeg, c.stateSize);
       case ScanKernel.OP_SCAN_BWD3:
-        t = new DeviceScan.Tiling(kernel.sCe, kernel.sSeg, kernel.sItems);
-        return ScanKernel.scanBackward3Local(t.ce, t.segments, N);
+        return ScanKernel.scanBackward3Local(kernel.sCe, kernel.sSeg, c.stateSize);
       default:
         return 1;
     }

@@ -226,7 +226,7 @@ public final class KernelBench {
 
   private void scanBackward(int B, int L, int ED, int N, DeviceScan.Tiling t, int version) {
     int R = 48;
-    DeviceScan.Tiling f = DeviceScan.forwardWithChunk(t, N, device.getLocalMemSize());
+    DeviceScan.Tiling f = DeviceScan.forwardWithChunk(t, N, device.getLocalMemSize(), version);
     try (DeviceScan s =
         new DeviceScan(device, B, L, ED, N, R, R + 2 * N, ED, f, t, true, version)) {
       s.uploadRandom(1);

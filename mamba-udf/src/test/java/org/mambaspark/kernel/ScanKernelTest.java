@@ -93,7 +93,7 @@ class ScanKernelTest {
     for (int N : new int[] {1, 16, 17, 64, 128}) {
       DeviceScan.Tiling f = DeviceScan.fit(DeviceScan.FORWARD, N, nvidia, false);
       DeviceScan.Tiling b = DeviceScan.fit(DeviceScan.BACKWARD, N, nvidia, true);
-      DeviceScan.Tiling fb = DeviceScan.forwardWithChunk(b, N, nvidia);
+      DeviceScan.Tiling fb = DeviceScan.forwardWithChunk(b, N, nvidia, DeviceScan.VERSION);
       System.out.printf("N=%d: forward %s, backward %s, its forward %s%n", N, f, b, fb);
       assertTrue(4L * DeviceScan.forwardLocal(f, N, DeviceScan.VERSION) <= nvidia);
       assertTrue(4L * DeviceScan.backwardLocal(b, N, DeviceScan.VERSION) <= nvidia);
@@ -162,7 +162,7 @@ class ScanKernelTest {
       }
       int T = c.bwd.chunk();
       // the forward that saves the chunk states: same chunk
-      DeviceScan.Tiling fwd = DeviceScan.forwardWithChunk(c.bwd, c.N, 1L << 30);
+      DeviceScan.Tiling fwd = DeviceScan.forwardWithChunk(c.bwd, c.N, 1L << 30, version);
       int BT = c.B * c.L;
       float[] hc = new float[c.B * SelectiveScan.chunkCount(c.L, T) * c.N * c.ED];
       // the CPU's backward from a fresh state (training), with the same chunk
