@@ -449,9 +449,31 @@ public final class KernelBench {
                 System.out.printf(
                     Locale.ROOT,
                     "  %-24s %9.3f ms  %5.1f%%%n",
-                    e.getKey(),
+                    opName(e.getKey()),
                     e.getValue() / 1e6,
                     100.0 * e.getValue() / total));
+  }
+
+  /** "op 14" as its constant's name (OP_CONV → conv); GEMM keys are already named by shape. */
+  private static String opName(String key) {
+    if (!key.startsWith("op ")) {
+      return key;
+    }
+    int op = Integer.parseInt(key.substring(3));
+    for (Class<?> k : new Class<?>[] {MambaKernel.class, ScanKernel.class}) {
+      for (java.lang.reflect.Field f : k.getDeclaredFields()) {
+        if (f.getName().startsWith("OP_") && f.getType() == int.class) {
+          try {
+            if (f.getInt(null) == op) {
+              return f.getName().substring(3).toLowerCase(Locale.ROOT);
+            }
+          } catch (IllegalAccessException e) {
+            return key;
+          }
+        }
+      }
+    }
+    return key;
   }
 
   private void train(MambaConfig c, int B, int L) {
