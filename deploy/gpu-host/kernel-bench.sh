@@ -6,8 +6,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 [ $# -ge 1 ] || { sed -n '2,5p' "$0"; exit 2; }
+# env.sh is prepare.sh's, written for interactive shells (its probes may fail): source it without -e
+set +eo pipefail
 # shellcheck disable=SC1091
 source "$root/.gpu/env.sh"
+set -eo pipefail
 # shellcheck source=bin/jvm-signals.sh
 source "$root/bin/jvm-signals.sh"
 for a in "$@"; do

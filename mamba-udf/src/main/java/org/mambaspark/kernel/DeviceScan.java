@@ -115,7 +115,7 @@ public final class DeviceScan implements AutoCloseable {
    */
   public static Tiling fitVersion3(Tiling t, int N, long localBytes, boolean backward) {
     Tiling c = t;
-    while (4L * (backward ? backwardLocal(c, N, 3) : forwardLocal(c, N, 3)) > localBytes) {
+    while (4L * (backward ? backwardLocal(c, N, 4) : forwardLocal(c, N, 4)) > localBytes) {
       if (c.ce > 1) {
         c = new Tiling(c.ce / 2, c.segments, 4);
       } else if (c.segments > 1) {
@@ -154,31 +154,43 @@ public final class DeviceScan implements AutoCloseable {
 
   /** The version (forward and backward) that runs with this tiling when {@code asked} is. */
   static int version(Tiling t, int asked) {
-    return t.items == 4 && asked >= 3 ? 3 : 1;
+    return t.items == 4 && asked >= 3 ? Math.min(asked, 4) : 1;
   }
 
   /** Local floats of the forward that runs for (t, version). */
   static int forwardLocal(Tiling t, int N, int version) {
-    return version(t, version) == 3
-        ? ScanKernel.scanForward3Local(t.ce, t.segments, N)
-        : ScanKernel.scanForwardLocal(t.ce, t.segments, t.items, N);
+    int v = version(t, version);
+    return v == 4
+        ? ScanKernel.scanForward4Local(t.ce, t.segments, N)
+        : v == 3
+            ? ScanKernel.scanForward3Local(t.ce, t.segments, N)
+            : ScanKernel.scanForwardLocal(t.ce, t.segments, t.items, N);
   }
 
   /** Local floats of the backward that runs for (t, version). */
   static int backwardLocal(Tiling t, int N, int version) {
-    return version(t, version) == 3
-        ? ScanKernel.scanBackward3Local(t.ce, t.segments, N)
-        : ScanKernel.scanBackwardLocal(t.ce, t.segments, t.items, N);
+    int v = version(t, version);
+    return v == 4
+        ? ScanKernel.scanBackward4Local(t.ce, t.segments, N)
+        : v == 3
+            ? ScanKernel.scanBackward3Local(t.ce, t.segments, N)
+            : ScanKernel.scanBackwardLocal(t.ce, t.segments, t.items, N);
   }
 
   /** The forward's op code for (t, version). */
   static int forwardOp(Tiling t, int version) {
-    return version(t, version) == 3 ? ScanKernel.OP_SCAN_FWD3 : ScanKernel.OP_SCAN_FWD;
+    int v = version(t, version);
+    return v == 4
+        ? ScanKernel.OP_SCAN_FWD4
+        : v == 3 ? ScanKernel.OP_SCAN_FWD3 : ScanKernel.OP_SCAN_FWD;
   }
 
   /** The backward's op code for (t, version). */
   static int backwardOp(Tiling t, int version) {
-    return version(t, version) == 3 ? ScanKernel.OP_SCAN_BWD3 : ScanKernel.OP_SCAN_BWD;
+    int v = version(t, version);
+    return v == 4
+        ? ScanKernel.OP_SCAN_BWD4
+        : v == 3 ? ScanKernel.OP_SCAN_BWD3 : ScanKernel.OP_SCAN_BWD;
   }
 
   final ScanKernel kernel;

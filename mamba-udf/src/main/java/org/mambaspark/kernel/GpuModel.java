@@ -94,7 +94,7 @@ final class GpuModel implements ModelRunner {
       DeviceScan.Tiling fwd, DeviceScan.Tiling bwd, int N, long local) {
     DeviceScan.Tiling b = DeviceScan.fitVersion3(bwd, N, local, true);
     return new DeviceScan.Tiling[] {
-      DeviceScan.fitVersion3(fwd, N, local, false), DeviceScan.forwardWithChunk(b, N, local, 3), b
+      DeviceScan.fitVersion3(fwd, N, local, false), DeviceScan.forwardWithChunk(b, N, local, 4), b
     };
   }
 
@@ -821,7 +821,7 @@ final class GpuModel implements ModelRunner {
     kernel.sCe = t.ce;
     kernel.sSeg = t.segments;
     kernel.sItems = t.items;
-    launch(ScanKernel.OP_SCAN_FWD3, a.B * ((ED + t.ce - 1) / t.ce) * t.threads(), t.threads());
+    launch(ScanKernel.OP_SCAN_FWD4, a.B * ((ED + t.ce - 1) / t.ce) * t.threads(), t.threads());
     if (residual) {
       matmul(
           BT,
@@ -1012,7 +1012,7 @@ final class GpuModel implements ModelRunner {
       kernel.sCe = a.scanBwd.ce;
       kernel.sSeg = a.scanBwd.segments;
       kernel.sItems = a.scanBwd.items;
-      launch(ScanKernel.OP_SCAN_BWD3, a.B * nEb * a.scanBwd.threads(), a.scanBwd.threads());
+      launch(ScanKernel.OP_SCAN_BWD4, a.B * nEb * a.scanBwd.threads(), a.scanBwd.threads());
       launch(ScanKernel.OP_SCAN_BWD_REDUCE, BT * 2 * c.stateSize + c.stateSize * ED + ED, 128);
       // Δ = softplus(dt_proj(dbc[:, :R]))
       kernel.eN = BT * ED;
@@ -1252,10 +1252,10 @@ final class GpuModel implements ModelRunner {
       case MambaKernel.OP_RMSNORM:
       case MambaKernel.OP_RMSNORM_BWD:
         return 8 * 128; // GEMV: up to 8 rows × 128 threads; the rest: one float a thread
-      case ScanKernel.OP_SCAN_FWD3:
-        return ScanKernel.scanForward3Local(kernel.sCe, kernel.sSeg, c.stateSize);
-      case ScanKernel.OP_SCAN_BWD3:
-        return ScanKernel.scanBackward3Local(kernel.sCe, kernel.sSeg, c.stateSize);
+      case ScanKernel.OP_SCAN_FWD4:
+        return ScanKernel.scanForward4Local(kernel.sCe, kernel.sSeg, c.stateSize);
+      case ScanKernel.OP_SCAN_BWD4:
+        return ScanKernel.scanBackward4Local(kernel.sCe, kernel.sSeg, c.stateSize);
       default:
         return 1;
     }

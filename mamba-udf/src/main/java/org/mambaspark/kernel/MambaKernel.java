@@ -202,10 +202,10 @@ public class MambaKernel extends ScanKernel {
     // Only what the model runs (the scans' versions 1 and 2 stay in ScanKernel, for DeviceScan).
     // Helper calls inside hot loops cost far more in this large program than in a small one (the
     // SGEMM ran 2.3x slower here with them, not in a kernel of its own; see gemm2).
-    if (op == OP_SCAN_FWD3) {
-      scanForward3();
-    } else if (op == OP_SCAN_BWD3) {
-      scanBackward3();
+    if (op == OP_SCAN_FWD4) {
+      scanForward4();
+    } else if (op == OP_SCAN_BWD4) {
+      scanBackward4();
     } else if (op == OP_SCAN_BWD_REDUCE) {
       scanBackwardReduce();
     } else if (op == OP_GEMM) {
@@ -339,7 +339,7 @@ public class MambaKernel extends ScanKernel {
    * other buffer afterwards: one barrier per k-step instead of two, and the global latency hidden
    * behind 512 FMAs a thread.
    */
-  private void gemm2() {
+  final void gemm2() {
     int lid = getLocalId();
     int g = getGroupId();
     int tilesM = (gM + GBM - 1) / GBM;
@@ -806,7 +806,7 @@ public class MambaKernel extends ScanKernel {
   }
 
   /** M ≤ 8 rows: a work-group per column n, threads split k, one tree reduction for all rows. */
-  private void gemv() {
+  final void gemv() {
     int lid = getLocalId();
     int wg = getLocalSize();
     int n = getGroupId();
@@ -843,7 +843,7 @@ public class MambaKernel extends ScanKernel {
   }
 
   /** A work-group per row: out = in · rsqrt(mean(in²) + eps) · w; saves 1/rms when asked. */
-  private void rmsnorm() {
+  final void rmsnorm() {
     int row = getGroupId();
     int lid = getLocalId();
     int wg = getLocalSize();
@@ -864,7 +864,7 @@ public class MambaKernel extends ScanKernel {
   }
 
   /** Causal depthwise conv + SiLU, a thread per (b, t, e); inputs before t = 0 from the state. */
-  private void conv() {
+  final void conv() {
     int ED = cvED;
     int total = cvB * cvL * ED;
     // grid-stride: a thread per element made the per-thread set-up cost more than the element
@@ -932,7 +932,7 @@ public class MambaKernel extends ScanKernel {
    * logits are overwritten by ceScale·(softmax − onehot(target)). Rows without a target (-1) give
    * loss 0 and gradient 0.
    */
-  private void crossEntropy() {
+  final void crossEntropy() {
     int row = getGroupId();
     int lid = getLocalId();
     int wg = getLocalSize();
@@ -1094,7 +1094,7 @@ public class MambaKernel extends ScanKernel {
    * A thread per (row block, e): partial Σ_t dpre·x for each tap k, and Σ_t dpre (the bias) in slot
    * K, into part (row blocks, ED, K+1).
    */
-  private void convBackwardDw() {
+  final void convBackwardDw() {
     int i = getGlobalId();
     int ED = cvED;
     int rows = cvB * cvL;
@@ -1147,7 +1147,7 @@ public class MambaKernel extends ScanKernel {
    * A thread per (distinct token, d): the embedding row's gradient += Σ of dx over the token's
    * positions (the host sorted positions by token), without races or atomics.
    */
-  private void embedBackward() {
+  final void embedBackward() {
     int i = getGlobalId();
     int D = embD;
     if (i < ebUnique * D) {

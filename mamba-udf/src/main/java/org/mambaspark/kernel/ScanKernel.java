@@ -51,6 +51,8 @@ public class ScanKernel extends Kernel {
   static final int OP_SCAN_BWD_REDUCE = 3;
   static final int OP_SCAN_FWD3 = 5;
   static final int OP_SCAN_BWD3 = 6;
+  static final int OP_SCAN_FWD4 = 7;
+  static final int OP_SCAN_BWD4 = 8;
 
   /** log2(e): exp(x) = exp2(x·log2 e); A is stored pre-multiplied. */
   static final float LOG2E = 1.442695f;
@@ -128,6 +130,10 @@ public class ScanKernel extends Kernel {
       scanForward3();
     } else if (op == OP_SCAN_BWD3) {
       scanBackward3();
+    } else if (op == OP_SCAN_FWD4) {
+      scanForward4();
+    } else if (op == OP_SCAN_BWD4) {
+      scanBackward4();
     }
   }
 
@@ -1107,6 +1113,542 @@ public class ScanKernel extends Kernel {
       float sum = 0f;
       for (int sg = 0; sg < S; sg++) {
         sum += lmem[oAggA + sg * ce + lid];
+      }
+      part[pDOff + b * ED + e] = sum;
+    }
+  }
+
+  /** Local floats version 4 of the forward needs (I = 4). */
+  static int scanForward4Local(int ce, int S, int N) {
+    return S * (8 * N + 1) + 2 * N * ce + S * ce + N * (S + 1) * ce;
+  }
+
+  /** Local floats version 4 of the backward needs (I = 4). */
+  static int scanBackward4Local(int ce, int S, int N) {
+    int aggRow = (S + 1) * ce;
+    return S * (8 * N + 1) + 3 * N * ce + S * ce + 3 * N * aggRow + BWD3_NB * 2 * 4 * S * (ce + 1);
+  }
+
+  /**
+   * Version 4 of the forward: version 3 with less local memory and fewer instructions a chunk. A
+   * segment's product Π a_t = exp2(A[n]·log2 e·ΣΔ_t) needs only the segment's ΣΔ (one float a
+   * thread instead of one a state), which the serial walk exponentiates; the staging of B|C walks
+   * its (position, column) pairs incrementally instead of dividing; each thread's own loads (Δ, x,
+   * z) are issued before the staging so that their latency overlaps it.
+   */
+  final void scanForward4() {
+    int lid = getLocalId();
+    int wg = getLocalSize();
+    int g = getGroupId();
+    int ce = sCe;
+    int S = sSeg;
+    int T = S * 4;
+    int N = sN;
+    int N2 = 2 * N;
+    int ED = sED;
+    int L = sL;
+    int nEb = (ED + ce - 1) / ce;
+    int b = g / nEb;
+    int e0 = (g - b * nEb) * ce;
+    int s = lid / ce;
+    int ci = lid - s * ce;
+    int e = e0 + ci;
+    int bcSeg = 4 * N2 + 1;
+    int aggRow = (S + 1) * ce;
+    int oBc = 0;
+    int oA2 = S * bcSeg;
+    int oCarry = oA2 + N * ce;
+    int oDs = oCarry + N * ce;
+    int oAggU = oDs + S * ce;
+    int kS = lid % N2; // staging: this thread's first (position, column) of the chunk's B|C
+    int tS = lid / N2;
+    int dT = wg / N2;
+    int dK = wg - dT * N2;
+    float de = 0f;
+    if (e < ED) {
+      de = W[dOff + e];
+    }
+    for (int j = lid; j < ce * N; j += wg) {
+      int n = j / ce;
+      int e2 = e0 + j - n * ce;
+      float h0 = 0f;
+      float a2 = 0f;
+      if (e2 < ED) {
+        a2 = W[a2Off + n * ED + e2];
+        if (sHasState == 1) {
+          h0 = state[hOff + (b * N + n) * ED + e2];
+        }
+      }
+      lmem[oA2 + j] = a2;
+      lmem[oCarry + j] = h0;
+    }
+    for (int c = 0; c < sChunks; c++) {
+      int t0 = c * T + s * 4;
+      float dt0 = 0f;
+      float dt1 = 0f;
+      float dt2 = 0f;
+      float dt3 = 0f;
+      float x0 = 0f;
+      float x1 = 0f;
+      float x2 = 0f;
+      float x3 = 0f;
+      float z0 = 0f;
+      float z1 = 0f;
+      float z2 = 0f;
+      float z3 = 0f;
+      int gi = (b * L + t0) * ED + e;
+      int zi = (b * L + t0) * zStride + e;
+      if (e < ED) {
+        if (t0 < L) {
+          dt0 = act[dtOff + gi];
+          x0 = act[uOff + gi];
+          z0 = act[zOff + zi];
+        }
+        if (t0 + 1 < L) {
+          dt1 = act[dtOff + gi + ED];
+          x1 = act[uOff + gi + ED];
+          z1 = act[zOff + zi + zStride];
+        }
+        if (t0 + 2 < L) {
+          dt2 = act[dtOff + gi + 2 * ED];
+          x2 = act[uOff + gi + 2 * ED];
+          z2 = act[zOff + zi + 2 * zStride];
+        }
+        if (t0 + 3 < L) {
+          dt3 = act[dtOff + gi + 3 * ED];
+          x3 = act[uOff + gi + 3 * ED];
+          z3 = act[zOff + zi + 3 * zStride];
+        }
+      }
+      localBarrier();
+      int kc = kS;
+      int tc = tS;
+      for (int j = lid; j < T * N2; j += wg) {
+        float v = 0f;
+        if (c * T + tc < L) {
+          v = act[dbcOff + (b * L + c * T + tc) * sP + sR + kc];
+        }
+        lmem[oBc + (tc >> 2) * bcSeg + (tc & 3) * N2 + kc] = v;
+        kc += dK;
+        tc += dT;
+        if (kc >= N2) {
+          kc -= N2;
+          tc++;
+        }
+      }
+      int ag = s * ce + ci;
+      lmem[oDs + ag] = dt0 + dt1 + dt2 + dt3;
+      float dx0 = dt0 * x0;
+      float dx1 = dt1 * x1;
+      float dx2 = dt2 * x2;
+      float dx3 = dt3 * x3;
+      localBarrier();
+      int bc0 = oBc + s * bcSeg;
+      for (int n = 0; n < N; n++) {
+        float a2 = lmem[oA2 + n * ce + ci];
+        int bc = bc0 + n;
+        float a1 = exp2(dt1 * a2);
+        float a2v = exp2(dt2 * a2);
+        float a3 = exp2(dt3 * a2);
+        float u0 = dx0 * lmem[bc];
+        float u1 = dx1 * lmem[bc + N2];
+        float u2 = dx2 * lmem[bc + 2 * N2];
+        float u3 = dx3 * lmem[bc + 3 * N2];
+        lmem[oAggU + n * aggRow + ag] = ((u0 * a1 + u1) * a2v + u2) * a3 + u3;
+      }
+      localBarrier();
+      for (int j = lid; j < ce * N; j += wg) {
+        int n = j / ce;
+        int c2 = j - n * ce;
+        float an = lmem[oA2 + j];
+        float h = lmem[oCarry + j];
+        if (sSave == 1 && e0 + c2 < ED) {
+          act[hcOff + ((b * sChunks + c) * N + n) * ED + e0 + c2] = h;
+        }
+        int r = oAggU + n * aggRow + c2;
+        for (int sg = 0; sg < S; sg++) {
+          float pu = lmem[r + sg * ce];
+          lmem[r + sg * ce] = h;
+          h = exp2(an * lmem[oDs + sg * ce + c2]) * h + pu;
+        }
+        lmem[oCarry + j] = h;
+      }
+      localBarrier();
+      float y0 = de * x0;
+      float y1 = de * x1;
+      float y2 = de * x2;
+      float y3 = de * x3;
+      for (int n = 0; n < N; n++) {
+        float a2 = lmem[oA2 + n * ce + ci];
+        int bc = bc0 + n;
+        float h = lmem[oAggU + n * aggRow + ag];
+        h = exp2(dt0 * a2) * h + dx0 * lmem[bc];
+        y0 += lmem[bc + N] * h;
+        h = exp2(dt1 * a2) * h + dx1 * lmem[bc + N2];
+        y1 += lmem[bc + N + N2] * h;
+        h = exp2(dt2 * a2) * h + dx2 * lmem[bc + 2 * N2];
+        y2 += lmem[bc + N + 2 * N2] * h;
+        h = exp2(dt3 * a2) * h + dx3 * lmem[bc + 3 * N2];
+        y3 += lmem[bc + N + 3 * N2] * h;
+      }
+      if (e < ED) {
+        if (t0 < L) {
+          act[yOff + gi] = y0 * z0 / (1f + exp(-z0));
+        }
+        if (t0 + 1 < L) {
+          act[yOff + gi + ED] = y1 * z1 / (1f + exp(-z1));
+        }
+        if (t0 + 2 < L) {
+          act[yOff + gi + 2 * ED] = y2 * z2 / (1f + exp(-z2));
+        }
+        if (t0 + 3 < L) {
+          act[yOff + gi + 3 * ED] = y3 * z3 / (1f + exp(-z3));
+        }
+      }
+    }
+    localBarrier();
+    if (sWriteState == 1) {
+      for (int j = lid; j < ce * N; j += wg) {
+        int n = j / ce;
+        int e2 = e0 + j - n * ce;
+        if (e2 < ED) {
+          state[hOff + (b * N + n) * ED + e2] = lmem[oCarry + j];
+        }
+      }
+    }
+  }
+
+  /**
+   * Version 4 of the backward: version 3 with the forward's version-4 changes (segment products
+   * from ΣΔ, incremental staging, own loads first) and the chunk's saved states staged into local
+   * memory with B|C, so that the serial walks start without a global load.
+   */
+  final void scanBackward4() {
+    int lid = getLocalId();
+    int wg = getLocalSize();
+    int g = getGroupId();
+    int ce = sCe;
+    int S = sSeg;
+    int T = S * 4;
+    int N = sN;
+    int N2 = 2 * N;
+    int ED = sED;
+    int L = sL;
+    int nEb = (ED + ce - 1) / ce;
+    int b = g / nEb;
+    int eb = g - b * nEb;
+    int e0 = eb * ce;
+    int s = lid / ce;
+    int ci = lid - s * ce;
+    int e = e0 + ci;
+    int bcSeg = 4 * N2 + 1;
+    int aggRow = (S + 1) * ce;
+    int redRow = ce + 1;
+    int oBc = 0;
+    int oA2 = S * bcSeg;
+    int oWc = oA2 + N * ce;
+    int oDs = oWc + N * ce;
+    int oHc = oDs + S * ce;
+    int oAggU = oHc + N * ce;
+    int oAggQ = oAggU + N * aggRow;
+    int oDa = oAggQ + N * aggRow;
+    int oRed = oDa + N * aggRow;
+    int ag = s * ce + ci;
+    int kS = lid % N2; // staging: this thread's first (position, column) of the chunk's B|C
+    int tS = lid / N2;
+    int dT = wg / N2;
+    int dK = wg - dT * N2;
+    float de = 0f;
+    if (e < ED) {
+      de = W[dOff + e];
+    }
+    float dDacc = 0f;
+    for (int j = lid; j < ce * N; j += wg) {
+      int n = j / ce;
+      int e2 = e0 + j - n * ce;
+      float a2 = 0f;
+      if (e2 < ED) {
+        a2 = W[a2Off + n * ED + e2];
+      }
+      lmem[oA2 + j] = a2;
+      lmem[oWc + j] = 0f;
+    }
+    for (int j = lid; j < N * aggRow; j += wg) {
+      lmem[oDa + j] = 0f;
+    }
+    for (int cc = 0; cc < sChunks; cc++) {
+      int c = sChunks - 1 - cc;
+      int t0 = c * T + s * 4;
+      float dt0 = 0f;
+      float dt1 = 0f;
+      float dt2 = 0f;
+      float dt3 = 0f;
+      float x0 = 0f;
+      float x1 = 0f;
+      float x2 = 0f;
+      float x3 = 0f;
+      float ds0 = 0f;
+      float ds1 = 0f;
+      float ds2 = 0f;
+      float ds3 = 0f;
+      float gz0 = 0f;
+      float gz1 = 0f;
+      float gz2 = 0f;
+      float gz3 = 0f;
+      int gi = (b * L + t0) * ED + e;
+      int zi = (b * L + t0) * zStride + e;
+      if (e < ED) {
+        if (t0 < L) {
+          dt0 = act[dtOff + gi];
+          x0 = act[uOff + gi];
+          float zz = act[zOff + zi];
+          float sig = 1f / (1f + exp(-zz));
+          float dyv = gact[dyOff + gi];
+          ds0 = dyv * zz * sig;
+          gz0 = dyv * sig * (1f + zz * (1f - sig));
+        }
+        if (t0 + 1 < L) {
+          dt1 = act[dtOff + gi + ED];
+          x1 = act[uOff + gi + ED];
+          float zz = act[zOff + zi + zStride];
+          float sig = 1f / (1f + exp(-zz));
+          float dyv = gact[dyOff + gi + ED];
+          ds1 = dyv * zz * sig;
+          gz1 = dyv * sig * (1f + zz * (1f - sig));
+        }
+        if (t0 + 2 < L) {
+          dt2 = act[dtOff + gi + 2 * ED];
+          x2 = act[uOff + gi + 2 * ED];
+          float zz = act[zOff + zi + 2 * zStride];
+          float sig = 1f / (1f + exp(-zz));
+          float dyv = gact[dyOff + gi + 2 * ED];
+          ds2 = dyv * zz * sig;
+          gz2 = dyv * sig * (1f + zz * (1f - sig));
+        }
+        if (t0 + 3 < L) {
+          dt3 = act[dtOff + gi + 3 * ED];
+          x3 = act[uOff + gi + 3 * ED];
+          float zz = act[zOff + zi + 3 * zStride];
+          float sig = 1f / (1f + exp(-zz));
+          float dyv = gact[dyOff + gi + 3 * ED];
+          ds3 = dyv * zz * sig;
+          gz3 = dyv * sig * (1f + zz * (1f - sig));
+        }
+      }
+      localBarrier();
+      int kc = kS;
+      int tc = tS;
+      for (int j = lid; j < T * N2; j += wg) {
+        float v = 0f;
+        if (c * T + tc < L) {
+          v = act[dbcOff + (b * L + c * T + tc) * sP + sR + kc];
+        }
+        lmem[oBc + (tc >> 2) * bcSeg + (tc & 3) * N2 + kc] = v;
+        kc += dK;
+        tc += dT;
+        if (kc >= N2) {
+          kc -= N2;
+          tc++;
+        }
+      }
+      for (int j = lid; j < ce * N; j += wg) {
+        int n = j / ce;
+        int c2 = j - n * ce;
+        float h = 0f;
+        if (e0 + c2 < ED) {
+          h = act[hcOff + ((b * sChunks + c) * N + n) * ED + e0 + c2];
+        }
+        lmem[oHc + j] = h;
+      }
+      lmem[oDs + ag] = dt0 + dt1 + dt2 + dt3;
+      float dx0 = dt0 * x0;
+      float dx1 = dt1 * x1;
+      float dx2 = dt2 * x2;
+      float dx3 = dt3 * x3;
+      localBarrier();
+      int bc0 = oBc + s * bcSeg;
+      // (1) the segment's forward pair (A, U) and adjoint pair (A, Q) for every n
+      for (int n = 0; n < N; n++) {
+        float a2 = lmem[oA2 + n * ce + ci];
+        int bc = bc0 + n;
+        float a0 = exp2(dt0 * a2);
+        float a1 = exp2(dt1 * a2);
+        float a2v = exp2(dt2 * a2);
+        float a3 = exp2(dt3 * a2);
+        float u0 = dx0 * lmem[bc];
+        float u1 = dx1 * lmem[bc + N2];
+        float u2 = dx2 * lmem[bc + 2 * N2];
+        float u3 = dx3 * lmem[bc + 3 * N2];
+        float g0 = ds0 * lmem[bc + N];
+        float g1 = ds1 * lmem[bc + N + N2];
+        float g2 = ds2 * lmem[bc + N + 2 * N2];
+        float g3 = ds3 * lmem[bc + N + 3 * N2];
+        lmem[oAggU + n * aggRow + ag] = ((u0 * a1 + u1) * a2v + u2) * a3 + u3;
+        lmem[oAggQ + n * aggRow + ag] = a0 * (g0 + a1 * (g1 + a2v * (g2 + a3 * g3)));
+      }
+      localBarrier();
+      // (2) entering h (forwards from the saved chunk state) and w (backwards from the carry)
+      for (int j = lid; j < ce * N; j += wg) {
+        int n = j / ce;
+        int c2 = j - n * ce;
+        float an = lmem[oA2 + j];
+        float h = lmem[oHc + j];
+        int r = n * aggRow + c2;
+        for (int sg = 0; sg < S; sg++) {
+          float pa = exp2(an * lmem[oDs + sg * ce + c2]);
+          float pu = lmem[oAggU + r + sg * ce];
+          lmem[oAggU + r + sg * ce] = h;
+          h = pa * h + pu;
+        }
+        float w = lmem[oWc + j];
+        for (int k = 0; k < S; k++) {
+          int sg = S - 1 - k;
+          float pa = exp2(an * lmem[oDs + sg * ce + c2]);
+          float q = lmem[oAggQ + r + sg * ce];
+          lmem[oAggQ + r + sg * ce] = w;
+          w = pa * w + q;
+        }
+        lmem[oWc + j] = w;
+      }
+      localBarrier();
+      // (3) the gradients, NB states at a time (dB, dC need a sum over the group's channels)
+      float y0 = de * x0;
+      float y1 = de * x1;
+      float y2 = de * x2;
+      float y3 = de * x3;
+      float du0 = de * ds0;
+      float du1 = de * ds1;
+      float du2 = de * ds2;
+      float du3 = de * ds3;
+      float dd0 = 0f;
+      float dd1 = 0f;
+      float dd2 = 0f;
+      float dd3 = 0f;
+      for (int nb0 = 0; nb0 < N; nb0 += BWD3_NB) {
+        for (int nb = 0; nb < BWD3_NB; nb++) {
+          int n = nb0 + nb;
+          if (n < N) {
+            float a2 = lmem[oA2 + n * ce + ci];
+            float An = a2 * LN2;
+            int bc = bc0 + n;
+            float b0 = lmem[bc];
+            float b1 = lmem[bc + N2];
+            float b2 = lmem[bc + 2 * N2];
+            float b3 = lmem[bc + 3 * N2];
+            float c0 = lmem[bc + N];
+            float c1 = lmem[bc + N + N2];
+            float c2 = lmem[bc + N + 2 * N2];
+            float c3 = lmem[bc + N + 3 * N2];
+            float a0 = exp2(dt0 * a2);
+            float a1 = exp2(dt1 * a2);
+            float a2v = exp2(dt2 * a2);
+            float a3 = exp2(dt3 * a2);
+            float hp = lmem[oAggU + n * aggRow + ag];
+            float h0 = a0 * hp + dx0 * b0;
+            float h1 = a1 * h0 + dx1 * b1;
+            float h2 = a2v * h1 + dx2 * b2;
+            float h3 = a3 * h2 + dx3 * b3;
+            y0 += c0 * h0;
+            y1 += c1 * h1;
+            y2 += c2 * h2;
+            y3 += c3 * h3;
+            float w = lmem[oAggQ + n * aggRow + ag];
+            float g3 = ds3 * c3 + w;
+            w = a3 * g3;
+            float g2 = ds2 * c2 + w;
+            w = a2v * g2;
+            float g1 = ds1 * c1 + w;
+            w = a1 * g1;
+            float g0 = ds0 * c0 + w;
+            float ah0 = a0 * hp;
+            float ah1 = a1 * h0;
+            float ah2 = a2v * h1;
+            float ah3 = a3 * h2;
+            lmem[oDa + n * aggRow + ag] +=
+                g0 * dt0 * ah0 + g1 * dt1 * ah1 + g2 * dt2 * ah2 + g3 * dt3 * ah3;
+            dd0 += g0 * (ah0 * An + b0 * x0);
+            dd1 += g1 * (ah1 * An + b1 * x1);
+            dd2 += g2 * (ah2 * An + b2 * x2);
+            dd3 += g3 * (ah3 * An + b3 * x3);
+            du0 += g0 * dt0 * b0;
+            du1 += g1 * dt1 * b1;
+            du2 += g2 * dt2 * b2;
+            du3 += g3 * dt3 * b3;
+            int rb = oRed + ((nb * 2) * T + s) * redRow + ci;
+            int rc = oRed + ((nb * 2 + 1) * T + s) * redRow + ci;
+            int step = S * redRow; // rows ordered (i, s): a warp's lanes write distinct banks
+            lmem[rb] = g0 * dx0;
+            lmem[rb + step] = g1 * dx1;
+            lmem[rb + 2 * step] = g2 * dx2;
+            lmem[rb + 3 * step] = g3 * dx3;
+            lmem[rc] = ds0 * h0;
+            lmem[rc + step] = ds1 * h1;
+            lmem[rc + 2 * step] = ds2 * h2;
+            lmem[rc + 3 * step] = ds3 * h3;
+          }
+        }
+        localBarrier();
+        for (int r = lid; r < BWD3_NB * 2 * T; r += wg) {
+          int nbw = r / T;
+          int rem = r - nbw * T;
+          int i = rem / S;
+          int sg = rem - i * S;
+          int nb = nbw / 2;
+          int n = nb0 + nb;
+          int t = c * T + sg * 4 + i;
+          if (n < N && t < L) {
+            float sum = 0f;
+            for (int c2 = 0; c2 < ce; c2++) {
+              sum += lmem[oRed + r * redRow + c2];
+            }
+            part[pBcOff + ((eb * sB + b) * L + t) * N2 + (nbw - nb * 2) * N + n] = sum;
+          }
+        }
+        localBarrier();
+      }
+      dDacc += ds0 * x0 + ds1 * x1 + ds2 * x2 + ds3 * x3;
+      if (e < ED) {
+        if (t0 < L) {
+          gact[dzOff + zi] += gz0 * y0;
+          gact[duOff + gi] += du0;
+          gact[ddtOff + gi] += dd0;
+        }
+        if (t0 + 1 < L) {
+          gact[dzOff + zi + zStride] += gz1 * y1;
+          gact[duOff + gi + ED] += du1;
+          gact[ddtOff + gi + ED] += dd1;
+        }
+        if (t0 + 2 < L) {
+          gact[dzOff + zi + 2 * zStride] += gz2 * y2;
+          gact[duOff + gi + 2 * ED] += du2;
+          gact[ddtOff + gi + 2 * ED] += dd2;
+        }
+        if (t0 + 3 < L) {
+          gact[dzOff + zi + 3 * zStride] += gz3 * y3;
+          gact[duOff + gi + 3 * ED] += du3;
+          gact[ddtOff + gi + 3 * ED] += dd3;
+        }
+      }
+    }
+    localBarrier();
+    lmem[oAggU + lid] = dDacc;
+    localBarrier();
+    for (int j = lid; j < ce * N; j += wg) {
+      int n = j / ce;
+      int c2 = j - n * ce;
+      int e2 = e0 + c2;
+      float sum = 0f;
+      for (int sg = 0; sg < S; sg++) {
+        sum += lmem[oDa + n * aggRow + sg * ce + c2];
+      }
+      if (e2 < ED) {
+        part[pAOff + (b * N + n) * ED + e2] = sum;
+      }
+    }
+    if (lid < ce && e < ED) {
+      float sum = 0f;
+      for (int sg = 0; sg < S; sg++) {
+        sum += lmem[oAggU + sg * ce + lid];
       }
       part[pDOff + b * ED + e] = sum;
     }

@@ -104,7 +104,7 @@ class ScanKernelTest {
   }
 
   @ParameterizedTest(name = "forward version {0}")
-  @ValueSource(ints = {1, 3})
+  @ValueSource(ints = {1, 3, 4})
   void forwardMatchesTheCpuReference(int version) {
     double worst = 0;
     for (Case c : CASES) {
@@ -153,7 +153,7 @@ class ScanKernelTest {
   }
 
   @ParameterizedTest(name = "backward version {0}")
-  @ValueSource(ints = {1, 3})
+  @ValueSource(ints = {1, 3, 4})
   void backwardMatchesTheCpuReference(int version) {
     double worst = 0;
     for (Case c : CASES) {
