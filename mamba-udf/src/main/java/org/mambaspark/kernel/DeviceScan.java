@@ -50,29 +50,29 @@ public final class DeviceScan implements AutoCloseable {
   }
 
   /**
-   * The scan kernels' version, {@code -Dmamba.gpu.scan=1|3}: 3 (default) shares each chunk's
-   * barriers among the N states ({@link ScanKernel#scanForward3}, {@link ScanKernel#scanBackward3})
+   * The scan kernels' version, {@code -Dmamba.gpu.scan=1|4}: 4 (default) shares each chunk's
+   * barriers among the N states ({@link ScanKernel#scanForward4}, {@link ScanKernel#scanBackward4})
    * and needs I = 4 positions a thread; 1 is the general-tiling reference, which other tilings run.
    */
-  public static final int VERSION = Integer.getInteger("mamba.gpu.scan", 3);
+  public static final int VERSION = Integer.getInteger("mamba.gpu.scan", 4);
 
   /**
-   * Defaults, from a sweep on the H200 (KernelBench scan-sweep, version 3, N = 16): forward 16
+   * Defaults, from a sweep on the H200 (KernelBench scan-sweep, version 4, N = 16): forward 16
    * channels × 16 segments × 4 positions (chunk 64, 256 threads); backward 16 × 4 × 4 (chunk 16).
    * For batches with too few rows to give every compute unit two groups ({@link #fewRows}, e.g. B =
-   * 1, ED = 1536), narrower groups with more segments: forward 4 × 32 × 4, backward 4 × 16 × 4. The
-   * forward that saves chunk states for a backward must use its chunk ({@link #forwardWithChunk}).
+   * 1, ED = 1536), narrower groups with more segments: forward 8 × 32 × 4 (0.96 ms at B=1 L=16384,
+   * where 16 × 16 × 4 ran 1.28 and 4 × 32 × 4 1.19), backward 4 × 16 × 4. The forward that saves
+   * chunk states for a backward must use its chunk ({@link #forwardWithChunk}).
    */
   public static final Tiling FORWARD = new Tiling(16, 16, 4);
 
   public static final Tiling BACKWARD = new Tiling(16, 4, 4);
-  public static final Tiling FORWARD_FEW_ROWS = new Tiling(4, 32, 4);
+  public static final Tiling FORWARD_FEW_ROWS = new Tiling(8, 32, 4);
 
   /**
    * The inference forward inside the whole-model kernel ({@link MambaKernel}, every op in one
-   * OpenCL kernel, so the scan runs with the register allocation of the largest op, the SGEMM):
-   * 256-thread groups then fit once per compute unit, and 16 × 16 × 4 ran 1.39 ms a layer where it
-   * runs 0.80 ms on its own; 64-thread groups (16 × 4 × 4) ran 1.0 ms in both.
+   * OpenCL kernel, compiled as one): 16 × 16 × 4 ran 1.39 ms a layer there where it ran 0.80 ms in
+   * {@link ScanKernel}; 64-thread groups (16 × 4 × 4) ran 1.0 ms in both (version 3).
    */
   public static final Tiling FORWARD_IN_MODEL = new Tiling(16, 4, 4);
 
@@ -86,7 +86,7 @@ public final class DeviceScan implements AutoCloseable {
   /**
    * The tiling, or a smaller one whose local memory fits {@code localBytes} for state size N: fewer
    * channels first (down to 4; a large N multiplies every per-channel buffer), then fewer segments,
-   * then fewer positions (leaving version 3), then the rest.
+   * then fewer positions (leaving version 4), then the rest.
    */
   public static Tiling fit(Tiling t, int N, long localBytes, boolean backward) {
     Tiling c = t;
@@ -110,10 +110,10 @@ public final class DeviceScan implements AutoCloseable {
   }
 
   /**
-   * For the whole-model kernel, which holds only version 3: the tiling, or one with fewer channels,
+   * For the whole-model kernel, which holds only version 4: the tiling, or one with fewer channels,
    * then fewer segments, always 4 positions a thread.
    */
-  public static Tiling fitVersion3(Tiling t, int N, long localBytes, boolean backward) {
+  public static Tiling fitVersion4(Tiling t, int N, long localBytes, boolean backward) {
     Tiling c = t;
     while (4L * (backward ? backwardLocal(c, N, 4) : forwardLocal(c, N, 4)) > localBytes) {
       if (c.ce > 1) {
@@ -154,43 +154,31 @@ public final class DeviceScan implements AutoCloseable {
 
   /** The version (forward and backward) that runs with this tiling when {@code asked} is. */
   static int version(Tiling t, int asked) {
-    return t.items == 4 && asked >= 3 ? Math.min(asked, 4) : 1;
+    return t.items == 4 && asked >= 4 ? 4 : 1;
   }
 
   /** Local floats of the forward that runs for (t, version). */
   static int forwardLocal(Tiling t, int N, int version) {
-    int v = version(t, version);
-    return v == 4
+    return version(t, version) == 4
         ? ScanKernel.scanForward4Local(t.ce, t.segments, N)
-        : v == 3
-            ? ScanKernel.scanForward3Local(t.ce, t.segments, N)
-            : ScanKernel.scanForwardLocal(t.ce, t.segments, t.items, N);
+        : ScanKernel.scanForwardLocal(t.ce, t.segments, t.items, N);
   }
 
   /** Local floats of the backward that runs for (t, version). */
   static int backwardLocal(Tiling t, int N, int version) {
-    int v = version(t, version);
-    return v == 4
+    return version(t, version) == 4
         ? ScanKernel.scanBackward4Local(t.ce, t.segments, N)
-        : v == 3
-            ? ScanKernel.scanBackward3Local(t.ce, t.segments, N)
-            : ScanKernel.scanBackwardLocal(t.ce, t.segments, t.items, N);
+        : ScanKernel.scanBackwardLocal(t.ce, t.segments, t.items, N);
   }
 
   /** The forward's op code for (t, version). */
   static int forwardOp(Tiling t, int version) {
-    int v = version(t, version);
-    return v == 4
-        ? ScanKernel.OP_SCAN_FWD4
-        : v == 3 ? ScanKernel.OP_SCAN_FWD3 : ScanKernel.OP_SCAN_FWD;
+    return version(t, version) == 4 ? ScanKernel.OP_SCAN_FWD4 : ScanKernel.OP_SCAN_FWD;
   }
 
   /** The backward's op code for (t, version). */
   static int backwardOp(Tiling t, int version) {
-    int v = version(t, version);
-    return v == 4
-        ? ScanKernel.OP_SCAN_BWD4
-        : v == 3 ? ScanKernel.OP_SCAN_BWD3 : ScanKernel.OP_SCAN_BWD;
+    return version(t, version) == 4 ? ScanKernel.OP_SCAN_BWD4 : ScanKernel.OP_SCAN_BWD;
   }
 
   final ScanKernel kernel;

@@ -77,7 +77,7 @@ final class GpuModel implements ModelRunner {
     long local = device.getLocalMemSize();
     scanWide = tilings(DeviceScan.FORWARD_IN_MODEL, DeviceScan.BACKWARD, N, local);
     scanNarrow = tilings(DeviceScan.FORWARD_FEW_ROWS, DeviceScan.BACKWARD_FEW_ROWS, N, local);
-    // fitVersion3 and forwardWithChunk fit the scans in the device's local memory (or say why not);
+    // fitVersion4 and forwardWithChunk fit the scans in the device's local memory (or say why not);
     // each launch gets its op's size (localFloats)
     kernel.lmem = localArray(1);
     kernel.W = new float[DeviceScan.checkedSize(wl.total, "the weights")];
@@ -92,9 +92,9 @@ final class GpuModel implements ModelRunner {
 
   private static DeviceScan.Tiling[] tilings(
       DeviceScan.Tiling fwd, DeviceScan.Tiling bwd, int N, long local) {
-    DeviceScan.Tiling b = DeviceScan.fitVersion3(bwd, N, local, true);
+    DeviceScan.Tiling b = DeviceScan.fitVersion4(bwd, N, local, true);
     return new DeviceScan.Tiling[] {
-      DeviceScan.fitVersion3(fwd, N, local, false), DeviceScan.forwardWithChunk(b, N, local, 4), b
+      DeviceScan.fitVersion4(fwd, N, local, false), DeviceScan.forwardWithChunk(b, N, local, 4), b
     };
   }
 
@@ -992,9 +992,7 @@ final class GpuModel implements ModelRunner {
         colsum(BT, D, GA, a.dx, D, G, wl.outProjBias[l]);
       }
       // scan
-      fill(GA, a.dxs, BT * ED);
-      fill(GA, a.ddelta, BT * ED);
-      fill(GA, a.ddbc, BT * P);
+      fill(GA, a.ddbc, BT * P); // the scan writes du (dxs), dΔ and dz; dB|dC are added
       fill(GA, a.dxz, BT * 2 * ED);
       setScan(a, l, false);
       kernel.dyOff = a.dy;

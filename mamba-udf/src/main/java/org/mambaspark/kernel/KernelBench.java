@@ -28,10 +28,10 @@ import org.mambaspark.ops.SelectiveScan;
  * <pre>
  *   all                                  the whole table below, in one run
  *   scans                                the three scan sizes, forward and backward
- *   scan-fwd  B=8 L=2048 ED=1536 N=16 [ce S I: DeviceScan's default for the shape] [scan=3
- *             scanMin=1: versions 3 and 1; scanMin=3: 3 only] [check=false: skip the CPU check]
+ *   scan-fwd  B=8 L=2048 ED=1536 N=16 [ce S I: DeviceScan's default for the shape] [scan=4
+ *             scanMin=1: versions 4 and 1; scanMin=4: 4 only] [check=false: skip the CPU check]
  *   scan-bwd  the same keys (after a forward saving chunk states; versions 3 and 1)
- *   scan-sweep B=8 L=2048 ED=1536 N=16 [only=16x16,4x32,...]   version 3 over tilings
+ *   scan-sweep B=8 L=2048 ED=1536 N=16 [only=16x16,4x32,...]   version 4 over tilings
  *   sgemm     M=16384 N=3072 K=768       C = A·Bᵀ, TFLOP/s
  *   sgemm-130m                           mamba-130m's five products at B·L = 16384
  *   forward   preset=mamba-130m B=8 L=2048   hidden states, and scoring (lm_head + loss)
@@ -99,9 +99,7 @@ public final class KernelBench {
       case "scans":
         b.scans();
         break;
-      case "registers":
-        b.registers();
-        break;
+
       case "scan-fwd":
         b.scanForward(b.i("B", 8), b.i("L", 2048), b.i("ED", 1536), b.i("N", 16), b.tiling(true));
         break;
@@ -141,137 +139,6 @@ public final class KernelBench {
     generate(p, 128, 64);
   }
 
-  // ---- registers
-
-  /**
-   * The register band of each op compiled alone, against the kernels that hold them all: NVIDIA
-   * caps a kernel's work-group size by its registers (65536 a compute unit), and one OpenCL kernel
-   * gets the registers of its largest op, so every op of the program runs at that op's occupancy.
-   */
-  private void registers() {
-    com.aparapi.Kernel[] ks = {
-      new ScanKernel(),
-      new ScanFwd1(),
-      new ScanBwd1(),
-      new ScanFwd3(),
-      new ScanBwd3(),
-      new ScanFwd4(),
-      new ScanBwd4(),
-      new ScanReduce(),
-      new MambaKernel(),
-      new ModelGemm(),
-      new ModelGemv(),
-      new ModelCrossEntropy(),
-      new ModelConv(),
-      new ModelConvBwdDw(),
-      new ModelRmsnorm(),
-    };
-    for (com.aparapi.Kernel k : ks) {
-      try {
-        System.out.printf(
-            Locale.ROOT,
-            "%-18s max work-group %4d  private %d B%n",
-            k.getClass().getSimpleName(),
-            k.getKernelMaxWorkGroupSize(device),
-            k.getKernelMinimumPrivateMemSizeInUsePerWorkItem(device));
-      } catch (com.aparapi.exception.QueryFailedException ex) {
-        System.out.println(k.getClass().getSimpleName() + ": " + ex);
-      }
-      // no dispose: Aparapi's native dispose crashed (SIGSEGV) on a kernel compiled, never run
-    }
-  }
-
-  static final class ScanFwd1 extends ScanKernel {
-    @Override
-    public void run() {
-      scanForward();
-    }
-  }
-
-  static final class ScanBwd1 extends ScanKernel {
-    @Override
-    public void run() {
-      scanBackward();
-    }
-  }
-
-  static final class ScanFwd3 extends ScanKernel {
-    @Override
-    public void run() {
-      scanForward3();
-    }
-  }
-
-  static final class ScanBwd3 extends ScanKernel {
-    @Override
-    public void run() {
-      scanBackward3();
-    }
-  }
-
-  static final class ScanFwd4 extends ScanKernel {
-    @Override
-    public void run() {
-      scanForward4();
-    }
-  }
-
-  static final class ScanBwd4 extends ScanKernel {
-    @Override
-    public void run() {
-      scanBackward4();
-    }
-  }
-
-  static final class ScanReduce extends ScanKernel {
-    @Override
-    public void run() {
-      scanBackwardReduce();
-    }
-  }
-
-  static final class ModelGemm extends MambaKernel {
-    @Override
-    public void run() {
-      gemm2();
-    }
-  }
-
-  static final class ModelGemv extends MambaKernel {
-    @Override
-    public void run() {
-      gemv();
-    }
-  }
-
-  static final class ModelCrossEntropy extends MambaKernel {
-    @Override
-    public void run() {
-      crossEntropy();
-    }
-  }
-
-  static final class ModelConv extends MambaKernel {
-    @Override
-    public void run() {
-      conv();
-    }
-  }
-
-  static final class ModelConvBwdDw extends MambaKernel {
-    @Override
-    public void run() {
-      convBackwardDw();
-    }
-  }
-
-  static final class ModelRmsnorm extends MambaKernel {
-    @Override
-    public void run() {
-      rmsnorm();
-    }
-  }
-
   // ---- scan
 
   /** The three scan sizes, forward and backward, default tilings. */
@@ -284,13 +151,13 @@ public final class KernelBench {
   }
 
   /**
-   * The scan versions to time with this tiling: the one asked for (scan=), then 1 unless scanMin=3.
+   * The scan versions to time with this tiling: the one asked for (scan=), then 1 unless scanMin=4.
    */
   private int[] versions(DeviceScan.Tiling t) {
     int top = DeviceScan.version(t, i("scan", DeviceScan.VERSION));
     int min = i("scanMin", 1);
     java.util.List<Integer> vs = new java.util.ArrayList<>();
-    for (int v : new int[] {4, 3, 1}) {
+    for (int v : new int[] {4, 1}) {
       if (v <= top && v >= min) {
         vs.add(v);
       }
@@ -419,7 +286,7 @@ public final class KernelBench {
     }
   }
 
-  /** Version 3's tilings (I = 4) forward and backward, for picking the defaults. */
+  /** Version 4's tilings (I = 4) forward and backward, for picking the defaults. */
   private void scanSweep(int B, int L, int ED, int N) {
     int[][] tilings = {
       {16, 16}, {8, 32}, {4, 64}, {4, 32}, {2, 128}, {16, 4}, {8, 4}, {16, 2}, {4, 16}, {32, 2}
@@ -721,23 +588,8 @@ public final class KernelBench {
     return best;
   }
 
-  private final java.util.Set<Class<?>> reported = new java.util.HashSet<>();
-
   private void checkOpenCl(com.aparapi.Kernel k, String what) {
     OpenClDevices.checkRanOnDevice(k, device, what); // throws on a fallback: no number printed
-    if (reported.add(k.getClass())) {
-      try {
-        // NVIDIA caps this by registers (65536 a compute unit): 1024 means at most 64 a thread
-        System.out.printf(
-            Locale.ROOT,
-            "%s: max work-group %d, private memory %d bytes a work-item%n",
-            k.getClass().getSimpleName(),
-            k.getKernelMaxWorkGroupSize(device),
-            k.getKernelMinimumPrivateMemSizeInUsePerWorkItem(device));
-      } catch (com.aparapi.exception.QueryFailedException ex) {
-        System.out.println(k.getClass().getSimpleName() + ": kernel query failed: " + ex);
-      }
-    }
   }
 
   private int i(String key, int dflt) {

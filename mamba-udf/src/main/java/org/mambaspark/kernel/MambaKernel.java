@@ -339,7 +339,7 @@ public class MambaKernel extends ScanKernel {
    * other buffer afterwards: one barrier per k-step instead of two, and the global latency hidden
    * behind 512 FMAs a thread.
    */
-  final void gemm2() {
+  private void gemm2() {
     int lid = getLocalId();
     int g = getGroupId();
     int tilesM = (gM + GBM - 1) / GBM;
@@ -806,7 +806,7 @@ public class MambaKernel extends ScanKernel {
   }
 
   /** M ≤ 8 rows: a work-group per column n, threads split k, one tree reduction for all rows. */
-  final void gemv() {
+  private void gemv() {
     int lid = getLocalId();
     int wg = getLocalSize();
     int n = getGroupId();
@@ -843,7 +843,7 @@ public class MambaKernel extends ScanKernel {
   }
 
   /** A work-group per row: out = in · rsqrt(mean(in²) + eps) · w; saves 1/rms when asked. */
-  final void rmsnorm() {
+  private void rmsnorm() {
     int row = getGroupId();
     int lid = getLocalId();
     int wg = getLocalSize();
@@ -864,7 +864,7 @@ public class MambaKernel extends ScanKernel {
   }
 
   /** Causal depthwise conv + SiLU, a thread per (b, t, e); inputs before t = 0 from the state. */
-  final void conv() {
+  private void conv() {
     int ED = cvED;
     int total = cvB * cvL * ED;
     // grid-stride: a thread per element made the per-thread set-up cost more than the element
@@ -932,7 +932,7 @@ public class MambaKernel extends ScanKernel {
    * logits are overwritten by ceScale·(softmax − onehot(target)). Rows without a target (-1) give
    * loss 0 and gradient 0.
    */
-  final void crossEntropy() {
+  private void crossEntropy() {
     int row = getGroupId();
     int lid = getLocalId();
     int wg = getLocalSize();
@@ -1094,7 +1094,7 @@ public class MambaKernel extends ScanKernel {
    * A thread per (row block, e): partial Σ_t dpre·x for each tap k, and Σ_t dpre (the bias) in slot
    * K, into part (row blocks, ED, K+1).
    */
-  final void convBackwardDw() {
+  private void convBackwardDw() {
     int i = getGlobalId();
     int ED = cvED;
     int rows = cvB * cvL;
@@ -1147,7 +1147,7 @@ public class MambaKernel extends ScanKernel {
    * A thread per (distinct token, d): the embedding row's gradient += Σ of dx over the token's
    * positions (the host sorted positions by token), without races or atomics.
    */
-  final void embedBackward() {
+  private void embedBackward() {
     int i = getGlobalId();
     int D = embD;
     if (i < ebUnique * D) {
