@@ -69,13 +69,6 @@ public final class DeviceScan implements AutoCloseable {
   public static final Tiling BACKWARD = new Tiling(16, 4, 4);
   public static final Tiling FORWARD_FEW_ROWS = new Tiling(8, 32, 4);
 
-  /**
-   * The inference forward inside the whole-model kernel ({@link MambaKernel}, every op in one
-   * OpenCL kernel, compiled as one): 16 × 16 × 4 ran 1.39 ms a layer there where it ran 0.80 ms in
-   * {@link ScanKernel}; 64-thread groups (16 × 4 × 4) ran 1.0 ms in both (version 3).
-   */
-  public static final Tiling FORWARD_IN_MODEL = new Tiling(16, 4, 4);
-
   public static final Tiling BACKWARD_FEW_ROWS = new Tiling(4, 16, 4);
 
   /** Whether (B, ED) rows in groups of 16 channels give fewer than two groups a compute unit. */

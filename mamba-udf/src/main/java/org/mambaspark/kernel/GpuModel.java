@@ -75,7 +75,7 @@ final class GpuModel implements ModelRunner {
     kernel.setExplicit(true);
     int N = c.stateSize;
     long local = device.getLocalMemSize();
-    scanWide = tilings(DeviceScan.FORWARD_IN_MODEL, DeviceScan.BACKWARD, N, local);
+    scanWide = tilings(modelForwardTiling(), DeviceScan.BACKWARD, N, local);
     scanNarrow = tilings(DeviceScan.FORWARD_FEW_ROWS, DeviceScan.BACKWARD_FEW_ROWS, N, local);
     // fitVersion4 and forwardWithChunk fit the scans in the device's local memory (or say why not);
     // each launch gets its op's size (localFloats)
@@ -87,6 +87,26 @@ final class GpuModel implements ModelRunner {
       packWeights();
     } finally {
       lock.unlock();
+    }
+  }
+
+  /**
+   * The inference forward's scan tiling: {@link DeviceScan#FORWARD}, or {@code
+   * -Dmamba.gpu.modelScan=CExS} (channels × segments, 4 positions a thread) for tuning. In the
+   * whole-model kernel (H200, mamba-130m B=8 L=2048, 24 layers) 16×16 ran 15.0 ms, 8×16 16.3, 16×8
+   * 17.0, 16×4 18.8 with version 4 (version 3, with more local memory a group, was best at 16×4).
+   */
+  private static DeviceScan.Tiling modelForwardTiling() {
+    String p = System.getProperty("mamba.gpu.modelScan");
+    if (p == null) {
+      return DeviceScan.FORWARD;
+    }
+    String[] cs = p.split("x");
+    try {
+      return new DeviceScan.Tiling(Integer.parseInt(cs[0]), Integer.parseInt(cs[1]), 4);
+    } catch (RuntimeException e) {
+      throw new IllegalArgumentException(
+          "-Dmamba.gpu.modelScan must be CExS, e.g. 16x4, got '" + p + "'", e);
     }
   }
 

@@ -30,7 +30,7 @@ import org.mambaspark.ops.SelectiveScan;
  *   scans                                the three scan sizes, forward and backward
  *   scan-fwd  B=8 L=2048 ED=1536 N=16 [ce S I: DeviceScan's default for the shape] [scan=4
  *             scanMin=1: versions 4 and 1; scanMin=4: 4 only] [check=false: skip the CPU check]
- *   scan-bwd  the same keys (after a forward saving chunk states; versions 3 and 1)
+ *   scan-bwd  the same keys (after a forward saving chunk states; versions 4 and 1)
  *   scan-sweep B=8 L=2048 ED=1536 N=16 [only=16x16,4x32,...]   version 4 over tilings
  *   sgemm     M=16384 N=3072 K=768       C = A·Bᵀ, TFLOP/s
  *   sgemm-130m                           mamba-130m's five products at B·L = 16384
@@ -38,6 +38,7 @@ import org.mambaspark.ops.SelectiveScan;
  *   train     preset=mamba-130m B=8 L=2048   forward + backward (all gradients back on the host)
  *   generate  preset=mamba-130m prompt=128 steps=64   one-token step latency, B = 1
  *   common:   runs=30 warmup=5 device=0 cpu=false (cpu=true admits OpenCL CPU devices: PoCL)
+ *             profile=false (no OpenCL event times: end-to-end without their cost)
  * </pre>
  *
  * <p>Every line names the device and whether the launches ran as OpenCL on it: Aparapi falls back
@@ -59,8 +60,10 @@ public final class KernelBench {
   }
 
   public static void main(String[] args) {
-    // before any Aparapi class initializes: OpenCL event times for the kernel-only numbers
-    System.setProperty("com.aparapi.enableProfiling", "true");
+    // before any Aparapi class initializes: OpenCL event times for the kernel-only numbers, unless
+    // profile=false (end-to-end times without the profiling's own cost; kernel columns then "-")
+    boolean profile = !java.util.Arrays.asList(args).contains("profile=false");
+    System.setProperty("com.aparapi.enableProfiling", Boolean.toString(profile));
     if (args.length == 0) {
       System.out.println(
           "usage: KernelBench all|scans|scan-fwd|scan-bwd|scan-sweep|sgemm|sgemm-130m|forward|train|"
@@ -453,6 +456,9 @@ public final class KernelBench {
 
   /** Kernel time of one call per op, largest first (where the time goes). */
   private static void breakdown(GpuModel g, Runnable call) {
+    if (!Boolean.getBoolean("com.aparapi.enableProfiling")) {
+      return;
+    }
     g.profile = true;
     g.opNanos = new java.util.HashMap<>();
     call.run();
@@ -644,11 +650,13 @@ public final class KernelBench {
   }
 
   private static String tokensPerSecond(int tokens, long[] kernel, long[] e2e) {
-    return String.format(
-        Locale.ROOT,
-        "%.0f tokens/s end-to-end, %.0f tokens/s kernel-only",
-        tokens / (median(e2e) / 1e3),
-        tokens / (median(kernel) / 1e3));
+    String e = String.format(Locale.ROOT, "%.0f tokens/s end-to-end", tokens / (median(e2e) / 1e3));
+    if (kernel.length == 0 || kernel[0] < 0) {
+      return e + " (not profiled)";
+    }
+    return e
+        + String.format(
+            Locale.ROOT, ", %.0f tokens/s kernel-only", tokens / (median(kernel) / 1e3));
   }
 
   private static double relErr(float[] a, float[] b) {
