@@ -15,8 +15,12 @@ import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.mambaspark.Fixtures;
 
 /**
@@ -105,7 +109,7 @@ class BackendsTest {
   }
 
   static MambaModel randomModel() {
-    MambaConfig c =
+    return randomModel(
         MambaConfig.builder()
             .vocabSize(61)
             .hiddenSize(20)
@@ -116,7 +120,43 @@ class BackendsTest {
             .numLayers(2)
             .useBias(true)
             .tieWordEmbeddings(false)
+            .build());
+  }
+
+  /**
+   * Shapes the fixtures do not have, for {@link #gpuRunnerMatchesTheCpuRunner}: (config, B, L). The
+   * second runs the forward scan over several chunks with a ragged last one (L = 150 against chunks
+   * of 64) at a large odd N, a wide conv and time-step rank 1; the third N = 1, K = 2.
+   */
+  static Stream<Arguments> shapes() {
+    MambaConfig wide =
+        MambaConfig.builder()
+            .vocabSize(50)
+            .hiddenSize(16)
+            .intermediateSize(48)
+            .stateSize(33)
+            .timeStepRank(1)
+            .convKernel(5)
+            .numLayers(1)
+            .useConvBias(false)
             .build();
+    MambaConfig narrow =
+        MambaConfig.builder()
+            .vocabSize(19)
+            .hiddenSize(8)
+            .intermediateSize(24)
+            .stateSize(1)
+            .timeStepRank(2)
+            .convKernel(2)
+            .numLayers(2)
+            .build();
+    return Stream.of(
+        Arguments.of("odd", randomModel().config, 3, 41),
+        Arguments.of("long, N=33, K=5, R=1", wide, 2, 150),
+        Arguments.of("N=1, K=2, L=2", narrow, 1, 2));
+  }
+
+  static MambaModel randomModel(MambaConfig c) {
     MambaWeights w = Initialization.initialize(c, 11);
     // non-zero biases and a lm_head different from the embedding
     SplittableRandom r = new SplittableRandom(12);
@@ -139,11 +179,12 @@ class BackendsTest {
     return a;
   }
 
-  @Test
-  void gpuRunnerMatchesTheCpuRunner() {
-    MambaModel m = randomModel();
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("shapes")
+  void gpuRunnerMatchesTheCpuRunner(String name, MambaConfig config, int B, int L) {
+    MambaModel m = randomModel(config);
     MambaConfig c = m.config;
-    int B = 3, L = 41, D = c.hiddenSize, V = c.vocabSize;
+    int D = c.hiddenSize, V = c.vocabSize;
     int[] ids = ids(B * L, V, 1);
     try (ModelRunner g = gpu().open(m);
         ModelRunner cpu = Backends.cpu().open(m)) {
@@ -185,7 +226,7 @@ class BackendsTest {
         NamedTensor a = gg.parameters().get(i), b = gc.parameters().get(i);
         worst = Math.max(worst, report("grad " + a.name, a.data, b.data, 1e-4));
       }
-      System.out.printf("gpu runner vs cpu runner: largest rel err %.2e%n", worst);
+      System.out.printf("gpu runner vs cpu runner [%s]: largest rel err %.2e%n", name, worst);
     }
   }
 
