@@ -76,26 +76,44 @@ public final class DocumentRunner {
     generate(docs, s.maxNewTokens);
   }
 
-  /** generate, with at most {@code maxNewTokens} new tokens per document. */
+  /**
+   * generate, with at most {@code maxNewTokens} new tokens per document: up to {@code batchSize}
+   * documents decode together ({@link Generator#generate(int[][], SamplingParams[],
+   * Generator.TokenSink)}); when a batch fails, its documents run one by one, so that only the one
+   * at fault gets the error.
+   */
   public void generate(List<Doc> docs, int maxNewTokens) {
+    List<Doc> todo = new ArrayList<>();
     for (Doc d : docs) {
-      if (!check(d, Task.GENERATE)) {
-        continue;
-      }
-      try {
-        d.generated = continuation(d.ids, sampling(d.ids, maxNewTokens));
-      } catch (RuntimeException e) {
-        d.error = message(e);
+      if (check(d, Task.GENERATE)) {
+        todo.add(d);
       }
     }
-  }
-
-  /**
-   * {@link org.mambaspark.model.Generator#generate} on the runner: the prompt prefilled in pieces
-   * (state carried), then one recurrent step per new token; the stop token, when reached, included.
-   */
-  int[] continuation(int[] prompt, SamplingParams p) {
-    return new Generator(runner, s.pieceLength).generate(prompt, p, null);
+    Generator g = new Generator(runner, s.pieceLength);
+    for (int i = 0; i < todo.size(); i += s.batchSize) {
+      List<Doc> batch = todo.subList(i, Math.min(todo.size(), i + s.batchSize));
+      int[][] prompts = new int[batch.size()][];
+      SamplingParams[] params = new SamplingParams[batch.size()];
+      for (int k = 0; k < prompts.length; k++) {
+        prompts[k] = batch.get(k).ids;
+        params[k] = sampling(prompts[k], maxNewTokens);
+      }
+      try {
+        int[][] out = g.generate(prompts, params, null);
+        for (int k = 0; k < prompts.length; k++) {
+          batch.get(k).generated = out[k];
+        }
+      } catch (RuntimeException e) {
+        for (int k = 0; k < prompts.length; k++) {
+          Doc d = batch.get(k);
+          try {
+            d.generated = g.generate(prompts[k], params[k], null);
+          } catch (RuntimeException e1) {
+            d.error = message(e1);
+          }
+        }
+      }
+    }
   }
 
   /** The sampling of one prompt: the configured seed mixed with the prompt, so retries agree. */
