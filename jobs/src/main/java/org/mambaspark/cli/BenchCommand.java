@@ -32,7 +32,7 @@ import picocli.CommandLine.Parameters;
     mixinStandardHelpOptions = true,
     description =
         "Throughput on random weights: 'forward' (B×L tokens scored) or 'generate' (new tokens per"
-            + " second for one sequence). Last line: tokens/s: <number>.")
+            + " second, --batch sequences decoded together). Last line: tokens/s: <number>.")
 final class BenchCommand implements Callable<Integer> {
   @Parameters(index = "0", description = "forward | generate")
   String what;
@@ -43,7 +43,10 @@ final class BenchCommand implements Callable<Integer> {
       description = "mamba-130m | mamba-370m | mamba-790m | mamba-1.4b | mamba-2.8b")
   String preset;
 
-  @Option(names = "--batch", defaultValue = "1", description = "B (forward)")
+  @Option(
+      names = "--batch",
+      defaultValue = "1",
+      description = "B (forward, train; generate: rows decoded together)")
   int batch;
 
   @Option(
@@ -107,31 +110,40 @@ final class BenchCommand implements Callable<Integer> {
         }
       case "generate":
         {
-          int[] prompt = rnd.ints(seqLen, 0, c.vocabSize).toArray();
+          // --batch sequences decoded together; time only the decode steps (prefill is
+          // measured by 'forward'): from the last row's first token to the end
+          int[][] prompts = new int[batch][];
+          SamplingParams[] params = new SamplingParams[batch];
+          for (int r = 0; r < batch; r++) {
+            prompts[r] = rnd.ints(seqLen, 0, c.vocabSize).toArray();
+            params[r] = new SamplingParams(newTokens + 1, 0f, 0, 1f, 0, new int[] {-1});
+          }
           Generator g = new Generator(m);
           for (int i = 0; i < warmup + iters; i++) {
-            // time only the decode steps: prefill is measured by 'forward'
             long[] first = new long[1];
-            int[] count = new int[1];
             long t0 = System.nanoTime();
-            g.generate(
-                prompt,
-                SamplingParams.greedy(newTokens + 1),
-                tok -> {
-                  if (count[0]++ == 0) {
-                    first[0] = System.nanoTime();
-                  }
-                });
+            int last = batch - 1;
+            int[][] out =
+                g.generate(
+                    prompts,
+                    params,
+                    (row, tok) -> {
+                      if (row == last && first[0] == 0) {
+                        first[0] = System.nanoTime();
+                      }
+                    });
             double s = (System.nanoTime() - first[0]) / 1e9;
-            double rate = newTokens / s;
+            double rate = batch * (double) newTokens / s;
             System.out.printf(
-                "%s %d: prefill %.3f s, %d steps %.3f s, %.1f tokens/s%n",
+                "%s %d: prefill %.3f s, %d steps of B=%d %.3f s, %.1f tokens/s (%d tokens a row)%n",
                 i < warmup ? "warmup" : "iter",
                 i < warmup ? i : i - warmup,
                 (first[0] - t0) / 1e9,
                 newTokens,
+                batch,
                 s,
-                rate);
+                rate,
+                out[0].length);
             if (i >= warmup) {
               rates[i - warmup] = rate;
             }

@@ -55,7 +55,7 @@ final class GemmLaunch {
     k.gAccum = accumulate ? 1 : 0;
     k.gAct = act;
     int splits = MambaKernel.splitsFor(M, N, K, k.part.length);
-    if (M <= 8) {
+    if (M <= MambaKernel.GEMV_MAX_M) {
       l.launch(MambaKernel.OP_GEMV, N * 128, 128);
     } else if (splits > 1) {
       int kPer = MambaKernel.kPerSplit(K, splits);

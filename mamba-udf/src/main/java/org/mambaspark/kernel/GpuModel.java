@@ -1269,7 +1269,7 @@ final class GpuModel implements ModelRunner {
       case MambaKernel.OP_CROSS_ENTROPY:
       case MambaKernel.OP_RMSNORM:
       case MambaKernel.OP_RMSNORM_BWD:
-        return 8 * 128; // GEMV: up to 8 rows × 128 threads; the rest: one float a thread
+        return MambaKernel.GEMV_ROWS * 128; // GEMV: rows × 128 threads; the rest: a float a thread
       case ScanKernel.OP_SCAN_FWD4:
         return ScanKernel.scanForward4Local(kernel.sCe, kernel.sSeg, c.stateSize);
       case ScanKernel.OP_SCAN_BWD4:

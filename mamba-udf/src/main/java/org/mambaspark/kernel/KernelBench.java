@@ -36,7 +36,7 @@ import org.mambaspark.ops.SelectiveScan;
  *   sgemm-130m                           mamba-130m's five products at B·L = 16384
  *   forward   preset=mamba-130m B=8 L=2048   hidden states, and scoring (lm_head + loss)
  *   train     preset=mamba-130m B=8 L=2048   forward + backward (all gradients back on the host)
- *   generate  preset=mamba-130m prompt=128 steps=64   one-token step latency, B = 1
+ *   generate  preset=mamba-130m prompt=128 steps=64 B=1   one-token step latency, B sequences
  *   common:   runs=30 warmup=5 device=0 cpu=false (cpu=true admits OpenCL CPU devices: PoCL)
  *             profile=false (no OpenCL event times: end-to-end without their cost)
  * </pre>
@@ -532,26 +532,29 @@ public final class KernelBench {
 
   private void generate(MambaConfig c, int prompt, int steps) {
     int V = c.vocabSize;
-    int[] ids = tokens(prompt, V, 5);
+    int B = i("B", 1); // sequences decoded together
+    int[] ids = tokens(B * prompt, V, 5);
     try (GpuModel g = model(c)) {
-      float[] logits = new float[V];
+      float[] logits = new float[B * V];
       long[] kernel = new long[steps];
       long[] e2e = new long[steps];
       long[] prefill = new long[2];
       for (int rep = -1; rep < 1; rep++) {
-        MambaState state = new MambaState(c, 1);
+        MambaState state = new MambaState(c, B);
         g.profile = true;
         g.kernelNanos = 0;
         long t0 = System.nanoTime();
-        g.forwardLastLogits(logits, ids, 1, prompt, state);
+        g.forwardLastLogits(logits, ids, B, prompt, state);
         prefill[0] = g.kernelNanos;
         prefill[1] = System.nanoTime() - t0;
-        int[] step = new int[1];
+        int[] step = new int[B];
         for (int s = 0; s < steps; s++) {
-          step[0] = argmax(logits);
+          for (int b = 0; b < B; b++) {
+            step[b] = argmax(logits, b * V, V);
+          }
           g.kernelNanos = 0;
           long t1 = System.nanoTime();
-          g.forwardLastLogits(logits, step, 1, 1, state);
+          g.forwardLastLogits(logits, step, B, 1, state);
           if (rep >= 0) {
             kernel[s] = g.kernelNanos;
             e2e[s] = System.nanoTime() - t1;
@@ -559,20 +562,20 @@ public final class KernelBench {
         }
       }
       checkOpenCl(g.kernel(), "generation");
-      long launches =
-          launchesPerCall(g, () -> g.forwardLastLogits(logits, new int[] {1}, 1, 1, null));
+      long launches = launchesPerCall(g, () -> g.forwardLastLogits(logits, new int[B], B, 1, null));
       row(
           "generate step " + name(c),
-          "B=1, after a " + prompt + "-token prefill",
+          "B=" + B + ", after a " + prompt + "-token prefill",
           launches + " launches/step",
           ms(kernel),
           "-",
           ms(e2e),
           String.format(
               Locale.ROOT,
-              "prefill %.1f ms; e2e includes the state (%.1f MB) in and out",
+              "%.0f tokens/s; prefill %.1f ms; e2e includes the state (%.1f MB) in and out",
+              B / (median(e2e) / 1e3),
               prefill[1] / 1e6,
-              new MambaState(c, 1).bytes() / 1e6));
+              new MambaState(c, B).bytes() / 1e6));
     }
   }
 
@@ -584,10 +587,10 @@ public final class KernelBench {
 
   // ---- helpers
 
-  private static int argmax(float[] a) {
+  private static int argmax(float[] a, int off, int n) {
     int best = 0;
-    for (int i = 1; i < a.length; i++) {
-      if (a[i] > a[best]) {
+    for (int i = 1; i < n; i++) {
+      if (a[off + i] > a[off + best]) {
         best = i;
       }
     }

@@ -73,6 +73,12 @@ public class MambaKernel extends ScanKernel {
   static final int GLD = 132;
   static final int GEMM_THREADS = 256;
 
+  /** Rows of the GEMV's partial sums at once (local memory: GEMV_ROWS × its 128 threads). */
+  static final int GEMV_ROWS = 8;
+
+  /** Products of at most this many rows run as GEMV (decoding a batch: M = B). */
+  static final int GEMV_MAX_M = 64;
+
   /** Local floats the GEMM needs: A and B tiles, two of each for version 2. */
   static final int GEMM_LOCAL = 4 * GBK * GLD;
 
@@ -82,7 +88,7 @@ public class MambaKernel extends ScanKernel {
    */
   static int splitsFor(int M, int N, int K, long partFloats) {
     long tiles = (long) ((M + GBM - 1) / GBM) * ((N + GBN - 1) / GBN);
-    if (M <= 8 || tiles >= 256 || K < 1024) {
+    if (M <= GEMV_MAX_M || tiles >= 256 || K < 1024) {
       return 1;
     }
     long s = Math.min(K / 512, (512 + tiles - 1) / tiles);
@@ -810,24 +816,30 @@ public class MambaKernel extends ScanKernel {
     int lid = getLocalId();
     int wg = getLocalSize();
     int n = getGroupId();
-    for (int m = 0; m < gM; m++) {
-      float acc = 0f;
-      for (int k = lid; k < gK; k += wg) {
-        acc += ld(gASel, gAOff + m * gARs + k * gACs) * ld(gBSel, gBOff + k * gBKs + n * gBNs);
-      }
-      lmem[m * wg + lid] = acc;
-    }
-    localBarrier();
-    for (int off = wg / 2; off > 0; off = off / 2) {
-      if (lid < off) {
-        for (int m = 0; m < gM; m++) {
-          lmem[m * wg + lid] += lmem[m * wg + lid + off];
+    // rows in blocks of GEMV_ROWS: one partial a (row, thread) in local memory, then a tree sum
+    for (int m0 = 0; m0 < gM; m0 += GEMV_ROWS) {
+      int rows = min(GEMV_ROWS, gM - m0);
+      for (int r = 0; r < rows; r++) {
+        int m = m0 + r;
+        float acc = 0f;
+        for (int k = lid; k < gK; k += wg) {
+          acc += ld(gASel, gAOff + m * gARs + k * gACs) * ld(gBSel, gBOff + k * gBKs + n * gBNs);
         }
+        lmem[r * wg + lid] = acc;
       }
       localBarrier();
-    }
-    if (lid < gM && n < gN) {
-      gemmEpilogue(lid, n, lmem[lid * wg]);
+      for (int off = wg / 2; off > 0; off = off / 2) {
+        if (lid < off) {
+          for (int r = 0; r < rows; r++) {
+            lmem[r * wg + lid] += lmem[r * wg + lid + off];
+          }
+        }
+        localBarrier();
+      }
+      if (lid < rows && n < gN) {
+        gemmEpilogue(m0 + lid, n, lmem[lid * wg]);
+      }
+      localBarrier();
     }
   }
 

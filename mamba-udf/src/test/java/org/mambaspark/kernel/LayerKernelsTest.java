@@ -50,14 +50,18 @@ class LayerKernelsTest {
   }
 
   /**
-   * {BT, C, OC}: GEMV (BT ≤ 8), partial tiles, K not a multiple of 8, more than one tile; the last
-   * has the weight gradient's K = BT = 3000 over one tile, which takes the split-K path.
+   * {BT, C, OC}: GEMV (BT ≤ 64, in blocks of 8 rows: 8, 9, 37, 64), partial tiles, K not a multiple
+   * of 8, more than one tile; the last has the weight gradient's K = BT = 3000 over one tile, which
+   * takes the split-K path.
    */
   static final int[][] GEMM_SIZES = {
     {1, 1, 1},
     {3, 17, 5},
     {8, 64, 200},
     {9, 33, 7},
+    {37, 50, 70},
+    {64, 20, 9},
+    {65, 31, 40},
     {130, 77, 129},
     {200, 300, 260},
     {257, 9, 33},
