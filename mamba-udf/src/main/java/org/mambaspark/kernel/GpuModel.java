@@ -27,7 +27,7 @@ import org.mambaspark.model.ModelRunner;
  * <p>Calls are serialized on the device's lock: Spark task threads may share a runner (and a
  * device).
  */
-final class GpuModel implements ModelRunner {
+final class GpuModel implements ModelRunner, MambaState.Holder {
   private final GpuBackend backend;
   private final MambaModel model;
   private final MambaConfig c;
@@ -132,17 +132,22 @@ final class GpuModel implements ModelRunner {
 
   @Override
   public void forward(float[] hidden, int[] ids, int B, int L, MambaState state) {
+    fromOtherDevice(state);
     lock.lock();
     try {
       Layout a = prepare(ids, B, L, false, state);
-      forwardAll(a, state != null);
-      if (hidden != null) {
-        ensureHid(a.BT * c.hiddenSize);
-        copy(MambaKernel.SEL_HID, 0, MambaKernel.SEL_ACT, a.hidden, a.BT * c.hiddenSize);
-        kernel.get(kernel.hid);
-        System.arraycopy(kernel.hid, 0, hidden, 0, a.BT * c.hiddenSize);
+      try {
+        forwardAll(a, state != null);
+        if (hidden != null) {
+          ensureHid(a.BT * c.hiddenSize);
+          copy(MambaKernel.SEL_HID, 0, MambaKernel.SEL_ACT, a.hidden, a.BT * c.hiddenSize);
+          kernel.get(kernel.hid);
+          System.arraycopy(kernel.hid, 0, hidden, 0, a.BT * c.hiddenSize);
+        }
+      } catch (RuntimeException e) {
+        throw lost(state, e);
       }
-      finish(state, B);
+      finish(state);
     } finally {
       lock.unlock();
     }
@@ -150,36 +155,110 @@ final class GpuModel implements ModelRunner {
 
   @Override
   public void forwardLastLogits(float[] logits, int[] ids, int B, int L, MambaState state) {
+    fromOtherDevice(state);
     lock.lock();
     try {
       Layout a = prepare(ids, B, L, false, state);
-      forwardAll(a, state != null);
-      int D = c.hiddenSize;
-      int V = c.vocabSize;
-      matmul(
-          B,
-          V,
-          D,
-          MambaKernel.SEL_ACT,
-          a.hidden + (L - 1) * D,
-          L * D,
-          1,
-          MambaKernel.SEL_W,
-          wl.lmHead,
-          1,
-          D,
-          MambaKernel.SEL_OUT,
-          0,
-          V,
-          -1,
-          false,
-          MambaKernel.ACT_NONE);
-      kernel.get(kernel.out);
-      System.arraycopy(kernel.out, 0, logits, 0, B * V);
-      finish(state, B);
+      try {
+        lastLogits(logits, a, B, L, state);
+      } catch (RuntimeException e) {
+        throw lost(state, e);
+      }
+      finish(state);
     } finally {
       lock.unlock();
     }
+  }
+
+  private void lastLogits(float[] logits, Layout a, int B, int L, MambaState state) {
+    forwardAll(a, state != null);
+    int D = c.hiddenSize;
+    int V = c.vocabSize;
+    matmul(
+        B,
+        V,
+        D,
+        MambaKernel.SEL_ACT,
+        a.hidden + (L - 1) * D,
+        L * D,
+        1,
+        MambaKernel.SEL_W,
+        wl.lmHead,
+        1,
+        D,
+        MambaKernel.SEL_OUT,
+        0,
+        V,
+        -1,
+        false,
+        MambaKernel.ACT_NONE);
+    kernel.get(kernel.out);
+    System.arraycopy(kernel.out, 0, logits, 0, B * V);
+  }
+
+  // ---- the recurrent state, kept on the device between calls
+
+  /**
+   * A state's newest values stay in the device's state buffer after a call (a decode step would
+   * otherwise move the whole state both ways, 90 MB at B = 32 for mamba-130m); they come back when
+   * the host reads the state ({@link MambaState#toHost}) or before the buffer serves another.
+   */
+  private MambaState resident;
+
+  @Override
+  public void download(MambaState s) {
+    lock.lock();
+    try {
+      if (resident != s) {
+        throw new IllegalStateException(
+            "the GPU no longer holds this state: it was not brought back before its buffer was"
+                + " reused");
+      }
+      kernel.get(kernel.state);
+      for (int l = 0; l < c.numLayers; l++) {
+        float[] ssm = s.hostSsm(l);
+        float[] conv = s.hostConv(l);
+        System.arraycopy(kernel.state, ssmOff(l, s.batch), ssm, 0, ssm.length);
+        System.arraycopy(kernel.state, convOff(l, s.batch), conv, 0, conv.length);
+      }
+      resident = null;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** A state held by another device comes back first (outside this device's lock). */
+  private void fromOtherDevice(MambaState state) {
+    if (state != null && state.holder() != null && state.holder() != this) {
+      state.toHost();
+    }
+  }
+
+  /** The state this device holds goes back to its host arrays before the buffer is reused. */
+  private void evict() {
+    MambaState r = resident;
+    if (r != null && r.holder() == this) {
+      r.toHost();
+    }
+    resident = null;
+  }
+
+  /**
+   * A call that failed after the state went in may have advanced some layers of it and not the
+   * others: reading it afterwards says so instead of returning a mixed state.
+   */
+  private RuntimeException lost(MambaState state, RuntimeException e) {
+    if (state != null) {
+      state.heldBy(
+          s -> {
+            throw new IllegalStateException(
+                "this state was lost: a GPU call failed while updating it (" + e + ")", e);
+          });
+      if (resident == state) {
+        resident = null;
+      }
+    }
+    return e;
   }
 
   @Override
@@ -196,7 +275,7 @@ final class GpuModel implements ModelRunner {
         lmHeadCrossEntropy(a, r0, Math.min(a.logitRows, a.BT - r0), 0f, false);
       }
       kernel.get(kernel.out);
-      finish(null, B);
+      finish(null);
       return sumLosses(a, logprobs);
     } finally {
       lock.unlock();
@@ -217,7 +296,7 @@ final class GpuModel implements ModelRunner {
       backwardAll(a, (float) scale);
       kernel.get(kernel.out);
       kernel.get(kernel.G);
-      finish(null, B);
+      finish(null);
       addGradients(grads);
       return sumLosses(a, null);
     } finally {
@@ -240,6 +319,7 @@ final class GpuModel implements ModelRunner {
     lock.lock();
     try {
       if (!closed) {
+        evict();
         closed = true;
         kernel.dispose();
       }
@@ -297,7 +377,7 @@ final class GpuModel implements ModelRunner {
         System.arraycopy(kernel.hid, l * BT * D, hs[l], 0, BT * D);
       }
       System.arraycopy(kernel.hid, hOff + BT * D, logits, 0, BT * V);
-      finish(null, B);
+      finish(null);
     } finally {
       lock.unlock();
     }
@@ -640,7 +720,8 @@ final class GpuModel implements ModelRunner {
       embeddingIndex(a, ids);
     }
     kernel.put(kernel.ids);
-    if (state != null) {
+    if (state != null && !(resident == state && state.holder() == this)) {
+      evict();
       int need = stateSize(B) * c.numLayers;
       if (kernel.state.length < need) {
         kernel.state = new float[need];
@@ -705,18 +786,17 @@ final class GpuModel implements ModelRunner {
 
   private void packState(MambaState s, int B) {
     for (int l = 0; l < c.numLayers; l++) {
-      System.arraycopy(s.ssm[l], 0, kernel.state, ssmOff(l, B), s.ssm[l].length);
-      System.arraycopy(s.conv[l], 0, kernel.state, convOff(l, B), s.conv[l].length);
+      float[] ssm = s.ssm(l);
+      float[] conv = s.conv(l);
+      System.arraycopy(ssm, 0, kernel.state, ssmOff(l, B), ssm.length);
+      System.arraycopy(conv, 0, kernel.state, convOff(l, B), conv.length);
     }
   }
 
-  private void finish(MambaState state, int B) {
+  private void finish(MambaState state) {
     if (state != null) {
-      kernel.get(kernel.state);
-      for (int l = 0; l < c.numLayers; l++) {
-        System.arraycopy(kernel.state, ssmOff(l, B), state.ssm[l], 0, state.ssm[l].length);
-        System.arraycopy(kernel.state, convOff(l, B), state.conv[l], 0, state.conv[l].length);
-      }
+      resident = state;
+      state.heldBy(this);
     }
     if (!kernel.isRunningCL()) {
       throw new IllegalStateException(

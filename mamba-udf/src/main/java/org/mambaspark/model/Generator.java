@@ -160,10 +160,10 @@ public final class Generator {
     MambaState b = new MambaState(c, Math.max(1, n));
     for (int i = 0; i < n; i++) {
       for (int l = 0; l < c.numLayers; l++) {
-        float[] conv = one[live[i]].conv[l];
-        float[] ssm = one[live[i]].ssm[l];
-        System.arraycopy(conv, 0, b.conv[l], i * conv.length, conv.length);
-        System.arraycopy(ssm, 0, b.ssm[l], i * ssm.length, ssm.length);
+        float[] conv = one[live[i]].conv(l);
+        float[] ssm = one[live[i]].ssm(l);
+        System.arraycopy(conv, 0, b.conv(l), i * conv.length, conv.length);
+        System.arraycopy(ssm, 0, b.ssm(l), i * ssm.length, ssm.length);
       }
     }
     return b;
@@ -173,11 +173,13 @@ public final class Generator {
   private static MambaState compact(MambaConfig c, MambaState s, int[] keep, int n) {
     MambaState b = new MambaState(c, Math.max(1, n));
     for (int l = 0; l < c.numLayers; l++) {
-      int conv = s.conv[l].length / s.batch;
-      int ssm = s.ssm[l].length / s.batch;
+      float[] sc = s.conv(l);
+      float[] ss = s.ssm(l);
+      int conv = sc.length / s.batch;
+      int ssm = ss.length / s.batch;
       for (int i = 0; i < n; i++) {
-        System.arraycopy(s.conv[l], keep[i] * conv, b.conv[l], i * conv, conv);
-        System.arraycopy(s.ssm[l], keep[i] * ssm, b.ssm[l], i * ssm, ssm);
+        System.arraycopy(sc, keep[i] * conv, b.conv(l), i * conv, conv);
+        System.arraycopy(ss, keep[i] * ssm, b.ssm(l), i * ssm, ssm);
       }
     }
     return b;

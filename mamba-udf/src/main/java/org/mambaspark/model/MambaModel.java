@@ -84,7 +84,7 @@ public final class MambaModel {
       }
       RmsNorm.rmsnormForward(a.xNorm, a.rstd, x, w.norm, BT, D, c.layerNormEpsilon);
       Matmul.matmulForward(a.xz, 0, 2 * ED, a.xNorm, 0, D, w.inProj, w.inProjBias, BT, D, 2 * ED);
-      float[] convState = state == null ? null : state.conv[l];
+      float[] convState = state == null ? null : state.conv(l);
       Conv1d.convForward(
           a.xs, a.convPre, a.xz, 0, 2 * ED, convState, w.conv1dWeight, w.conv1dBias, B, L, ED, K);
       if (convState != null) {
@@ -96,7 +96,7 @@ public final class MambaModel {
         System.arraycopy(a.delta, 0, a.dtPre, 0, BT * ED);
       }
       Activations.softplusForward(a.delta, 0, ED, BT, ED);
-      float[] h = state == null ? hScratch : state.ssm[l];
+      float[] h = state == null ? hScratch : state.ssm(l);
       if (state == null) {
         Arrays.fill(h, 0f);
       }

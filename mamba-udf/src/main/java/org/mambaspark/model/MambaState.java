@@ -11,10 +11,24 @@ public final class MambaState {
   public final int batch;
 
   /** Per layer (B, ED, K-1): the last K-1 inputs of the causal conv, oldest first. */
-  public final float[][] conv;
+  private final float[][] conv;
 
   /** Per layer (B, N, ED): the SSM state h (transposed from HF's (B, ED, N), see SelectiveScan). */
-  public final float[][] ssm;
+  private final float[][] ssm;
+
+  /** Non-null while a device holds the newest values (the host arrays are then stale). */
+  private Holder holder;
+
+  /**
+   * A device backend that keeps a state between calls instead of copying it back after each (a
+   * decode step would otherwise move the whole state both ways).
+   */
+  public interface Holder {
+    /**
+     * Copies the state's newest values from the device into {@link #hostConv}, {@link #hostSsm}.
+     */
+    void download(MambaState s);
+  }
 
   public MambaState(MambaConfig c, int batch) {
     if (batch <= 0) {
@@ -26,8 +40,54 @@ public final class MambaState {
     ssm = new float[c.numLayers][batch * c.stateSize * ED];
   }
 
+  public int layers() {
+    return conv.length;
+  }
+
+  /** Layer l's conv state (B, ED, K-1), current: brought back from a device that holds it. */
+  public float[] conv(int l) {
+    toHost();
+    return conv[l];
+  }
+
+  /** Layer l's SSM state (B, N, ED), current: brought back from a device that holds it. */
+  public float[] ssm(int l) {
+    toHost();
+    return ssm[l];
+  }
+
+  /** Brings the newest values into the host arrays (nothing to do unless a device holds them). */
+  public void toHost() {
+    Holder h = holder;
+    if (h != null) {
+      h.download(this);
+      holder = null;
+    }
+  }
+
+  /** For a device backend: the newest values are now on {@code h}, the host arrays stale. */
+  public void heldBy(Holder h) {
+    holder = h;
+  }
+
+  /** The device holding the newest values, or null when the host arrays are current. */
+  public Holder holder() {
+    return holder;
+  }
+
+  /** For a device backend's {@link Holder#download}: layer l's conv array, as it is. */
+  public float[] hostConv(int l) {
+    return conv[l];
+  }
+
+  /** For a device backend's {@link Holder#download}: layer l's SSM array, as it is. */
+  public float[] hostSsm(int l) {
+    return ssm[l];
+  }
+
   /** Back to the empty history (all zeros), as at the start of a sequence. */
   public void reset() {
+    holder = null; // whatever a device holds is superseded
     for (float[] a : conv) {
       Arrays.fill(a, 0f);
     }

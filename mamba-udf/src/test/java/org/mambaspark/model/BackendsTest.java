@@ -213,8 +213,8 @@ class BackendsTest {
         worst = Math.max(worst, report("step " + s + " logits", og, oc, 1e-5));
       }
       for (int l = 0; l < c.numLayers; l++) {
-        worst = Math.max(worst, report("ssm state " + l, sg.ssm[l], sc.ssm[l], 1e-5));
-        worst = Math.max(worst, report("conv state " + l, sg.conv[l], sc.conv[l], 1e-5));
+        worst = Math.max(worst, report("ssm state " + l, sg.ssm(l), sc.ssm(l), 1e-5));
+        worst = Math.max(worst, report("conv state " + l, sg.conv(l), sc.conv(l), 1e-5));
       }
 
       MambaWeights gg = MambaWeights.zerosLike(m.weights), gc = MambaWeights.zerosLike(m.weights);

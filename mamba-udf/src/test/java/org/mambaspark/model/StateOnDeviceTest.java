@@ -1,0 +1,80 @@
+package org.mambaspark.model;
+
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The GPU runner keeps a recurrent state on the device between calls and brings it back whenever
+ * the host or another runner needs it: two states alternating on one runner, a state read between
+ * steps, reset on the host, handed to the CPU runner, and the runner closed while holding one; each
+ * against the same steps on the CPU (relative error 1e-5).
+ */
+class StateOnDeviceTest {
+  @AfterEach
+  void clear() {
+    new BackendsTest().clear();
+  }
+
+  @Test
+  void statesHeldOnTheGpuComeBackWhenNeeded() {
+    MambaModel m = BackendsTest.randomModel();
+    MambaConfig c = m.config;
+    int V = c.vocabSize;
+    int B = 2;
+    int[] prompt = BackendsTest.ids(B * 6, V, 1);
+    int[] other = BackendsTest.ids(B * 3, V, 2);
+    float[] lg = new float[B * V], lc = new float[B * V];
+    double worst = 0;
+    ModelRunner gpu = BackendsTest.gpu().open(m);
+    try (ModelRunner cpu = Backends.cpu().open(m)) {
+      MambaState g1 = new MambaState(c, B), c1 = new MambaState(c, B);
+      MambaState g2 = new MambaState(c, B), c2 = new MambaState(c, B);
+      gpu.forwardLastLogits(lg, prompt, B, 6, g1);
+      cpu.forwardLastLogits(lc, prompt, B, 6, c1);
+      assertNotNull(g1.holder(), "the state stays on the device after a call");
+      gpu.forwardLastLogits(lg, other, B, 3, g2); // g1 leaves the device buffer for g2
+      cpu.forwardLastLogits(lc, other, B, 3, c2);
+      assertNull(g1.holder(), "g1 came back when g2 took the buffer");
+      for (int s = 0; s < 3; s++) {
+        int[] step = BackendsTest.ids(B, V, 10 + s);
+        gpu.forwardLastLogits(lg, step, B, 1, g1);
+        cpu.forwardLastLogits(lc, step, B, 1, c1);
+        worst = Math.max(worst, BackendsTest.report("g1 step " + s, lg, lc, 1e-5));
+        gpu.forwardLastLogits(lg, step, B, 1, g2);
+        cpu.forwardLastLogits(lc, step, B, 1, c2);
+        worst = Math.max(worst, BackendsTest.report("g2 step " + s, lg, lc, 1e-5));
+      }
+      // read between steps (comes back), then step again (goes out again)
+      worst = Math.max(worst, BackendsTest.report("g2 ssm", g2.ssm(0), c2.ssm(0), 1e-5));
+      assertNull(g2.holder());
+      int[] step = BackendsTest.ids(B, V, 20);
+      gpu.forwardLastLogits(lg, step, B, 1, g2);
+      cpu.forwardLastLogits(lc, step, B, 1, c2);
+      worst = Math.max(worst, BackendsTest.report("g2 after a read", lg, lc, 1e-5));
+      // a GPU-held state continued on the CPU runner
+      cpu.forwardLastLogits(lg, step, B, 1, g2);
+      cpu.forwardLastLogits(lc, step, B, 1, c2);
+      worst = Math.max(worst, BackendsTest.report("g2 on the cpu", lg, lc, 1e-5));
+      // reset on the host wins over what the device held
+      gpu.forwardLastLogits(lg, step, B, 1, g1);
+      g1.reset();
+      c1.reset();
+      gpu.forwardLastLogits(lg, prompt, B, 6, g1);
+      cpu.forwardLastLogits(lc, prompt, B, 6, c1);
+      worst = Math.max(worst, BackendsTest.report("g1 after reset", lg, lc, 1e-5));
+      // closing the runner brings the state it holds home
+      gpu.close();
+      assertNull(g1.holder(), "closing brought g1 back");
+      for (int l = 0; l < c.numLayers; l++) {
+        worst = Math.max(worst, BackendsTest.report("g1 conv " + l, g1.conv(l), c1.conv(l), 1e-5));
+        worst = Math.max(worst, BackendsTest.report("g1 ssm " + l, g1.ssm(l), c1.ssm(l), 1e-5));
+      }
+      System.out.printf("state kept on the device vs the cpu: largest rel err %.2e%n", worst);
+    } finally {
+      gpu.close();
+    }
+  }
+}
