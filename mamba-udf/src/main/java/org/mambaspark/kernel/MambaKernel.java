@@ -822,8 +822,18 @@ public class MambaKernel extends ScanKernel {
       for (int r = 0; r < rows; r++) {
         int m = m0 + r;
         float acc = 0f;
-        for (int k = lid; k < gK; k += wg) {
-          acc += ld(gASel, gAOff + m * gARs + k * gACs) * ld(gBSel, gBOff + k * gBKs + n * gBNs);
+        int ai = gAOff + m * gARs;
+        int bi = gBOff + n * gBNs;
+        if (gASel == SEL_ACT && gBSel == SEL_W) {
+          // every inference product (activations × weights), the loads written out: a selector
+          // call a load cost more than the product itself here (as in the GEMM's k-loop)
+          for (int k = lid; k < gK; k += wg) {
+            acc += act[ai + k * gACs] * W[bi + k * gBKs];
+          }
+        } else {
+          for (int k = lid; k < gK; k += wg) {
+            acc += ld(gASel, ai + k * gACs) * ld(gBSel, bi + k * gBKs);
+          }
         }
         lmem[r * wg + lid] = acc;
       }
