@@ -81,7 +81,11 @@ public final class MambaSettings implements Serializable {
           "input_ids",
           "input column with pre-tokenized ids (array of integers); used when present");
   public static final Key BATCH_SIZE =
-      key("batchSize", "--batch-size", "32", "at most this many documents in one forward");
+      key(
+          "batchSize",
+          "--batch-size",
+          "32",
+          "at most this many documents in one forward (generate: decoded together)");
   public static final Key BATCH_TOKENS =
       key(
           "batchTokens",

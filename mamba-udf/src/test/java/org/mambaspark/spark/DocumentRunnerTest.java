@@ -141,6 +141,34 @@ class DocumentRunnerTest {
   }
 
   @Test
+  void threadsSharingOneRunnerGenerate() throws Exception {
+    DocumentRunner r =
+        new DocumentRunner(model, MambaSettings.of("maxNewTokens", "5", "stopIds", "-1"));
+    java.util.concurrent.ExecutorService pool =
+        java.util.concurrent.Executors.newFixedThreadPool(4);
+    List<java.util.concurrent.Future<String>> fs = new ArrayList<>();
+    for (int t = 0; t < 16; t++) {
+      int seed = t;
+      fs.add(
+          pool.submit(
+              () -> {
+                List<Doc> d = docs(3 + seed % 5, 7, 1);
+                r.generate(d);
+                for (Doc x : d) {
+                  if (!x.ok()) {
+                    return x.error;
+                  }
+                }
+                return null;
+              }));
+    }
+    for (java.util.concurrent.Future<String> f : fs) {
+      assertNull(f.get());
+    }
+    pool.shutdown();
+  }
+
+  @Test
   void badDocumentsGetErrorsAndTheOthersResults() {
     List<Doc> d = new ArrayList<>();
     d.add(new Doc(new int[0]));
