@@ -209,6 +209,9 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   public void download(MambaState s) {
     lock.lock();
     try {
+      if (s.holder() != this) {
+        return; // brought home meanwhile (another thread's call needed the buffer)
+      }
       if (resident != s) {
         throw new IllegalStateException(
             "the GPU no longer holds this state: it was not brought back before its buffer was"
@@ -222,6 +225,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         System.arraycopy(kernel.state, convOff(l, s.batch), conv, 0, conv.length);
       }
       resident = null;
+      s.heldBy(null);
     } finally {
       lock.unlock();
     }

@@ -16,8 +16,12 @@ public final class MambaState {
   /** Per layer (B, N, ED): the SSM state h (transposed from HF's (B, ED, N), see SelectiveScan). */
   private final float[][] ssm;
 
-  /** Non-null while a device holds the newest values (the host arrays are then stale). */
-  private Holder holder;
+  /**
+   * Non-null while a device holds the newest values (the host arrays are then stale). Volatile: a
+   * device may bring the values home from another thread (to reuse its buffer), and a reader that
+   * then sees null must see the arrays it wrote.
+   */
+  private volatile Holder holder;
 
   /**
    * A device backend that keeps a state between calls instead of copying it back after each (a
@@ -25,7 +29,9 @@ public final class MambaState {
    */
   public interface Holder {
     /**
-     * Copies the state's newest values from the device into {@link #hostConv}, {@link #hostSsm}.
+     * Copies the state's newest values from the device into {@link #hostConv}, {@link #hostSsm} and
+     * clears the holder ({@code heldBy(null)}), atomically with respect to the device's other
+     * calls; nothing when {@code s} is no longer held here (brought home meanwhile).
      */
     void download(MambaState s);
   }
@@ -61,7 +67,6 @@ public final class MambaState {
     Holder h = holder;
     if (h != null) {
       h.download(this);
-      holder = null;
     }
   }
 

@@ -3,6 +3,12 @@ package org.mambaspark.model;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -16,6 +22,45 @@ class StateOnDeviceTest {
   @AfterEach
   void clear() {
     new BackendsTest().clear();
+  }
+
+  /**
+   * Threads generating on one GPU runner, each with its own states: each call may take the device's
+   * state buffer from another thread's state, which must come home intact (a Spark executor's task
+   * threads share the runner).
+   */
+  @Test
+  void threadsGeneratingOnOneGpuRunnerKeepTheirStates() throws Exception {
+    MambaModel m = BackendsTest.randomModel();
+    int V = m.config.vocabSize;
+    try (ModelRunner gpu = BackendsTest.gpu().open(m);
+        ModelRunner cpu = Backends.cpu().open(m)) {
+      ExecutorService pool = Executors.newFixedThreadPool(4);
+      try {
+        List<Future<String>> fs = new ArrayList<>();
+        for (int task = 0; task < 12; task++) {
+          int seed = task;
+          fs.add(
+              pool.submit(
+                  () -> {
+                    int[][] prompts = {
+                      BackendsTest.ids(2 + seed % 4, V, seed), BackendsTest.ids(5, V, 50 + seed)
+                    };
+                    SamplingParams[] p = {SamplingParams.greedy(8), SamplingParams.greedy(5)};
+                    int[][] got = new Generator(gpu, 4).generate(prompts, p, null);
+                    int[][] want = new Generator(cpu, 4).generate(prompts, p, null);
+                    return Arrays.deepEquals(got, want)
+                        ? null
+                        : Arrays.deepToString(got) + " vs " + Arrays.deepToString(want);
+                  }));
+        }
+        for (Future<String> f : fs) {
+          assertNull(f.get());
+        }
+      } finally {
+        pool.shutdown();
+      }
+    }
   }
 
   @Test
