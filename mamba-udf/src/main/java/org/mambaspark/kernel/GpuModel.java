@@ -101,9 +101,10 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     if (p == null) {
       return DeviceScan.FORWARD;
     }
-    String[] cs = p.split("x");
+    int x = p.indexOf('x');
     try {
-      return new DeviceScan.Tiling(Integer.parseInt(cs[0]), Integer.parseInt(cs[1]), 4);
+      return new DeviceScan.Tiling(
+          Integer.parseInt(p.substring(0, x)), Integer.parseInt(p.substring(x + 1)), 4);
     } catch (RuntimeException e) {
       throw new IllegalArgumentException(
           "-Dmamba.gpu.modelScan must be CExS, e.g. 16x4, got '" + p + "'", e);

@@ -309,11 +309,6 @@ public class ScanKernel extends Kernel {
     }
   }
 
-  /** y · silu(z). */
-  private float gate(float y, float z) {
-    return y * z / (1f + exp(-z));
-  }
-
   /**
    * Same grid and tiling as the forward; chunks last to first. Local memory: per (position,
    * channel) Δ, x, ds, a, h, s (the pre-gate output, for dz), du, dΔ and the two per-channel
