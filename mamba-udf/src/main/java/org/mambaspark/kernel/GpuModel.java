@@ -58,6 +58,12 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   private final DeviceScan.Tiling[] scanNarrow;
 
+  /**
+   * The inference forward of a decode step (L ≤ 4): one segment of four positions, 64 channels a
+   * group; a wide tiling's 64-position chunk would compute 63 empty positions for each real one.
+   */
+  private final DeviceScan.Tiling scanStep;
+
   /** Partial sums room for split-K weight-gradient products (floats). */
   static final long SPLIT_K_PART = 1 << 23;
 
@@ -77,6 +83,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     long local = device.getLocalMemSize();
     scanWide = tilings(modelForwardTiling(), DeviceScan.BACKWARD, N, local);
     scanNarrow = tilings(DeviceScan.FORWARD_FEW_ROWS, DeviceScan.BACKWARD_FEW_ROWS, N, local);
+    scanStep = DeviceScan.fitVersion4(new DeviceScan.Tiling(64, 1, 4), N, local, false);
     // fitVersion4 and forwardWithChunk fit the scans in the device's local memory (or say why not);
     // each launch gets its op's size (localFloats)
     kernel.lmem = localArray(1);
@@ -611,7 +618,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
           DeviceScan.fewRows(B, c.intermediateSize, device.getMaxComputeUnits())
               ? scanNarrow
               : scanWide;
-      scanFwd = training ? t[1] : t[0];
+      scanFwd = training ? t[1] : L <= scanStep.chunk() ? scanStep : t[0];
       scanBwd = t[2];
       chunks = (L + scanFwd.chunk() - 1) / scanFwd.chunk();
       logitRows = (int) Math.min(BT, Math.max(128, (1 << 26) / V));
