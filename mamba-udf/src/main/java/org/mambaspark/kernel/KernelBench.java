@@ -125,7 +125,7 @@ public final class KernelBench {
         b.train(b.preset(), b.i("B", 8), b.i("L", 2048));
         break;
       case "generate":
-        b.generate(b.preset(), b.i("prompt", 128), b.i("steps", 64));
+        b.generate(b.preset(), b.i("prompt", 128), b.i("steps", 64), b.i("B", 1));
         break;
       default:
         throw new IllegalArgumentException("unknown benchmark '" + what + "'");
@@ -139,7 +139,8 @@ public final class KernelBench {
     sgemm130m();
     forward(p, 8, 2048);
     train(p, i("trainB", 8), 2048);
-    generate(p, 128, 64);
+    generate(p, 128, 64, 1);
+    generate(p, 128, 64, 64);
   }
 
   // ---- scan
@@ -530,9 +531,9 @@ public final class KernelBench {
     }
   }
 
-  private void generate(MambaConfig c, int prompt, int steps) {
+  /** B sequences decoded together, one step per token. */
+  private void generate(MambaConfig c, int prompt, int steps, int B) {
     int V = c.vocabSize;
-    int B = i("B", 1); // sequences decoded together
     int[] ids = tokens(B * prompt, V, 5);
     try (GpuModel g = model(c)) {
       float[] logits = new float[B * V];
