@@ -91,7 +91,9 @@ final class DeviceOps implements AutoCloseable {
     int oW = w.add(weight);
     int oB = bias == null ? -1 : w.add(bias);
     load(a, new Pack(), w, new Pack());
-    gemm(
+    GemmLaunch.gemm(
+        kernel,
+        this::launch,
         BT,
         OC,
         C,
@@ -148,7 +150,9 @@ final class DeviceOps implements AutoCloseable {
     kernel.part = new float[(int) Math.max((long) ((BT + rb - 1) / rb) * OC, 16L * OC * C)];
     int GA = MambaKernel.SEL_GACT;
     if (dinp != null) {
-      gemm(
+      GemmLaunch.gemm(
+          kernel,
+          this::launch,
           BT,
           C,
           OC,
@@ -168,7 +172,9 @@ final class DeviceOps implements AutoCloseable {
           MambaKernel.ACT_NONE);
     }
     if (dweight != null) {
-      gemm(
+      GemmLaunch.gemm(
+          kernel,
+          this::launch,
           OC,
           C,
           BT,
@@ -530,46 +536,6 @@ final class DeviceOps implements AutoCloseable {
   }
 
   // ---- launches
-
-  private void gemm(
-      int M,
-      int N,
-      int K,
-      int aSel,
-      int aOff,
-      int aRs,
-      int aCs,
-      int bSel,
-      int bOff,
-      int bKs,
-      int bNs,
-      int cSel,
-      int cOff,
-      int cRs,
-      int biasOff,
-      boolean accumulate,
-      int act) {
-    GemmLaunch.gemm(
-        kernel,
-        this::launch,
-        M,
-        N,
-        K,
-        aSel,
-        aOff,
-        aRs,
-        aCs,
-        bSel,
-        bOff,
-        bKs,
-        bNs,
-        cSel,
-        cOff,
-        cRs,
-        biasOff,
-        accumulate,
-        act);
-  }
 
   private void colsum(
       int rows, int cols, int srcSel, int srcOff, int stride, int dstSel, int dstOff) {

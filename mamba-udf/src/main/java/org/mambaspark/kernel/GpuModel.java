@@ -1254,7 +1254,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   /**
    * C[m, n] (+)= Σ_k A[m, k]·B[k, n] (+ bias[n]) (then act), addresses as in {@link MambaKernel}'s
-   * GEMM fields; M ≤ 8 goes to the GEMV kernel.
+   * GEMM fields; M ≤ {@link MambaKernel#GEMV_MAX_M} goes to the GEMV kernel.
    */
   private void matmul(
       int M,

@@ -159,14 +159,7 @@ public final class KernelBench {
    */
   private int[] versions(DeviceScan.Tiling t) {
     int top = DeviceScan.version(t, i("scan", DeviceScan.VERSION));
-    int min = i("scanMin", 1);
-    java.util.List<Integer> vs = new java.util.ArrayList<>();
-    for (int v : new int[] {4, 1}) {
-      if (v <= top && v >= min) {
-        vs.add(v);
-      }
-    }
-    return vs.stream().mapToInt(Integer::intValue).toArray();
+    return top == 4 && i("scanMin", 1) <= 1 ? new int[] {4, 1} : new int[] {top};
   }
 
   private void scanForward(int B, int L, int ED, int N, DeviceScan.Tiling t) {

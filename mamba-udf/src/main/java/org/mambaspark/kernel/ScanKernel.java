@@ -298,15 +298,7 @@ public class ScanKernel extends Kernel {
       }
     }
     localBarrier();
-    if (sWriteState == 1) {
-      for (int j = lid; j < ce * N; j += wg) {
-        int n = j / ce;
-        int e2 = e0 + j - n * ce;
-        if (e2 < ED) {
-          state[hOff + (b * N + n) * ED + e2] = lmem[oCarry + j];
-        }
-      }
-    }
+    writeFinalState(lid, wg, ce, N, ED, b, e0, oCarry);
   }
 
   /**
@@ -641,10 +633,6 @@ public class ScanKernel extends Kernel {
     int oCarry = oA2 + N * ce;
     int oDs = oCarry + N * ce;
     int oAggU = oDs + S * ce;
-    int kS = lid % N2; // staging: this thread's first (position, column) of the chunk's B|C
-    int tS = lid / N2;
-    int dT = wg / N2;
-    int dK = wg - dT * N2;
     float de = 0f;
     if (e < ED) {
       de = W[dOff + e];
@@ -702,21 +690,7 @@ public class ScanKernel extends Kernel {
         }
       }
       localBarrier();
-      int kc = kS;
-      int tc = tS;
-      for (int j = lid; j < T * N2; j += wg) {
-        float v = 0f;
-        if (c * T + tc < L) {
-          v = act[dbcOff + (b * L + c * T + tc) * sP + sR + kc];
-        }
-        lmem[oBc + (tc >> 2) * bcSeg + (tc & 3) * N2 + kc] = v;
-        kc += dK;
-        tc += dT;
-        if (kc >= N2) {
-          kc -= N2;
-          tc++;
-        }
-      }
+      stageBc4(lid, wg, N2, T, L, b, c, oBc, bcSeg);
       int ag = s * ce + ci;
       lmem[oDs + ag] = dt0 + dt1 + dt2 + dt3;
       float dx0 = dt0 * x0;
@@ -788,15 +762,7 @@ public class ScanKernel extends Kernel {
       }
     }
     localBarrier();
-    if (sWriteState == 1) {
-      for (int j = lid; j < ce * N; j += wg) {
-        int n = j / ce;
-        int e2 = e0 + j - n * ce;
-        if (e2 < ED) {
-          state[hOff + (b * N + n) * ED + e2] = lmem[oCarry + j];
-        }
-      }
-    }
+    writeFinalState(lid, wg, ce, N, ED, b, e0, oCarry);
   }
 
   /**
@@ -843,10 +809,6 @@ public class ScanKernel extends Kernel {
     int oDa = oAggQ + N * aggRow;
     int oRed = oDa + N * aggRow;
     int ag = s * ce + ci;
-    int kS = lid % N2; // staging: this thread's first (position, column) of the chunk's B|C
-    int tS = lid / N2;
-    int dT = wg / N2;
-    int dK = wg - dT * N2;
     float de = 0f;
     if (e < ED) {
       de = W[dOff + e];
@@ -925,21 +887,7 @@ public class ScanKernel extends Kernel {
         }
       }
       localBarrier();
-      int kc = kS;
-      int tc = tS;
-      for (int j = lid; j < T * N2; j += wg) {
-        float v = 0f;
-        if (c * T + tc < L) {
-          v = act[dbcOff + (b * L + c * T + tc) * sP + sR + kc];
-        }
-        lmem[oBc + (tc >> 2) * bcSeg + (tc & 3) * N2 + kc] = v;
-        kc += dK;
-        tc += dT;
-        if (kc >= N2) {
-          kc -= N2;
-          tc++;
-        }
-      }
+      stageBc4(lid, wg, N2, T, L, b, c, oBc, bcSeg);
       for (int j = lid; j < ce * N; j += wg) {
         int n = j / ce;
         int c2 = j - n * ce;
@@ -1155,6 +1103,44 @@ public class ScanKernel extends Kernel {
         sum += lmem[oAggU + sg * ce + lid];
       }
       part[pDOff + b * ED + e] = sum;
+    }
+  }
+
+  /** h_L, the running state in local memory at oCarry (N, ce), to state when asked. */
+  private void writeFinalState(int lid, int wg, int ce, int N, int ED, int b, int e0, int oCarry) {
+    if (sWriteState == 1) {
+      for (int j = lid; j < ce * N; j += wg) {
+        int n = j / ce;
+        int e2 = e0 + j - n * ce;
+        if (e2 < ED) {
+          state[hOff + (b * N + n) * ED + e2] = lmem[oCarry + j];
+        }
+      }
+    }
+  }
+
+  /**
+   * Version 4: chunk c's B|C (T positions × 2N columns) into local memory, segments of four
+   * positions padded to bcSeg. Each thread walks its (position, column) pairs incrementally instead
+   * of dividing per element (one of the changes that together made version 4; not timed alone).
+   */
+  private void stageBc4(int lid, int wg, int N2, int T, int L, int b, int c, int oBc, int bcSeg) {
+    int dT = wg / N2;
+    int dK = wg - dT * N2;
+    int kc = lid % N2;
+    int tc = lid / N2;
+    for (int j = lid; j < T * N2; j += wg) {
+      float v = 0f;
+      if (c * T + tc < L) {
+        v = act[dbcOff + (b * L + c * T + tc) * sP + sR + kc];
+      }
+      lmem[oBc + (tc >> 2) * bcSeg + (tc & 3) * N2 + kc] = v;
+      kc += dK;
+      tc += dT;
+      if (kc >= N2) {
+        kc -= N2;
+        tc++;
+      }
     }
   }
 

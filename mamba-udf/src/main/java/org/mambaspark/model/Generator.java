@@ -89,20 +89,27 @@ public final class Generator {
         live[nLive++] = r;
       }
     }
+    if (nLive == 0) {
+      return result(out, count);
+    }
     MambaState batch = gather(c, states, live, nLive);
+    Arrays.fill(states, null); // the one-row states are in the batch now
     float[] stepLogits = new float[nLive * V];
     int[] step = new int[nLive];
-    while (nLive > 0) {
+    int[] keep = new int[nLive];
+    while (true) {
       for (int i = 0; i < nLive; i++) {
         step[i] = out[live[i]][count[live[i]] - 1];
       }
       runner.forwardLastLogits(stepLogits, step, nLive, 1, batch);
       int kept = 0;
-      int[] keep = new int[nLive];
       for (int i = 0; i < nLive; i++) {
         if (choose(live[i], stepLogits, i * V, V, out, count, samplers, params, onToken)) {
           keep[kept++] = i;
         }
+      }
+      if (kept == 0) {
+        return result(out, count);
       }
       if (kept < nLive) {
         batch = compact(c, batch, keep, kept);
@@ -113,8 +120,12 @@ public final class Generator {
         step = new int[nLive];
       }
     }
-    int[][] result = new int[R][];
-    for (int r = 0; r < R; r++) {
+  }
+
+  /** Each row's tokens, cut to the count chosen. */
+  private static int[][] result(int[][] out, int[] count) {
+    int[][] result = new int[out.length][];
+    for (int r = 0; r < out.length; r++) {
       result[r] = Arrays.copyOf(out[r], count[r]);
     }
     return result;
@@ -157,7 +168,10 @@ public final class Generator {
 
   /** The one-row states of rows live[0..n) as one batch state, row i from live[i]. */
   private static MambaState gather(MambaConfig c, MambaState[] one, int[] live, int n) {
-    MambaState b = new MambaState(c, Math.max(1, n));
+    if (n == 1) {
+      return one[live[0]]; // as it is: on a GPU it stays where the prefill left it
+    }
+    MambaState b = new MambaState(c, n);
     for (int i = 0; i < n; i++) {
       for (int l = 0; l < c.numLayers; l++) {
         float[] conv = one[live[i]].conv(l);
@@ -171,7 +185,7 @@ public final class Generator {
 
   /** Rows keep[0..n) of a batch state, in that order (a row's slices are contiguous). */
   private static MambaState compact(MambaConfig c, MambaState s, int[] keep, int n) {
-    MambaState b = new MambaState(c, Math.max(1, n));
+    MambaState b = new MambaState(c, n);
     for (int l = 0; l < c.numLayers; l++) {
       float[] sc = s.conv(l);
       float[] ss = s.ssm(l);
