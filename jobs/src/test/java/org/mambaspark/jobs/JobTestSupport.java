@@ -59,6 +59,56 @@ final class JobTestSupport {
    * Spark on {@code local-cluster[2,1,1024]}: an in-process master and two workers, each launching
    * an executor JVM; returns once both executors registered (at most 90 s).
    */
+  /**
+   * The training tests' job: global batch G of L-token sequences, micro-batches of 2, constant lr
+   * 1e-3, weight decay 0.1, clipping at 1, seed 0, then {@code extra}.
+   */
+  static TrainJob trainJob(
+      String init,
+      String in,
+      String out,
+      long steps,
+      int G,
+      int L,
+      int partitions,
+      String... extra) {
+    List<String> args =
+        new ArrayList<>(
+            List.of(
+                "--init",
+                init,
+                "--input",
+                in,
+                "--output",
+                out,
+                "--steps",
+                Long.toString(steps),
+                "--global-batch",
+                Integer.toString(G),
+                "--seq-len",
+                Integer.toString(L),
+                "--micro-batch",
+                "2",
+                "--lr",
+                "1e-3",
+                "--warmup-steps",
+                "0",
+                "--schedule",
+                "constant",
+                "--weight-decay",
+                "0.1",
+                "--clip-grad",
+                "1.0",
+                "--seed",
+                "0",
+                "--partitions",
+                Integer.toString(partitions)));
+    args.addAll(List.of(extra));
+    TrainJob j = new TrainJob();
+    new picocli.CommandLine(j).parseArgs(args.toArray(new String[0]));
+    return j;
+  }
+
   static org.apache.spark.sql.SparkSession localCluster(String app) throws InterruptedException {
     org.apache.spark.sql.SparkSession spark =
         org.apache.spark.sql.SparkSession.builder()

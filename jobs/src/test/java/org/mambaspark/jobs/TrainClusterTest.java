@@ -26,7 +26,6 @@ import org.mambaspark.train.AdamW;
 import org.mambaspark.train.GradientSum;
 import org.mambaspark.train.LrSchedule;
 import org.mambaspark.train.TrainStep;
-import picocli.CommandLine;
 
 /**
  * The training job with separate executor JVMs ({@code local-cluster[2,1,1024]}: an in-process
@@ -56,42 +55,10 @@ class TrainClusterTest {
   }
 
   static TrainJob job(String init, String in, String out, long steps, String... extra) {
-    TrainJob j = new TrainJob();
-    List<String> args =
-        new ArrayList<>(
-            List.of(
-                "--init",
-                init,
-                "--input",
-                in,
-                "--output",
-                out,
-                "--steps",
-                Long.toString(steps),
-                "--global-batch",
-                Integer.toString(G),
-                "--seq-len",
-                Integer.toString(L),
-                "--micro-batch",
-                "2",
-                "--lr",
-                "1e-3",
-                "--warmup-steps",
-                "0",
-                "--schedule",
-                "constant",
-                "--weight-decay",
-                "0.1",
-                "--clip-grad",
-                "1.0",
-                "--seed",
-                "0",
-                "--partitions",
-                "2",
-                "--no-chart"));
-    args.addAll(List.of(extra));
-    new CommandLine(j).parseArgs(args.toArray(new String[0]));
-    return j;
+    String[] args = new String[extra.length + 1];
+    args[0] = "--no-chart";
+    System.arraycopy(extra, 0, args, 1, extra.length);
+    return JobTestSupport.trainJob(init, in, out, steps, G, L, 2, args);
   }
 
   static double relErr(MambaWeights a, MambaWeights b) {

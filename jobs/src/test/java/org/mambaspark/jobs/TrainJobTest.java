@@ -25,7 +25,6 @@ import org.mambaspark.train.AdamW;
 import org.mambaspark.train.GradientSum;
 import org.mambaspark.train.LrSchedule;
 import org.mambaspark.train.TrainStep;
-import picocli.CommandLine;
 
 /**
  * The Spark training job: P = 1, 2, 3 partitions give the single-process weights and losses after 3
@@ -59,41 +58,8 @@ class TrainJobTest {
   }
 
   static TrainJob job(String out, int partitions, long steps, String... extra) {
-    TrainJob j = new TrainJob();
-    List<String> args =
-        new ArrayList<>(
-            List.of(
-                "--init",
-                model.toString(),
-                "--input",
-                input.toString(),
-                "--output",
-                out,
-                "--steps",
-                Long.toString(steps),
-                "--global-batch",
-                Integer.toString(G),
-                "--seq-len",
-                Integer.toString(L),
-                "--micro-batch",
-                "2",
-                "--lr",
-                "1e-3",
-                "--warmup-steps",
-                "0",
-                "--schedule",
-                "constant",
-                "--weight-decay",
-                "0.1",
-                "--clip-grad",
-                "1.0",
-                "--seed",
-                "0",
-                "--partitions",
-                Integer.toString(partitions)));
-    args.addAll(List.of(extra));
-    new CommandLine(j).parseArgs(args.toArray(new String[0]));
-    return j;
+    return JobTestSupport.trainJob(
+        model.toString(), input.toString(), out, steps, G, L, partitions, extra);
   }
 
   /** The single-process loop on the same G sequences: 3 steps of TrainStep. */

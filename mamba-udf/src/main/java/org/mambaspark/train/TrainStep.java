@@ -58,15 +58,7 @@ public final class TrainStep {
     long t0 = System.nanoTime();
     for (int first = 0; first < seqs.size(); first += microBatch) {
       int n = Math.min(microBatch, seqs.size() - first);
-      int[] ids = new int[n * L];
-      for (int i = 0; i < n; i++) {
-        int[] s = seqs.get(first + i);
-        if (s.length != L) {
-          throw new IllegalArgumentException(
-              "sequence " + (first + i) + " has " + s.length + " ids, expected " + L);
-        }
-        System.arraycopy(s, 0, ids, i * L, L);
-      }
+      int[] ids = packIds(seqs, first, n, L);
       Gradients.zero(g);
       sum.lossSum += runner.forwardBackward(g, ids, n, L, 1.0, scanChunk);
       sum.addGradient(g);
@@ -78,6 +70,20 @@ public final class TrainStep {
     return sum;
   }
 
+  /** Sequences first..first+n (each exactly L ids) as one (n, L) row-major id array. */
+  private static int[] packIds(List<int[]> seqs, int first, int n, int L) {
+    int[] ids = new int[n * L];
+    for (int i = 0; i < n; i++) {
+      int[] s = seqs.get(first + i);
+      if (s.length != L) {
+        throw new IllegalArgumentException(
+            "sequence " + (first + i) + " has " + s.length + " ids, expected " + L);
+      }
+      System.arraycopy(s, 0, ids, i * L, L);
+    }
+    return ids;
+  }
+
   /**
    * Σ over seqs of the next-token losses without a gradient (evaluation), in micro-batches: {loss
    * sum, token count}.
@@ -87,15 +93,7 @@ public final class TrainStep {
     long tokens = 0;
     for (int first = 0; first < seqs.size(); first += microBatch) {
       int n = Math.min(microBatch, seqs.size() - first);
-      int[] ids = new int[n * L];
-      for (int i = 0; i < n; i++) {
-        int[] s = seqs.get(first + i);
-        if (s.length != L) {
-          throw new IllegalArgumentException(
-              "sequence " + (first + i) + " has " + s.length + " ids, expected " + L);
-        }
-        System.arraycopy(s, 0, ids, i * L, L);
-      }
+      int[] ids = packIds(seqs, first, n, L);
       sum += runner.nextTokenLossSum(null, ids, n, L);
       tokens += (long) n * (L - 1);
     }
