@@ -3,6 +3,7 @@ package org.mambaspark.spark;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.Consumer;
 import org.mambaspark.model.Backends;
 import org.mambaspark.model.Generator;
 import org.mambaspark.model.MambaConfig;
@@ -91,26 +92,43 @@ public final class DocumentRunner {
     }
     Generator g = new Generator(runner, s.pieceLength);
     for (int i = 0; i < todo.size(); i += s.batchSize) {
-      List<Doc> batch = todo.subList(i, Math.min(todo.size(), i + s.batchSize));
-      int[][] prompts = new int[batch.size()][];
-      SamplingParams[] params = new SamplingParams[batch.size()];
-      for (int k = 0; k < prompts.length; k++) {
-        prompts[k] = batch.get(k).ids;
-        params[k] = sampling(prompts[k], maxNewTokens);
+      isolated(
+          todo.subList(i, Math.min(todo.size(), i + s.batchSize)),
+          batch -> generateTogether(g, batch, maxNewTokens));
+    }
+  }
+
+  /** Decodes the batch's documents together; sets their results only when all succeed. */
+  private void generateTogether(Generator g, List<Doc> batch, int maxNewTokens) {
+    int[][] prompts = new int[batch.size()][];
+    SamplingParams[] params = new SamplingParams[batch.size()];
+    for (int k = 0; k < prompts.length; k++) {
+      prompts[k] = batch.get(k).ids;
+      params[k] = sampling(prompts[k], maxNewTokens);
+    }
+    int[][] out = g.generate(prompts, params, null);
+    for (int k = 0; k < prompts.length; k++) {
+      batch.get(k).generated = out[k];
+    }
+  }
+
+  /**
+   * Runs the batch; when it fails, each document alone, so that only the one at fault gets the
+   * error (the others their results).
+   */
+  private static void isolated(List<Doc> batch, Consumer<List<Doc>> run) {
+    try {
+      run.accept(batch);
+    } catch (RuntimeException e) {
+      if (batch.size() == 1) {
+        batch.get(0).error = message(e);
+        return;
       }
-      try {
-        int[][] out = g.generate(prompts, params, null);
-        for (int k = 0; k < prompts.length; k++) {
-          batch.get(k).generated = out[k];
-        }
-      } catch (RuntimeException e) {
-        for (int k = 0; k < prompts.length; k++) {
-          Doc d = batch.get(k);
-          try {
-            d.generated = g.generate(prompts[k], params[k], null);
-          } catch (RuntimeException e1) {
-            d.error = message(e1);
-          }
+      for (Doc d : batch) {
+        try {
+          run.accept(List.of(d));
+        } catch (RuntimeException e1) {
+          d.error = message(e1);
         }
       }
     }
@@ -199,25 +217,11 @@ public final class DocumentRunner {
       lengths[i] = todo.get(i).tokens();
     }
     for (int[] group : plan(lengths, s.batchSize, s.batchTokens, s.maxPadding)) {
-      Doc[] batch = new Doc[group.length];
-      for (int i = 0; i < group.length; i++) {
-        batch[i] = todo.get(group[i]);
+      List<Doc> batch = new ArrayList<>(group.length);
+      for (int i : group) {
+        batch.add(todo.get(i));
       }
-      try {
-        batched(batch, task);
-      } catch (RuntimeException e) {
-        if (batch.length == 1) {
-          batch[0].error = message(e);
-          continue;
-        }
-        for (Doc d : batch) { // find the one that fails
-          try {
-            batched(new Doc[] {d}, task);
-          } catch (RuntimeException e1) {
-            d.error = message(e1);
-          }
-        }
-      }
+      isolated(batch, b -> batched(b.toArray(new Doc[0]), task));
     }
   }
 
