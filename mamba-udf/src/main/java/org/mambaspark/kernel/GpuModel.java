@@ -152,10 +152,10 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
           kernel.get(kernel.hid);
           System.arraycopy(kernel.hid, 0, hidden, 0, a.BT * c.hiddenSize);
         }
+        finish(state);
       } catch (RuntimeException e) {
         throw lost(state, e);
       }
-      finish(state);
     } finally {
       lock.unlock();
     }
@@ -169,10 +169,10 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       Layout a = prepare(ids, B, L, false, state);
       try {
         lastLogits(logits, a, B, L, state);
+        finish(state);
       } catch (RuntimeException e) {
         throw lost(state, e);
       }
-      finish(state);
     } finally {
       lock.unlock();
     }
@@ -256,11 +256,12 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   }
 
   /**
-   * A call that failed after the state went in may have advanced some layers of it and not the
-   * others: reading it afterwards says so instead of returning a mixed state.
+   * A call that failed may have advanced some layers of the state and not others. A state uploaded
+   * for the call still has its values from before it on the host; one the device held has no other
+   * copy: reading it afterwards says so instead of returning a mixed state.
    */
   private RuntimeException lost(MambaState state, RuntimeException e) {
-    if (state != null) {
+    if (state != null && state.holder() == this) {
       state.heldBy(
           s -> {
             throw new IllegalStateException(
@@ -806,16 +807,16 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   }
 
   private void finish(MambaState state) {
-    if (state != null) {
-      resident = state;
-      state.heldBy(this);
-    }
     if (!kernel.isRunningCL()) {
       throw new IllegalStateException(
           "Aparapi left OpenCL during this call (now on "
               + kernel.getTargetDevice()
               + "): the results were not computed on "
               + OpenClDevices.describe(device));
+    }
+    if (state != null) {
+      resident = state;
+      state.heldBy(this);
     }
   }
 
