@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deploy/gpu-host/kernel-bench.sh "BENCH ARGS" ["BENCH ARGS" ...]: org.mambaspark.kernel.KernelBench on a GPU host,
-# one JVM per argument, from the engine-only classpath that ../shared/gpu/prepare.sh puts in .gpu/ (see
+# one JVM per argument, from the engine-only classpath that deploy/gpu-host/prepare.sh puts in .gpu/ (see
 # CONTRIBUTING.md), e.g.
 #   deploy/gpu-host/kernel-bench.sh "all runs=20 check=false" "forward runs=6" "scan-sweep B=1 L=16384"
 # (JAVA_OPTS reaches each JVM, e.g. JAVA_OPTS=-Dmamba.gpu.modelScan=16x16)

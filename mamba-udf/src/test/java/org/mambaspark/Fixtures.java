@@ -5,9 +5,9 @@ import java.nio.file.Path;
 import java.nio.file.Paths;
 
 /**
- * Locates the reference outputs from Hugging Face transformers (float64) in {@code
- * ../shared/fixtures}: surefire passes {@code -Dmamba.fixtures}; otherwise the path is tried
- * relative to the module and to the project root.
+ * Locates the reference outputs from Hugging Face transformers (float64) in the repository's {@code
+ * fixtures/} folder: surefire passes {@code -Dmamba.fixtures}; otherwise the path is tried relative
+ * to the module and to the project root.
  */
 public final class Fixtures {
   private Fixtures() {}
@@ -17,13 +17,13 @@ public final class Fixtures {
     if (p != null && Files.isDirectory(Paths.get(p))) {
       return Paths.get(p);
     }
-    for (String c : new String[] {"../../shared/fixtures", "../shared/fixtures"}) {
+    for (String c : new String[] {"../fixtures", "fixtures"}) {
       if (Files.isDirectory(Paths.get(c))) {
         return Paths.get(c).toAbsolutePath().normalize();
       }
     }
     throw new IllegalStateException(
-        "fixtures not found: set -Dmamba.fixtures or put them at ../shared/fixtures");
+        "fixtures not found: set -Dmamba.fixtures or run from the repository");
   }
 
   /** e.g. {@code dir("tiny")}: holds model/ and expected.safetensors. */

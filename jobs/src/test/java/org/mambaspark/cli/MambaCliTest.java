@@ -24,7 +24,7 @@ class MambaCliTest {
   @TempDir Path tmp;
 
   static Path fixture(String name) {
-    String p = System.getProperty("mamba.fixtures", "../../shared/fixtures");
+    String p = System.getProperty("mamba.fixtures", "../fixtures");
     return Paths.get(p).resolve(name);
   }
 

@@ -31,7 +31,7 @@ import org.mambaspark.spark.Task;
 /**
  * The score job on {@code local-cluster[2,1,1024]}: an in-process master and two workers that
  * launch two executor JVMs (Surefire sets spark.testing=1, spark.test.home and SPARK_LOCAL_IP; see
- * ../shared/BUILD-NOTES.md). Each executor loads the model itself, once, and the scores equal the
+ * the surefire settings in the parent pom). Each executor loads the model itself, once, and the scores equal the
  * engine's.
  */
 class LocalClusterTest {

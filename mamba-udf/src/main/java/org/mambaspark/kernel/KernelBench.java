@@ -16,10 +16,10 @@ import org.mambaspark.model.MambaWeights;
 import org.mambaspark.ops.SelectiveScan;
 
 /**
- * Benchmarks of the GPU path, for the table of issue 4, on the H200 (see shared/gpu/README.md):
+ * Benchmarks of the GPU path, for the table of issue 4, on the H200 (see CONTRIBUTING.md):
  *
  * <pre>
- *   mvn -q package -DskipTests &amp;&amp; ../shared/gpu/prepare.sh        (here)
+ *   mvn -q package -DskipTests &amp;&amp; deploy/gpu-host/prepare.sh        (here)
  *   source .gpu/env.sh &amp;&amp; java -cp '.gpu/lib/*' org.mambaspark.kernel.KernelBench all   (device)
  * </pre>
  *

@@ -3,7 +3,7 @@ package org.mambaspark.kernel;
 /**
  * The whole Mamba layer on an OpenCL device: {@link ScanKernel}'s scan plus every other operation
  * of the forward and backward, in one Kernel class so that one instance keeps all of a model's
- * buffers resident (Aparapi facts in shared/gpu/README.md). {@link GpuModel} sets the fields of an
+ * buffers resident (Aparapi facts in CONTRIBUTING.md). {@link GpuModel} sets the fields of an
  * operation and launches; this class only computes.
  *
  * <p>Operations, each the device version of a method in {@code org.mambaspark.ops} (outputs first

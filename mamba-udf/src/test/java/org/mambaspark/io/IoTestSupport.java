@@ -25,15 +25,15 @@ final class IoTestSupport {
   private IoTestSupport() {}
 
   /**
-   * /work/shared/fixtures: system property {@code mamba.fixtures} (set by surefire), else
-   * ../../shared/fixtures from the module directory.
+   * The repository's fixtures/: system property {@code mamba.fixtures} (set by surefire), else
+   * ../fixtures from the module directory.
    */
   static Path fixtures() {
     String prop = System.getProperty("mamba.fixtures");
     if (prop != null && !prop.isEmpty() && Files.isDirectory(Paths.get(prop))) {
       return Paths.get(prop);
     }
-    Path fallback = Paths.get("../../shared/fixtures");
+    Path fallback = Paths.get("../fixtures");
     if (!Files.isDirectory(fallback)) {
       fail(
           "fixtures not found: -Dmamba.fixtures="
