@@ -34,7 +34,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private final OpenCLDevice device;
   private final ReentrantLock lock;
   private final MambaKernel kernel;
-  private final Weights wl;
+  private final DeviceWeights wl;
   private boolean checked;
 
   /** Benchmarks: accumulate OpenCL's kernel time of every launch into kernelNanos. */
@@ -70,13 +70,33 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   /** Rows per block of the column-sum reductions. */
   static final int COLSUM_ROWS = 256;
 
+  /**
+   * Which format the matrices are kept in on the device: {@code fp32} (default) or {@code bf16}.
+   */
+  static final String WEIGHTS_PROPERTY = "mamba.gpu.weights";
+
   GpuModel(GpuBackend backend, MambaModel model) {
+    this(
+        backend,
+        model,
+        DeviceWeights.Format.parse(System.getProperty(WEIGHTS_PROPERTY, "fp32")),
+        DeviceWeights.ARRAY_FLOATS);
+  }
+
+  /**
+   * @param arrayFloats the floats one device array may hold ({@link DeviceWeights#ARRAY_FLOATS};
+   *     tests lower it to place small models as large ones are placed)
+   * @throws IllegalArgumentException the model does not fit the device, with the bytes needed and
+   *     available, before anything is uploaded
+   */
+  GpuModel(GpuBackend backend, MambaModel model, DeviceWeights.Format format, long arrayFloats) {
     this.backend = backend;
     this.model = model;
     this.c = model.config;
     this.device = backend.device;
     this.lock = backend.lock;
-    this.wl = new Weights(c);
+    this.wl = DeviceWeights.place(c, format, arrayFloats);
+    wl.checkFits(device.getGlobalMemSize(), OpenClDevices.describe(device));
     kernel = new MambaKernel();
     kernel.setExplicit(true);
     int N = c.stateSize;
@@ -87,8 +107,24 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     // fitVersion4 and forwardWithChunk fit the scans in the device's local memory (or say why not);
     // each launch gets its op's size (localFloats)
     kernel.lmem = localArray(1);
-    kernel.W = new float[DeviceScan.checkedSize(wl.total, "the weights")];
+    kernel.W = new float[(int) wl.wTotal];
     kernel.G = new float[1];
+    int[] slabInts = new int[MambaKernel.SLABS];
+    for (int i = 0; i < slabInts.length; i++) {
+      slabInts[i] = wl.slabInts(i);
+    }
+    kernel.S0 = new int[slabInts[0]];
+    kernel.S1 = new int[slabInts[1]];
+    kernel.S2 = new int[slabInts[2]];
+    kernel.S3 = new int[slabInts[3]];
+    kernel.S4 = new int[slabInts[4]];
+    kernel.S5 = new int[slabInts[5]];
+    kernel.S6 = new int[slabInts[6]];
+    kernel.S7 = new int[slabInts[7]];
+    kernel.wFmt =
+        wl.format == DeviceWeights.Format.BF16 ? MambaKernel.WFMT_BF16 : MambaKernel.WFMT_F32;
+    kernel.wPow2Off = Math.max(0, wl.pow2);
+    kernel.embSlab = wl.embSlab;
     lock.lock();
     try {
       packWeights();
@@ -182,24 +218,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     forwardAll(a, state != null);
     int D = c.hiddenSize;
     int V = c.vocabSize;
-    matmul(
-        B,
-        V,
-        D,
-        MambaKernel.SEL_ACT,
-        a.hidden + (L - 1) * D,
-        L * D,
-        1,
-        MambaKernel.SEL_W,
-        wl.lmHead,
-        1,
-        D,
-        MambaKernel.SEL_OUT,
-        0,
-        V,
-        -1,
-        false,
-        MambaKernel.ACT_NONE);
+    lmHead(B, a.hidden + (L - 1) * D, L * D, MambaKernel.SEL_OUT, 0, V);
     kernel.get(kernel.out);
     System.arraycopy(kernel.out, 0, logits, 0, B * V);
   }
@@ -297,6 +316,13 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   @Override
   public double forwardBackward(MambaWeights grads, int[] ids, int B, int L, double scale) {
+    if (wl.staged) {
+      throw new UnsupportedOperationException(
+          "GPU training keeps every parameter and its gradient in one device array (2 GiB, about"
+              + " 500M fp32 parameters); this model is "
+              + (wl.format == DeviceWeights.Format.BF16 ? "kept as bf16" : "larger")
+              + ": train it on the CPU backend (-Dmamba.backend=cpu)");
+    }
     if (L < 2) {
       throw new IllegalArgumentException(
           "training needs sequences of at least 2 tokens, got length " + L);
@@ -304,7 +330,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     lock.lock();
     try {
       Layout a = prepare(ids, B, L, true, null);
-      fill(MambaKernel.SEL_G, 0, (int) wl.total);
+      fill(MambaKernel.SEL_G, 0, (int) wl.wTotal);
       forwardAll(a, false);
       backwardAll(a, (float) scale);
       kernel.get(kernel.out);
@@ -354,12 +380,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       int D = c.hiddenSize;
       int V = c.vocabSize;
       ensureHid((c.numLayers + 1) * BT * D + BT * V);
-      kernel.eN = BT * D;
-      kernel.eDstOff = a.x;
-      kernel.embOff = wl.emb;
-      kernel.embD = D;
-      kernel.idsOff = a.ids;
-      launch(MambaKernel.OP_EMBED, BT * D, 256);
+      embed(a);
       for (int l = 0; l < c.numLayers; l++) {
         layerForward(a, l, MambaKernel.SEL_ACT, a.x, false, true);
         copy(MambaKernel.SEL_HID, l * BT * D, MambaKernel.SEL_ACT, a.x, BT * D);
@@ -367,24 +388,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       rmsnormInto(a, MambaKernel.SEL_ACT, a.x, a.hidden, wl.normF, -1);
       int hOff = c.numLayers * BT * D;
       copy(MambaKernel.SEL_HID, hOff, MambaKernel.SEL_ACT, a.hidden, BT * D);
-      matmul(
-          BT,
-          V,
-          D,
-          MambaKernel.SEL_ACT,
-          a.hidden,
-          D,
-          1,
-          MambaKernel.SEL_W,
-          wl.lmHead,
-          1,
-          D,
-          MambaKernel.SEL_HID,
-          hOff + BT * D,
-          V,
-          -1,
-          false,
-          MambaKernel.ACT_NONE);
+      lmHead(BT, a.hidden, D, MambaKernel.SEL_HID, hOff + BT * D, V);
       kernel.get(kernel.hid);
       for (int l = 0; l <= c.numLayers; l++) {
         System.arraycopy(kernel.hid, l * BT * D, hs[l], 0, BT * D);
@@ -398,129 +402,73 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   // ---- weights
 
-  /**
-   * Offsets of every parameter in the packed weight array W (and, alike, in the gradient G). A's
-   * slot holds A·log2(e) = -exp(A_log)ᵀ·log2(e) (N, ED) in W, and d A_log (ED, N) in G.
-   */
-  static final class Weights {
-    final int[] norm;
-    final int[] inProj;
-    final int[] inProjBias;
-    final int[] convW;
-    final int[] convB;
-    final int[] xProj;
-    final int[] dtProj;
-    final int[] dtProjBias;
-    final int[] a2;
-    final int[] dSkip;
-    final int[] outProj;
-    final int[] outProjBias;
-    final int normF;
-    final int emb;
-    final int lmHead;
-    final long total;
-
-    Weights(MambaConfig c) {
-      int nl = c.numLayers;
-      norm = new int[nl];
-      inProj = new int[nl];
-      inProjBias = new int[nl];
-      convW = new int[nl];
-      convB = new int[nl];
-      xProj = new int[nl];
-      dtProj = new int[nl];
-      dtProjBias = new int[nl];
-      a2 = new int[nl];
-      dSkip = new int[nl];
-      outProj = new int[nl];
-      outProjBias = new int[nl];
-      long D = c.hiddenSize;
-      long ED = c.intermediateSize;
-      long N = c.stateSize;
-      long R = c.timeStepRank;
-      long K = c.convKernel;
-      long P = c.xProjSize();
-      long o = 0;
-      for (int l = 0; l < nl; l++) {
-        norm[l] = at(o);
-        o += D;
-        inProj[l] = at(o);
-        o += 2 * ED * D;
-        inProjBias[l] = c.useBias ? at(o) : -1;
-        o += c.useBias ? 2 * ED : 0;
-        convW[l] = at(o);
-        o += ED * K;
-        convB[l] = c.useConvBias ? at(o) : -1;
-        o += c.useConvBias ? ED : 0;
-        xProj[l] = at(o);
-        o += P * ED;
-        dtProj[l] = at(o);
-        o += ED * R;
-        dtProjBias[l] = at(o);
-        o += ED;
-        a2[l] = at(o);
-        o += N * ED;
-        dSkip[l] = at(o);
-        o += ED;
-        outProj[l] = at(o);
-        o += D * ED;
-        outProjBias[l] = c.useBias ? at(o) : -1;
-        o += c.useBias ? D : 0;
-      }
-      normF = at(o);
-      o += D;
-      emb = at(o);
-      o += c.vocabSize * D;
-      if (c.tieWordEmbeddings) {
-        lmHead = emb;
-      } else {
-        lmHead = at(o);
-        o += c.vocabSize * D;
-      }
-      total = o;
-    }
-
-    private static int at(long o) {
-      return o > Integer.MAX_VALUE ? -2 : (int) o; // -2: too large, refused by checkedSize
-    }
-  }
-
+  /** Uploads the parameters: W and the slabs (the host arrays stay, as Aparapi maps by array). */
   private void packWeights() {
-    MambaWeights w = model.weights;
-    float[] W = kernel.W;
-    int ED = c.intermediateSize;
-    int N = c.stateSize;
-    for (int l = 0; l < c.numLayers; l++) {
-      LayerWeights lw = w.layers[l];
-      put(W, wl.norm[l], lw.norm);
-      put(W, wl.inProj[l], lw.inProj);
-      put(W, wl.inProjBias[l], lw.inProjBias);
-      put(W, wl.convW[l], lw.conv1dWeight);
-      put(W, wl.convB[l], lw.conv1dBias);
-      put(W, wl.xProj[l], lw.xProj);
-      put(W, wl.dtProj[l], lw.dtProj);
-      put(W, wl.dtProjBias[l], lw.dtProjBias);
-      int o = wl.a2[l];
-      for (int e = 0; e < ED; e++) {
-        for (int n = 0; n < N; n++) {
-          W[o + n * ED + e] = (float) (-Math.exp(lw.aLog[e * N + n]) * ScanKernel.LOG2E);
+    int[][] slabs = slabs();
+    wl.pack(kernel.W, slabs, model.weights);
+    kernel.put(kernel.W);
+    if (wl.staged) {
+      for (int[] s : slabs) {
+        if (s.length > 1) {
+          kernel.put(s);
         }
       }
-      put(W, wl.dSkip[l], lw.dSkip);
-      put(W, wl.outProj[l], lw.outProj);
-      put(W, wl.outProjBias[l], lw.outProjBias);
     }
-    put(W, wl.normF, w.normF);
-    put(W, wl.emb, w.embeddings);
-    if (!c.tieWordEmbeddings) {
-      put(W, wl.lmHead, w.lmHead);
-    }
-    kernel.put(kernel.W);
   }
 
-  private static void put(float[] W, int off, float[] src) {
-    if (src != null) {
-      System.arraycopy(src, 0, W, off, src.length);
+  private int[][] slabs() {
+    MambaKernel k = kernel;
+    return new int[][] {k.S0, k.S1, k.S2, k.S3, k.S4, k.S5, k.S6, k.S7};
+  }
+
+  /** Decodes layer l's matrices into W's stage area (staged placement only). */
+  private void stageLayer(int l) {
+    if (wl.staged) {
+      stage(wl.layerSlab[l], wl.layerAt[l], wl.stage, wl.layerFloats);
+    }
+  }
+
+  private void stage(int slab, long from, int to, int n) {
+    kernel.stSlab = slab;
+    kernel.stSrc = (int) from;
+    kernel.stDst = to;
+    kernel.stN = n;
+    launch(MambaKernel.OP_STAGE, gridStride(n), 256);
+  }
+
+  /**
+   * C (rows, V) at (cSel, cOff, row stride cRs) = hidden rows at act[aOff + r·aRs] (D) @ lm_headᵀ:
+   * in one product when lm_head is in W, else in blocks of its rows staged into the stage area.
+   */
+  private void lmHead(int rows, int aOff, int aRs, int cSel, int cOff, int cRs) {
+    int D = c.hiddenSize;
+    int V = c.vocabSize;
+    int block = wl.staged ? wl.stageFloats / D : V;
+    for (int v0 = 0; v0 < V; v0 += block) {
+      int n = Math.min(block, V - v0);
+      int bOff = (int) wl.lmHead;
+      if (wl.staged) {
+        stage(wl.lmHeadSlab, wl.lmHead + (long) v0 * D, wl.stage, n * D);
+        bOff = wl.stage;
+      }
+      matmul(
+          rows,
+          n,
+          D,
+          MambaKernel.SEL_ACT,
+          aOff,
+          aRs,
+          1,
+          MambaKernel.SEL_W,
+          bOff,
+          1,
+          D,
+          cSel,
+          cOff + v0,
+          cRs,
+          -1,
+          false,
+          MambaKernel.ACT_NONE);
     }
   }
 
@@ -542,9 +490,9 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       add(g.outProjBias, G, wl.outProjBias[l]);
     }
     add(grads.normF, G, wl.normF);
-    add(grads.embeddings, G, wl.emb);
+    add(grads.embeddings, G, (int) wl.emb);
     if (!c.tieWordEmbeddings) {
-      add(grads.lmHead, G, wl.lmHead);
+      add(grads.lmHead, G, (int) wl.lmHead);
     }
   }
 
@@ -706,8 +654,8 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       kernel.saved =
           grow(kernel.saved, (long) c.numLayers * a.BT * c.hiddenSize, "saved layer inputs");
       kernel.part = grow(kernel.part, a.partTotal, "partial sums");
-      if (kernel.G.length < wl.total) {
-        kernel.G = new float[(int) wl.total];
+      if (kernel.G.length < wl.wTotal) {
+        kernel.G = new float[(int) wl.wTotal];
       }
     }
     int outNeed = Math.max(a.BT, B * c.vocabSize);
@@ -837,14 +785,20 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   // ---- forward and backward as launch sequences
 
-  private void forwardAll(Layout a, boolean withState) {
+  /** act[x] = the embeddings of the call's ids. */
+  private void embed(Layout a) {
     int D = c.hiddenSize;
     kernel.eN = a.BT * D;
     kernel.eDstOff = a.x;
-    kernel.embOff = wl.emb;
+    kernel.embOff = (int) wl.emb;
     kernel.embD = D;
     kernel.idsOff = a.ids;
     launch(MambaKernel.OP_EMBED, a.BT * D, 256);
+  }
+
+  private void forwardAll(Layout a, boolean withState) {
+    int D = c.hiddenSize;
+    embed(a);
     for (int l = 0; l < c.numLayers; l++) {
       if (a.training) {
         copy(MambaKernel.SEL_SAVED, l * a.BT * D, MambaKernel.SEL_ACT, a.x, a.BT * D);
@@ -868,6 +822,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     int P = c.xProjSize();
     int W = MambaKernel.SEL_W;
     int ACT = MambaKernel.SEL_ACT;
+    stageLayer(l);
     rmsnormInto(a, inSel, inOff, a.xNorm, wl.norm[l], a.training ? a.rstd : -1);
     matmul(
         BT,
@@ -1010,24 +965,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private void lmHeadCrossEntropy(Layout a, int r0, int n, float scale, boolean grad) {
     int D = c.hiddenSize;
     int V = c.vocabSize;
-    matmul(
-        n,
-        V,
-        D,
-        MambaKernel.SEL_ACT,
-        a.hidden + r0 * D,
-        D,
-        1,
-        MambaKernel.SEL_W,
-        wl.lmHead,
-        1,
-        D,
-        MambaKernel.SEL_ACT,
-        a.logits,
-        V,
-        -1,
-        false,
-        MambaKernel.ACT_NONE);
+    lmHead(n, a.hidden + r0 * D, D, MambaKernel.SEL_ACT, a.logits, V);
     kernel.ceV = V;
     kernel.ceLogOff = a.logits;
     kernel.ceTgtOff = a.tgt + r0;
@@ -1064,7 +1002,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
           V,
           1,
           W,
-          wl.lmHead,
+          (int) wl.lmHead,
           D,
           1,
           GA,
@@ -1086,7 +1024,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
           D,
           1,
           G,
-          wl.lmHead,
+          (int) wl.lmHead,
           D,
           -1,
           true,
@@ -1197,7 +1135,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     kernel.ebStartOff = a.ebStart;
     kernel.ebPosOff = a.ebPos;
     kernel.ebDxOff = a.dx;
-    kernel.embOff = wl.emb;
+    kernel.embOff = (int) wl.emb;
     kernel.embD = D;
     launch(MambaKernel.OP_EMBED_BWD, kernel.ebUnique * D, 256);
   }

@@ -52,6 +52,7 @@ public class MambaKernel extends ScanKernel {
   static final int OP_CONV_BWD_DW_FIN = 26;
   static final int OP_EMBED_BWD = 27;
   static final int OP_GEMM_SPLIT_FIN = 28;
+  static final int OP_STAGE = 29;
 
   static final int SEL_ACT = 0;
   static final int SEL_GACT = 1;
@@ -100,6 +101,30 @@ public class MambaKernel extends ScanKernel {
   static int kPerSplit(int K, int splits) {
     return ((K + splits - 1) / splits + GBK - 1) / GBK * GBK;
   }
+
+  // ---- weight slabs: the matrices of a model too large for W (or kept as bf16), in at most
+  // SLABS int arrays of under 2 GiB each (Aparapi leaves OpenCL for a larger array). A slab holds
+  // each float's bits (WFMT_F32), or two bf16 an int (WFMT_BF16: element i in the low half when i
+  // is even); OP_STAGE decodes a layer's matrices into W before the layer's products run.
+  static final int SLABS = 8;
+  static final int WFMT_F32 = 0;
+  static final int WFMT_BF16 = 1;
+
+  int[] S0 = new int[1];
+  int[] S1 = new int[1];
+  int[] S2 = new int[1];
+  int[] S3 = new int[1];
+  int[] S4 = new int[1];
+  int[] S5 = new int[1];
+  int[] S6 = new int[1];
+  int[] S7 = new int[1];
+  int wFmt;
+  int wPow2Off; // W (256): 2^(e − 150) for a biased exponent e ≥ 1, and 2^−149 at e = 0
+  int stSlab; //   OP_STAGE: W[stDst + i] = the slab's element stSrc + i, for i < stN
+  int stSrc;
+  int stDst;
+  int stN;
+  int embSlab = -1; // the slab holding the embedding (V, D), or -1: it is in W
 
   float[] saved = new float[1]; // per-layer inputs kept for the backward (training)
   float[] out = new float[1]; //   small results: losses, last-position logits
@@ -252,6 +277,61 @@ public class MambaKernel extends ScanKernel {
       embedBackward();
     } else if (op == OP_GEMM_SPLIT_FIN) {
       gemmSplitFin();
+    } else if (op == OP_STAGE) {
+      stage();
+    }
+  }
+
+  // ---- weight slabs
+
+  private int slabWord(int s, int i) {
+    int v = 0;
+    if (s == 0) {
+      v = S0[i];
+    } else if (s == 1) {
+      v = S1[i];
+    } else if (s == 2) {
+      v = S2[i];
+    } else if (s == 3) {
+      v = S3[i];
+    } else if (s == 4) {
+      v = S4[i];
+    } else if (s == 5) {
+      v = S5[i];
+    } else if (s == 6) {
+      v = S6[i];
+    } else if (s == 7) {
+      v = S7[i];
+    }
+    return v;
+  }
+
+  /**
+   * Element i of slab s as a float. Aparapi cannot translate Float.intBitsToFloat, so the bits are
+   * decoded with integer operations and a table of powers of two: (1.m)·2^(e−127) is the integer 1m
+   * (24 bits, exact in a float) times 2^(e−150), and a subnormal's m times 2^−149 — exact.
+   */
+  private float slabFloat(int s, int i) {
+    int b = 0;
+    if (wFmt == WFMT_F32) {
+      b = slabWord(s, i);
+    } else {
+      int w = slabWord(s, i >> 1);
+      b = (i & 1) == 0 ? w << 16 : w & 0xFFFF0000;
+    }
+    int e = (b >> 23) & 0xFF;
+    int m = b & 0x7FFFFF;
+    if (e != 0) {
+      m = m | 0x800000;
+    }
+    float v = m * W[wPow2Off + e];
+    return b < 0 ? -v : v;
+  }
+
+  /** W[stDst + i] = slab stSlab's element stSrc + i, grid-stride over stN elements. */
+  private void stage() {
+    for (int i = getGlobalId(); i < stN; i += getGlobalSize()) {
+      W[stDst + i] = slabFloat(stSlab, stSrc + i);
     }
   }
 
@@ -892,12 +972,16 @@ public class MambaKernel extends ScanKernel {
 
   // ---- forward
 
-  /** act[eDstOff + t·D + d] = W[embOff + ids[idsOff + t]·D + d], over eN = BT·D elements. */
+  /**
+   * act[eDstOff + t·D + d] = emb[embOff + ids[idsOff + t]·D + d], over eN = BT·D elements; emb is
+   * W, or slab embSlab.
+   */
   private void embed() {
     int i = getGlobalId();
     if (i < eN) {
       int t = i / embD;
-      act[eDstOff + i] = W[embOff + ids[idsOff + t] * embD + i - t * embD];
+      int j = embOff + ids[idsOff + t] * embD + i - t * embD;
+      act[eDstOff + i] = embSlab < 0 ? W[j] : slabFloat(embSlab, j);
     }
   }
 
