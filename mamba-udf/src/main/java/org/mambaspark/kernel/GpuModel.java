@@ -176,6 +176,36 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   @Override
   public void forward(float[] hidden, int[] ids, int B, int L, MambaState state) {
+    int rows = state == null ? rowsPerCall(B, L) : B;
+    if (rows < B) {
+      // fresh sequences whose activations exceed one device array: in groups of rows
+      for (int b0 = 0; b0 < B; b0 += rows) {
+        int n = Math.min(rows, B - b0);
+        forwardRows(hidden, b0 * L * c.hiddenSize, rowsOf(ids, b0, n, L), n, L, null);
+      }
+    } else {
+      forwardRows(hidden, 0, ids, B, L, state);
+    }
+  }
+
+  /**
+   * The most rows (≤ B) of length L whose activations fit one device array: a batch of a large
+   * model's long sequences (mamba-2.8b at B=8, L=2048 needs 2.2 GB) runs as several calls.
+   */
+  private int rowsPerCall(int B, int L) {
+    int rows = B;
+    while (rows > 1 && new Layout(rows, L, false).actTotal > wl.arrayFloats) {
+      rows = (rows + 1) / 2;
+    }
+    return rows;
+  }
+
+  private static int[] rowsOf(int[] ids, int b0, int n, int L) {
+    return Arrays.copyOfRange(ids, b0 * L, (b0 + n) * L);
+  }
+
+  private void forwardRows(
+      float[] hidden, int hiddenOff, int[] ids, int B, int L, MambaState state) {
     fromOtherDevice(state);
     lock.lock();
     try {
@@ -186,7 +216,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
           ensureHid(a.BT * c.hiddenSize);
           copy(MambaKernel.SEL_HID, 0, MambaKernel.SEL_ACT, a.hidden, a.BT * c.hiddenSize);
           kernel.get(kernel.hid);
-          System.arraycopy(kernel.hid, 0, hidden, 0, a.BT * c.hiddenSize);
+          System.arraycopy(kernel.hid, 0, hidden, hiddenOff, a.BT * c.hiddenSize);
         }
         finish(state);
       } catch (RuntimeException e) {
@@ -299,19 +329,26 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       throw new IllegalArgumentException(
           "a loss needs sequences of at least 2 tokens, got length " + L);
     }
-    lock.lock();
-    try {
-      Layout a = prepare(ids, B, L, false, null);
-      forwardAll(a, false);
-      for (int r0 = 0; r0 < a.BT; r0 += a.logitRows) {
-        lmHeadCrossEntropy(a, r0, Math.min(a.logitRows, a.BT - r0), 0f, false);
+    int rows = rowsPerCall(B, L);
+    double sum = 0;
+    for (int b0 = 0; b0 < B; b0 += rows) {
+      int n = Math.min(rows, B - b0);
+      int[] part = rows < B ? rowsOf(ids, b0, n, L) : ids;
+      lock.lock();
+      try {
+        Layout a = prepare(part, n, L, false, null);
+        forwardAll(a, false);
+        for (int r0 = 0; r0 < a.BT; r0 += a.logitRows) {
+          lmHeadCrossEntropy(a, r0, Math.min(a.logitRows, a.BT - r0), 0f, false);
+        }
+        kernel.get(kernel.out);
+        finish(null);
+        sum += sumLosses(a, logprobs, b0 * (L - 1));
+      } finally {
+        lock.unlock();
       }
-      kernel.get(kernel.out);
-      finish(null);
-      return sumLosses(a, logprobs);
-    } finally {
-      lock.unlock();
     }
+    return sum;
   }
 
   @Override
@@ -337,7 +374,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       kernel.get(kernel.G);
       finish(null);
       addGradients(grads);
-      return sumLosses(a, null);
+      return sumLosses(a, null, 0);
     } finally {
       lock.unlock();
     }
@@ -768,7 +805,8 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     }
   }
 
-  private double sumLosses(Layout a, float[] logprobs) {
+  /** Σ of the call's per-token losses; logprobs[off + b·(L-1) + t] = -loss when not null. */
+  private double sumLosses(Layout a, float[] logprobs, int off) {
     double sum = 0;
     int L = a.L;
     for (int b = 0; b < a.B; b++) {
@@ -776,7 +814,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         float loss = kernel.out[b * L + t];
         sum += loss;
         if (logprobs != null) {
-          logprobs[b * (L - 1) + t] = -loss;
+          logprobs[off + b * (L - 1) + t] = -loss;
         }
       }
     }
@@ -1308,6 +1346,20 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       default:
         return 1;
     }
+  }
+
+  /** How the weights are placed, in words (benchmarks print it beside their numbers). */
+  String placement() {
+    if (!wl.staged) {
+      return "resident (one array)";
+    }
+    long slabs = Arrays.stream(wl.slabElems).filter(e -> e > 0).count();
+    return String.format(
+        java.util.Locale.ROOT,
+        "staged (%s matrices in %d arrays, %,d bytes in all)",
+        wl.format.name().toLowerCase(java.util.Locale.ROOT),
+        slabs,
+        wl.deviceBytes());
   }
 
   /** The kernel, for benchmarks. */

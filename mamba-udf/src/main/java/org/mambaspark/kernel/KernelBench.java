@@ -37,6 +37,9 @@ import org.mambaspark.ops.SelectiveScan;
  *   forward   preset=mamba-130m B=8 L=2048   hidden states, and scoring (lm_head + loss)
  *   train     preset=mamba-130m B=8 L=2048   forward + backward (all gradients back on the host)
  *   generate  preset=mamba-130m prompt=128 steps=64 B=1   one-token step latency, B sequences
+ *             (forward, train, generate: weights=fp32|bf16; preset=falcon-7b-shape for 7B sizes)
+ *   bf16-loss model=models/pycode-bytes corpus=data/sample.jsonl   the mean loss of a JSON-lines
+ *             corpus's "text" documents with fp32 weights on the device, then bf16 (the change)
  *   common:   runs=30 warmup=5 device=0 cpu=false (cpu=true admits OpenCL CPU devices: PoCL)
  *             profile=false (no OpenCL event times: end-to-end without their cost)
  * </pre>
@@ -126,6 +129,11 @@ public final class KernelBench {
         break;
       case "generate":
         b.generate(b.preset(), b.i("prompt", 128), b.i("steps", 64), b.i("B", 1));
+        break;
+      case "bf16-loss":
+        b.bf16Loss(
+            java.nio.file.Paths.get(b.opt.getOrDefault("model", "models/pycode-bytes")),
+            java.nio.file.Paths.get(b.opt.getOrDefault("corpus", "data/sample.jsonl")));
         break;
       default:
         throw new IllegalArgumentException("unknown benchmark '" + what + "'");
@@ -384,7 +392,19 @@ public final class KernelBench {
   private GpuModel model(MambaConfig c) {
     GpuBackend backend =
         (GpuBackend) GpuBackend.open(Integer.parseInt(opt.getOrDefault("device", "0")));
-    return new GpuModel(backend, new MambaModel(Initialization.initialize(c, 1)));
+    long t0 = System.nanoTime();
+    MambaModel m = new MambaModel(Initialization.initialize(c, 1));
+    GpuModel g =
+        new GpuModel(backend, m, DeviceWeights.Format.parse(weights()), DeviceWeights.ARRAY_FLOATS);
+    System.out.printf(
+        Locale.ROOT,
+        "model %s: %,d parameters, %s weights, %s on the device, %.1f s to make and upload%n",
+        name(c),
+        DeviceWeights.parameters(c),
+        weights(),
+        g.placement(),
+        (System.nanoTime() - t0) / 1e9);
+    return g;
   }
 
   private static int[] tokens(int n, int V, long seed) {
@@ -446,6 +466,60 @@ public final class KernelBench {
           ms(se),
           tokensPerSecond(B * L, sk, se));
     }
+  }
+
+  /**
+   * The corpus's mean next-token loss per token, each document scored alone, with the model's
+   * weights on the device as fp32 and as bf16.
+   */
+  private void bf16Loss(java.nio.file.Path modelDir, java.nio.file.Path corpus) {
+    MambaModel m = new MambaModel(org.mambaspark.io.Checkpoint.load(modelDir));
+    org.mambaspark.tokenizer.Tokenizer tok =
+        org.mambaspark.tokenizer.Tokenizers.forModel(modelDir)
+            .orElseThrow(() -> new IllegalArgumentException(modelDir + " has no tokenizer"));
+    List<int[]> docs = new ArrayList<>();
+    com.fasterxml.jackson.databind.ObjectMapper json =
+        new com.fasterxml.jackson.databind.ObjectMapper();
+    try {
+      for (String line : java.nio.file.Files.readAllLines(corpus)) {
+        if (!line.isBlank()) {
+          int[] ids = tok.encode(json.readTree(line).get("text").asText());
+          if (ids.length >= 2) {
+            docs.add(ids);
+          }
+        }
+      }
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+    GpuBackend backend =
+        (GpuBackend) GpuBackend.open(Integer.parseInt(opt.getOrDefault("device", "0")));
+    double[] loss = new double[2];
+    long tokens = 0;
+    for (int f = 0; f < 2; f++) {
+      DeviceWeights.Format format = f == 0 ? DeviceWeights.Format.FP32 : DeviceWeights.Format.BF16;
+      try (GpuModel g = new GpuModel(backend, m, format, DeviceWeights.ARRAY_FLOATS)) {
+        tokens = 0;
+        for (int[] ids : docs) {
+          loss[f] += g.nextTokenLossSum(null, ids, 1, ids.length);
+          tokens += ids.length - 1;
+        }
+        checkOpenCl(g.kernel(), "bf16-loss");
+      }
+      loss[f] /= tokens;
+    }
+    System.out.printf(
+        Locale.ROOT,
+        "bf16-loss %s on %s (%d documents, %,d tokens): fp32 %.6f, bf16 %.6f nats/token,"
+            + " change %+.4f%% (%s)%n",
+        modelDir,
+        corpus,
+        docs.size(),
+        tokens,
+        loss[0],
+        loss[1],
+        100 * (loss[1] - loss[0]) / loss[0],
+        OpenClDevices.describe(device));
   }
 
   /** Kernel time of one call per op, largest first (where the time goes). */
@@ -609,12 +683,30 @@ public final class KernelBench {
     return i("warmup", 5);
   }
 
+  /** A published preset, or {@code falcon-7b-shape}: falcon-mamba-7b's sizes as a Mamba-1. */
   private MambaConfig preset() {
-    return MambaConfig.preset(opt.getOrDefault("preset", "mamba-130m"));
+    String p = opt.getOrDefault("preset", "mamba-130m");
+    if (p.equals("falcon-7b-shape")) {
+      return MambaConfig.builder()
+          .vocabSize(65024)
+          .hiddenSize(4096)
+          .numLayers(64)
+          .stateSize(16)
+          .convKernel(4)
+          .build();
+    }
+    return MambaConfig.preset(p);
+  }
+
+  private String weights() {
+    return opt.getOrDefault("weights", "fp32");
   }
 
   private String name(MambaConfig c) {
-    return opt.getOrDefault("preset", "mamba-130m") + " (D=" + c.hiddenSize + ")";
+    return opt.getOrDefault("preset", "mamba-130m")
+        + " (D="
+        + c.hiddenSize
+        + (weights().equals("fp32") ? ")" : ", " + weights() + ")");
   }
 
   private DeviceScan.Tiling defaultTiling(boolean forward, int B, int ED) {

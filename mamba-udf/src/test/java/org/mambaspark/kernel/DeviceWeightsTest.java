@@ -161,7 +161,7 @@ class DeviceWeightsTest {
     MambaModel m = randomModel(61);
     DeviceWeights resident =
         DeviceWeights.place(m.config, DeviceWeights.Format.FP32, DeviceWeights.ARRAY_FLOATS);
-    // W one float too small for everything: the staged placement
+    // W one float too small for everything: the staged placement, and one row a call
     long cap = resident.wTotal - 1;
     float[][] want;
     float[][] got;
