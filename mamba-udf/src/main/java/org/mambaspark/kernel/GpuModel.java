@@ -480,6 +480,32 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private void lmHead(int rows, int aOff, int aRs, int cSel, int cOff, int cRs) {
     int D = c.hiddenSize;
     int V = c.vocabSize;
+    if (wl.staged && rows <= MambaKernel.GEMV_MAX_M) {
+      kernel.gBSlab = wl.lmHeadSlab; // a decode step's logits: lm_head read where it lives
+      try {
+        matmul(
+            rows,
+            V,
+            D,
+            MambaKernel.SEL_ACT,
+            aOff,
+            aRs,
+            1,
+            MambaKernel.SEL_W,
+            (int) wl.lmHead,
+            1,
+            D,
+            cSel,
+            cOff,
+            cRs,
+            -1,
+            false,
+            MambaKernel.ACT_NONE);
+      } finally {
+        kernel.gBSlab = -1;
+      }
+      return;
+    }
     int block = wl.staged ? wl.stageFloats / D : V;
     for (int v0 = 0; v0 < V; v0 += block) {
       int n = Math.min(block, V - v0);
@@ -858,23 +884,20 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     int ED = c.intermediateSize;
     int R = c.timeStepRank;
     int P = c.xProjSize();
-    int W = MambaKernel.SEL_W;
-    int ACT = MambaKernel.SEL_ACT;
-    stageLayer(l);
+    boolean fromSlab = readsSlabs(a);
+    if (!fromSlab) {
+      stageLayer(l);
+    }
     rmsnormInto(a, inSel, inOff, a.xNorm, wl.norm[l], a.training ? a.rstd : -1);
-    matmul(
+    layerProduct(
+        l,
+        fromSlab,
         BT,
         2 * ED,
         D,
-        ACT,
         a.xNorm,
         D,
-        1,
-        W,
         wl.inProj[l],
-        1,
-        D,
-        ACT,
         a.xz,
         2 * ED,
         wl.inProjBias[l],
@@ -885,37 +908,17 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     if (withState) {
       launch(MambaKernel.OP_CONV_STATE, a.B * ED, 256);
     }
-    matmul(
-        BT,
-        P,
-        ED,
-        ACT,
-        a.xs,
-        ED,
-        1,
-        W,
-        wl.xProj[l],
-        1,
-        ED,
-        ACT,
-        a.dbc,
-        P,
-        -1,
-        false,
-        MambaKernel.ACT_NONE);
-    matmul(
+    layerProduct(
+        l, fromSlab, BT, P, ED, a.xs, ED, wl.xProj[l], a.dbc, P, -1, false, MambaKernel.ACT_NONE);
+    layerProduct(
+        l,
+        fromSlab,
         BT,
         ED,
         R,
-        ACT,
         a.dbc,
         P,
-        1,
-        W,
         wl.dtProj[l],
-        1,
-        R,
-        ACT,
         a.delta,
         ED,
         wl.dtProjBias[l],
@@ -929,24 +932,76 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     kernel.sItems = t.items;
     launch(ScanKernel.OP_SCAN_FWD4, a.B * ((ED + t.ce - 1) / t.ce) * t.threads(), t.threads());
     if (residual) {
-      matmul(
+      layerProduct(
+          l,
+          fromSlab,
           BT,
           D,
           ED,
-          ACT,
           a.y,
           ED,
-          1,
-          W,
           wl.outProj[l],
-          1,
-          ED,
-          ACT,
           a.x,
           D,
           wl.outProjBias[l],
           true,
           MambaKernel.ACT_NONE);
+    }
+  }
+
+  /**
+   * Staged placement, few rows (a decode step: the products run as GEMV): the layer's matrices are
+   * read from their slabs where they live, each element decoded once, instead of being staged
+   * (which would write and read them again as fp32).
+   */
+  private boolean readsSlabs(Layout a) {
+    return wl.staged && a.BT <= MambaKernel.GEMV_MAX_M;
+  }
+
+  /**
+   * act[cOff] (M, N) (+)= act[aOff] (M, K) · layer l's matrix at W offset wOff (N, K)ᵀ (+ bias,
+   * then act), the matrix read from its slab when fromSlab.
+   */
+  private void layerProduct(
+      int l,
+      boolean fromSlab,
+      int M,
+      int N,
+      int K,
+      int aOff,
+      int aRs,
+      int wOff,
+      int cOff,
+      int cRs,
+      int biasOff,
+      boolean accumulate,
+      int act) {
+    int bOff = wOff;
+    if (fromSlab) {
+      kernel.gBSlab = wl.layerSlab[l];
+      bOff = (int) (wl.layerAt[l] + wOff - wl.stage); // the stage area mirrors the slab's layout
+    }
+    try {
+      matmul(
+          M,
+          N,
+          K,
+          MambaKernel.SEL_ACT,
+          aOff,
+          aRs,
+          1,
+          MambaKernel.SEL_W,
+          bOff,
+          1,
+          K,
+          MambaKernel.SEL_ACT,
+          cOff,
+          cRs,
+          biasOff,
+          accumulate,
+          act);
+    } finally {
+      kernel.gBSlab = -1;
     }
   }
 

@@ -125,6 +125,7 @@ public class MambaKernel extends ScanKernel {
   int stDst;
   int stN;
   int embSlab = -1; // the slab holding the embedding (V, D), or -1: it is in W
+  int gBSlab = -1; //  GEMV: B is in this slab (decode steps read matrices where they live), or -1
 
   float[] saved = new float[1]; // per-layer inputs kept for the backward (training)
   float[] out = new float[1]; //   small results: losses, last-position logits
@@ -901,7 +902,54 @@ public class MambaKernel extends ScanKernel {
     int bi = gBOff + n * gBNs;
     for (int m0 = 0; m0 < gM; m0 += GEMV_ROWS) {
       int rows = min(GEMV_ROWS, gM - m0);
-      if (direct && rows == 8) {
+      if (gBSlab >= 0) {
+        // a decode step's activations × a matrix in its slab: each element decoded once for the
+        // block's rows (staging the layer would write and read it again as fp32)
+        int a0 = gAOff + m0 * gARs;
+        float s0 = 0f;
+        float s1 = 0f;
+        float s2 = 0f;
+        float s3 = 0f;
+        float s4 = 0f;
+        float s5 = 0f;
+        float s6 = 0f;
+        float s7 = 0f;
+        for (int k = lid; k < gK; k += wg) {
+          float w = slabFloat(gBSlab, bi + k * gBKs);
+          int ak = a0 + k * gACs;
+          s0 += act[ak] * w;
+          if (rows > 1) {
+            s1 += act[ak + gARs] * w;
+          }
+          if (rows > 2) {
+            s2 += act[ak + 2 * gARs] * w;
+          }
+          if (rows > 3) {
+            s3 += act[ak + 3 * gARs] * w;
+          }
+          if (rows > 4) {
+            s4 += act[ak + 4 * gARs] * w;
+          }
+          if (rows > 5) {
+            s5 += act[ak + 5 * gARs] * w;
+          }
+          if (rows > 6) {
+            s6 += act[ak + 6 * gARs] * w;
+          }
+          if (rows > 7) {
+            s7 += act[ak + 7 * gARs] * w;
+          }
+        }
+        lmem[lid] = s0;
+        lmem[wg + lid] = s1;
+        lmem[2 * wg + lid] = s2;
+        lmem[3 * wg + lid] = s3;
+        lmem[4 * wg + lid] = s4;
+        lmem[5 * wg + lid] = s5;
+        lmem[6 * wg + lid] = s6;
+        lmem[7 * wg + lid] = s7;
+        rows = 0; // stored
+      } else if (direct && rows == 8) {
         // a full block of a batch's decode step: each weight loaded once for eight rows, whose
         // loads issue together (one row at a time waited on each load in turn: 35 ms of a 41 ms
         // step at B = 64 on the H200)

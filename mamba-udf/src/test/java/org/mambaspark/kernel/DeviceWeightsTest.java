@@ -21,8 +21,9 @@ import org.mambaspark.model.NamedTensor;
 /**
  * Where the parameters go on the device: the placement of published shapes (host arithmetic only),
  * bf16 rounding, and on the test device the staged placement (matrices in slabs, decoded into W per
- * layer, lm_head in blocks of rows) computing what the resident one computes — exactly in fp32, and
- * what the CPU computes on bf16-rounded matrices in bf16.
+ * layer and lm_head in blocks of rows, or read from the slabs by a few rows' GEMV as in a decode
+ * step) computing what the resident one computes in fp32, and what the CPU computes on bf16-rounded
+ * matrices in bf16, to float rounding.
  */
 class DeviceWeightsTest {
   static GpuBackend backend;
@@ -131,7 +132,20 @@ class DeviceWeightsTest {
     return a;
   }
 
-  /** Hidden states, the loss of fresh sequences, and two state-carrying calls' last logits. */
+  /**
+   * For L = 37 and 70: hidden states, the loss of fresh sequences, and two state-carrying calls'
+   * last logits. With one row a call, 37 positions are few enough rows to read the matrices from
+   * their slabs (as a decode step does), 70 are staged into W.
+   */
+  static float[][] outputs(ModelRunner m) {
+    float[][] a = outputs(m, 2, 37);
+    float[][] b = outputs(m, 2, 70);
+    float[][] r = new float[a.length + b.length][];
+    System.arraycopy(a, 0, r, 0, a.length);
+    System.arraycopy(b, 0, r, a.length, b.length);
+    return r;
+  }
+
   static float[][] outputs(ModelRunner m, int B, int L) {
     MambaConfig c = m.model().config;
     int V = c.vocabSize;
@@ -157,7 +171,7 @@ class DeviceWeightsTest {
   }
 
   @Test
-  void stagedFp32ComputesExactlyWhatResidentDoes() {
+  void stagedFp32ComputesWhatResidentDoes() {
     MambaModel m = randomModel(61);
     DeviceWeights resident =
         DeviceWeights.place(m.config, DeviceWeights.Format.FP32, DeviceWeights.ARRAY_FLOATS);
@@ -166,17 +180,19 @@ class DeviceWeightsTest {
     float[][] want;
     float[][] got;
     try (GpuModel g = new GpuModel(backend, m, DeviceWeights.Format.FP32, Long.MAX_VALUE)) {
-      want = outputs(g, 2, 37);
+      want = outputs(g);
     }
     try (GpuModel g = new GpuModel(backend, m, DeviceWeights.Format.FP32, cap)) {
       assertThrows(
           UnsupportedOperationException.class,
           () -> g.forwardBackward(MambaWeights.zerosLike(m.weights), ids(74, 61), 2, 37, 1.0));
-      got = outputs(g, 2, 37);
+      got = outputs(g);
     }
     double w = worst(got, want);
     System.out.printf("staged fp32 vs resident: largest rel err %.3g%n", w);
-    assertEquals(0.0, w, "the same arithmetic on the same values");
+    // the same values; the staged runner's one-row calls run some products as GEMV instead of the
+    // tiled GEMM, which sums in another order
+    assertTrue(w < 1e-6, "largest rel err " + w);
   }
 
   @Test
@@ -203,7 +219,7 @@ class DeviceWeightsTest {
     MambaModel cpuModel = new MambaModel(rounded);
     float[][] want;
     try (ModelRunner cpu = org.mambaspark.model.Backends.cpu().open(cpuModel)) {
-      want = outputs(cpu, 2, 37);
+      want = outputs(cpu);
     }
     // arrays small enough that the matrices spread over several slabs and lm_head (301 × 20)
     // is staged in blocks of rows
@@ -217,7 +233,7 @@ class DeviceWeightsTest {
     assertTrue(slabs >= 3 && blocks >= 2, slabs + " slabs, " + blocks + " blocks");
     float[][] got;
     try (GpuModel g = new GpuModel(backend, m, DeviceWeights.Format.BF16, cap)) {
-      got = outputs(g, 2, 37);
+      got = outputs(g);
     }
     double w = worst(got, want);
     System.out.printf("bf16 on the device vs the CPU on bf16-rounded matrices: %.3g%n", w);
