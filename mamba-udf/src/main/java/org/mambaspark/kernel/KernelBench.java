@@ -38,6 +38,8 @@ import org.mambaspark.ops.SelectiveScan;
  *   train     preset=mamba-130m B=8 L=2048   forward + backward (all gradients back on the host)
  *   generate  preset=mamba-130m prompt=128 steps=64 B=1   one-token step latency, B sequences
  *             (forward, train, generate: weights=fp32|bf16; preset=falcon-7b-shape for 7B sizes)
+ *   launch-cost launches=2000   host time per launch: Aparapi's floor (a kernel of one array and
+ *             one int), the same with eight more arrays, and the model's kernel (a one-element fill)
  *   bf16-loss model=models/pycode-bytes corpus=data/sample.jsonl   the mean loss of a JSON-lines
  *             corpus's "text" documents with fp32 weights on the device, then bf16 (the change)
  *   common:   runs=30 warmup=5 device=0 cpu=false (cpu=true admits OpenCL CPU devices: PoCL)
@@ -129,6 +131,9 @@ public final class KernelBench {
         break;
       case "generate":
         b.generate(b.preset(), b.i("prompt", 128), b.i("steps", 64), b.i("B", 1));
+        break;
+      case "launch-cost":
+        b.launchCost(b.i("launches", 2000));
         break;
       case "bf16-loss":
         b.bf16Loss(
@@ -385,6 +390,102 @@ public final class KernelBench {
           ms(e2e),
           tf + String.format(Locale.ROOT, ", spot check %.1e", worst));
     }
+  }
+
+  // ---- launch cost
+
+  /** Aparapi's floor: one array, one int. */
+  static final class FloorKernel extends com.aparapi.Kernel {
+    float[] a = new float[1];
+    int n;
+
+    @Override
+    public void run() {
+      int i = getGlobalId();
+      if (i < n) {
+        a[i] = 0f;
+      }
+    }
+  }
+
+  /** The floor plus eight int arrays (as the model kernel's weight slabs). */
+  static final class SlabsKernel extends com.aparapi.Kernel {
+    float[] a = new float[1];
+    int[] s0 = new int[1];
+    int[] s1 = new int[1];
+    int[] s2 = new int[1];
+    int[] s3 = new int[1];
+    int[] s4 = new int[1];
+    int[] s5 = new int[1];
+    int[] s6 = new int[1];
+    int[] s7 = new int[1];
+    int n;
+
+    @Override
+    public void run() {
+      int i = getGlobalId();
+      if (i < n) {
+        a[i] = s0[0] + s1[0] + s2[0] + s3[0] + s4[0] + s5[0] + s6[0] + s7[0];
+      }
+    }
+  }
+
+  private void launchCost(int launches) {
+    FloorKernel floor = new FloorKernel();
+    SlabsKernel slabs = new SlabsKernel();
+    com.aparapi.Range r = com.aparapi.Range.create(device, 256, 256);
+    for (com.aparapi.Kernel k : new com.aparapi.Kernel[] {floor, slabs}) {
+      k.setExplicit(true);
+      if (k == floor) {
+        floor.put(floor.a);
+      } else {
+        slabs.put(slabs.a).put(slabs.s0).put(slabs.s1).put(slabs.s2).put(slabs.s3);
+        slabs.put(slabs.s4).put(slabs.s5).put(slabs.s6).put(slabs.s7);
+      }
+      double us = perLaunchMicros(launches, () -> k.execute(r));
+      checkOpenCl(k, "launch cost");
+      row(
+          "launch, " + (k == floor ? "1 array + 1 int" : "9 arrays + 1 int"),
+          launches + " launches",
+          "host time per launch (execute returns when the kernel has run)",
+          "-",
+          "-",
+          String.format(Locale.ROOT, "%.1f µs", us),
+          "");
+      k.dispose();
+    }
+    try (GpuModel g = model(MambaConfig.preset("mamba-130m"))) {
+      MambaKernel k = g.kernel();
+      k.op = MambaKernel.OP_FILL;
+      k.eN = 1;
+      k.eDstSel = MambaKernel.SEL_ACT;
+      k.eDstOff = 0;
+      double us = perLaunchMicros(launches, () -> k.execute(r));
+      checkOpenCl(k, "launch cost");
+      row(
+          "launch, the model kernel",
+          launches + " launches",
+          "a one-element fill with every field of the model's kernel",
+          "-",
+          "-",
+          String.format(Locale.ROOT, "%.1f µs", us),
+          "");
+    }
+  }
+
+  private static double perLaunchMicros(int launches, Runnable launch) {
+    for (int i = 0; i < 200; i++) {
+      launch.run();
+    }
+    long best = Long.MAX_VALUE;
+    for (int rep = 0; rep < 3; rep++) {
+      long t0 = System.nanoTime();
+      for (int i = 0; i < launches; i++) {
+        launch.run();
+      }
+      best = Math.min(best, System.nanoTime() - t0);
+    }
+    return best / 1e3 / launches;
   }
 
   // ---- the model
