@@ -10,8 +10,9 @@
 # 3. Runs that command on local[2] with a spark-submit on PATH (deploy/mamba-submit --as-spark-submit, i.e.
 #    Spark's own SparkSubmit) against a dated folder of JSON lines without extensions (as an upstream job
 #    writes them, _SUCCESS and .crc beside), and checks the rows, the output and the application's name.
-# Where `airflow` is on PATH it also loads the DAG folder with Airflow's DagBag; `airflow dags test
-# mamba_score_nightly DATE` is the full run on a configured Airflow.
+# Where `airflow` is on PATH it also loads the DAG folder with Airflow's DagBag (`airflow dags test
+# mamba_score_nightly DATE` is the full run on a configured Airflow); where `jupyter`, pyspark and sparknlp are
+# installed it runs the notebook headless (Spark NLP's jar comes from Maven Central).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 day="${1:-2026-11-30}"
@@ -178,4 +179,12 @@ assert not b.import_errors, b.import_errors
 print("check-dag: Airflow", __import__("airflow").__version__, "loads", sorted(b.dag_ids))'
 else
   echo "check-dag: airflow not on PATH: DagBag load and 'airflow dags test' skipped"
+fi
+
+if command -v jupyter > /dev/null && python3 -c 'import pyspark, sparknlp' 2> /dev/null; then
+  MAMBA_MASTER='local[2]' jupyter nbconvert --to notebook --execute deploy/notebooks/mamba-pyspark.ipynb \
+    --output-dir "$tmp" --output executed.ipynb
+  echo "check-dag: the notebook ran top to bottom (jupyter nbconvert --execute)"
+else
+  echo "check-dag: jupyter with pyspark and sparknlp not installed: the headless notebook run skipped"
 fi
