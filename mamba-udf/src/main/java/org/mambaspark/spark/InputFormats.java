@@ -43,6 +43,9 @@ public final class InputFormats {
 
   private static final String FLAG = "--input-format";
 
+  /** What {@link #sniff(byte[])} says of a file that is none of the formats (ORC, Avro, ...). */
+  static final String BINARY = "binary";
+
   private InputFormats() {}
 
   /**
@@ -99,6 +102,19 @@ public final class InputFormats {
           format = sniff(fs, f.getPath(), codecs);
           if (format == null) {
             continue; // blank
+          }
+          if (format.equals(BINARY)) {
+            throw new IllegalArgumentException(
+                "input "
+                    + path
+                    + ": "
+                    + f.getPath().getName()
+                    + " is neither text, JSON lines nor Parquet (binary bytes at its start); the jobs"
+                    + " read "
+                    + String.join(", ", FORMATS)
+                    + ": give "
+                    + FLAG
+                    + " if it is one of them");
           }
         }
         seen.putIfAbsent(format, f.getPath().getName());
@@ -186,12 +202,18 @@ public final class InputFormats {
   }
 
   /**
-   * The format of a file that starts with {@code head}: parquet for its magic, json when the first
-   * non-blank character is <code>{</code>, null when all blank, else text.
+   * The format of a file that starts with {@code head}: parquet for its magic, {@link #BINARY} when
+   * it holds a NUL byte (ORC, Avro, anything else that is not text), json when the first non-blank
+   * character is <code>{</code>, null when all blank, else text.
    */
   static String sniff(byte[] head) {
     if (head.length >= 4 && head[0] == 'P' && head[1] == 'A' && head[2] == 'R' && head[3] == '1') {
       return "parquet";
+    }
+    for (byte b : head) {
+      if (b == 0) {
+        return BINARY;
+      }
     }
     int i = 0;
     if (head.length >= 3 && (head[0] & 0xff) == 0xEF && (head[1] & 0xff) == 0xBB) {

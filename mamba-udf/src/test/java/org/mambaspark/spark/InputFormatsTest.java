@@ -104,6 +104,13 @@ class InputFormatsTest {
       System.out.println(e.getMessage());
       assertTrue(e.getMessage().contains("no data file"), e.getMessage());
     }
+    Path orc = tmp.resolve("orc/part-00000");
+    Files.createDirectories(orc.getParent());
+    Files.write(orc, new byte[] {'O', 'R', 'C', 0x0a, 0, 0, 1});
+    IllegalArgumentException binary =
+        assertThrows(IllegalArgumentException.class, () -> detect(tmp.resolve("orc")));
+    System.out.println(binary.getMessage());
+    assertTrue(binary.getMessage().contains("part-00000 is neither text"), binary.getMessage());
     IllegalArgumentException missing =
         assertThrows(IllegalArgumentException.class, () -> detect(tmp.resolve("absent")));
     assertTrue(missing.getMessage().endsWith("absent does not exist"), missing.getMessage());
@@ -112,7 +119,7 @@ class InputFormatsTest {
             IllegalArgumentException.class,
             () -> InputFormats.resolve("csv", tmp.toString(), conf));
     assertEquals("--input-format must be one of text, json, parquet, got 'csv'", bad.getMessage());
-    for (IllegalArgumentException e : new IllegalArgumentException[] {mixed, bad}) {
+    for (IllegalArgumentException e : new IllegalArgumentException[] {mixed, bad, binary}) {
       assertTrue(e.getMessage().contains("--input-format"));
       assertFalse(e.getMessage().contains("\n"));
     }
