@@ -41,8 +41,12 @@ import org.mambaspark.spark.Task;
  * folder of extension-less JSON lines), within the bound of docs/notebooks-and-airflow.md.
  */
 class NotebookStepsTest {
-  /** The JIT's rounding of the Vector API's exp and lane sums (BatchInvarianceTest). */
-  static final double BOUND = 1e-6;
+  /**
+   * Relative: rounding, as a short document alone takes other matmul kernels than a batch, and the
+   * JIT rounds the Vector API's exp and lane sums differently before and after compiling them
+   * (mamba-udf's BatchInvarianceTest).
+   */
+  static final double BOUND = 4e-6;
 
   @TempDir static Path tmp;
   static SparkSession spark;

@@ -71,10 +71,6 @@ public final class MambaModel {
       throw new IllegalArgumentException(
           "state is for batch " + state.batch + ", the input has batch " + B);
     }
-    // A decode step (one new token per sequence) takes the matmuls' dot products for its handful
-    // of rows; every other forward computes each row with the same arithmetic whatever B and L, so
-    // that a document's numbers do not depend on the documents batched with it.
-    boolean step = state != null && L == 1;
     ws.ensure(B, L);
     float[] x = ws.x;
     embeddingForward(x, ids, BT);
@@ -87,15 +83,15 @@ public final class MambaModel {
         System.arraycopy(x, 0, a.xIn, 0, BT * D);
       }
       RmsNorm.rmsnormForward(a.xNorm, a.rstd, x, w.norm, BT, D, c.layerNormEpsilon);
-      linear(step, a.xz, 0, 2 * ED, a.xNorm, 0, D, w.inProj, w.inProjBias, BT, D, 2 * ED);
+      Matmul.matmulForward(a.xz, 0, 2 * ED, a.xNorm, 0, D, w.inProj, w.inProjBias, BT, D, 2 * ED);
       float[] convState = state == null ? null : state.conv(l);
       Conv1d.convForward(
           a.xs, a.convPre, a.xz, 0, 2 * ED, convState, w.conv1dWeight, w.conv1dBias, B, L, ED, K);
       if (convState != null) {
         Conv1d.updateState(convState, a.xz, 0, 2 * ED, B, L, ED, K);
       }
-      linear(step, a.dbc, 0, P, a.xs, 0, ED, w.xProj, null, BT, ED, P);
-      linear(step, a.delta, 0, ED, a.dbc, 0, P, w.dtProj, w.dtProjBias, BT, R, ED);
+      Matmul.matmulForward(a.dbc, 0, P, a.xs, 0, ED, w.xProj, null, BT, ED, P);
+      Matmul.matmulForward(a.delta, 0, ED, a.dbc, 0, P, w.dtProj, w.dtProjBias, BT, R, ED);
       if (a.dtPre != null) {
         System.arraycopy(a.delta, 0, a.dtPre, 0, BT * ED);
       }
@@ -110,7 +106,7 @@ public final class MambaModel {
       }
       SelectiveScan.scanForward(
           a.y, h, a.xs, a.delta, a.aT, a.dbc, R, w.dSkip, a.xz, ED, 2 * ED, B, L, ED, N);
-      linear(step, ws.out, 0, D, a.y, 0, ED, w.outProj, w.outProjBias, BT, ED, D);
+      Matmul.matmulForward(ws.out, 0, D, a.y, 0, ED, w.outProj, w.outProjBias, BT, ED, D);
       addInPlace(x, ws.out, BT * D);
       if (hiddenStates != null) {
         System.arraycopy(x, 0, hiddenStates[l], 0, BT * D);
@@ -122,36 +118,10 @@ public final class MambaModel {
     }
   }
 
-  /**
-   * logits (rows, V) = hidden[rowOff..rowOff+rows) (·, D) @ lm_headᵀ, each row's the same whatever
-   * rows (a document's logits do not depend on the rows computed with them).
-   */
+  /** logits (rows, V) = hidden[rowOff..rowOff+rows) (·, D) @ lm_headᵀ. */
   public void lmHeadForward(float[] logits, float[] hidden, int rowOff, int rows) {
     int D = config.hiddenSize, V = config.vocabSize;
-    Matmul.matmulForwardRowInvariant(
-        logits, 0, V, hidden, rowOff * D, D, weights.lmHead, null, rows, D, V);
-  }
-
-  /** A linear layer: the decode step's fast matmul, else the row-invariant one. */
-  private static void linear(
-      boolean step,
-      float[] out,
-      int outOff,
-      int outStride,
-      float[] inp,
-      int inOff,
-      int inStride,
-      float[] weight,
-      float[] bias,
-      int BT,
-      int C,
-      int OC) {
-    if (step) {
-      Matmul.matmulForward(out, outOff, outStride, inp, inOff, inStride, weight, bias, BT, C, OC);
-    } else {
-      Matmul.matmulForwardRowInvariant(
-          out, outOff, outStride, inp, inOff, inStride, weight, bias, BT, C, OC);
-    }
+    Matmul.matmulForward(logits, 0, V, hidden, rowOff * D, D, weights.lmHead, null, rows, D, V);
   }
 
   void embeddingForward(float[] x, int[] ids, int BT) {

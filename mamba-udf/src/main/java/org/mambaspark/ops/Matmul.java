@@ -50,45 +50,6 @@ public final class Matmul {
     forward(Simd.ENABLED, out, outOff, outStride, inp, inOff, inStride, weight, bias, BT, C, OC);
   }
 
-  /**
-   * {@link #matmulForward} with every row of out computed by the same arithmetic whatever BT: the
-   * GEMM's, never the dot products that matmulForward takes for a handful of rows (they round
-   * differently). A row's result then depends on that row alone, so that a document gets the same
-   * numbers alone (a UDF call) as batched with documents of other lengths (a job). Slower than
-   * matmulForward below about 48 rows, where packing the weight costs more than the rows.
-   */
-  public static void matmulForwardRowInvariant(
-      float[] out,
-      int outOff,
-      int outStride,
-      float[] inp,
-      int inOff,
-      int inStride,
-      float[] weight,
-      float[] bias,
-      int BT,
-      int C,
-      int OC) {
-    MatmulGemm.gemm(
-        Simd.ENABLED,
-        out,
-        outOff,
-        outStride,
-        inp,
-        inOff,
-        inStride,
-        1,
-        weight,
-        0,
-        1,
-        C,
-        bias,
-        false,
-        BT,
-        C,
-        OC);
-  }
-
   /** {@link #matmulForward} with the micro-kernels chosen: the tests run the scalar ones too. */
   static void forward(
       boolean simd,

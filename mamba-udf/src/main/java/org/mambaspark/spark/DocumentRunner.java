@@ -25,10 +25,12 @@ import org.mambaspark.model.Workspace;
  * grouped, at most {@code batchSize} documents and {@code batchTokens} positions (B·L, L the
  * longest in the group) per forward, the shorter ones right-padded. Padding cannot change a
  * document's result: the model is causal (the conv looks back, the scan runs forward), so positions
- * before the padding never see it, and the padded positions are not read. Nor can the other
- * documents: on the CPU every position's arithmetic is the same whatever the batch ({@link
- * MambaModel#forward}), so a document's loss, log-probabilities and embedding are the same bits
- * alone (a UDF call), batched (a job, the ML stage) or streamed.
+ * before the padding never see it, and the padded positions are not read. The other documents
+ * change only the rounding: a forward of a handful of positions in all (below 48 for the wide
+ * matmuls: a short document alone, as a UDF call runs it) takes the matmuls' dot products, a larger
+ * one the blocked GEMM, and the two sum in different orders (BatchInvarianceTest bounds the
+ * difference). Among forwards of 48 positions or more a document's numbers do not depend on its
+ * batch-mates: the GEMM computes every row the same way wherever it falls.
  *
  * <p>Streaming: a longer document runs alone, in pieces of {@code pieceLength} tokens with the
  * recurrent state (h and the last K-1 conv inputs) carried from piece to piece, as {@link
@@ -323,11 +325,8 @@ public final class DocumentRunner {
 
   /**
    * A long document alone, in pieces, the state carried (StreamingScorer's recurrence): hidden
-   * states from the runner, cross-entropy from them on the CPU. Each row's arithmetic is the one
-   * pass's, and the loss is summed from the same float log-probabilities in the same order, so the
-   * result equals the batched path's bit for bit. The pieces are {@code pieceLength} tokens but for
-   * a last piece of one token, which takes a token from the piece before it (a one-token forward
-   * with a state is a generation step, with the decoder's rounding).
+   * states from the runner, cross-entropy from them on the CPU. The loss is the mean of the float
+   * log-probabilities summed in double in position order, as in the batched path.
    */
   private void streamed(Doc d, Task task) {
     int P = s.pieceLength, D = c.hiddenSize, n = d.tokens();
@@ -342,11 +341,8 @@ public final class DocumentRunner {
     float[] pieceLp = score ? new float[P] : null; // this piece's log-probabilities
     double[] acc = task == Task.EMBED ? new double[D] : null;
     double sum = 0;
-    for (int p = 0; p < n; ) {
+    for (int p = 0; p < n; p += P) {
       int m = Math.min(P, n - p);
-      if (m > 1 && n - p - m == 1) {
-        m--; // leave two tokens for the last piece
-      }
       System.arraycopy(ids, p, piece, 0, m);
       runner.forward(h, m == P ? piece : Arrays.copyOf(piece, m), 1, m, state);
       if (score) {
@@ -369,7 +365,6 @@ public final class DocumentRunner {
         addRows(acc, h, 0, m, D);
       }
       System.arraycopy(h, (m - 1) * D, last, 0, D);
-      p += m;
     }
     if (score) {
       d.loss = sum / (n - 1);

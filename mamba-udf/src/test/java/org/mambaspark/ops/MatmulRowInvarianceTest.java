@@ -6,10 +6,11 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@link Matmul#matmulForwardRowInvariant}: a row's output is the same bits whether it is computed
- * alone or as any row of a larger call (different row counts, hence different edge tiles, job
- * splits and thread splits), on the Vector API and the scalar micro-kernels; the dot products
- * {@link Matmul#matmulForward} takes for a handful of rows are not (the reason the former exists).
+ * The blocked GEMM behind {@link Matmul#matmulForward}: a row's output is the same bits whether it
+ * is computed alone or as any row of a larger call (different row counts, hence different edge
+ * tiles, job splits and thread splits), on the Vector API and the scalar micro-kernels. So batched
+ * forwards (48 positions or more) give a document the same numbers whatever its batch-mates; the
+ * dot products matmulForward takes for a handful of rows round differently (counted and printed).
  */
 class MatmulRowInvarianceTest {
   static float[] random(SplittableRandom r, int n) {
@@ -20,7 +21,7 @@ class MatmulRowInvarianceTest {
     return a;
   }
 
-  /** out (M, OC) = inp (M, C) @ wᵀ + bias through the row-invariant GEMM. */
+  /** out (M, OC) = inp (M, C) @ wᵀ + bias through the GEMM. */
   static float[] gemm(boolean simd, float[] inp, float[] w, float[] bias, int M, int C, int OC) {
     float[] out = new float[M * OC];
     MatmulGemm.gemm(simd, out, 0, OC, inp, 0, C, 1, w, 0, 1, C, bias, false, M, C, OC);
@@ -60,8 +61,8 @@ class MatmulRowInvarianceTest {
       }
     }
     System.out.println(
-        "row-invariant GEMM: every row bit-identical alone and among 2..600 rows; the one-row dot"
-            + " products differ from it in "
+        "GEMM: every row bit-identical alone and among 2..600 rows; the one-row dot products"
+            + " differ from it in "
             + rowsDiffering
             + " outputs");
   }
