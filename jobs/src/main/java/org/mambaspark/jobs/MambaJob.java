@@ -7,9 +7,10 @@ import static org.apache.spark.sql.functions.to_json;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.SparkConf;
 import org.apache.spark.SparkContext;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.sql.AnalysisException;
@@ -22,6 +23,7 @@ import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
+import org.mambaspark.spark.InputFormats;
 import org.mambaspark.spark.MambaDatasets;
 import org.mambaspark.spark.MambaMetrics;
 import org.mambaspark.spark.MambaSettings;
@@ -51,7 +53,8 @@ public final class MambaJob {
         SparkSession.getActiveSession().isDefined() ? SparkSession.getActiveSession().get() : null;
     SparkSession spark = active;
     if (spark == null) {
-      SparkSession.Builder b = SparkSession.builder().appName("mamba " + task.label);
+      SparkSession.Builder b = SparkSession.builder();
+      defaultAppName(b, "mamba " + task.label);
       String master = opts.master != null ? opts.master : defaultMaster;
       if (master != null) {
         b.master(master);
@@ -88,6 +91,19 @@ public final class MambaJob {
       if (active == null) {
         spark.stop();
       }
+    }
+  }
+
+  /**
+   * Names the application {@code name} unless the user named it: spark-submit's {@code --name} and
+   * {@code --conf spark.app.name} arrive as the system property spark.app.name, which a builder's
+   * appName would override. spark-submit without --name sets the main class's name, which is
+   * replaced.
+   */
+  static void defaultAppName(SparkSession.Builder b, String name) {
+    String given = new SparkConf().get("spark.app.name", "");
+    if (given.isEmpty() || given.startsWith(MambaJob.class.getPackageName() + ".")) {
+      b.appName(name);
     }
   }
 
@@ -141,28 +157,6 @@ public final class MambaJob {
     return JobSummary.of(task, s.output, metrics, (System.nanoTime() - t0) / 1e9);
   }
 
-  /** The format: the setting, else by the path's extension (parquet for a directory). */
-  static String inputFormat(MambaSettings s) {
-    if (!s.inputFormat.isEmpty()) {
-      return s.inputFormat;
-    }
-    String p = s.input.toLowerCase(Locale.ROOT);
-    while (p.endsWith("/")) {
-      p = p.substring(0, p.length() - 1);
-    }
-    if (p.endsWith(".txt") || p.endsWith(".text") || p.endsWith(".txt.gz")) {
-      return "text";
-    }
-    if (p.endsWith(".json")
-        || p.endsWith(".jsonl")
-        || p.endsWith(".ndjson")
-        || p.endsWith(".json.gz")
-        || p.endsWith(".jsonl.gz")) {
-      return "json";
-    }
-    return "parquet";
-  }
-
   /**
    * The input table. Text: one document a line, with {@code id} = the line's position (0, 1, ... in
    * the order Spark reads the files; for one file, its line number) and the text's bytes kept as
@@ -170,7 +164,8 @@ public final class MambaJob {
    * their columns as they are.
    */
   static Dataset<Row> read(SparkSession spark, MambaSettings s) {
-    switch (inputFormat(s)) {
+    Configuration hadoop = spark.sparkContext().hadoopConfiguration();
+    switch (InputFormats.resolve(s.inputFormat, s.input, hadoop)) {
       case "text":
         {
           JavaRDD<Row> lines =

@@ -225,7 +225,8 @@ public final class TrainJob implements Callable<Integer> {
             : null;
     SparkSession spark = active;
     if (spark == null) {
-      SparkSession.Builder b = SparkSession.builder().appName("mamba train");
+      SparkSession.Builder b = SparkSession.builder();
+      MambaJob.defaultAppName(b, "mamba train");
       String m = master != null ? master : "local[*]";
       b.master(m);
       if (m.startsWith("local")) {

@@ -25,7 +25,12 @@ import org.mambaspark.model.Workspace;
  * grouped, at most {@code batchSize} documents and {@code batchTokens} positions (B·L, L the
  * longest in the group) per forward, the shorter ones right-padded. Padding cannot change a
  * document's result: the model is causal (the conv looks back, the scan runs forward), so positions
- * before the padding never see it, and the padded positions are not read.
+ * before the padding never see it, and the padded positions are not read. The other documents
+ * change only the rounding: a forward of a handful of positions in all (below 48 for the wide
+ * matmuls: a short document alone, as a UDF call runs it) takes the matmuls' dot products, a larger
+ * one the blocked GEMM, and the two sum in different orders (BatchInvarianceTest bounds the
+ * difference). Among forwards of 48 positions or more a document's numbers do not depend on its
+ * batch-mates: the GEMM computes every row the same way wherever it falls.
  *
  * <p>Streaming: a longer document runs alone, in pieces of {@code pieceLength} tokens with the
  * recurrent state (h and the last K-1 conv inputs) carried from piece to piece, as {@link
@@ -277,7 +282,8 @@ public final class DocumentRunner {
       System.arraycopy(batch[b].ids, 0, ids, b * L, batch[b].tokens());
     }
     if (task == Task.SCORE) {
-      // every position's log-probability on the runner; a document's are the first n-1 of its row
+      // every position's log-probability on the runner; a document's are the first n-1 of its row,
+      // and its loss is their mean (summed in double from the floats, as the streamed path does)
       logprobs = grow(logprobs, B * (L - 1));
       float[] lp = logprobs;
       runner.nextTokenLossSum(lp, ids, B, L);
@@ -319,7 +325,8 @@ public final class DocumentRunner {
 
   /**
    * A long document alone, in pieces, the state carried (StreamingScorer's recurrence): hidden
-   * states from the runner, cross-entropy from them on the CPU.
+   * states from the runner, cross-entropy from them on the CPU. The loss is the mean of the float
+   * log-probabilities summed in double in position order, as in the batched path.
    */
   private void streamed(Doc d, Task task) {
     int P = s.pieceLength, D = c.hiddenSize, n = d.tokens();
@@ -329,26 +336,37 @@ public final class DocumentRunner {
     int[] piece = new int[P];
     hidden = grow(hidden, P * D);
     float[] h = hidden;
-    float[] lp = task == Task.SCORE && s.logprobs ? new float[n - 1] : null;
+    boolean score = task == Task.SCORE;
+    float[] lp = score && s.logprobs ? new float[n - 1] : null;
+    float[] pieceLp = score ? new float[P] : null; // this piece's log-probabilities
     double[] acc = task == Task.EMBED ? new double[D] : null;
     double sum = 0;
     for (int p = 0; p < n; p += P) {
       int m = Math.min(P, n - p);
       System.arraycopy(ids, p, piece, 0, m);
       runner.forward(h, m == P ? piece : Arrays.copyOf(piece, m), 1, m, state);
-      if (task == Task.SCORE) {
-        if (p > 0) { // the previous piece's last position predicts this piece's first token
-          sum += Scoring.crossEntropySum(model, ws, last, 0, ids, p, 1, lp, p - 1);
+      if (score) {
+        int k = 0; // log-probabilities of targets p (from the previous piece's last row) .. p+m-1
+        if (p > 0) {
+          Scoring.crossEntropySum(model, ws, last, 0, ids, p, 1, pieceLp, 0);
+          k = 1;
         }
         if (m > 1) {
-          sum += Scoring.crossEntropySum(model, ws, h, 0, ids, p + 1, m - 1, lp, p);
+          Scoring.crossEntropySum(model, ws, h, 0, ids, p + 1, m - 1, pieceLp, k);
+          k += m - 1;
+        }
+        for (int t = 0; t < k; t++) {
+          sum -= pieceLp[t];
+        }
+        if (lp != null) {
+          System.arraycopy(pieceLp, 0, lp, p == 0 ? 0 : p - 1, k);
         }
       } else if (acc != null && s.pooling.equals("mean")) {
         addRows(acc, h, 0, m, D);
       }
       System.arraycopy(h, (m - 1) * D, last, 0, D);
     }
-    if (task == Task.SCORE) {
+    if (score) {
       d.loss = sum / (n - 1);
       d.logprobs = lp;
     } else {

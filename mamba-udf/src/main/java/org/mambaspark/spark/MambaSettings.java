@@ -55,8 +55,8 @@ public final class MambaSettings implements Serializable {
           "inputFormat",
           "--input-format",
           "by extension",
-          "text (one document a line), json (JSON lines) or parquet; by default .txt → text,"
-              + " .json/.jsonl → json, else parquet");
+          "text (one document a line), json (JSON lines) or parquet; by default from the files"
+              + " (.txt text, .json/.jsonl json, .parquet parquet; others by their first bytes)");
   public static final Key OUTPUT_FORMAT =
       key("outputFormat", "--output-format", "parquet", "parquet or json (JSON lines)");
   public static final Key OVERWRITE =
@@ -171,7 +171,7 @@ public final class MambaSettings implements Serializable {
   public final String model;
   public final String input;
   public final String output;
-  public final String inputFormat; // "" = by extension
+  public final String inputFormat; // "" = detected (InputFormats)
   public final String outputFormat;
   public final boolean overwrite;
   public final int partitions;
