@@ -139,7 +139,7 @@ public final class Ssd {
                   yStride,
                   w.M,
                   0,
-                  w.Q,
+                  w.ld,
                   1,
                   x,
                   xo,
@@ -399,7 +399,7 @@ public final class Ssd {
                   Simd.ENABLED,
                   w.YX,
                   0,
-                  w.Q,
+                  w.ld,
                   dy,
                   dyo,
                   dyStride,
@@ -423,7 +423,7 @@ public final class Ssd {
                   w.M,
                   0,
                   1,
-                  w.Q,
+                  w.ld,
                   dy,
                   dyo,
                   dyStride,
@@ -514,7 +514,7 @@ public final class Ssd {
                 dcStride,
                 w.dCB,
                 0,
-                w.Q,
+                w.ld,
                 1,
                 B,
                 bOff + row0 * bStride + g * N,
@@ -533,7 +533,7 @@ public final class Ssd {
                 w.dCB,
                 0,
                 1,
-                w.Q,
+                w.ld,
                 C,
                 cOff + row0 * cStride + g * N,
                 cStride,
@@ -620,7 +620,7 @@ public final class Ssd {
 
   /** Per-thread work arrays of one chunk (q ≤ Q rows). */
   private static final class Scratch {
-    final int Q;
+    final int ld; //      row stride of the (Q, Q) arrays: the longest chunk
     final float[] CB; //     (Q, Q) C_i · B_j of the group
     final float[] M; //      (Q, Q) L[i, j]·CB[i, j]·Δ_j, zero above the diagonal
     final float[] dtv; //    (Q) Δ of the head
@@ -635,7 +635,7 @@ public final class Ssd {
     final double[] ddtDirect; // (Q) backward: gradient of Δ_j where it scales the input
 
     Scratch(int Q, int P, int N, boolean backward) {
-      this.Q = Q;
+      ld = Q;
       CB = new float[Q * Q];
       M = new float[Q * Q];
       dtv = new float[Q];
@@ -666,7 +666,7 @@ public final class Ssd {
           Simd.ENABLED,
           CB,
           0,
-          Q,
+          ld,
           C,
           cOff + row0 * cStride + col,
           cStride,
@@ -698,7 +698,7 @@ public final class Ssd {
     void maskedScores(int q) {
       for (int i = 0; i < q; i++) {
         float e = ev[i];
-        int o = i * Q;
+        int o = i * ld;
         for (int j = 0; j < i; j++) {
           lrow[j] *= e;
           M[o + j] = lrow[j] * CB[o + j] * dtv[j];
@@ -730,7 +730,7 @@ public final class Ssd {
       Arrays.fill(ddtDirect, 0, q, 0);
       for (int i = 0; i < q; i++) {
         float e = ev[i];
-        int o = i * Q;
+        int o = i * ld;
         double row = 0;
         for (int j = 0; j <= i; j++) {
           float l = j == i ? 1f : lrow[j] * e;
