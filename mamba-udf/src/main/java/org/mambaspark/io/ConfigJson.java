@@ -317,13 +317,8 @@ public final class ConfigJson {
     m.put("use_cache", true);
     m.put("torch_dtype", "float32");
     if (c.architecture == Architecture.MAMBA2) {
-      // Mamba2Config derives the inner width as int(expand * hidden_size); it has no
-      // intermediate_size field, so expand carries it (a fraction when ED/D is not whole).
-      m.put(
-          "expand",
-          c.intermediateSize % c.hiddenSize == 0
-              ? (Object) (c.intermediateSize / c.hiddenSize)
-              : (Object) ((double) c.intermediateSize / c.hiddenSize));
+      // Mamba2Config derives the inner width as expand * hidden_size (MambaConfig checks it whole)
+      m.put("expand", c.intermediateSize / c.hiddenSize);
       m.put("num_heads", c.numHeads);
       m.put("head_dim", c.headDim);
       m.put("n_groups", c.nGroups);
@@ -342,6 +337,7 @@ public final class ConfigJson {
       m.put("time_step_scale", decimal(c.timeStepScale));
       m.put("time_step_init_scheme", "random");
       m.put("use_mambapy", false);
+      m.put("use_associative_scan", true);
       if (c.architecture == Architecture.FALCON_MAMBA) {
         m.put("mixer_rms_eps", decimal(c.mixerRmsEps));
       }

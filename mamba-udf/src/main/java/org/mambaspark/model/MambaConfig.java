@@ -143,6 +143,14 @@ public final class MambaConfig implements java.io.Serializable {
                 + " must equal the inner width expand * hidden_size = "
                 + intermediateSize);
       }
+      if (intermediateSize % hiddenSize != 0) {
+        throw new IllegalArgumentException(
+            "invalid model config: expand = "
+                + intermediateSize
+                + " / "
+                + hiddenSize
+                + " is not a whole number (transformers' Mamba2Config stores an integer expand)");
+      }
       if (numHeads % nGroups != 0) {
         throw new IllegalArgumentException(
             "invalid model config: num_heads = "
