@@ -161,6 +161,32 @@ class MambaCliTest {
             "generate", "--model", dir.toString(), "--prompt", "hello", "--max-new-tokens", "5");
     assertEquals(0, gen.code, gen.err);
     System.out.println("init --arch " + arch + ": " + init.out.strip() + "\n" + gen.out.strip());
+    Path corpus = tmp.resolve("corpus.txt");
+    Files.writeString(corpus, "the state carries what the model remembers. ".repeat(40));
+    Path trained = tmp.resolve(arch + "-trained");
+    Run train =
+        new Run(
+            "train-local",
+            "--init",
+            dir.toString(),
+            "--corpus",
+            corpus.toString(),
+            "--out",
+            trained.toString(),
+            "--steps",
+            "3",
+            "--batch",
+            "2",
+            "--micro-batch",
+            "1",
+            "--seq-len",
+            "16",
+            "--warmup",
+            "1",
+            "--eval-every",
+            "0");
+    assertEquals(0, train.code, train.err);
+    assertEquals(c, org.mambaspark.io.Checkpoint.load(trained).config, "trained in kind");
     Run mismatch =
         new Run("init", "--arch", arch, "--preset", "mamba-130m", "--out", dir.toString());
     Run unknown = new Run("init", "--arch", "mamba3", "--out", tmp.resolve("x").toString());

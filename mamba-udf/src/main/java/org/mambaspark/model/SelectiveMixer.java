@@ -77,10 +77,10 @@ final class SelectiveMixer implements Mixer {
       rstdDbc = falcon ? new float[3 * BT] : null;
     }
 
-    /** A zeroed state of n floats (an inference workspace's B varies from call to call). */
-    float[] zeroState(int n) {
-      if (h0 == null || h0.length != n) {
-        h0 = new float[n];
+    /** A zeroed state of {@code size} floats (an inference workspace's B varies per call). */
+    float[] zeroState(int size) {
+      if (h0 == null || h0.length != size) {
+        h0 = new float[size];
       } else {
         Arrays.fill(h0, 0f);
       }
