@@ -34,6 +34,11 @@ public final class Backprop {
     this(model, B, L, DEFAULT_SCAN_CHUNK);
   }
 
+  /**
+   * @param scanChunk Mamba-1 and Falcon-Mamba: positions per saved scan state. Mamba-2's scan saves
+   *     its state at the boundaries of the config's chunk_size instead (its chunks are the
+   *     computation's own); the gradient does not depend on either.
+   */
   public Backprop(MambaModel model, int B, int L, int scanChunk) {
     if (L < 2) {
       throw new IllegalArgumentException(

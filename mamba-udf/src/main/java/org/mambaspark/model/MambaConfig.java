@@ -129,6 +129,12 @@ public final class MambaConfig implements java.io.Serializable {
         layerNormEpsilon > 0 && Float.isFinite(layerNormEpsilon),
         "layer_norm_epsilon",
         layerNormEpsilon);
+    // Δ's initialisation draws log-uniformly from [time_step_min, time_step_max]
+    check(
+        timeStepMin > 0 && timeStepMin <= timeStepMax && Float.isFinite(timeStepMax),
+        "time_step_min, time_step_max",
+        timeStepMin + ", " + timeStepMax);
+    check(timeStepFloor >= 0 && Float.isFinite(timeStepFloor), "time_step_floor", timeStepFloor);
     if (architecture == Architecture.MAMBA2) {
       check(headDim > 0, "head_dim", headDim);
       check(numHeads > 0, "num_heads", numHeads);
