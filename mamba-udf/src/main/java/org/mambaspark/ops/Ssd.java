@@ -166,23 +166,22 @@ public final class Ssd {
                         false,
                         q,
                         P);
-                    // local state[p, n] = Σ_j x_j[p] · (L[q-1, j]·Δ_j) · B_j[n]
+                    // local state[p, n] = Σ_j x_j[p] · (L[q-1, j]·Δ_j) · B_j[n], with x's chunk
+                    // transposed first (read in place, its columns are a row stride apart)
                     for (int j = 0; j < q; j++) {
-                      float wj = w.lrow[j] * w.dtv[j];
                       int bo = bOff + (row0 + j) * bStride + g * N;
-                      for (int n = 0; n < N; n++) {
-                        w.qN[j * N + n] = wj * B[bo + n];
-                      }
+                      scale(w.qN, j * N, w.lrow[j] * w.dtv[j], B, bo, N);
                     }
+                    transpose(w.tr, ld, x, xo, xStride, q, P);
                     MatmulGemm.gemm(
                         Simd.ENABLED,
                         S,
                         slot(b, c + 1, h, nc, H, PN),
                         N,
-                        x,
-                        xo,
+                        w.tr,
+                        0,
+                        ld,
                         1,
-                        xStride,
                         w.qN,
                         0,
                         N,
@@ -207,9 +206,7 @@ public final class Ssd {
             for (int c = 0; c < nc; c++) {
               float d = decay[(b * nc + c) * H + h];
               int prev = slot(b, c, h, nc, H, PN), next = slot(b, c + 1, h, nc, H, PN);
-              for (int i = 0; i < PN; i++) {
-                S[next + i] += d * S[prev + i];
-              }
+              axpy(S, next, d, S, prev, PN);
             }
             if (state != null) {
               System.arraycopy(S, slot(b, nc, h, nc, H, PN), state, (b * H + h) * PN, PN);
@@ -249,12 +246,8 @@ public final class Ssd {
                   N,
                   P);
             }
-            float d = Dskip[h];
             for (int i = 0; i < q; i++) {
-              int xo = xOff + (row0 + i) * xStride + h * P, o = yo + i * yStride;
-              for (int p = 0; p < P; p++) {
-                y[o + p] += d * x[xo + p];
-              }
+              axpy(y, yo + i * yStride, Dskip[h], x, xOff + (row0 + i) * xStride + h * P, P);
             }
           }
         });
@@ -348,15 +341,16 @@ public final class Ssd {
             w.decays(dt, dtOff, dtStride, row0, h, A[h], q);
             decay[(b * nc + c) * H + h] = w.dAc[q - 1];
             w.scaledRows(C, cOff, cStride, row0, g * N, q, N);
+            transpose(w.tr, ld, dy, dyOff + row0 * dyStride + h * P, dyStride, q, P);
             MatmulGemm.gemm(
                 Simd.ENABLED,
                 dS,
                 slot(b, c, h, nc, H, PN),
                 N,
-                dy,
-                dyOff + row0 * dyStride + h * P,
+                w.tr,
+                0,
+                ld,
                 1,
-                dyStride,
                 w.qN,
                 0,
                 N,
@@ -400,7 +394,7 @@ public final class Ssd {
         jobs,
         1,
         (from, to) -> {
-          float[] CB = new float[ld * ld], dCB = new float[ld * ld];
+          float[] CB = new float[ld * ld], dCB = new float[ld * ld], dCBt = new float[ld * ld];
           Scratch[] ws = new Scratch[blocks];
           for (int job = from; job < to; job++) {
             int c = job % nc, g = (job / nc) % G, b = job / (nc * G);
@@ -428,7 +422,7 @@ public final class Ssd {
                     w.diagonalBlockGradients(CB, q);
                     // dx_j += Σ_{i≥j} M[i, j] dy_i
                     triangular(
-                        false, dx, dxo, dxStride, w.M, 0, 1, ld, dy, dyo, dyStride, 1, true, q, P);
+                        false, dx, dxo, dxStride, w.M, 0, ld, 1, dy, dyo, dyStride, 1, true, q, P);
                     // the state before the chunk, read by y: dC_i += dAc_i · (dY S)_i
                     int s = slot(b, c, h, nc, H, PN);
                     MatmulGemm.gemm(
@@ -450,14 +444,9 @@ public final class Ssd {
                         P,
                         N);
                     for (int i = 0; i < q; i++) {
-                      double dot = 0;
                       float a = w.dAc[i];
-                      for (int n = 0; n < N; n++) {
-                        float v = w.qN[i * N + n];
-                        dot += (double) v * C[co + i * cStride + n];
-                        w.dCstate[i * N + n] += a * v;
-                      }
-                      w.ds[i] += a * dot;
+                      axpy(w.dCstate, i * N, a, w.qN, i * N, N);
+                      w.ds[i] += a * dot(w.qN, i * N, C, co + i * cStride, N);
                     }
                     if (c < nc - 1) { // the state after the chunk, with its gradient slot c+1
                       stateUpdateGradients(
@@ -480,14 +469,11 @@ public final class Ssd {
                           N);
                     }
                     // the skip
-                    float d = Dskip[h];
                     double dD = 0;
                     for (int i = 0; i < q; i++) {
-                      int o = dyo + i * dyStride, xi = xo + i * xStride, di = dxo + i * dxStride;
-                      for (int p = 0; p < P; p++) {
-                        dD += (double) dy[o + p] * x[xi + p];
-                        dx[di + p] += d * dy[o + p];
-                      }
+                      int o = dyo + i * dyStride;
+                      dD += dot(dy, o, x, xo + i * xStride, P);
+                      axpy(dx, dxo + i * dxStride, Dskip[h], dy, o, P);
                     }
                     // from the cumulative log-decays s_i = Σ_{k≤i} Δ_k A to Δ_k: da_k = Σ_{i≥k}
                     // ds_i
@@ -511,10 +497,8 @@ public final class Ssd {
                 for (int j = 0; j <= i; j++) {
                   dCB[i * ld + j] += w.dCB[i * ld + j];
                 }
-                for (int n = 0; n < N; n++) {
-                  dB[dbo + i * dbStride + n] += w.dBstate[i * N + n];
-                  dC[dco + i * dcStride + n] += w.dCstate[i * N + n];
-                }
+                axpy(dB, dbo + i * dbStride, 1f, w.dBstate, i * N, N);
+                axpy(dC, dco + i * dcStride, 1f, w.dCstate, i * N, N);
               }
             }
             // the group's C Bᵀ: dC += dCB · B, dB += dCBᵀ · C
@@ -534,15 +518,16 @@ public final class Ssd {
                 true,
                 q,
                 N);
+            transpose(dCBt, ld, dCB, 0, ld, q, q);
             triangular(
                 false,
                 dB,
                 dbo,
                 dbStride,
-                dCB,
+                dCBt,
                 0,
-                1,
                 ld,
+                1,
                 C,
                 cOff + row0 * cStride + g * N,
                 cStride,
@@ -589,31 +574,20 @@ public final class Ssd {
     double total = 0;
     for (int j = 0; j < q; j++) {
       float wj = w.lrow[j] * w.dtv[j];
-      double v = 0;
-      int xi = xo + j * xStride, di = dxo + j * dxStride;
-      for (int p = 0; p < P; p++) {
-        float wp = w.qP[j * P + p];
-        v += (double) x[xi + p] * wp;
-        dx[di + p] += wj * wp;
-      }
+      double v = dot(x, xo + j * xStride, w.qP, j * P, P);
+      axpy(dx, dxo + j * dxStride, wj, w.qP, j * P, P);
       double u = wj * v;
       w.ds[j] -= u;
       total += u;
       w.ddtDirect[j] += w.lrow[j] * v;
     }
-    double keep = 0; // <dS', S>
-    for (int i = 0, n = P * N; i < n; i++) {
-      keep += (double) dS[ds1 + i] * saved[s + i];
-    }
+    double keep = dot(dS, ds1, saved, s, P * N); // <dS', S>
     w.ds[q - 1] += total + w.dAc[q - 1] * keep;
     // dB_j[n] += w_j Σ_p x_j[p] dS'[p, n]
     MatmulGemm.gemm(
         Simd.ENABLED, w.qN, 0, N, x, xo, xStride, 1, dS, ds1, N, 1, null, false, q, P, N);
     for (int j = 0; j < q; j++) {
-      float wj = w.lrow[j] * w.dtv[j];
-      for (int n = 0; n < N; n++) {
-        w.dBstate[j * N + n] += wj * w.qN[j * N + n];
-      }
+      axpy(w.dBstate, j * N, w.lrow[j] * w.dtv[j], w.qN, j * N, N);
     }
   }
 
@@ -734,6 +708,51 @@ public final class Ssd {
     }
   }
 
+  /** dst[d + i] = a · src[s + i] for i < n. */
+  static void scale(float[] dst, int d, float a, float[] src, int s, int n) {
+    if (Simd.ENABLED) {
+      SsdSimd.scale(dst, d, a, src, s, n);
+    } else {
+      for (int i = 0; i < n; i++) {
+        dst[d + i] = a * src[s + i];
+      }
+    }
+  }
+
+  /** dst[d + i] += a · src[s + i] for i < n. */
+  static void axpy(float[] dst, int d, float a, float[] src, int s, int n) {
+    if (Simd.ENABLED) {
+      SsdSimd.axpy(dst, d, a, src, s, n);
+    } else {
+      for (int i = 0; i < n; i++) {
+        dst[d + i] += a * src[s + i];
+      }
+    }
+  }
+
+  /** Σ_i u[uo + i] · v[vo + i] for i < n. */
+  static float dot(float[] u, int uo, float[] v, int vo, int n) {
+    if (Simd.ENABLED) {
+      return SsdSimd.dot(u, uo, v, vo, n);
+    }
+    float sum = 0f;
+    for (int i = 0; i < n; i++) {
+      sum += u[uo + i] * v[vo + i];
+    }
+    return sum;
+  }
+
+  /** dst[c·ld + r] = src[off + r·rs + c] for r < rows, c < cols. */
+  private static void transpose(
+      float[] dst, int ld, float[] src, int off, int rs, int rows, int cols) {
+    for (int r = 0; r < rows; r++) {
+      int o = off + r * rs;
+      for (int c = 0; c < cols; c++) {
+        dst[c * ld + r] = src[o + c];
+      }
+    }
+  }
+
   /** Offset of the (P, N) state of (b, h) in slot k of a (batch, nc+1, H, P, N) buffer. */
   private static int slot(int b, int k, int h, int nc, int H, int PN) {
     return ((b * (nc + 1) + k) * H + h) * PN;
@@ -742,13 +761,14 @@ public final class Ssd {
   /** Per-thread work arrays of one chunk (q ≤ Q rows). */
   private static final class Scratch {
     final int ld; //      row stride of the (Q, Q) arrays: the longest chunk
-    final float[] M; //      (Q, Q) L[i, j]·CB[i, j]·Δ_j, zero above the diagonal
+    final float[] M; //      (Q, Q) L[i, j]·CB[i, j]·Δ_j, zero above the diagonal (backward: Mᵀ)
     final float[] dtv; //    (Q) Δ of the head
     final float[] ev; //     (Q) exp(Δ_i A): the step's decay
     final float[] dAc; //    (Q) exp(Σ_{k≤i} Δ_k A): decay from the chunk's start
     final float[] lrow; //   (Q) the last row of L built so far: L[q-1, :] after maskedScores
     final float[] qN; //     (Q, N)
     final float[] qP; //     (Q, P)
+    final float[] tr; //     (P, Q) a chunk of x or dy transposed
     final float[] YX; //     (Q, Q) backward: dy_i · x_j
     final float[] dCB; //    (Q, Q) backward: gradient of CB, summed over the block's heads
     final float[] dBstate; // (Q, N) backward: the block's dB through the state after the chunk
@@ -765,6 +785,7 @@ public final class Ssd {
       lrow = new float[Q];
       qN = new float[Q * N];
       qP = new float[backward ? Q * P : 0];
+      tr = new float[P * Q];
       YX = new float[backward ? Q * Q : 0];
       dCB = new float[backward ? Q * Q : 0];
       dBstate = new float[backward ? Q * N : 0];
@@ -806,18 +827,15 @@ public final class Ssd {
     /** qN[i, n] = dAc[i] · V[row0 + i, col + n]. */
     void scaledRows(float[] V, int off, int stride, int row0, int col, int q, int N) {
       for (int i = 0; i < q; i++) {
-        int vo = off + (row0 + i) * stride + col;
-        float a = dAc[i];
-        for (int n = 0; n < N; n++) {
-          qN[i * N + n] = a * V[vo + n];
-        }
+        scale(qN, i * N, dAc[i], V, off + (row0 + i) * stride + col, N);
       }
     }
 
     /**
-     * From dYX: M (for dx), lrow, dCB += L ∘ dYX · diag(Δ), the direct Δ gradient Σ_i L ∘ CB ∘ dYX,
-     * and ds from the diagonal block (each score T[i, j] = M[i, j]·dYX[i, j] adds to ds_i and
-     * subtracts from ds_j; the diagonal's cancel).
+     * From dYX: Mᵀ into M (for dx: Mᵀ[j, i] = L[i, j]·CB[i, j]·Δ_j, zero below the diagonal), lrow,
+     * dCB += L ∘ dYX · diag(Δ), the direct Δ gradient Σ_i L ∘ CB ∘ dYX, and ds from the diagonal
+     * block (each score T[i, j] = M[i, j]·dYX[i, j] adds to ds_i and subtracts from ds_j; the
+     * diagonal's cancel).
      */
     void diagonalBlockGradients(float[] CB, int q) {
       Arrays.fill(ds, 0, q, 0);
@@ -829,18 +847,18 @@ public final class Ssd {
         for (int j = 0; j <= i; j++) {
           float l = j == i ? 1f : lrow[j] * e;
           lrow[j] = l;
-          float lcb = l * CB[o + j], g = YX[o + j];
-          M[o + j] = lcb * dtv[j];
+          float lcb = l * CB[o + j], g = YX[o + j], m = lcb * dtv[j];
+          M[j * ld + i] = m;
           dCB[o + j] += l * dtv[j] * g;
           ddtDirect[j] += (double) lcb * g;
           if (j < i) {
-            double t = (double) M[o + j] * g;
+            double t = (double) m * g;
             row += t;
             ds[j] -= t;
           }
         }
         ds[i] += row;
-        Arrays.fill(M, o + i + 1, o + q, 0f);
+        Arrays.fill(M, o, o + i, 0f);
       }
     }
   }

@@ -16,7 +16,9 @@ import java.util.SplittableRandom;
  *   [G=1] [N=128] [Q=256]
  * </pre>
  *
- * Wall clock, median of the timed calls after a warm-up of the same length.
+ * {@code -Dssd.only=PREFIX} runs only the ops whose name starts with it. Median of the timed calls
+ * after a warm-up of the same length: with threads = 1 this thread's CPU time (robust on a busy
+ * machine; every op then runs on the calling thread), otherwise wall clock.
  */
 public final class SsdBench {
   private SsdBench() {}
@@ -112,7 +114,17 @@ public final class SsdBench {
         });
   }
 
+  private static final java.lang.management.ThreadMXBean CPU =
+      java.lang.management.ManagementFactory.getThreadMXBean();
+
+  private static long now() {
+    return Parallel.threads() == 1 ? CPU.getCurrentThreadCpuTime() : System.nanoTime();
+  }
+
   private static void time(String what, double seconds, int L, Runnable op) {
+    if (!what.startsWith(System.getProperty("ssd.only", ""))) { // -Dssd.only=forward: a profile
+      return;
+    }
     run(op, seconds); // warm-up
     double[] ms = run(op, seconds);
     java.util.Arrays.sort(ms);
@@ -132,9 +144,9 @@ public final class SsdBench {
     int n = 0;
     long end = System.nanoTime() + (long) (seconds * 1e9);
     do {
-      long t0 = System.nanoTime();
+      long t0 = now();
       op.run();
-      ms[n++] = (System.nanoTime() - t0) / 1e6;
+      ms[n++] = (now() - t0) / 1e6;
     } while (n < 3 || (System.nanoTime() < end && n < ms.length));
     return java.util.Arrays.copyOf(ms, n);
   }
