@@ -909,16 +909,7 @@ public final class Ssd {
           float a = (float) Math.exp(d * A[h]);
           int xo = xOff + row * xStride + h * P, yo = yOff + row * yStride + h * P;
           int bo = bOff + row * bStride + g * N, co = cOff + row * cStride + g * N;
-          for (int p = 0; p < P; p++) {
-            float dxp = d * x[xo + p];
-            float acc = 0f;
-            for (int n = 0; n < N; n++) {
-              float v = a * s[p * N + n] + dxp * B[bo + n];
-              s[p * N + n] = v;
-              acc += v * C[co + n];
-            }
-            y[yo + p] = acc + Dskip[h] * x[xo + p];
-          }
+          stepHead(y, yo, s, 0, x, xo, d, a, B, bo, C, co, Dskip[h], P, N);
         }
         if (state != null) {
           System.arraycopy(s, 0, state, (b * H + h) * PN, PN);
@@ -981,7 +972,7 @@ public final class Ssd {
         });
   }
 
-  /** One (b, h) of {@link #ssdStep}: the state at s, (P, N). */
+  /** One (b, h) at one position, the recurrence itself: the state at s, (P, N). */
   static void stepHead(
       float[] y,
       int yo,
