@@ -136,6 +136,7 @@ public final class Ssd {
         1,
         (from, to) -> {
           float[] CB = new float[ld * ld];
+          Scratch[] ws = new Scratch[blocks]; // one per block, reused by this range's jobs
           for (int job = from; job < to; job++) {
             int c = job % nc, g = (job / nc) % G, b = job / (nc * G);
             int t0 = c * Q, q = Math.min(Q, L - t0), row0 = b * L + t0;
@@ -143,7 +144,10 @@ public final class Ssd {
             Parallel.forEachBlock(
                 blocks,
                 blk -> {
-                  Scratch w = new Scratch(ld, P, N, false);
+                  if (ws[blk] == null) {
+                    ws[blk] = new Scratch(ld, P, N, false);
+                  }
+                  Scratch w = ws[blk];
                   for (int h = g * hpg + blk * hpg / blocks;
                       h < g * hpg + (blk + 1) * hpg / blocks;
                       h++) {
