@@ -426,7 +426,7 @@ public final class Ssd {
                     w.diagonalBlockGradients(CB, q);
                     // dx_j += Σ_{i≥j} M[i, j] dy_i
                     triangular(
-                        false, dx, dxo, dxStride, w.M, 0, ld, 1, dy, dyo, dyStride, 1, true, q, P);
+                        false, dx, dxo, dxStride, w.M, 0, 1, ld, dy, dyo, dyStride, 1, true, q, P);
                     // the state before the chunk, read by y: dC_i += dAc_i · (dY S)_i
                     int s = slot(b, c, h, nc, H, PN);
                     MatmulGemm.gemm(
@@ -765,7 +765,7 @@ public final class Ssd {
   /** Per-thread work arrays of one chunk (q ≤ Q rows). */
   private static final class Scratch {
     final int ld; //      row stride of the (Q, Q) arrays: the longest chunk
-    final float[] M; //      (Q, Q) L[i, j]·CB[i, j]·Δ_j, zero above the diagonal (backward: Mᵀ)
+    final float[] M; //      (Q, Q) L[i, j]·CB[i, j]·Δ_j, zero above the diagonal
     final float[] dtv; //    (Q) Δ of the head
     final float[] ev; //     (Q) exp(Δ_i A): the step's decay
     final float[] dAc; //    (Q) exp(Σ_{k≤i} Δ_k A): decay from the chunk's start
@@ -818,10 +818,7 @@ public final class Ssd {
       for (int i = 0; i < q; i++) {
         float e = ev[i];
         int o = i * ld;
-        for (int j = 0; j < i; j++) {
-          lrow[j] *= e;
-          M[o + j] = lrow[j] * CB[o + j] * dtv[j];
-        }
+        maskedRow(M, CB, o, lrow, dtv, e, i);
         lrow[i] = 1f;
         M[o + i] = CB[o + i] * dtv[i];
         Arrays.fill(M, o + i + 1, o + q, 0f);
@@ -836,35 +833,74 @@ public final class Ssd {
     }
 
     /**
-     * From dYX: Mᵀ into M (for dx: Mᵀ[j, i] = L[i, j]·CB[i, j]·Δ_j, zero below the diagonal), lrow,
-     * dCB += L ∘ dYX · diag(Δ), the direct Δ gradient Σ_i L ∘ CB ∘ dYX, and ds from the diagonal
-     * block (each score T[i, j] = M[i, j]·dYX[i, j] adds to ds_i and subtracts from ds_j; the
-     * diagonal's cancel).
+     * From dYX: M (for dx), lrow, dCB += L ∘ dYX · diag(Δ), the direct Δ gradient Σ_i L ∘ CB ∘ dYX,
+     * and ds from the diagonal block (each score T[i, j] = M[i, j]·dYX[i, j] adds to ds_i and
+     * subtracts from ds_j; the diagonal's cancel).
      */
     void diagonalBlockGradients(float[] CB, int q) {
       Arrays.fill(ds, 0, q, 0);
       Arrays.fill(ddtDirect, 0, q, 0);
       for (int i = 0; i < q; i++) {
-        float e = ev[i];
         int o = i * ld;
-        double row = 0;
-        for (int j = 0; j <= i; j++) {
-          float l = j == i ? 1f : lrow[j] * e;
-          lrow[j] = l;
-          float lcb = l * CB[o + j], g = YX[o + j], m = lcb * dtv[j];
-          M[j * ld + i] = m;
-          dCB[o + j] += l * dtv[j] * g;
-          ddtDirect[j] += (double) lcb * g;
-          if (j < i) {
-            double t = (double) m * g;
-            row += t;
-            ds[j] -= t;
-          }
-        }
+        double row = gradientRow(M, CB, YX, dCB, o, lrow, dtv, ddtDirect, ds, ev[i], i);
+        lrow[i] = 1f;
+        float cb = CB[o + i], g = YX[o + i];
+        M[o + i] = cb * dtv[i];
+        dCB[o + i] += dtv[i] * g;
+        ddtDirect[i] += (double) cb * g;
         ds[i] += row;
-        Arrays.fill(M, o, o + i, 0f);
+        Arrays.fill(M, o + i + 1, o + q, 0f);
       }
     }
+  }
+
+  /**
+   * Row i of the forward's masked scores, j < i: lrow[j] ·= e, M[o + j] = lrow[j]·CB[o + j]·Δ_j.
+   */
+  static void maskedRow(float[] M, float[] CB, int o, float[] lrow, float[] dtv, float e, int i) {
+    if (Simd.ENABLED) {
+      SsdSimd.maskedRow(M, CB, o, lrow, dtv, e, i);
+      return;
+    }
+    for (int j = 0; j < i; j++) {
+      lrow[j] *= e;
+      M[o + j] = lrow[j] * CB[o + j] * dtv[j];
+    }
+  }
+
+  /**
+   * Row i of the backward's diagonal block, j < i: {@link #maskedRow}, then with g = dYX[o + j]:
+   * dCB[o + j] += L·Δ_j·g, ddtDirect[j] += L·CB·g, ds[j] −= M·g; returns Σ_j M·g. The sums over
+   * rows (ds, ddtDirect) are kept in double: dA is their sum over every position, where the terms
+   * nearly cancel.
+   */
+  static double gradientRow(
+      float[] M,
+      float[] CB,
+      float[] YX,
+      float[] dCB,
+      int o,
+      float[] lrow,
+      float[] dtv,
+      double[] ddtDirect,
+      double[] ds,
+      float e,
+      int i) {
+    if (Simd.ENABLED) {
+      return SsdSimd.gradientRow(M, CB, YX, dCB, o, lrow, dtv, ddtDirect, ds, e, i);
+    }
+    double row = 0;
+    for (int j = 0; j < i; j++) {
+      float l = lrow[j] * e, lcb = l * CB[o + j], g = YX[o + j], m = lcb * dtv[j];
+      lrow[j] = l;
+      M[o + j] = m;
+      dCB[o + j] += l * dtv[j] * g;
+      ddtDirect[j] += (double) lcb * g;
+      double t = (double) m * g;
+      row += t;
+      ds[j] -= t;
+    }
+    return row;
   }
 
   /**

@@ -1,5 +1,6 @@
 package org.mambaspark.ops;
 
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -13,6 +14,11 @@ import jdk.incubator.vector.VectorSpecies;
 final class SsdSimd {
   private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
   private static final int VL = S.length();
+
+  /** Doubles of half a float vector's width, for sums kept in double. */
+  private static final VectorSpecies<Double> SD = VectorSpecies.of(double.class, S.vectorShape());
+
+  private static final int VD = VL / 2;
 
   private SsdSimd() {}
 
@@ -97,5 +103,70 @@ final class SsdSimd {
           FloatVector.fromArray(S, u, uo + nv, m).fma(FloatVector.fromArray(S, v, vo + nv, m), acc);
     }
     return acc.reduceLanes(VectorOperators.ADD);
+  }
+
+  static void maskedRow(float[] M, float[] CB, int o, float[] lrow, float[] dtv, float e, int i) {
+    int nv = i - i % VL;
+    for (int j = 0; j < nv; j += VL) {
+      FloatVector l = FloatVector.fromArray(S, lrow, j).mul(e);
+      l.intoArray(lrow, j);
+      l.mul(FloatVector.fromArray(S, CB, o + j))
+          .mul(FloatVector.fromArray(S, dtv, j))
+          .intoArray(M, o + j);
+    }
+    for (int j = nv; j < i; j++) {
+      lrow[j] *= e;
+      M[o + j] = lrow[j] * CB[o + j] * dtv[j];
+    }
+  }
+
+  static double gradientRow(
+      float[] M,
+      float[] CB,
+      float[] YX,
+      float[] dCB,
+      int o,
+      float[] lrow,
+      float[] dtv,
+      double[] ddtDirect,
+      double[] ds,
+      float e,
+      int i) {
+    int nv = i - i % VL;
+    DoubleVector acc = DoubleVector.zero(SD);
+    for (int j = 0; j < nv; j += VL) {
+      FloatVector l = FloatVector.fromArray(S, lrow, j).mul(e);
+      l.intoArray(lrow, j);
+      FloatVector d = FloatVector.fromArray(S, dtv, j), g = FloatVector.fromArray(S, YX, o + j);
+      FloatVector lcb = l.mul(FloatVector.fromArray(S, CB, o + j)), m = lcb.mul(d);
+      m.intoArray(M, o + j);
+      l.mul(d).fma(g, FloatVector.fromArray(S, dCB, o + j)).intoArray(dCB, o + j);
+      for (int part = 0; part < 2; part++) { // the double sums, half a float vector at a time
+        int jp = j + part * VD;
+        DoubleVector lcbg =
+            lcb.convertShape(VectorOperators.F2D, SD, part)
+                .reinterpretAsDoubles()
+                .mul(g.convertShape(VectorOperators.F2D, SD, part).reinterpretAsDoubles());
+        DoubleVector.fromArray(SD, ddtDirect, jp).add(lcbg).intoArray(ddtDirect, jp);
+        DoubleVector t =
+            m.convertShape(VectorOperators.F2D, SD, part)
+                .reinterpretAsDoubles()
+                .mul(g.convertShape(VectorOperators.F2D, SD, part).reinterpretAsDoubles());
+        acc = acc.add(t);
+        DoubleVector.fromArray(SD, ds, jp).sub(t).intoArray(ds, jp);
+      }
+    }
+    double row = acc.reduceLanes(VectorOperators.ADD);
+    for (int j = nv; j < i; j++) {
+      float l = lrow[j] * e, lcb = l * CB[o + j], g = YX[o + j], m = lcb * dtv[j];
+      lrow[j] = l;
+      M[o + j] = m;
+      dCB[o + j] += l * dtv[j] * g;
+      ddtDirect[j] += (double) lcb * g;
+      double t = (double) m * g;
+      row += t;
+      ds[j] -= t;
+    }
+    return row;
   }
 }
