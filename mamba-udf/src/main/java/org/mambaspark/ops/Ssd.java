@@ -858,11 +858,12 @@ public final class Ssd {
    * Row i of the forward's masked scores, j < i: lrow[j] ·= e, M[o + j] = lrow[j]·CB[o + j]·Δ_j.
    */
   static void maskedRow(float[] M, float[] CB, int o, float[] lrow, float[] dtv, float e, int i) {
+    int j0 = 0;
     if (Simd.ENABLED) {
-      SsdSimd.maskedRow(M, CB, o, lrow, dtv, e, i);
-      return;
+      j0 = SsdSimd.wholeVectors(i);
+      SsdSimd.maskedRow(M, CB, o, lrow, dtv, e, j0);
     }
-    for (int j = 0; j < i; j++) {
+    for (int j = j0; j < i; j++) {
       lrow[j] *= e;
       M[o + j] = lrow[j] * CB[o + j] * dtv[j];
     }
@@ -886,11 +887,13 @@ public final class Ssd {
       double[] ds,
       float e,
       int i) {
-    if (Simd.ENABLED) {
-      return SsdSimd.gradientRow(M, CB, YX, dCB, o, lrow, dtv, ddtDirect, ds, e, i);
-    }
+    int j0 = 0;
     double row = 0;
-    for (int j = 0; j < i; j++) {
+    if (Simd.ENABLED) {
+      j0 = SsdSimd.wholeVectors(i);
+      row = SsdSimd.gradientRow(M, CB, YX, dCB, o, lrow, dtv, ddtDirect, ds, e, j0);
+    }
+    for (int j = j0; j < i; j++) {
       float l = lrow[j] * e, lcb = l * CB[o + j], g = YX[o + j], m = lcb * dtv[j];
       lrow[j] = l;
       M[o + j] = m;

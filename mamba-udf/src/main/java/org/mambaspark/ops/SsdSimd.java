@@ -105,8 +105,13 @@ final class SsdSimd {
     return acc.reduceLanes(VectorOperators.ADD);
   }
 
-  static void maskedRow(float[] M, float[] CB, int o, float[] lrow, float[] dtv, float e, int i) {
-    int nv = i - i % VL;
+  /** The largest multiple of the vector length not above n. */
+  static int wholeVectors(int n) {
+    return n - n % VL;
+  }
+
+  /** {@link Ssd#maskedRow} over j < nv, a multiple of the vector length. */
+  static void maskedRow(float[] M, float[] CB, int o, float[] lrow, float[] dtv, float e, int nv) {
     for (int j = 0; j < nv; j += VL) {
       FloatVector l = FloatVector.fromArray(S, lrow, j).mul(e);
       l.intoArray(lrow, j);
@@ -114,12 +119,9 @@ final class SsdSimd {
           .mul(FloatVector.fromArray(S, dtv, j))
           .intoArray(M, o + j);
     }
-    for (int j = nv; j < i; j++) {
-      lrow[j] *= e;
-      M[o + j] = lrow[j] * CB[o + j] * dtv[j];
-    }
   }
 
+  /** {@link Ssd#gradientRow} over j < nv, a multiple of the vector length. */
   static double gradientRow(
       float[] M,
       float[] CB,
@@ -131,8 +133,7 @@ final class SsdSimd {
       double[] ddtDirect,
       double[] ds,
       float e,
-      int i) {
-    int nv = i - i % VL;
+      int nv) {
     DoubleVector acc = DoubleVector.zero(SD);
     for (int j = 0; j < nv; j += VL) {
       FloatVector l = FloatVector.fromArray(S, lrow, j).mul(e);
@@ -143,30 +144,16 @@ final class SsdSimd {
       l.mul(d).fma(g, FloatVector.fromArray(S, dCB, o + j)).intoArray(dCB, o + j);
       for (int part = 0; part < 2; part++) { // the double sums, half a float vector at a time
         int jp = j + part * VD;
+        DoubleVector gd = g.convertShape(VectorOperators.F2D, SD, part).reinterpretAsDoubles();
         DoubleVector lcbg =
-            lcb.convertShape(VectorOperators.F2D, SD, part)
-                .reinterpretAsDoubles()
-                .mul(g.convertShape(VectorOperators.F2D, SD, part).reinterpretAsDoubles());
+            lcb.convertShape(VectorOperators.F2D, SD, part).reinterpretAsDoubles().mul(gd);
         DoubleVector.fromArray(SD, ddtDirect, jp).add(lcbg).intoArray(ddtDirect, jp);
         DoubleVector t =
-            m.convertShape(VectorOperators.F2D, SD, part)
-                .reinterpretAsDoubles()
-                .mul(g.convertShape(VectorOperators.F2D, SD, part).reinterpretAsDoubles());
+            m.convertShape(VectorOperators.F2D, SD, part).reinterpretAsDoubles().mul(gd);
         acc = acc.add(t);
         DoubleVector.fromArray(SD, ds, jp).sub(t).intoArray(ds, jp);
       }
     }
-    double row = acc.reduceLanes(VectorOperators.ADD);
-    for (int j = nv; j < i; j++) {
-      float l = lrow[j] * e, lcb = l * CB[o + j], g = YX[o + j], m = lcb * dtv[j];
-      lrow[j] = l;
-      M[o + j] = m;
-      dCB[o + j] += l * dtv[j] * g;
-      ddtDirect[j] += (double) lcb * g;
-      double t = (double) m * g;
-      row += t;
-      ds[j] -= t;
-    }
-    return row;
+    return acc.reduceLanes(VectorOperators.ADD);
   }
 }
