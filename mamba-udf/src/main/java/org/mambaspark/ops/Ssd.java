@@ -34,6 +34,16 @@ import java.util.Arrays;
  * −exp(A_log) and Δ is already softplus'ed and clamped: both are the caller's.
  */
 public final class Ssd {
+  /**
+   * Blocks of a group's heads worked on in parallel within one chunk: enough for the cores when
+   * batch · groups · chunks is small (one sequence of two chunks, one group), few enough that the
+   * blocks' partial sums stay small. A constant, so that results do not depend on the thread count.
+   */
+  static final int HEAD_BLOCKS = 8;
+
+  /** Rows per block of the triangular products, a multiple of the GEMM's register tile height. */
+  static final int TB = 64;
+
   private Ssd() {}
 
   /** Number of chunks of Q positions in a sequence of L (the last one may be shorter). */
@@ -68,7 +78,9 @@ public final class Ssd {
    * @param B (batch·L rows, G·N) at B[bOff + row·bStride + g·N + n]
    * @param C (batch·L rows, G·N) at C[cOff + row·cStride + g·N + n]
    * @param Dskip (H) the skip connection
-   * @param Q chunk length, any Q ≥ 1 (L need not be a multiple)
+   * @param Q chunk length, any Q ≥ 1 (L need not be a multiple). The result depends on Q only
+   *     through rounding; on a CPU, chunks of 64 to 128 ran twice as fast as 256 (a mamba2-130m
+   *     layer, one thread: see SsdBench)
    */
   public static void ssdForward(
       float[] y,
@@ -117,67 +129,77 @@ public final class Ssd {
       }
     }
     float[] decay = new float[batch * nc * H]; // (batch, nc, H) exp(Σ_chunk Δ A)
-    // 1. per (b, g, chunk): C Bᵀ once for the group's heads; per head the diagonal block Y_diag =
-    // (L ∘ C Bᵀ)·diag(Δ)·X into y, and the chunk's state from zero into slot c+1
+    // 1. per (b, g, chunk): C Bᵀ once for the group's heads; per head (in HEAD_BLOCKS blocks, in
+    // parallel) the diagonal block Y_diag = (L ∘ C Bᵀ)·diag(Δ)·X into y, and the chunk's state
+    // from zero into slot c+1
+    int ld = Math.min(Q, L), blocks = Math.min(hpg, HEAD_BLOCKS);
     Parallel.forRange(
         batch * G * nc,
         1,
         (from, to) -> {
-          Scratch w = new Scratch(Math.min(Q, L), P, N, false);
+          float[] CB = new float[ld * ld];
+          Scratch[] ws = new Scratch[blocks]; // one per block, reused by this range's jobs
           for (int job = from; job < to; job++) {
             int c = job % nc, g = (job / nc) % G, b = job / (nc * G);
             int t0 = c * Q, q = Math.min(Q, L - t0), row0 = b * L + t0;
-            w.crossProducts(B, bOff, bStride, C, cOff, cStride, row0, g * N, q, N);
-            for (int h = g * hpg; h < (g + 1) * hpg; h++) {
-              w.decays(dt, dtOff, dtStride, row0, h, A[h], q);
-              w.maskedScores(q);
-              int xo = xOff + row0 * xStride + h * P;
-              MatmulGemm.gemm(
-                  Simd.ENABLED,
-                  y,
-                  yOff + row0 * yStride + h * P,
-                  yStride,
-                  w.M,
-                  0,
-                  w.ld,
-                  1,
-                  x,
-                  xo,
-                  xStride,
-                  1,
-                  null,
-                  false,
-                  q,
-                  q,
-                  P);
-              // local state[p, n] = Σ_j x_j[p] · (L[q-1, j]·Δ_j) · B_j[n]
-              for (int j = 0; j < q; j++) {
-                float wj = w.lrow[j] * w.dtv[j];
-                int bo = bOff + (row0 + j) * bStride + g * N;
-                for (int n = 0; n < N; n++) {
-                  w.qN[j * N + n] = wj * B[bo + n];
-                }
-              }
-              MatmulGemm.gemm(
-                  Simd.ENABLED,
-                  S,
-                  slot(b, c + 1, h, nc, H, PN),
-                  N,
-                  x,
-                  xo,
-                  1,
-                  xStride,
-                  w.qN,
-                  0,
-                  N,
-                  1,
-                  null,
-                  false,
-                  P,
-                  q,
-                  N);
-              decay[(b * nc + c) * H + h] = w.dAc[q - 1];
-            }
+            crossProducts(CB, ld, B, bOff, bStride, C, cOff, cStride, row0, g * N, q, N);
+            Parallel.forEachBlock(
+                blocks,
+                blk -> {
+                  if (ws[blk] == null) {
+                    ws[blk] = new Scratch(ld, P, N, false);
+                  }
+                  Scratch w = ws[blk];
+                  for (int h = g * hpg + blk * hpg / blocks;
+                      h < g * hpg + (blk + 1) * hpg / blocks;
+                      h++) {
+                    w.decays(dt, dtOff, dtStride, row0, h, A[h], q);
+                    w.maskedScores(CB, q);
+                    int xo = xOff + row0 * xStride + h * P;
+                    triangular(
+                        true,
+                        y,
+                        yOff + row0 * yStride + h * P,
+                        yStride,
+                        w.M,
+                        0,
+                        ld,
+                        1,
+                        x,
+                        xo,
+                        xStride,
+                        1,
+                        false,
+                        q,
+                        P);
+                    // local state[p, n] = Σ_j x_j[p] · (L[q-1, j]·Δ_j) · B_j[n], with x's chunk
+                    // transposed first (read in place, its columns are a row stride apart)
+                    for (int j = 0; j < q; j++) {
+                      int bo = bOff + (row0 + j) * bStride + g * N;
+                      scale(w.qN, j * N, w.lrow[j] * w.dtv[j], B, bo, N);
+                    }
+                    transpose(w.tr, ld, x, xo, xStride, q, P);
+                    MatmulGemm.gemm(
+                        Simd.ENABLED,
+                        S,
+                        slot(b, c + 1, h, nc, H, PN),
+                        N,
+                        w.tr,
+                        0,
+                        ld,
+                        1,
+                        w.qN,
+                        0,
+                        N,
+                        1,
+                        null,
+                        false,
+                        P,
+                        q,
+                        N);
+                    decay[(b * nc + c) * H + h] = w.dAc[q - 1];
+                  }
+                });
           }
         });
     // 2. the states across chunks: slot c+1 = decay_c · slot c + local state of chunk c
@@ -190,9 +212,7 @@ public final class Ssd {
             for (int c = 0; c < nc; c++) {
               float d = decay[(b * nc + c) * H + h];
               int prev = slot(b, c, h, nc, H, PN), next = slot(b, c + 1, h, nc, H, PN);
-              for (int i = 0; i < PN; i++) {
-                S[next + i] += d * S[prev + i];
-              }
+              axpy(S, next, d, S, prev, PN);
             }
             if (state != null) {
               System.arraycopy(S, slot(b, nc, h, nc, H, PN), state, (b * H + h) * PN, PN);
@@ -205,7 +225,7 @@ public final class Ssd {
         batch * H * nc,
         1,
         (from, to) -> {
-          Scratch w = new Scratch(Math.min(Q, L), P, N, false);
+          Scratch w = new Scratch(ld, P, N, false);
           for (int job = from; job < to; job++) {
             int c = job % nc, h = (job / nc) % H, b = job / (nc * H), g = h / hpg;
             int t0 = c * Q, q = Math.min(Q, L - t0), row0 = b * L + t0;
@@ -232,12 +252,8 @@ public final class Ssd {
                   N,
                   P);
             }
-            float d = Dskip[h];
             for (int i = 0; i < q; i++) {
-              int xo = xOff + (row0 + i) * xStride + h * P, o = yo + i * yStride;
-              for (int p = 0; p < P; p++) {
-                y[o + p] += d * x[xo + p];
-              }
+              axpy(y, yo + i * yStride, Dskip[h], x, xOff + (row0 + i) * xStride + h * P, P);
             }
           }
         });
@@ -314,6 +330,7 @@ public final class Ssd {
       return;
     }
     int nc = chunkCount(L, Q), hpg = H / G, PN = P * N;
+    int ld = Math.min(Q, L), blocks = Math.min(hpg, HEAD_BLOCKS);
     // dS (batch, nc+1, H, P, N): slot c = gradient of the state before chunk c; slot nc stays 0
     float[] dS = new float[size];
     float[] decay = new float[batch * nc * H];
@@ -323,22 +340,23 @@ public final class Ssd {
         batch * H * nc,
         1,
         (from, to) -> {
-          Scratch w = new Scratch(Math.min(Q, L), P, N, false);
+          Scratch w = new Scratch(ld, P, N, false);
           for (int job = from; job < to; job++) {
             int c = job % nc, h = (job / nc) % H, b = job / (nc * H), g = h / hpg;
             int t0 = c * Q, q = Math.min(Q, L - t0), row0 = b * L + t0;
             w.decays(dt, dtOff, dtStride, row0, h, A[h], q);
             decay[(b * nc + c) * H + h] = w.dAc[q - 1];
             w.scaledRows(C, cOff, cStride, row0, g * N, q, N);
+            transpose(w.tr, ld, dy, dyOff + row0 * dyStride + h * P, dyStride, q, P);
             MatmulGemm.gemm(
                 Simd.ENABLED,
                 dS,
                 slot(b, c, h, nc, H, PN),
                 N,
-                dy,
-                dyOff + row0 * dyStride + h * P,
+                w.tr,
+                0,
+                ld,
                 1,
-                dyStride,
                 w.qN,
                 0,
                 N,
@@ -372,175 +390,155 @@ public final class Ssd {
             }
           }
         });
-    // 3. per (b, g, chunk), the group's heads in turn (they share dB and dC): everything else. The
-    // sums over chunks and batch rows (dA, dDskip) are kept per job and added in job order below,
-    // so the result does not depend on the thread count.
+    // 3. per (b, g, chunk), the group's heads in HEAD_BLOCKS blocks in parallel: everything else.
+    // What the heads of a group share (dCB, and the state terms of dB and dC) each block sums
+    // apart; the blocks' sums are added in block order, as are the sums over chunks and batch rows
+    // (dA, dDskip) kept per job, so the result does not depend on the thread count.
     int jobs = batch * G * nc;
     double[] dAparts = new double[jobs * hpg], dDparts = new double[jobs * hpg];
     Parallel.forRange(
         jobs,
         1,
         (from, to) -> {
-          Scratch w = new Scratch(Math.min(Q, L), P, N, true);
+          float[] CB = new float[ld * ld], dCB = new float[ld * ld], dCBt = new float[ld * ld];
+          Scratch[] ws = new Scratch[blocks];
           for (int job = from; job < to; job++) {
             int c = job % nc, g = (job / nc) % G, b = job / (nc * G);
             int t0 = c * Q, q = Math.min(Q, L - t0), row0 = b * L + t0;
-            w.crossProducts(B, bOff, bStride, C, cOff, cStride, row0, g * N, q, N);
-            Arrays.fill(w.dCB, 0f);
-            for (int hl = 0; hl < hpg; hl++) {
-              int h = g * hpg + hl;
-              int xo = xOff + row0 * xStride + h * P, dyo = dyOff + row0 * dyStride + h * P;
-              int dxo = dxOff + row0 * dxStride + h * P;
-              int bo = bOff + row0 * bStride + g * N, co = cOff + row0 * cStride + g * N;
-              int dbo = dbOff + row0 * dbStride + g * N, dco = dcOff + row0 * dcStride + g * N;
-              w.decays(dt, dtOff, dtStride, row0, h, A[h], q);
-              // dYX[i, j] = dy_i · x_j
-              MatmulGemm.gemm(
-                  Simd.ENABLED,
-                  w.YX,
-                  0,
-                  w.ld,
-                  dy,
-                  dyo,
-                  dyStride,
-                  1,
-                  x,
-                  xo,
-                  1,
-                  xStride,
-                  null,
-                  false,
-                  q,
-                  P,
-                  q);
-              w.diagonalBlockGradients(q);
-              // dx_j += Σ_{i≥j} M[i, j] dy_i
-              MatmulGemm.gemm(
-                  Simd.ENABLED,
-                  dx,
-                  dxo,
-                  dxStride,
-                  w.M,
-                  0,
-                  1,
-                  w.ld,
-                  dy,
-                  dyo,
-                  dyStride,
-                  1,
-                  null,
-                  true,
-                  q,
-                  q,
-                  P);
-              // the state before the chunk, read by y: dC_i += dAc_i · (dY S)_i
-              int s = slot(b, c, h, nc, H, PN);
-              MatmulGemm.gemm(
-                  Simd.ENABLED,
-                  w.qN,
-                  0,
-                  N,
-                  dy,
-                  dyo,
-                  dyStride,
-                  1,
-                  saved,
-                  s,
-                  N,
-                  1,
-                  null,
-                  false,
-                  q,
-                  P,
-                  N);
+            crossProducts(CB, ld, B, bOff, bStride, C, cOff, cStride, row0, g * N, q, N);
+            int part = job * hpg; // this job's dA and dDskip partials
+            Parallel.forEachBlock(
+                blocks,
+                blk -> {
+                  if (ws[blk] == null) {
+                    ws[blk] = new Scratch(ld, P, N, true);
+                  }
+                  Scratch w = ws[blk];
+                  Arrays.fill(w.dCB, 0f);
+                  Arrays.fill(w.dBstate, 0f);
+                  Arrays.fill(w.dCstate, 0f);
+                  for (int hl = blk * hpg / blocks; hl < (blk + 1) * hpg / blocks; hl++) {
+                    int h = g * hpg + hl;
+                    int xo = xOff + row0 * xStride + h * P, dyo = dyOff + row0 * dyStride + h * P;
+                    int dxo = dxOff + row0 * dxStride + h * P;
+                    int bo = bOff + row0 * bStride + g * N, co = cOff + row0 * cStride + g * N;
+                    w.decays(dt, dtOff, dtStride, row0, h, A[h], q);
+                    // dYX[i, j] = dy_i · x_j
+                    lowerBlocks(w.YX, ld, dy, dyo, dyStride, 1, x, xo, 1, xStride, q, P);
+                    w.diagonalBlockGradients(CB, q);
+                    // dx_j += Σ_{i≥j} M[i, j] dy_i
+                    triangular(
+                        false, dx, dxo, dxStride, w.M, 0, 1, ld, dy, dyo, dyStride, 1, true, q, P);
+                    // the state before the chunk, read by y: dC_i += dAc_i · (dY S)_i
+                    int s = slot(b, c, h, nc, H, PN);
+                    MatmulGemm.gemm(
+                        Simd.ENABLED,
+                        w.qN,
+                        0,
+                        N,
+                        dy,
+                        dyo,
+                        dyStride,
+                        1,
+                        saved,
+                        s,
+                        N,
+                        1,
+                        null,
+                        false,
+                        q,
+                        P,
+                        N);
+                    for (int i = 0; i < q; i++) {
+                      float a = w.dAc[i];
+                      axpy(w.dCstate, i * N, a, w.qN, i * N, N);
+                      w.ds[i] += a * dot(w.qN, i * N, C, co + i * cStride, N);
+                    }
+                    if (c < nc - 1) { // the state after the chunk, with its gradient slot c+1
+                      stateUpdateGradients(
+                          w,
+                          saved,
+                          s,
+                          dS,
+                          slot(b, c + 1, h, nc, H, PN),
+                          dx,
+                          dxo,
+                          dxStride,
+                          x,
+                          xo,
+                          xStride,
+                          B,
+                          bo,
+                          bStride,
+                          q,
+                          P,
+                          N);
+                    }
+                    // the skip
+                    double dD = 0;
+                    for (int i = 0; i < q; i++) {
+                      int o = dyo + i * dyStride;
+                      dD += dot(dy, o, x, xo + i * xStride, P);
+                      axpy(dx, dxo + i * dxStride, Dskip[h], dy, o, P);
+                    }
+                    // from the cumulative log-decays s_i = Σ_{k≤i} Δ_k A to Δ_k: da_k = Σ_{i≥k}
+                    // ds_i
+                    double da = 0, dAh = 0;
+                    for (int k = q - 1; k >= 0; k--) {
+                      da += w.ds[k];
+                      ddt[ddtOff + (row0 + k) * ddtStride + h] +=
+                          (float) (A[h] * da + w.ddtDirect[k]);
+                      dAh += w.dtv[k] * da;
+                    }
+                    dAparts[part + hl] = dAh;
+                    dDparts[part + hl] = dD;
+                  }
+                });
+            // the group's sums, in block order
+            Arrays.fill(dCB, 0f);
+            int dbo = dbOff + row0 * dbStride + g * N, dco = dcOff + row0 * dcStride + g * N;
+            for (int blk = 0; blk < blocks; blk++) {
+              Scratch w = ws[blk];
               for (int i = 0; i < q; i++) {
-                double dot = 0;
-                float a = w.dAc[i];
-                for (int n = 0; n < N; n++) {
-                  float v = w.qN[i * N + n];
-                  dot += (double) v * C[co + i * cStride + n];
-                  dC[dco + i * dcStride + n] += a * v;
+                for (int j = 0; j <= i; j++) {
+                  dCB[i * ld + j] += w.dCB[i * ld + j];
                 }
-                w.ds[i] += a * dot;
+                axpy(dB, dbo + i * dbStride, 1f, w.dBstate, i * N, N);
+                axpy(dC, dco + i * dcStride, 1f, w.dCstate, i * N, N);
               }
-              if (c < nc - 1) { // the state after the chunk, with its gradient dS' = slot c+1
-                stateUpdateGradients(
-                    w,
-                    saved,
-                    s,
-                    dS,
-                    slot(b, c + 1, h, nc, H, PN),
-                    dx,
-                    dxo,
-                    dxStride,
-                    dB,
-                    dbo,
-                    dbStride,
-                    x,
-                    xo,
-                    xStride,
-                    B,
-                    bo,
-                    bStride,
-                    q,
-                    P,
-                    N);
-              }
-              // the skip
-              float d = Dskip[h];
-              double dD = 0;
-              for (int i = 0; i < q; i++) {
-                int o = dyo + i * dyStride, xi = xo + i * xStride, di = dxo + i * dxStride;
-                for (int p = 0; p < P; p++) {
-                  dD += (double) dy[o + p] * x[xi + p];
-                  dx[di + p] += d * dy[o + p];
-                }
-              }
-              // from the cumulative log-decays s_i = Σ_{k≤i} Δ_k A to Δ_k: da_k = Σ_{i≥k} ds_i
-              double da = 0, dAh = 0;
-              for (int k = q - 1; k >= 0; k--) {
-                da += w.ds[k];
-                ddt[ddtOff + (row0 + k) * ddtStride + h] += (float) (A[h] * da + w.ddtDirect[k]);
-                dAh += w.dtv[k] * da;
-              }
-              dAparts[job * hpg + hl] = dAh;
-              dDparts[job * hpg + hl] = dD;
             }
             // the group's C Bᵀ: dC += dCB · B, dB += dCBᵀ · C
-            MatmulGemm.gemm(
-                Simd.ENABLED,
+            triangular(
+                true,
                 dC,
-                dcOff + row0 * dcStride + g * N,
+                dco,
                 dcStride,
-                w.dCB,
+                dCB,
                 0,
-                w.ld,
+                ld,
                 1,
                 B,
                 bOff + row0 * bStride + g * N,
                 bStride,
                 1,
-                null,
                 true,
                 q,
-                q,
                 N);
-            MatmulGemm.gemm(
-                Simd.ENABLED,
+            transpose(dCBt, ld, dCB, 0, ld, q, q);
+            triangular(
+                false,
                 dB,
-                dbOff + row0 * dbStride + g * N,
+                dbo,
                 dbStride,
-                w.dCB,
+                dCBt,
                 0,
+                ld,
                 1,
-                w.ld,
                 C,
                 cOff + row0 * cStride + g * N,
                 cStride,
                 1,
-                null,
                 true,
-                q,
                 q,
                 N);
           }
@@ -567,9 +565,6 @@ public final class Ssd {
       float[] dx,
       int dxo,
       int dxStride,
-      float[] dB,
-      int dbo,
-      int dbStride,
       float[] x,
       int xo,
       int xStride,
@@ -585,30 +580,181 @@ public final class Ssd {
     double total = 0;
     for (int j = 0; j < q; j++) {
       float wj = w.lrow[j] * w.dtv[j];
-      double v = 0;
-      int xi = xo + j * xStride, di = dxo + j * dxStride;
-      for (int p = 0; p < P; p++) {
-        float wp = w.qP[j * P + p];
-        v += (double) x[xi + p] * wp;
-        dx[di + p] += wj * wp;
-      }
+      double v = dot(x, xo + j * xStride, w.qP, j * P, P);
+      axpy(dx, dxo + j * dxStride, wj, w.qP, j * P, P);
       double u = wj * v;
       w.ds[j] -= u;
       total += u;
       w.ddtDirect[j] += w.lrow[j] * v;
     }
-    double keep = 0; // <dS', S>
-    for (int i = 0, n = P * N; i < n; i++) {
-      keep += (double) dS[ds1 + i] * saved[s + i];
-    }
+    double keep = dot(dS, ds1, saved, s, P * N); // <dS', S>
     w.ds[q - 1] += total + w.dAc[q - 1] * keep;
     // dB_j[n] += w_j Σ_p x_j[p] dS'[p, n]
     MatmulGemm.gemm(
         Simd.ENABLED, w.qN, 0, N, x, xo, xStride, 1, dS, ds1, N, 1, null, false, q, P, N);
     for (int j = 0; j < q; j++) {
-      float wj = w.lrow[j] * w.dtv[j];
-      for (int n = 0; n < N; n++) {
-        dB[dbo + j * dbStride + n] += wj * w.qN[j * N + n];
+      axpy(w.dBstate, j * N, w.lrow[j] * w.dtv[j], w.qN, j * N, N);
+    }
+  }
+
+  /**
+   * CB[i, j] = C_i · B_j (row stride ld) for j ≤ i, over the q rows from row0 and the group's
+   * columns from col.
+   */
+  private static void crossProducts(
+      float[] CB,
+      int ld,
+      float[] B,
+      int bOff,
+      int bStride,
+      float[] C,
+      int cOff,
+      int cStride,
+      int row0,
+      int col,
+      int q,
+      int N) {
+    lowerBlocks(
+        CB,
+        ld,
+        C,
+        cOff + row0 * cStride + col,
+        cStride,
+        1,
+        B,
+        bOff + row0 * bStride + col,
+        1,
+        bStride,
+        q,
+        N);
+  }
+
+  /**
+   * The entries on and below the diagonal of out = A·B (q × q, row stride ld, overwritten), A being
+   * q × K and B K × q as {@link MatmulGemm#gemm} reads them: TB rows at a time, each up to the end
+   * of its block (the few entries above the diagonal there are computed too, and never read).
+   */
+  private static void lowerBlocks(
+      float[] out,
+      int ld,
+      float[] a,
+      int aOff,
+      int aRs,
+      int aCs,
+      float[] b,
+      int bOff,
+      int bKs,
+      int bJs,
+      int q,
+      int K) {
+    for (int i0 = 0; i0 < q; i0 += TB) {
+      int i1 = Math.min(q, i0 + TB);
+      MatmulGemm.gemm(
+          Simd.ENABLED,
+          out,
+          i0 * ld,
+          ld,
+          a,
+          aOff + i0 * aRs,
+          aRs,
+          aCs,
+          b,
+          bOff,
+          bKs,
+          bJs,
+          null,
+          false,
+          i1 - i0,
+          K,
+          i1);
+    }
+  }
+
+  /**
+   * out (+)= A·B for a q × q A that is zero above its diagonal (lower) or below it (upper), with B
+   * q × n: TB rows of out at a time, over the k's where that block of A can be non-zero (about half
+   * the multiply-adds of the full product).
+   */
+  private static void triangular(
+      boolean lower,
+      float[] out,
+      int outOff,
+      int outRs,
+      float[] a,
+      int aOff,
+      int aRs,
+      int aCs,
+      float[] b,
+      int bOff,
+      int bKs,
+      int bJs,
+      boolean accumulate,
+      int q,
+      int n) {
+    for (int i0 = 0; i0 < q; i0 += TB) {
+      int i1 = Math.min(q, i0 + TB), k0 = lower ? 0 : i0, k1 = lower ? i1 : q;
+      MatmulGemm.gemm(
+          Simd.ENABLED,
+          out,
+          outOff + i0 * outRs,
+          outRs,
+          a,
+          aOff + i0 * aRs + k0 * aCs,
+          aRs,
+          aCs,
+          b,
+          bOff + k0 * bKs,
+          bKs,
+          bJs,
+          null,
+          accumulate,
+          i1 - i0,
+          k1 - k0,
+          n);
+    }
+  }
+
+  /** dst[d + i] = a · src[s + i] for i < n. */
+  static void scale(float[] dst, int d, float a, float[] src, int s, int n) {
+    if (Simd.ENABLED) {
+      SsdSimd.scale(dst, d, a, src, s, n);
+    } else {
+      for (int i = 0; i < n; i++) {
+        dst[d + i] = a * src[s + i];
+      }
+    }
+  }
+
+  /** dst[d + i] += a · src[s + i] for i < n. */
+  static void axpy(float[] dst, int d, float a, float[] src, int s, int n) {
+    if (Simd.ENABLED) {
+      SsdSimd.axpy(dst, d, a, src, s, n);
+    } else {
+      for (int i = 0; i < n; i++) {
+        dst[d + i] += a * src[s + i];
+      }
+    }
+  }
+
+  /** Σ_i u[uo + i] · v[vo + i] for i < n. */
+  static float dot(float[] u, int uo, float[] v, int vo, int n) {
+    if (Simd.ENABLED) {
+      return SsdSimd.dot(u, uo, v, vo, n);
+    }
+    float sum = 0f;
+    for (int i = 0; i < n; i++) {
+      sum += u[uo + i] * v[vo + i];
+    }
+    return sum;
+  }
+
+  /** dst[c·ld + r] = src[off + r·rs + c] for r < rows, c < cols. */
+  private static void transpose(
+      float[] dst, int ld, float[] src, int off, int rs, int rows, int cols) {
+    for (int r = 0; r < rows; r++) {
+      int o = off + r * rs;
+      for (int c = 0; c < cols; c++) {
+        dst[c * ld + r] = src[o + c];
       }
     }
   }
@@ -621,7 +767,6 @@ public final class Ssd {
   /** Per-thread work arrays of one chunk (q ≤ Q rows). */
   private static final class Scratch {
     final int ld; //      row stride of the (Q, Q) arrays: the longest chunk
-    final float[] CB; //     (Q, Q) C_i · B_j of the group
     final float[] M; //      (Q, Q) L[i, j]·CB[i, j]·Δ_j, zero above the diagonal
     final float[] dtv; //    (Q) Δ of the head
     final float[] ev; //     (Q) exp(Δ_i A): the step's decay
@@ -629,14 +774,16 @@ public final class Ssd {
     final float[] lrow; //   (Q) the last row of L built so far: L[q-1, :] after maskedScores
     final float[] qN; //     (Q, N)
     final float[] qP; //     (Q, P)
+    final float[] tr; //     (P, Q) a chunk of x or dy transposed
     final float[] YX; //     (Q, Q) backward: dy_i · x_j
-    final float[] dCB; //    (Q, Q) backward: gradient of CB, summed over the group's heads
+    final float[] dCB; //    (Q, Q) backward: gradient of CB, summed over the block's heads
+    final float[] dBstate; // (Q, N) backward: the block's dB through the state after the chunk
+    final float[] dCstate; // (Q, N) backward: the block's dC through the state before the chunk
     final double[] ds; //    (Q) backward: gradient of s_i = Σ_{k≤i} Δ_k A
     final double[] ddtDirect; // (Q) backward: gradient of Δ_j where it scales the input
 
     Scratch(int Q, int P, int N, boolean backward) {
       ld = Q;
-      CB = new float[Q * Q];
       M = new float[Q * Q];
       dtv = new float[Q];
       ev = new float[Q];
@@ -644,42 +791,13 @@ public final class Ssd {
       lrow = new float[Q];
       qN = new float[Q * N];
       qP = new float[backward ? Q * P : 0];
+      tr = new float[P * Q];
       YX = new float[backward ? Q * Q : 0];
       dCB = new float[backward ? Q * Q : 0];
+      dBstate = new float[backward ? Q * N : 0];
+      dCstate = new float[backward ? Q * N : 0];
       ds = new double[backward ? Q : 0];
       ddtDirect = new double[backward ? Q : 0];
-    }
-
-    /** CB[i, j] = C_i · B_j for the q rows from row0, group columns from col. */
-    void crossProducts(
-        float[] B,
-        int bOff,
-        int bStride,
-        float[] C,
-        int cOff,
-        int cStride,
-        int row0,
-        int col,
-        int q,
-        int N) {
-      MatmulGemm.gemm(
-          Simd.ENABLED,
-          CB,
-          0,
-          ld,
-          C,
-          cOff + row0 * cStride + col,
-          cStride,
-          1,
-          B,
-          bOff + row0 * bStride + col,
-          1,
-          bStride,
-          null,
-          false,
-          q,
-          N,
-          q);
     }
 
     /** dtv = Δ of head h over the chunk; ev[i] = exp(Δ_i A); dAc[i] = Π_{k≤i} ev[k]. */
@@ -694,15 +812,15 @@ public final class Ssd {
       }
     }
 
-    /** M = L ∘ CB · diag(Δ), building L row by row; leaves lrow = L[q-1, :]. */
-    void maskedScores(int q) {
+    /**
+     * M = L ∘ CB · diag(Δ) (CB of {@link #crossProducts}), building L row by row; leaves lrow =
+     * L[q-1, :].
+     */
+    void maskedScores(float[] CB, int q) {
       for (int i = 0; i < q; i++) {
         float e = ev[i];
         int o = i * ld;
-        for (int j = 0; j < i; j++) {
-          lrow[j] *= e;
-          M[o + j] = lrow[j] * CB[o + j] * dtv[j];
-        }
+        maskedRow(M, CB, o, lrow, dtv, e, i);
         lrow[i] = 1f;
         M[o + i] = CB[o + i] * dtv[i];
         Arrays.fill(M, o + i + 1, o + q, 0f);
@@ -712,11 +830,7 @@ public final class Ssd {
     /** qN[i, n] = dAc[i] · V[row0 + i, col + n]. */
     void scaledRows(float[] V, int off, int stride, int row0, int col, int q, int N) {
       for (int i = 0; i < q; i++) {
-        int vo = off + (row0 + i) * stride + col;
-        float a = dAc[i];
-        for (int n = 0; n < N; n++) {
-          qN[i * N + n] = a * V[vo + n];
-        }
+        scale(qN, i * N, dAc[i], V, off + (row0 + i) * stride + col, N);
       }
     }
 
@@ -725,30 +839,73 @@ public final class Ssd {
      * and ds from the diagonal block (each score T[i, j] = M[i, j]·dYX[i, j] adds to ds_i and
      * subtracts from ds_j; the diagonal's cancel).
      */
-    void diagonalBlockGradients(int q) {
+    void diagonalBlockGradients(float[] CB, int q) {
       Arrays.fill(ds, 0, q, 0);
       Arrays.fill(ddtDirect, 0, q, 0);
       for (int i = 0; i < q; i++) {
-        float e = ev[i];
         int o = i * ld;
-        double row = 0;
-        for (int j = 0; j <= i; j++) {
-          float l = j == i ? 1f : lrow[j] * e;
-          lrow[j] = l;
-          float lcb = l * CB[o + j], g = YX[o + j];
-          M[o + j] = lcb * dtv[j];
-          dCB[o + j] += l * dtv[j] * g;
-          ddtDirect[j] += (double) lcb * g;
-          if (j < i) {
-            double t = (double) M[o + j] * g;
-            row += t;
-            ds[j] -= t;
-          }
-        }
+        double row = gradientRow(M, CB, YX, dCB, o, lrow, dtv, ddtDirect, ds, ev[i], i);
+        lrow[i] = 1f;
+        float cb = CB[o + i], g = YX[o + i];
+        M[o + i] = cb * dtv[i];
+        dCB[o + i] += dtv[i] * g;
+        ddtDirect[i] += (double) cb * g;
         ds[i] += row;
         Arrays.fill(M, o + i + 1, o + q, 0f);
       }
     }
+  }
+
+  /**
+   * Row i of the forward's masked scores, j < i: lrow[j] ·= e, M[o + j] = lrow[j]·CB[o + j]·Δ_j.
+   */
+  static void maskedRow(float[] M, float[] CB, int o, float[] lrow, float[] dtv, float e, int i) {
+    int j0 = 0;
+    if (Simd.ENABLED) {
+      j0 = SsdSimd.wholeVectors(i);
+      SsdSimd.maskedRow(M, CB, o, lrow, dtv, e, j0);
+    }
+    for (int j = j0; j < i; j++) {
+      lrow[j] *= e;
+      M[o + j] = lrow[j] * CB[o + j] * dtv[j];
+    }
+  }
+
+  /**
+   * Row i of the backward's diagonal block, j < i: {@link #maskedRow}, then with g = dYX[o + j]:
+   * dCB[o + j] += L·Δ_j·g, ddtDirect[j] += L·CB·g, ds[j] −= M·g; returns Σ_j M·g. The sums over
+   * rows (ds, ddtDirect) are kept in double: dA is their sum over every position, where the terms
+   * nearly cancel.
+   */
+  static double gradientRow(
+      float[] M,
+      float[] CB,
+      float[] YX,
+      float[] dCB,
+      int o,
+      float[] lrow,
+      float[] dtv,
+      double[] ddtDirect,
+      double[] ds,
+      float e,
+      int i) {
+    int j0 = 0;
+    double row = 0;
+    if (Simd.ENABLED) {
+      j0 = SsdSimd.wholeVectors(i);
+      row = SsdSimd.gradientRow(M, CB, YX, dCB, o, lrow, dtv, ddtDirect, ds, e, j0);
+    }
+    for (int j = j0; j < i; j++) {
+      float l = lrow[j] * e, lcb = l * CB[o + j], g = YX[o + j], m = lcb * dtv[j];
+      lrow[j] = l;
+      M[o + j] = m;
+      dCB[o + j] += l * dtv[j] * g;
+      ddtDirect[j] += (double) lcb * g;
+      double t = (double) m * g;
+      row += t;
+      ds[j] -= t;
+    }
+    return row;
   }
 
   /**
@@ -797,16 +954,7 @@ public final class Ssd {
           float a = (float) Math.exp(d * A[h]);
           int xo = xOff + row * xStride + h * P, yo = yOff + row * yStride + h * P;
           int bo = bOff + row * bStride + g * N, co = cOff + row * cStride + g * N;
-          for (int p = 0; p < P; p++) {
-            float dxp = d * x[xo + p];
-            float acc = 0f;
-            for (int n = 0; n < N; n++) {
-              float v = a * s[p * N + n] + dxp * B[bo + n];
-              s[p * N + n] = v;
-              acc += v * C[co + n];
-            }
-            y[yo + p] = acc + Dskip[h] * x[xo + p];
-          }
+          stepHead(y, yo, s, 0, x, xo, d, a, B, bo, C, co, Dskip[h], P, N);
         }
         if (state != null) {
           System.arraycopy(s, 0, state, (b * H + h) * PN, PN);
@@ -869,7 +1017,7 @@ public final class Ssd {
         });
   }
 
-  /** One (b, h) of {@link #ssdStep}: the state at s, (P, N). */
+  /** One (b, h) at one position, the recurrence itself: the state at s, (P, N). */
   static void stepHead(
       float[] y,
       int yo,

@@ -64,6 +64,13 @@ class GatedRmsNormTest {
       return out;
     }
 
+    /** The forward into out; returns the saved rstd. */
+    float[] forward(float[] out) {
+      float[] rstd = new float[BT * G];
+      GatedRmsNorm.gatedRmsnormForward(out, rstd, y, z, zOff, zStride, weight, BT, ED, G, EPS);
+      return rstd;
+    }
+
     double loss() {
       double[] out = formula();
       double l = 0;
@@ -85,9 +92,8 @@ class GatedRmsNormTest {
     double worst = 0;
     for (int[] s : SHAPES) {
       Problem p = new Problem(s[0] * 7L + s[1] + s[2], s[0], s[1], s[2]);
-      float[] out = new float[p.BT * p.ED], rstd = new float[p.BT * p.G];
-      GatedRmsNorm.gatedRmsnormForward(
-          out, rstd, p.y, p.z, p.zOff, p.zStride, p.weight, p.BT, p.ED, p.G, EPS);
+      float[] out = new float[p.BT * p.ED];
+      p.forward(out);
       double[] ref = p.formula();
       float[] refF = new float[ref.length];
       for (int i = 0; i < ref.length; i++) {
@@ -105,9 +111,7 @@ class GatedRmsNormTest {
     double worst = 0;
     for (int[] s : SHAPES) {
       Problem p = new Problem(s[0] * 11L + s[1] + s[2], s[0], s[1], s[2]);
-      float[] out = new float[p.BT * p.ED], rstd = new float[p.BT * p.G];
-      GatedRmsNorm.gatedRmsnormForward(
-          out, rstd, p.y, p.z, p.zOff, p.zStride, p.weight, p.BT, p.ED, p.G, EPS);
+      float[] rstd = p.forward(new float[p.BT * p.ED]);
       float[] dy = new float[p.y.length], dz = new float[p.z.length], dw = new float[p.ED];
       GatedRmsNorm.gatedRmsnormBackward(
           dy, dz, p.zOff, p.zStride, dw, p.dout, p.y, p.z, p.zOff, p.zStride, p.weight, rstd, p.BT,

@@ -157,6 +157,8 @@ class SsdTest {
     {1, 70, 4, 16, 1, 32, 32, 1}, // several full chunks plus a tail
     {2, 64, 8, 8, 2, 16, 64, 0}, // one exact chunk
     {1, 130, 3, 17, 1, 9, 50, 1},
+    {2, 200, 12, 4, 1, 8, 150, 1}, // chunks of several triangular row blocks; 12 heads a group
+    {1, 97, 20, 3, 2, 5, 130, 0},
   };
 
   static Problem problem(int[] s) {
@@ -454,6 +456,42 @@ class SsdTest {
       System.out.printf("ssd backward %s:%s%n", Arrays.toString(s), line);
     }
     System.out.printf("ssd chunked backward vs reference: largest rel err %.2e%n", worst);
+  }
+
+  @Test
+  void resultsDoNotDependOnThreadCount() {
+    Problem p = problem(SHAPES[SHAPES.length - 2]);
+    float[] dy = randomDy(p);
+    int keep = Parallel.threads();
+    float[][] runs = new float[2][];
+    try {
+      for (int k = 0; k < 2; k++) {
+        Parallel.setThreads(k == 0 ? 1 : 3);
+        float[] y = new float[p.ySize()];
+        float[] saved = new float[Ssd.savedSize(p.batch, p.L, p.H, p.P, p.N, p.Q)];
+        p.chunked(y, p.h0.clone(), saved);
+        Grads g = new Grads(p);
+        chunkedBackward(p, dy, saved, g);
+        runs[k] = concat(y, g.dconv, g.ddt, g.dA, g.dD, g.dh0);
+      }
+    } finally {
+      Parallel.setThreads(keep);
+    }
+    assertTrue(Arrays.equals(runs[0], runs[1]), "1 and 3 threads differ");
+  }
+
+  static float[] concat(float[]... parts) {
+    int n = 0;
+    for (float[] a : parts) {
+      n += a.length;
+    }
+    float[] out = new float[n];
+    int o = 0;
+    for (float[] a : parts) {
+      System.arraycopy(a, 0, out, o, a.length);
+      o += a.length;
+    }
+    return out;
   }
 
   @Test
