@@ -40,7 +40,9 @@ final class BenchCommand implements Callable<Integer> {
   @Option(
       names = "--preset",
       defaultValue = "mamba-130m",
-      description = "mamba-130m | mamba-370m | mamba-790m | mamba-1.4b | mamba-2.8b")
+      description =
+          "mamba-130m | mamba-370m | mamba-790m | mamba-1.4b | mamba-2.8b | mamba2-130m |"
+              + " mamba2-370m | mamba2-780m | mamba2-1.3b | mamba2-2.7b | falcon-mamba-7b")
   String preset;
 
   @Option(

@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import org.mambaspark.io.Checkpoint;
+import org.mambaspark.model.Architecture;
 import org.mambaspark.model.Initialization;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaWeights;
@@ -27,8 +28,15 @@ final class InitCommand implements Callable<Integer> {
 
   @Option(
       names = "--preset",
-      description = "a published shape (mamba-130m ...); else the flags below")
+      description =
+          "a published shape (mamba-130m ... mamba-2.8b, mamba2-130m ... mamba2-2.7b,"
+              + " falcon-mamba-7b); else the flags below")
   String preset;
+
+  @Option(
+      names = "--arch",
+      description = "mamba (default) | mamba2 | falcon-mamba (a preset names its own)")
+  String arch;
 
   @Option(
       names = "--vocab-size",
@@ -54,6 +62,24 @@ final class InitCommand implements Callable<Integer> {
   @Option(names = "--time-step-rank", defaultValue = "-1", description = "R (default ceil(D/16))")
   int timeStepRank;
 
+  @Option(
+      names = "--head-dim",
+      defaultValue = "64",
+      description = "mamba2: P, channels per head (ED = expand * D must be a multiple)")
+  int headDim;
+
+  @Option(
+      names = "--groups",
+      defaultValue = "1",
+      description = "mamba2: G, groups of heads sharing B and C")
+  int groups;
+
+  @Option(
+      names = "--chunk-size",
+      defaultValue = "256",
+      description = "mamba2: positions per chunk of the scan")
+  int chunkSize;
+
   @Option(names = "--untied", description = "a separate lm_head instead of the tied embedding")
   boolean untied;
 
@@ -65,10 +91,19 @@ final class InitCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
+    Architecture a = arch == null ? null : Architecture.ofCliName(arch);
+    if (preset != null && a != null && MambaConfig.preset(preset).architecture != a) {
+      throw new IllegalArgumentException(
+          "--arch " + arch + " does not match --preset " + preset + "; give one of them");
+    }
     MambaConfig c =
         preset != null
             ? MambaConfig.preset(preset)
             : MambaConfig.builder()
+                .architecture(a == null ? Architecture.MAMBA : a)
+                .headDim(headDim)
+                .nGroups(groups)
+                .chunkSize(chunkSize)
                 .vocabSize(vocabSize)
                 .hiddenSize(hiddenSize)
                 .numLayers(layers)

@@ -13,6 +13,8 @@ import java.util.Arrays;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.mambaspark.io.SafetensorsFile;
 import org.mambaspark.io.SafetensorsWriter;
 
@@ -64,11 +66,12 @@ class MambaCliTest {
     return Math.sqrt(num / den);
   }
 
-  @Test
-  void forwardWritesWhatTransformersComputes() throws Exception {
+  @ParameterizedTest
+  @ValueSource(strings = {"tiny", "falcon_tiny", "mamba2_small"})
+  void forwardWritesWhatTransformersComputes(String fixture) throws Exception {
     Path in = tmp.resolve("in.safetensors"), out = tmp.resolve("out.safetensors");
     try (SafetensorsFile exp =
-        SafetensorsFile.open(fixture("tiny").resolve("expected.safetensors"))) {
+        SafetensorsFile.open(fixture(fixture).resolve("expected.safetensors"))) {
       new SafetensorsWriter()
           .addLongs("input_ids", exp.info("input_ids").shape(), exp.readLongs("input_ids"))
           .write(in);
@@ -77,28 +80,25 @@ class MambaCliTest {
               "forward",
               "--grads",
               "--model",
-              fixture("tiny").resolve("model").toString(),
+              fixture(fixture).resolve("model").toString(),
               "--input",
               in.toString(),
               "--output",
               out.toString());
       assertEquals(0, r.code, r.err);
       try (SafetensorsFile got = SafetensorsFile.open(out)) {
-        for (String name :
-            new String[] {
-              "logits",
-              "loss",
-              "hidden_states.0",
-              "hidden_states.2",
-              "last_hidden_state",
-              "grad.backbone.embeddings.weight",
-              "grad.backbone.layers.1.mixer.A_log",
-              "grad.backbone.layers.0.mixer.dt_proj.weight"
-            }) {
+        double worst = 0;
+        for (String name : exp.names()) {
+          if (name.startsWith("generate.") || name.equals("input_ids")) {
+            continue;
+          }
           double err = relErr(got.readFloats(name), exp.readFloats(name));
-          System.out.printf("cli forward %s rel err %.2e%n", name, err);
-          assertTrue(err < 1e-5, name);
+          worst = Math.max(worst, err);
+          assertTrue(err < (name.startsWith("grad.") ? 1e-4 : 1e-5), name + " rel err " + err);
         }
+        System.out.printf(
+            "cli forward --grads [%s]: every output and gradient, largest rel err %.2e%n",
+            fixture, worst);
       }
     }
   }
@@ -126,6 +126,73 @@ class MambaCliTest {
               "-1");
       assertEquals(0, r.code, r.err);
       assertEquals(want, r.lastLine());
+    }
+  }
+
+  /** init --arch writes a checkpoint of that architecture that the other commands run. */
+  @ParameterizedTest
+  @ValueSource(strings = {"mamba2", "falcon-mamba"})
+  void initAnArchitectureThenGenerate(String arch) throws Exception {
+    Path dir = tmp.resolve(arch);
+    Run init =
+        new Run(
+            "init",
+            "--arch",
+            arch,
+            "--out",
+            dir.toString(),
+            "--hidden-size",
+            "32",
+            "--layers",
+            "2",
+            "--state-size",
+            "8",
+            "--head-dim",
+            "16",
+            "--groups",
+            "2",
+            "--chunk-size",
+            "8");
+    assertEquals(0, init.code, init.err);
+    org.mambaspark.model.MambaConfig c = org.mambaspark.io.Checkpoint.load(dir).config;
+    assertEquals(org.mambaspark.model.Architecture.ofCliName(arch), c.architecture);
+    Run gen =
+        new Run(
+            "generate", "--model", dir.toString(), "--prompt", "hello", "--max-new-tokens", "5");
+    assertEquals(0, gen.code, gen.err);
+    System.out.println("init --arch " + arch + ": " + init.out.strip() + "\n" + gen.out.strip());
+    Path corpus = tmp.resolve("corpus.txt");
+    Files.writeString(corpus, "the state carries what the model remembers. ".repeat(40));
+    Path trained = tmp.resolve(arch + "-trained");
+    Run train =
+        new Run(
+            "train-local",
+            "--init",
+            dir.toString(),
+            "--corpus",
+            corpus.toString(),
+            "--out",
+            trained.toString(),
+            "--steps",
+            "3",
+            "--batch",
+            "2",
+            "--micro-batch",
+            "1",
+            "--seq-len",
+            "16",
+            "--warmup",
+            "1",
+            "--eval-every",
+            "0");
+    assertEquals(0, train.code, train.err);
+    assertEquals(c, org.mambaspark.io.Checkpoint.load(trained).config, "trained in kind");
+    Run mismatch =
+        new Run("init", "--arch", arch, "--preset", "mamba-130m", "--out", dir.toString());
+    Run unknown = new Run("init", "--arch", "mamba3", "--out", tmp.resolve("x").toString());
+    for (Run r : new Run[] {mismatch, unknown}) {
+      assertEquals(1, r.code, r.err);
+      assertTrue(r.err.startsWith("error: ") && r.err.contains("arch"), r.err);
     }
   }
 

@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.mambaspark.model.Architecture;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.NamedTensor;
@@ -22,8 +23,10 @@ import org.slf4j.LoggerFactory;
 /**
  * A model directory in the Hugging Face layout: {@code config.json} plus {@code model.safetensors},
  * or plus {@code model.safetensors.index.json} and its shards. Loads published checkpoints
- * (state-spaces/mamba-*-hf, and the original mamba_ssm ones once converted to safetensors) and
- * saves what transformers' {@code MambaForCausalLM.from_pretrained} loads.
+ * (state-spaces/mamba-*-hf, tiiuae/falcon-mamba-*, state-spaces/mamba2-* and the original mamba_ssm
+ * ones once converted to safetensors) and saves what transformers' {@code MambaForCausalLM}, {@code
+ * Mamba2ForCausalLM} or {@code FalconMambaForCausalLM.from_pretrained} loads: the tensor names are
+ * each architecture's own (listed by {@link MambaWeights#parameters}).
  *
  * <p>Loading is strict, because a silently half-loaded model produces plausible garbage: every
  * tensor must be a parameter the config implies, with the shape it implies, and every parameter
@@ -295,8 +298,29 @@ public final class Checkpoint {
               + Arrays.toString(p.shape)
               + " ("
               + c
-              + ")");
+              + ")"
+              + shapeHint(p, actual, c));
     }
+  }
+
+  /**
+   * mamba_ssm's Mamba-2 with d_intermediate > 0 widens in_proj by a gated MLP of 2·d_mlp rows
+   * before z: say so, since config.json may not mention it.
+   */
+  private static String shapeHint(NamedTensor p, long[] actual, MambaConfig c) {
+    long extra = actual.length == 2 ? actual[0] - p.shape[0] : 0;
+    if (c.architecture == Architecture.MAMBA2
+        && p.name.endsWith(".mixer.in_proj.weight")
+        && actual[1] == p.shape[1]
+        && extra > 0
+        && extra % 2 == 0) {
+      return "; the "
+          + extra
+          + " extra rows are a gated MLP (d_mlp = "
+          + extra / 2
+          + ", mamba_ssm's d_intermediate), which is not supported";
+    }
+    return "";
   }
 
   private static String unknownHint(MambaConfig c, String name) {

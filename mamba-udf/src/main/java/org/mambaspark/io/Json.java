@@ -2,6 +2,7 @@ package org.mambaspark.io;
 
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.json.JsonReadFeature;
 import com.fasterxml.jackson.core.util.DefaultIndenter;
 import com.fasterxml.jackson.core.util.DefaultPrettyPrinter;
 import com.fasterxml.jackson.databind.DeserializationFeature;
@@ -16,13 +17,15 @@ import java.nio.file.Path;
 
 /**
  * The package's one Jackson set-up: strict parsing (a duplicate key or trailing garbage is an
- * error, not a silent last-one-wins) and Hugging Face-looking output (2-space indent, {@code "key":
- * value}, '\n' line ends).
+ * error, not a silent last-one-wins; the bare {@code Infinity} and {@code NaN} Python's json writes
+ * are read, as in Mamba-2's {@code time_step_limit}) and Hugging Face-looking output (2-space
+ * indent, {@code "key": value}, '\n' line ends).
  */
 final class Json {
   static final ObjectMapper MAPPER =
       new ObjectMapper()
           .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+          .enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS.mappedFeature())
           .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
   /** config.json and index files are kilobytes; anything this big is not one. */

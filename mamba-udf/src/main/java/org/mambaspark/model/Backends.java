@@ -1,6 +1,7 @@
 package org.mambaspark.model;
 
 import java.lang.reflect.InvocationTargetException;
+import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -26,6 +27,10 @@ import org.slf4j.LoggerFactory;
  * this class logs the reason once, loudly, and returns the CPU backend. Only OpenCL devices of type
  * GPU (or accelerator) count, unless {@code -Dmamba.opencl.cpu=true} admits CPU devices such as
  * PoCL (the tests run the kernels that way).
+ *
+ * <p>The GPU kernels compute Mamba-1 only: a runner the GPU backend is asked to open for another
+ * architecture (Mamba-2, Falcon-Mamba) is a CPU runner, and that is logged once per architecture,
+ * loudly, with the reason.
  */
 public final class Backends {
   public static final String BACKEND_PROPERTY = "mamba.backend";
@@ -97,7 +102,7 @@ public final class Backends {
     try {
       Backend gpu = loadGpu(index);
       LOG.info("mamba backend: GPU {} (OpenCL through Aparapi)", gpu.device());
-      return gpu;
+      return new Mamba1OnlyGpu(gpu);
     } catch (IllegalStateException e) {
       why = e.getMessage();
     } catch (ReflectiveOperationException | LinkageError e) {
@@ -114,6 +119,58 @@ public final class Backends {
     lastFallbackWarning = banner;
     LoudWarning.warn(LOG, banner);
     return CpuBackend.INSTANCE;
+  }
+
+  /**
+   * The GPU backend, for Mamba-1 models; models of other architectures get a CPU runner, so that
+   * they are never run through the Mamba-1 kernels.
+   */
+  static final class Mamba1OnlyGpu implements Backend {
+    private final Backend gpu;
+
+    Mamba1OnlyGpu(Backend gpu) {
+      this.gpu = gpu;
+    }
+
+    @Override
+    public Kind kind() {
+      return gpu.kind();
+    }
+
+    @Override
+    public String device() {
+      return gpu.device();
+    }
+
+    @Override
+    public ModelRunner open(MambaModel model) {
+      Architecture a = model.config.architecture;
+      if (a == Architecture.MAMBA) {
+        return gpu.open(model);
+      }
+      warnCpuFor(a, gpu.device());
+      return CpuBackend.INSTANCE.open(model);
+    }
+
+    @Override
+    public String toString() {
+      return gpu.toString();
+    }
+  }
+
+  private static final EnumSet<Architecture> WARNED_CPU_FOR =
+      EnumSet.noneOf(Architecture.class); // guarded by Backends.class
+
+  private static synchronized void warnCpuFor(Architecture a, String device) {
+    if (WARNED_CPU_FOR.add(a)) {
+      String banner =
+          String.format(
+              "%n%s%n*** mamba: the GPU backend (%s) runs Mamba-1 only; this is a %s model"
+                  + " (%s)%n*** RUNNING IT ON THE CPU: %s%n%s",
+              BANNER, device, a.hfClass, a.modelType, CpuBackend.INSTANCE.device(), BANNER);
+      lastFallbackWarning = banner;
+      LoudWarning.warn(LOG, banner);
+    }
   }
 
   /** The last fallback banner logged (tests check it was raised, whatever the logging binding). */
@@ -161,5 +218,6 @@ public final class Backends {
   static synchronized void reset() {
     chosen = null;
     BY_DEVICE.clear();
+    WARNED_CPU_FOR.clear();
   }
 }

@@ -2,17 +2,16 @@ package org.mambaspark.model;
 
 import java.util.Arrays;
 import org.mambaspark.ops.Activations;
-import org.mambaspark.ops.Conv1d;
 import org.mambaspark.ops.Matmul;
 import org.mambaspark.ops.RmsNorm;
-import org.mambaspark.ops.SelectiveScan;
 
 /**
  * The gradient of the next-token cross-entropy, by hand, llm.c style: {@link MambaModel#forward} on
  * a training {@link Workspace} saves what each backward needs, then {@link #backward} walks the
- * same operations in reverse, accumulating (+=) into a gradient shaped like the weights ({@link
- * MambaWeights#zerosLike}). A tied lm_head's gradient lands in the embedding's (they are one
- * array). One Backprop per thread; the model is shared.
+ * same operations in reverse (each layer's mixer through {@link Mixer#backward}), accumulating (+=)
+ * into a gradient shaped like the weights ({@link MambaWeights#zerosLike}). A tied lm_head's
+ * gradient lands in the embedding's (they are one array). One Backprop per thread; the model is
+ * shared.
  */
 public final class Backprop {
   /**
@@ -28,18 +27,18 @@ public final class Backprop {
   // gradient scratch, reused per layer
   private final float[] dx; //     (BT, D)    dLoss/d residual stream
   private final float[] dxNorm; // (BT, D)
-  private final float[] dxz; //    (BT, 2ED)
-  private final float[] dxs; //    (BT, ED)
-  private final float[] ddbc; //   (BT, R+2N)
-  private final float[] ddelta; // (BT, ED)
-  private final float[] dy; //     (BT, ED)
-  private final float[] dAT; //    (N, ED)
   private final float[] dhidden; // (BT, D)
+  private final Mixer.Buffers mixerScratch;
 
   public Backprop(MambaModel model, int B, int L) {
     this(model, B, L, DEFAULT_SCAN_CHUNK);
   }
 
+  /**
+   * @param scanChunk Mamba-1 and Falcon-Mamba: positions per saved scan state. Mamba-2's scan saves
+   *     its state at the boundaries of the config's chunk_size instead (its chunks are the
+   *     computation's own); the gradient does not depend on either.
+   */
   public Backprop(MambaModel model, int B, int L, int scanChunk) {
     if (L < 2) {
       throw new IllegalArgumentException(
@@ -50,16 +49,11 @@ public final class Backprop {
     this.B = B;
     this.L = L;
     this.ws = Workspace.forTraining(c, B, L, scanChunk);
-    int BT = B * L, D = c.hiddenSize, ED = c.intermediateSize, P = c.xProjSize();
+    int BT = B * L, D = c.hiddenSize;
     dx = new float[BT * D];
     dxNorm = new float[BT * D];
-    dxz = new float[BT * 2 * ED];
-    dxs = new float[BT * ED];
-    ddbc = new float[BT * P];
-    ddelta = new float[BT * ED];
-    dy = new float[BT * ED];
-    dAT = new float[c.stateSize * ED];
     dhidden = new float[BT * D];
+    mixerScratch = model.mixer.newScratch(B, L);
   }
 
   /**
@@ -78,8 +72,7 @@ public final class Backprop {
   private double backward(int[] ids, MambaWeights grads, double scale) {
     MambaConfig c = model.config;
     MambaWeights w = model.weights;
-    int BT = B * L, D = c.hiddenSize, ED = c.intermediateSize, N = c.stateSize, R = c.timeStepRank;
-    int K = c.convKernel, P = c.xProjSize();
+    int BT = B * L, D = c.hiddenSize;
 
     // cross-entropy + lm_head: dhidden, dlm_head
     Arrays.fill(dhidden, 0f);
@@ -94,89 +87,12 @@ public final class Backprop {
     RmsNorm.rmsnormBackward(dx, grads.normF, dhidden, ws.x, w.normF, ws.rstdF, BT, D);
 
     for (int l = c.numLayers - 1; l >= 0; l--) {
-      LayerWeights lw = w.layers[l];
-      LayerWeights g = grads.layers[l];
+      BlockWeights lw = w.blocks[l];
+      BlockWeights g = grads.blocks[l];
       LayerBuffers a = ws.layer(l);
-      // x_out = x_in + out_proj(y): dx flows through unchanged, plus the mixer's path
-      Arrays.fill(dy, 0f);
-      Matmul.matmulBackward(
-          dy, 0, ED, g.outProj, g.outProjBias, dx, 0, D, a.y, 0, ED, lw.outProj, BT, ED, D);
-      // scan (with D skip and gate): du, dΔ, dA, dB, dC, dD, dz
-      Arrays.fill(dxs, 0f);
-      Arrays.fill(ddelta, 0f);
-      Arrays.fill(dAT, 0f);
-      Arrays.fill(ddbc, 0f);
-      Arrays.fill(dxz, 0f);
-      SelectiveScan.scanBackward(
-          dxs,
-          ddelta,
-          dAT,
-          ddbc,
-          g.dSkip,
-          dxz,
-          dy,
-          a.hChunks,
-          ws.scanChunk,
-          a.xs,
-          a.delta,
-          a.aT,
-          a.dbc,
-          R,
-          lw.dSkip,
-          a.xz,
-          ED,
-          2 * ED,
-          B,
-          L,
-          ED,
-          N);
-      // A = -exp(A_log)  =>  dA_log = dA · A   (dAT and aT are (N, ED); A_log is (ED, N))
-      float[] aT = a.aT;
-      for (int e = 0; e < ED; e++) {
-        for (int n = 0; n < N; n++) {
-          g.aLog[e * N + n] += dAT[n * ED + e] * aT[n * ED + e];
-        }
-      }
-      // Δ = softplus(dt_proj(dbc[:, :R]))
-      Activations.softplusBackward(ddelta, a.dtPre, 0, ED, BT, ED);
-      Matmul.matmulBackward(
-          ddbc, 0, P, g.dtProj, g.dtProjBias, ddelta, 0, ED, a.dbc, 0, P, lw.dtProj, BT, R, ED);
-      // dbc = x_proj(xs)
-      Matmul.matmulBackward(
-          dxs, 0, ED, g.xProj, null, ddbc, 0, P, a.xs, 0, ED, lw.xProj, BT, ED, P);
-      // xs = silu(conv(xz[:, :ED]))
-      Conv1d.convBackward(
-          dxz,
-          g.conv1dWeight,
-          g.conv1dBias,
-          dxs,
-          a.convPre,
-          a.xz,
-          0,
-          2 * ED,
-          lw.conv1dWeight,
-          B,
-          L,
-          ED,
-          K);
-      // xz = in_proj(rmsnorm(x_in))
+      // x_out = x_in + mixer(rmsnorm(x_in)): dx flows through unchanged, plus the mixer's path
       Arrays.fill(dxNorm, 0f);
-      Matmul.matmulBackward(
-          dxNorm,
-          0,
-          D,
-          g.inProj,
-          g.inProjBias,
-          dxz,
-          0,
-          2 * ED,
-          a.xNorm,
-          0,
-          D,
-          lw.inProj,
-          BT,
-          D,
-          2 * ED);
+      model.mixer.backward(dxNorm, g, dx, a.xNorm, lw, a.mixer, mixerScratch, B, L);
       RmsNorm.rmsnormBackward(dx, g.norm, dxNorm, a.xIn, lw.norm, a.rstd, BT, D);
     }
     // embeddings

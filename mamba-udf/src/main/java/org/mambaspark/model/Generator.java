@@ -158,6 +158,13 @@ public final class Generator {
     if (params[r].maxNewTokens == 0) {
       return false;
     }
+    if (count[r] < params[r].minNewTokens) {
+      for (int s : params[r].stopTokens) {
+        if (s >= 0 && s < V) {
+          logits[off + s] = Float.NEGATIVE_INFINITY;
+        }
+      }
+    }
     int next = samplers[r].sample(logits, off, V);
     out[r][count[r]++] = next;
     if (onToken != null) {

@@ -4,8 +4,9 @@ import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
- * Weights for training from scratch, as HF's {@code MambaPreTrainedModel._init_weights} and
- * PyTorch's module defaults lay them out (mamba_ssm does the same):
+ * Weights for training from scratch, as HF's {@code MambaPreTrainedModel._init_weights} (and {@code
+ * Mamba2PreTrainedModel}'s) and PyTorch's module defaults lay them out (mamba_ssm does the same).
+ * Mamba-1 and Falcon-Mamba:
  *
  * <ul>
  *   <li>embeddings ~ N(0, initializer_range²); norms = 1;
@@ -19,55 +20,51 @@ import java.util.SplittableRandom;
  *   <li>A_log[e, n] = log(n + 1) (S4D-real), D = 1.
  * </ul>
  *
- * Deterministic in the seed: parameters are drawn in {@link MambaWeights#parameters()} order from
- * one generator.
+ * Mamba-2: in_proj, out_proj, conv1d as above; dt_bias as dt_proj.bias (per head); A_log[h] = log(h
+ * + 1); D = 1; the gated norm's weight 1.
+ *
+ * <p>Deterministic in the seed: parameters are drawn in {@link MambaWeights#parameters()} order
+ * from one generator.
  */
 public final class Initialization {
   private Initialization() {}
 
   public static MambaWeights initialize(MambaConfig c, long seed) {
     MambaWeights w = new MambaWeights(c);
+    Mixer mixer = c.architecture.mixer(c);
     SplittableRandom rnd = new SplittableRandom(seed);
-    int D = c.hiddenSize,
-        ED = c.intermediateSize,
-        N = c.stateSize,
-        R = c.timeStepRank,
-        K = c.convKernel;
     normal(w.embeddings, c.initializerRange, rnd);
-    for (LayerWeights l : w.layers) {
+    for (BlockWeights l : w.blocks) {
       Arrays.fill(l.norm, 1f);
-      uniform(l.inProj, 1 / Math.sqrt(D), rnd);
-      uniform(l.conv1dWeight, 1 / Math.sqrt(K), rnd);
-      if (l.conv1dBias != null) {
-        uniform(l.conv1dBias, 1 / Math.sqrt(K), rnd);
-      }
-      uniform(l.xProj, 1 / Math.sqrt(ED), rnd);
-      uniform(l.dtProj, c.timeStepScale / Math.sqrt(R), rnd);
-      double lo = Math.log(c.timeStepMin), hi = Math.log(c.timeStepMax);
-      for (int e = 0; e < ED; e++) {
-        double dt = Math.max(Math.exp(lo + rnd.nextDouble() * (hi - lo)), c.timeStepFloor);
-        l.dtProjBias[e] = (float) (dt + Math.log(-Math.expm1(-dt))); // inverse softplus
-      }
-      for (int e = 0; e < ED; e++) {
-        for (int n = 0; n < N; n++) {
-          l.aLog[e * N + n] = (float) Math.log(n + 1);
-        }
-      }
-      Arrays.fill(l.dSkip, 1f);
-      uniform(l.outProj, 1 / Math.sqrt(ED), rnd);
-      if (c.rescalePrenormResidual) {
-        float s = (float) (1 / Math.sqrt(c.numLayers));
-        for (int i = 0; i < l.outProj.length; i++) {
-          l.outProj[i] *= s;
-        }
-      }
-      // in_proj / out_proj biases stay 0
+      mixer.initialize(l, rnd);
     }
     Arrays.fill(w.normF, 1f);
     if (!c.tieWordEmbeddings) {
-      uniform(w.lmHead, 1 / Math.sqrt(D), rnd);
+      uniform(w.lmHead, 1 / Math.sqrt(c.hiddenSize), rnd);
     }
     return w;
+  }
+
+  /**
+   * Δ's bias = softplus⁻¹(dt), dt log-uniform in [time_step_min, time_step_max] floored at
+   * time_step_floor, so that softplus(bias) starts at dt (one per channel, or per head).
+   */
+  static void timeStepBias(float[] bias, MambaConfig c, SplittableRandom rnd) {
+    double lo = Math.log(c.timeStepMin), hi = Math.log(c.timeStepMax);
+    for (int e = 0; e < bias.length; e++) {
+      double dt = Math.max(Math.exp(lo + rnd.nextDouble() * (hi - lo)), c.timeStepFloor);
+      bias[e] = (float) (dt + Math.log(-Math.expm1(-dt))); // inverse softplus
+    }
+  }
+
+  /** With rescale_prenorm_residual, out_proj is divided by √num_layers. */
+  static void rescaleResidual(float[] outProj, MambaConfig c) {
+    if (c.rescalePrenormResidual) {
+      float s = (float) (1 / Math.sqrt(c.numLayers));
+      for (int i = 0; i < outProj.length; i++) {
+        outProj[i] *= s;
+      }
+    }
   }
 
   private static void normal(float[] a, double std, SplittableRandom rnd) {
@@ -81,7 +78,7 @@ public final class Initialization {
     }
   }
 
-  private static void uniform(float[] a, double bound, SplittableRandom rnd) {
+  static void uniform(float[] a, double bound, SplittableRandom rnd) {
     for (int i = 0; i < a.length; i++) {
       a[i] = (float) ((2 * rnd.nextDouble() - 1) * bound);
     }

@@ -1,11 +1,13 @@
 package org.mambaspark.model;
 
+import java.util.List;
+
 /**
- * One residual block: {@code backbone.layers.{i}.norm} and {@code backbone.layers.{i}.mixer.*}.
- * Flat row-major arrays in the checkpoint's own layout (PyTorch Linear weights are (out, in)).
+ * One Mamba-1 (or Falcon-Mamba) residual block: {@code backbone.layers.{i}.norm} ({@link #norm})
+ * and {@code backbone.layers.{i}.mixer.*}. Flat row-major arrays in the checkpoint's own layout
+ * (PyTorch Linear weights are (out, in)).
  */
-public final class LayerWeights {
-  public final float[] norm; //         (D)
+public final class LayerWeights extends BlockWeights {
   public final float[] inProj; //       (2ED, D)   rows [0, ED): conv input x; [ED, 2ED): gate z
   public final float[] inProjBias; //   (2ED) or null unless use_bias
   public final float[] conv1dWeight; // (ED, K)    checkpoint shape (ED, 1, K)
@@ -19,12 +21,12 @@ public final class LayerWeights {
   public final float[] outProjBias; //  (D) or null unless use_bias
 
   public LayerWeights(MambaConfig c) {
+    super(c);
     int D = c.hiddenSize,
         ED = c.intermediateSize,
         N = c.stateSize,
         R = c.timeStepRank,
         K = c.convKernel;
-    norm = new float[D];
     inProj = new float[2 * ED * D];
     inProjBias = c.useBias ? new float[2 * ED] : null;
     conv1dWeight = new float[ED * K];
@@ -36,5 +38,28 @@ public final class LayerWeights {
     dSkip = new float[ED];
     outProj = new float[D * ED];
     outProjBias = c.useBias ? new float[D] : null;
+  }
+
+  @Override
+  void addMixerParameters(List<NamedTensor> p, String mx, MambaConfig c) {
+    long D = c.hiddenSize, ED = c.intermediateSize, N = c.stateSize, R = c.timeStepRank;
+    long K = c.convKernel;
+    p.add(new NamedTensor(mx + "in_proj.weight", new long[] {2 * ED, D}, inProj));
+    if (inProjBias != null) {
+      p.add(new NamedTensor(mx + "in_proj.bias", new long[] {2 * ED}, inProjBias));
+    }
+    p.add(new NamedTensor(mx + "conv1d.weight", new long[] {ED, 1, K}, conv1dWeight));
+    if (conv1dBias != null) {
+      p.add(new NamedTensor(mx + "conv1d.bias", new long[] {ED}, conv1dBias));
+    }
+    p.add(new NamedTensor(mx + "x_proj.weight", new long[] {R + 2 * N, ED}, xProj));
+    p.add(new NamedTensor(mx + "dt_proj.weight", new long[] {ED, R}, dtProj));
+    p.add(new NamedTensor(mx + "dt_proj.bias", new long[] {ED}, dtProjBias));
+    p.add(new NamedTensor(mx + "A_log", new long[] {ED, N}, aLog));
+    p.add(new NamedTensor(mx + "D", new long[] {ED}, dSkip));
+    p.add(new NamedTensor(mx + "out_proj.weight", new long[] {D, ED}, outProj));
+    if (outProjBias != null) {
+      p.add(new NamedTensor(mx + "out_proj.bias", new long[] {D}, outProjBias));
+    }
   }
 }

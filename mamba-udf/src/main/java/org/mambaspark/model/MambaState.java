@@ -10,10 +10,16 @@ import java.util.Arrays;
 public final class MambaState {
   public final int batch;
 
-  /** Per layer (B, ED, K-1): the last K-1 inputs of the causal conv, oldest first. */
+  /**
+   * Per layer (B, C, K-1): the last K-1 inputs of the causal conv, oldest first; C = {@link
+   * MambaConfig#convChannels} (ED, or ED + 2GN for Mamba-2).
+   */
   private final float[][] conv;
 
-  /** Per layer (B, N, ED): the SSM state h (transposed from HF's (B, ED, N), see SelectiveScan). */
+  /**
+   * Per layer B·N·ED floats: the SSM state h, in its mixer's layout (Mamba-1: (B, N, ED),
+   * transposed from HF's (B, ED, N), see SelectiveScan; Mamba-2: (B, H, P, N) as HF).
+   */
   private final float[][] ssm;
 
   /**
@@ -42,7 +48,7 @@ public final class MambaState {
     }
     this.batch = batch;
     int ED = c.intermediateSize;
-    conv = new float[c.numLayers][batch * ED * (c.convKernel - 1)];
+    conv = new float[c.numLayers][batch * c.convChannels() * (c.convKernel - 1)];
     ssm = new float[c.numLayers][batch * c.stateSize * ED];
   }
 
@@ -50,13 +56,13 @@ public final class MambaState {
     return conv.length;
   }
 
-  /** Layer l's conv state (B, ED, K-1), current: brought back from a device that holds it. */
+  /** Layer l's conv state (B, C, K-1), current: brought back from a device that holds it. */
   public float[] conv(int l) {
     toHost();
     return conv[l];
   }
 
-  /** Layer l's SSM state (B, N, ED), current: brought back from a device that holds it. */
+  /** Layer l's SSM state (B·N·ED), current: brought back from a device that holds it. */
   public float[] ssm(int l) {
     toHost();
     return ssm[l];

@@ -5,8 +5,9 @@ import java.util.Collections;
 import java.util.List;
 
 /**
- * All parameters of a {@code MambaForCausalLM}. {@link #parameters()} is the one walk over them by
- * checkpoint name, in a fixed order, shared by checkpoint I/O, the optimizer and gradient
+ * All parameters of a Mamba-family language model ({@code MambaForCausalLM}, {@code
+ * Mamba2ForCausalLM}, {@code FalconMambaForCausalLM}). {@link #parameters()} is the one walk over
+ * them by checkpoint name, in a fixed order, shared by checkpoint I/O, the optimizer and gradient
  * aggregation. A gradient is a {@code MambaWeights} too ({@link #zerosLike}).
  */
 public final class MambaWeights {
@@ -16,7 +17,16 @@ public final class MambaWeights {
 
   public final MambaConfig config;
   public final float[] embeddings; // (V, D)
+
+  /** Every block, whatever the architecture: its norm and its mixer's weights. */
+  public final BlockWeights[] blocks;
+
+  /** The same blocks typed as Mamba-1's (Mamba-1 and Falcon-Mamba); empty for Mamba-2. */
   public final LayerWeights[] layers;
+
+  /** The same blocks typed as Mamba-2's; empty for the other architectures. */
+  public final Mamba2LayerWeights[] mamba2Layers;
+
   public final float[] normF; //      (D)
 
   /** (V, D); the same array as {@link #embeddings} when the head is tied. */
@@ -29,9 +39,16 @@ public final class MambaWeights {
     this.config = c;
     int V = c.vocabSize, D = c.hiddenSize;
     embeddings = new float[V * D];
-    layers = new LayerWeights[c.numLayers];
-    for (int i = 0; i < layers.length; i++) {
-      layers[i] = new LayerWeights(c);
+    boolean ssd = c.architecture == Architecture.MAMBA2;
+    layers = new LayerWeights[ssd ? 0 : c.numLayers];
+    mamba2Layers = new Mamba2LayerWeights[ssd ? c.numLayers : 0];
+    blocks = new BlockWeights[c.numLayers];
+    for (int i = 0; i < blocks.length; i++) {
+      if (ssd) {
+        blocks[i] = mamba2Layers[i] = new Mamba2LayerWeights(c);
+      } else {
+        blocks[i] = layers[i] = new LayerWeights(c);
+      }
     }
     normF = new float[D];
     lmHead = c.tieWordEmbeddings ? embeddings : new float[V * D];
@@ -62,36 +79,13 @@ public final class MambaWeights {
 
   private List<NamedTensor> buildParameters() {
     MambaConfig c = config;
-    long V = c.vocabSize,
-        D = c.hiddenSize,
-        ED = c.intermediateSize,
-        N = c.stateSize,
-        R = c.timeStepRank;
-    long K = c.convKernel;
+    long V = c.vocabSize, D = c.hiddenSize;
     List<NamedTensor> p = new ArrayList<>();
     p.add(new NamedTensor(EMBEDDINGS, new long[] {V, D}, embeddings));
-    for (int i = 0; i < layers.length; i++) {
-      LayerWeights l = layers[i];
+    for (int i = 0; i < blocks.length; i++) {
       String pre = "backbone.layers." + i + ".";
-      String mx = pre + "mixer.";
-      p.add(new NamedTensor(pre + "norm.weight", new long[] {D}, l.norm));
-      p.add(new NamedTensor(mx + "in_proj.weight", new long[] {2 * ED, D}, l.inProj));
-      if (l.inProjBias != null) {
-        p.add(new NamedTensor(mx + "in_proj.bias", new long[] {2 * ED}, l.inProjBias));
-      }
-      p.add(new NamedTensor(mx + "conv1d.weight", new long[] {ED, 1, K}, l.conv1dWeight));
-      if (l.conv1dBias != null) {
-        p.add(new NamedTensor(mx + "conv1d.bias", new long[] {ED}, l.conv1dBias));
-      }
-      p.add(new NamedTensor(mx + "x_proj.weight", new long[] {R + 2 * N, ED}, l.xProj));
-      p.add(new NamedTensor(mx + "dt_proj.weight", new long[] {ED, R}, l.dtProj));
-      p.add(new NamedTensor(mx + "dt_proj.bias", new long[] {ED}, l.dtProjBias));
-      p.add(new NamedTensor(mx + "A_log", new long[] {ED, N}, l.aLog));
-      p.add(new NamedTensor(mx + "D", new long[] {ED}, l.dSkip));
-      p.add(new NamedTensor(mx + "out_proj.weight", new long[] {D, ED}, l.outProj));
-      if (l.outProjBias != null) {
-        p.add(new NamedTensor(mx + "out_proj.bias", new long[] {D}, l.outProjBias));
-      }
+      p.add(new NamedTensor(pre + "norm.weight", new long[] {D}, blocks[i].norm));
+      blocks[i].addMixerParameters(p, pre + "mixer.", c);
     }
     p.add(new NamedTensor(NORM_F, new long[] {D}, normF));
     if (!c.tieWordEmbeddings) {

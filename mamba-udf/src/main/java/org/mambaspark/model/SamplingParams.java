@@ -18,8 +18,25 @@ public final class SamplingParams {
   /** Generation stops after emitting any of these (the stop token is included in the output). */
   public final int[] stopTokens;
 
+  /**
+   * The stop tokens cannot be chosen before this many new tokens (HF's {@code min_new_tokens}:
+   * their logits are -∞ until then).
+   */
+  public final int minNewTokens;
+
   public SamplingParams(
       int maxNewTokens, float temperature, int topK, float topP, long seed, int[] stopTokens) {
+    this(maxNewTokens, temperature, topK, topP, seed, stopTokens, 0);
+  }
+
+  private SamplingParams(
+      int maxNewTokens,
+      float temperature,
+      int topK,
+      float topP,
+      long seed,
+      int[] stopTokens,
+      int minNewTokens) {
     if (maxNewTokens < 0) {
       throw new IllegalArgumentException("max new tokens must be >= 0, got " + maxNewTokens);
     }
@@ -39,6 +56,15 @@ public final class SamplingParams {
     this.topP = topP;
     this.seed = seed;
     this.stopTokens = stopTokens == null ? new int[0] : stopTokens.clone();
+    if (minNewTokens < 0) {
+      throw new IllegalArgumentException("min new tokens must be >= 0, got " + minNewTokens);
+    }
+    this.minNewTokens = minNewTokens;
+  }
+
+  /** These parameters with the stop tokens held off for the first {@code n} new tokens. */
+  public SamplingParams withMinNewTokens(int n) {
+    return new SamplingParams(maxNewTokens, temperature, topK, topP, seed, stopTokens, n);
   }
 
   public static SamplingParams greedy(int maxNewTokens) {
@@ -72,6 +98,7 @@ public final class SamplingParams {
         + seed
         + ", stop="
         + Arrays.toString(stopTokens)
+        + (minNewTokens > 0 ? ", minNew=" + minNewTokens : "")
         + "}";
   }
 }

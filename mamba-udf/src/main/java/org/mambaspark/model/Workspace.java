@@ -9,6 +9,7 @@ package org.mambaspark.model;
  */
 public final class Workspace {
   final MambaConfig c;
+  final Mixer mixer;
   final boolean training;
 
   /** Positions per scan chunk whose boundary state training saves (memory ∝ L / scanChunk). */
@@ -31,12 +32,14 @@ public final class Workspace {
 
   public Workspace(MambaConfig c) {
     this.c = c;
+    this.mixer = c.architecture.mixer(c);
     this.training = false;
     this.scanChunk = 0;
   }
 
   private Workspace(MambaConfig c, int B, int L, int scanChunk) {
     this.c = c;
+    this.mixer = c.architecture.mixer(c);
     this.training = true;
     this.scanChunk = scanChunk;
     this.batch = B;
@@ -81,7 +84,7 @@ public final class Workspace {
 
   private void allocate(int B, int L) {
     int BT = B * L, D = c.hiddenSize;
-    if ((long) BT * 2 * c.intermediateSize > Integer.MAX_VALUE - 8) {
+    if ((long) BT * c.inProjSize() > Integer.MAX_VALUE - 8) {
       throw new IllegalArgumentException(
           "batch × length = "
               + (long) B * L
@@ -96,7 +99,7 @@ public final class Workspace {
     for (int l = 0; l < layers.length; l++) {
       layers[l] =
           new LayerBuffers(
-              c, training ? B : 1, training ? L : BT, training, Math.max(1, scanChunk));
+              c, mixer, training ? B : 1, training ? L : BT, training, Math.max(1, scanChunk));
     }
     capacity = BT;
   }

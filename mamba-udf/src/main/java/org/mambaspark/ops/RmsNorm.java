@@ -79,4 +79,76 @@ public final class RmsNorm {
       }
     }
   }
+
+  /**
+   * Weightless RMSNorm of one column block of each row (Falcon-Mamba's norms on Δ's input, B and C
+   * inside x_proj's output): out[t·stride + off + i] = inp[...] · r_t, r_t = 1/sqrt(mean_i inp² +
+   * eps), i in [0, n).
+   *
+   * @param out (BT, stride), only columns [off, off+n) written
+   * @param rstd r_t at rstd[rstdOff + t], saved for the backward pass
+   * @param inp (BT, stride)
+   */
+  public static void rmsnormColumnsForward(
+      float[] out,
+      float[] rstd,
+      int rstdOff,
+      float[] inp,
+      int off,
+      int stride,
+      int BT,
+      int n,
+      float eps) {
+    Parallel.forRange(
+        BT,
+        Math.max(1, 4096 / n),
+        (from, to) -> {
+          for (int t = from; t < to; t++) {
+            int o = t * stride + off;
+            float ss = 0f;
+            for (int i = 0; i < n; i++) {
+              float v = inp[o + i];
+              ss += v * v;
+            }
+            float r = (float) (1.0 / Math.sqrt(ss / n + eps));
+            for (int i = 0; i < n; i++) {
+              out[o + i] = inp[o + i] * r;
+            }
+            rstd[rstdOff + t] = r;
+          }
+        });
+  }
+
+  /**
+   * Accumulates (+=) the gradient of {@link #rmsnormColumnsForward}: dinp = r·dout − r³/n · inp ·
+   * Σ(dout · inp), over the same column block.
+   */
+  public static void rmsnormColumnsBackward(
+      float[] dinp,
+      float[] dout,
+      float[] inp,
+      float[] rstd,
+      int rstdOff,
+      int off,
+      int stride,
+      int BT,
+      int n) {
+    Parallel.forRange(
+        BT,
+        Math.max(1, 4096 / n),
+        (from, to) -> {
+          for (int t = from; t < to; t++) {
+            int o = t * stride + off;
+            float r = rstd[rstdOff + t];
+            float dot = 0f;
+            for (int i = 0; i < n; i++) {
+              dot += dout[o + i] * inp[o + i];
+            }
+            float c = r * r * r * dot / n;
+            for (int i = 0; i < n; i++) {
+              dinp[o + i] += r * dout[o + i] - c * inp[o + i];
+            }
+          }
+        });
+  }
 }

@@ -40,8 +40,9 @@ class CheckpointTest {
   @TempDir Path tmp;
 
   @Test
-  void loadsTinyAndSmallFixtures() {
-    for (String name : new String[] {"tiny", "small"}) {
+  void loadsEveryFixture() {
+    for (String name :
+        new String[] {"tiny", "small", "falcon_tiny", "mamba2_tiny", "mamba2_small"}) {
       Path dir = IoTestSupport.fixtureModel(name);
       MambaWeights w = Checkpoint.load(dir);
       assertEquals(ConfigJson.read(dir.resolve("config.json")), w.config);
@@ -63,16 +64,64 @@ class CheckpointTest {
       MambaConfig c = w.config;
       assertSame(w.embeddings, w.lmHead, "tied head shares the embedding array");
       assertEquals(c.vocabSize * c.hiddenSize, w.embeddings.length);
-      assertEquals(2 * c.intermediateSize * c.hiddenSize, w.layers[0].inProj.length);
+      assertEquals(c.numLayers, w.blocks.length);
       assertEquals(
-          c.intermediateSize * c.convKernel, w.layers[c.numLayers - 1].conv1dWeight.length);
-      for (float a : w.layers[0].aLog) {
-        assertTrue(Float.isFinite(a), "A_log finite");
+          c.numLayers, w.layers.length + w.mamba2Layers.length, "typed by the architecture");
+      if (w.layers.length > 0) {
+        assertEquals(2 * c.intermediateSize * c.hiddenSize, w.layers[0].inProj.length);
+        assertEquals(
+            c.intermediateSize * c.convKernel, w.layers[c.numLayers - 1].conv1dWeight.length);
+      } else {
+        assertEquals(c.inProjSize() * c.hiddenSize, w.mamba2Layers[0].inProj.length);
+        assertEquals(c.numHeads, w.mamba2Layers[c.numLayers - 1].aLog.length);
       }
       System.out.printf(
           "%s: %s, %d tensors, %d values, largest difference to readFloats %.1g%n",
           name, c, w.parameters().size(), values, maxDiff);
     }
+  }
+
+  /**
+   * What we save for each architecture has the fixture's (transformers') tensor names, shapes and
+   * dtype, and loads back bit for bit.
+   */
+  @org.junit.jupiter.params.ParameterizedTest
+  @org.junit.jupiter.params.provider.ValueSource(
+      strings = {"tiny", "falcon_tiny", "mamba2_tiny", "mamba2_small"})
+  void savedLayoutIsTheFixtures(String name) {
+    Path fixture = IoTestSupport.fixtureModel(name);
+    MambaWeights w = Checkpoint.load(fixture);
+    Path dir = tmp.resolve(name);
+    Checkpoint.save(w, dir);
+    assertAllEqual(w, Checkpoint.load(dir));
+    try (SafetensorsFile want = SafetensorsFile.open(fixture.resolve("model.safetensors"));
+        SafetensorsFile got = SafetensorsFile.open(dir.resolve("model.safetensors"))) {
+      assertEquals(new java.util.TreeSet<>(want.names()), new java.util.TreeSet<>(got.names()));
+      for (String t : want.names()) {
+        assertArrayEquals(want.info(t).shape(), got.info(t).shape(), t);
+        assertEquals(want.info(t).dtype(), got.info(t).dtype(), t);
+      }
+      System.out.printf(
+          "%s: saved %d tensors, names, shapes and dtypes as the fixture's%n",
+          name, got.names().size());
+    }
+  }
+
+  @Test
+  void mamba2InProjWithAGatedMlpIsNamed() {
+    Path dir = copyModel("mamba2_tiny", tmp.resolve("dmlp"));
+    Map<String, T> t = readAll(dir.resolve("model.safetensors"));
+    String name = "backbone.layers.0.mixer.in_proj.weight";
+    long[] shape = t.get(name).shape;
+    long rows = shape[0] + 2 * 16; // a d_mlp = 16 gated MLP before z
+    t.put(name, new T(new long[] {rows, shape[1]}, new float[(int) (rows * shape[1])]));
+    writeAll(dir.resolve("model.safetensors"), t);
+    assertMentions(
+        assertThrows(CheckpointException.class, () -> Checkpoint.load(dir)),
+        "model.safetensors",
+        "'" + name + "'",
+        "d_mlp = 16",
+        "not supported");
   }
 
   @Test

@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.mambaspark.model.Architecture;
 import org.mambaspark.model.MambaConfig;
 
 /**
@@ -175,20 +176,137 @@ class ConfigJsonTest {
   }
 
   @Test
+  void readsMamba2AndFalconConfigsInBothDialects() throws IOException {
+    MambaConfig m2 =
+        ConfigJson.read(IoTestSupport.fixtureModel("mamba2_small").resolve("config.json"));
+    assertEquals(Architecture.MAMBA2, m2.architecture);
+    assertEquals(8, m2.numHeads);
+    assertEquals(32, m2.headDim);
+    assertEquals(2, m2.nGroups);
+    assertEquals(64, m2.chunkSize);
+    assertEquals(256, m2.intermediateSize);
+    assertEquals(256 + 2 * 2 * 32, m2.convChannels());
+    assertEquals(0f, m2.timeStepLimitMin);
+    assertEquals(Float.POSITIVE_INFINITY, m2.timeStepLimitMax, "{\"__float__\": \"Infinity\"}");
+    MambaConfig falcon =
+        ConfigJson.read(IoTestSupport.fixtureModel("falcon_tiny").resolve("config.json"));
+    assertEquals(Architecture.FALCON_MAMBA, falcon.architecture);
+    assertEquals(1e-6f, falcon.mixerRmsEps);
+    String hf =
+        "{\"architectures\": [\"Mamba2ForCausalLM\"], \"hidden_size\": 64,"
+            + " \"num_hidden_layers\": 2, \"vocab_size\": 100, \"num_heads\": 8,"
+            + " \"head_dim\": 16, \"n_groups\": 2, \"state_size\": 12, \"time_step_limit\": ";
+    for (String limit : new String[] {"[0.0, Infinity]", "[0.0, \"inf\"]", "[0.001, 0.5]"}) {
+      MambaConfig c = read(hf + limit + "}");
+      assertEquals(Architecture.MAMBA2, c.architecture, "by architectures[0]");
+      assertEquals(limit.contains("0.5") ? 0.5f : Float.POSITIVE_INFINITY, c.timeStepLimitMax);
+      assertTrue(!c.tieWordEmbeddings, "Mamba2Config's default: untied");
+    }
+    // state-spaces/mamba2-130m's config.json: mamba_ssm's Mamba2 defaults, vocabulary padded
+    MambaConfig ssm =
+        read(
+            "{\"d_model\": 768, \"d_intermediate\": 0, \"n_layer\": 24, \"vocab_size\": 50277,"
+                + " \"ssm_cfg\": {\"layer\": \"Mamba2\"}, \"attn_layer_idx\": [], \"attn_cfg\": {},"
+                + " \"rms_norm\": true, \"residual_in_fp32\": true, \"fused_add_norm\": true,"
+                + " \"pad_vocab_size_multiple\": 16, \"tie_embeddings\": true}");
+    assertEquals(MambaConfig.preset("mamba2-130m"), ssm.toBuilder().build());
+    assertEquals(50288, ssm.vocabSize);
+    assertEquals(24, ssm.numHeads);
+    assertEquals(128, ssm.stateSize);
+    assertEquals(1, ssm.nGroups);
+    // write then read, and the fields the fixtures' configs have
+    for (MambaConfig c :
+        new MambaConfig[] {
+          m2.toBuilder().useBias(true).tieWordEmbeddings(false).timeStepLimit(0.01f, 2f).build(),
+          m2,
+          falcon.toBuilder().mixerRmsEps(1e-5f).build()
+        }) {
+      Path file = tmp.resolve("config.json");
+      ConfigJson.write(c, file);
+      MambaConfig back = ConfigJson.read(file);
+      assertEquals(c, back);
+      String fixture = c.architecture == Architecture.MAMBA2 ? "mamba2_small" : "falcon_tiny";
+      java.util.Set<String> want =
+          fieldNames(
+              Json.MAPPER.readTree(
+                  IoTestSupport.fixtureModel(fixture).resolve("config.json").toFile()));
+      java.util.Set<String> got = fieldNames(Json.MAPPER.readTree(file.toFile()));
+      // the dtype's key and the writer's version are transformers' own bookkeeping
+      want.removeAll(java.util.List.of("dtype", "transformers_version"));
+      got.remove("torch_dtype");
+      assertEquals(want, got, "the fields of transformers' " + c.architecture.hfClass);
+      System.out.println("written " + c + ":\n" + Files.readString(file));
+    }
+  }
+
+  private static java.util.Set<String> fieldNames(JsonNode j) {
+    java.util.Set<String> names = new java.util.TreeSet<>();
+    j.fieldNames().forEachRemaining(names::add);
+    return names;
+  }
+
+  @Test
   void refusesWhatThisEngineDoesNotRun() {
     assertMentions(
         fails(
             "{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100,"
-                + " \"ssm_cfg\": {\"layer\": \"Mamba2\"}}"),
+                + " \"ssm_cfg\": {\"layer\": \"Mamba3\"}}"),
         "config.json",
         "ssm_cfg.layer",
-        "Mamba2 is not supported");
+        "Mamba3");
     assertMentions(
         fails(
             "{\"model_type\": \"mamba2\", \"hidden_size\": 64, \"num_hidden_layers\": 2,"
-                + " \"vocab_size\": 100}"),
+                + " \"vocab_size\": 100, \"num_heads\": 4, \"head_dim\": 16}"),
         "config.json",
-        "Mamba2 is not supported");
+        "num_heads * head_dim = 4 * 16",
+        "128");
+    assertMentions(
+        fails(
+            "{\"model_type\": \"mamba2\", \"hidden_size\": 64, \"num_hidden_layers\": 2,"
+                + " \"vocab_size\": 100, \"num_heads\": 8, \"head_dim\": 16, \"n_groups\": 3}"),
+        "config.json",
+        "n_groups = 3");
+    assertMentions(
+        fails(
+            "{\"model_type\": \"mamba2\", \"hidden_size\": 64, \"num_hidden_layers\": 2,"
+                + " \"vocab_size\": 100, \"num_heads\": 8, \"head_dim\": 16, \"rms_norm\": false}"),
+        "config.json",
+        "rms_norm");
+    assertMentions(
+        fails(
+            "{\"model_type\": \"mamba2\", \"architectures\": [\"MambaForCausalLM\"],"
+                + " \"hidden_size\": 64, \"num_hidden_layers\": 2, \"vocab_size\": 100}"),
+        "config.json",
+        "architectures",
+        "model_type");
+    assertMentions(
+        fails(
+            "{\"model_type\": \"mamba2\", \"hidden_size\": 64, \"num_hidden_layers\": 2,"
+                + " \"vocab_size\": 100, \"num_heads\": 8, \"head_dim\": 16, \"n_groups\": 1,"
+                + " \"time_step_limit\": [0.0]}"),
+        "config.json",
+        "time_step_limit");
+    assertMentions(
+        fails(
+            "{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100,"
+                + " \"ssm_cfg\": {\"layer\": \"Mamba2\", \"headdim\": 48}}"),
+        "config.json",
+        "ssm_cfg.headdim");
+    assertMentions(
+        fails(
+            "{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100,"
+                + " \"ssm_cfg\": {\"layer\": \"Mamba2\", \"headdim\": 16},"
+                + " \"attn_layer_idx\": [1], \"attn_cfg\": {\"num_heads\": 4}}"),
+        "config.json",
+        "attn_layer_idx");
+    assertMentions(
+        fails(
+            "{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 100,"
+                + " \"ssm_cfg\": {\"layer\": \"Mamba2\", \"headdim\": 16,"
+                + " \"norm_before_gate\": true}}"),
+        "config.json",
+        "ssm_cfg.norm_before_gate");
     assertMentions(
         fails("{\"model_type\": \"llama\", \"hidden_size\": 64}"), "config.json", "llama");
     assertMentions(

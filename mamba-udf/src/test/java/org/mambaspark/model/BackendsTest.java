@@ -108,6 +108,35 @@ class BackendsTest {
     assertSame(b, Backends.forGpuAddress(""), "no address: the JVM's choice");
   }
 
+  /**
+   * The GPU kernels compute Mamba-1 only: the GPU backend opens a Mamba-2 or Falcon-Mamba model as
+   * a CPU runner, says so loudly, and the runner's results are the CPU engine's.
+   */
+  @ParameterizedTest
+  @org.junit.jupiter.params.provider.ValueSource(strings = {"mamba2_tiny", "falcon_tiny"})
+  void otherArchitecturesRunOnTheCpuUnderTheGpuBackend(String fixture) {
+    Backend b = gpu();
+    MambaModel m =
+        new MambaModel(org.mambaspark.io.Checkpoint.load(Fixtures.dir(fixture).resolve("model")));
+    try (ModelRunner r = b.open(m)) {
+      assertEquals(Backend.Kind.CPU, r.backend().kind(), "not through the Mamba-1 kernels");
+      String banner = Backends.lastFallbackWarning;
+      assertTrue(
+          banner != null
+              && banner.contains("runs Mamba-1 only")
+              && banner.contains(m.config.architecture.hfClass)
+              && banner.contains("RUNNING IT ON THE CPU"),
+          "logged loudly: " + banner);
+      int B = 2, L = 9;
+      int[] ids = new SplittableRandom(5).ints((long) B * L, 0, m.config.vocabSize).toArray();
+      float[] got = new float[B * L * m.config.hiddenSize];
+      r.forward(got, ids, B, L, null);
+      Workspace ws = new Workspace(m.config);
+      m.forward(ws, ids, B, L, null, null);
+      assertEquals(0.0, Fixtures.relErr(got, ws.hidden), 1e-6);
+    }
+  }
+
   static MambaModel randomModel() {
     return randomModel(
         MambaConfig.builder()

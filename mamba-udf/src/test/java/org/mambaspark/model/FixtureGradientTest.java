@@ -15,7 +15,7 @@ class FixtureGradientTest {
   static final double TOL = 1e-4;
 
   @ParameterizedTest
-  @ValueSource(strings = {"tiny", "small"})
+  @ValueSource(strings = {"tiny", "small", "falcon_tiny", "mamba2_tiny", "mamba2_small"})
   void everyGradientMatchesPyTorch(String name) {
     FixtureForwardTest.Case c = new FixtureForwardTest.Case(name);
     MambaWeights grads = MambaWeights.zerosLike(c.model.weights);

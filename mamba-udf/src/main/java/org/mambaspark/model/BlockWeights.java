@@ -1,0 +1,23 @@
+package org.mambaspark.model;
+
+import java.util.List;
+
+/**
+ * One residual block's weights: the pre-norm {@code backbone.layers.{i}.norm} every architecture
+ * has, and its mixer's own parameters ({@code backbone.layers.{i}.mixer.*}) in a subclass: {@link
+ * LayerWeights} (Mamba-1, Falcon-Mamba) or {@link Mamba2LayerWeights}.
+ */
+public abstract class BlockWeights {
+  public final float[] norm; // (D)
+
+  BlockWeights(MambaConfig c) {
+    norm = new float[c.hiddenSize];
+  }
+
+  /**
+   * Appends the mixer's parameters in checkpoint order.
+   *
+   * @param mixer the name prefix, {@code backbone.layers.{i}.mixer.}
+   */
+  abstract void addMixerParameters(List<NamedTensor> p, String mixer, MambaConfig c);
+}
