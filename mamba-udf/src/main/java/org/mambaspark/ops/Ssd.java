@@ -86,9 +86,8 @@ public final class Ssd {
    * @param B (batch·L rows, G·N) at B[bOff + row·bStride + g·N + n]
    * @param C (batch·L rows, G·N) at C[cOff + row·cStride + g·N + n]
    * @param Dskip (H) the skip connection
-   * @param Q chunk length, any Q ≥ 1 (L need not be a multiple). The result depends on Q only
-   *     through rounding; on a CPU, chunks of 64 to 128 ran twice as fast as 256 (a mamba2-130m
-   *     layer, one thread: see SsdBench)
+   * @param Q chunk length, any Q ≥ 1 (L need not be a multiple); the result depends on Q only
+   *     through rounding, the speed does (see SsdBench)
    */
   public static void ssdForward(
       float[] y,
