@@ -41,6 +41,14 @@ public final class Ssd {
    */
   static final int HEAD_BLOCKS = 8;
 
+  /**
+   * Decays below this are taken as zero. They weigh terms 1e-20 times smaller than the ones beside
+   * them, far below float's resolution, and they reach subnormal floats, whose products x86 runs
+   * some hundred times slower: with strongly decaying heads the forward ran twice as slow at Q =
+   * 256 as at Q = 192 before decays were flushed.
+   */
+  static final float TINY = 1e-20f;
+
   /** Rows per block of the triangular products, a multiple of the GEMM's register tile height. */
   static final int TB = 64;
 
@@ -78,9 +86,8 @@ public final class Ssd {
    * @param B (batch·L rows, G·N) at B[bOff + row·bStride + g·N + n]
    * @param C (batch·L rows, G·N) at C[cOff + row·cStride + g·N + n]
    * @param Dskip (H) the skip connection
-   * @param Q chunk length, any Q ≥ 1 (L need not be a multiple). The result depends on Q only
-   *     through rounding; on a CPU, chunks of 64 to 128 ran twice as fast as 256 (a mamba2-130m
-   *     layer, one thread: see SsdBench)
+   * @param Q chunk length, any Q ≥ 1 (L need not be a multiple); the result depends on Q only
+   *     through rounding, the speed does (see SsdBench)
    */
   public static void ssdForward(
       float[] y,
@@ -714,6 +721,11 @@ public final class Ssd {
     }
   }
 
+  /** v, or 0 where v < {@link #TINY}. */
+  static float flush(float v) {
+    return v < TINY ? 0f : v;
+  }
+
   /** dst[d + i] = a · src[s + i] for i < n. */
   static void scale(float[] dst, int d, float a, float[] src, int s, int n) {
     if (Simd.ENABLED) {
@@ -807,7 +819,7 @@ public final class Ssd {
         float d = dt[dtOff + (row0 + i) * dtStride + h];
         dtv[i] = d;
         ev[i] = (float) Math.exp(d * a);
-        acc *= ev[i];
+        acc = flush(acc * ev[i]);
         dAc[i] = acc;
       }
     }
@@ -866,7 +878,7 @@ public final class Ssd {
       SsdSimd.maskedRow(M, CB, o, lrow, dtv, e, j0);
     }
     for (int j = j0; j < i; j++) {
-      lrow[j] *= e;
+      lrow[j] = flush(lrow[j] * e);
       M[o + j] = lrow[j] * CB[o + j] * dtv[j];
     }
   }
@@ -896,7 +908,7 @@ public final class Ssd {
       row = SsdSimd.gradientRow(M, CB, YX, dCB, o, lrow, dtv, ddtDirect, ds, e, j0);
     }
     for (int j = j0; j < i; j++) {
-      float l = lrow[j] * e, lcb = l * CB[o + j], g = YX[o + j], m = lcb * dtv[j];
+      float l = flush(lrow[j] * e), lcb = l * CB[o + j], g = YX[o + j], m = lcb * dtv[j];
       lrow[j] = l;
       M[o + j] = m;
       dCB[o + j] += l * dtv[j] * g;

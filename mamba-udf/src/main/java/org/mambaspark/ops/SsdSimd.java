@@ -114,6 +114,7 @@ final class SsdSimd {
   static void maskedRow(float[] M, float[] CB, int o, float[] lrow, float[] dtv, float e, int nv) {
     for (int j = 0; j < nv; j += VL) {
       FloatVector l = FloatVector.fromArray(S, lrow, j).mul(e);
+      l = l.blend(0f, l.compare(VectorOperators.LT, Ssd.TINY));
       l.intoArray(lrow, j);
       l.mul(FloatVector.fromArray(S, CB, o + j))
           .mul(FloatVector.fromArray(S, dtv, j))
@@ -137,6 +138,7 @@ final class SsdSimd {
     DoubleVector acc = DoubleVector.zero(SD);
     for (int j = 0; j < nv; j += VL) {
       FloatVector l = FloatVector.fromArray(S, lrow, j).mul(e);
+      l = l.blend(0f, l.compare(VectorOperators.LT, Ssd.TINY));
       l.intoArray(lrow, j);
       FloatVector d = FloatVector.fromArray(S, dtv, j), g = FloatVector.fromArray(S, YX, o + j);
       FloatVector lcb = l.mul(FloatVector.fromArray(S, CB, o + j)), m = lcb.mul(d);
