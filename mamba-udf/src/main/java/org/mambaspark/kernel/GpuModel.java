@@ -95,6 +95,10 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     this.c = model.config;
     this.device = backend.device;
     this.lock = backend.lock;
+    if (c.architecture != org.mambaspark.model.Architecture.MAMBA) {
+      throw new IllegalArgumentException(
+          "the GPU kernels run Mamba-1 only; this model is " + c.architecture.hfClass);
+    }
     this.wl = DeviceWeights.place(c, format, arrayFloats);
     wl.checkFits(device.getGlobalMemSize(), OpenClDevices.describe(device));
     kernel = new MambaKernel();
