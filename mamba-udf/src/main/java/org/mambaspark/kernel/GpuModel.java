@@ -485,29 +485,21 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     int D = c.hiddenSize;
     int V = c.vocabSize;
     if (wl.staged && rows <= MambaKernel.GEMV_MAX_M) {
-      kernel.gBSlab = wl.lmHeadSlab; // a decode step's logits: lm_head read where it lives
-      try {
-        matmul(
-            rows,
-            V,
-            D,
-            MambaKernel.SEL_ACT,
-            aOff,
-            aRs,
-            1,
-            MambaKernel.SEL_W,
-            (int) wl.lmHead,
-            1,
-            D,
-            cSel,
-            cOff,
-            cRs,
-            -1,
-            false,
-            MambaKernel.ACT_NONE);
-      } finally {
-        kernel.gBSlab = -1;
-      }
+      // a decode step's logits: lm_head read where it lives
+      productWithMatrix(
+          wl.lmHeadSlab,
+          rows,
+          V,
+          D,
+          aOff,
+          aRs,
+          (int) wl.lmHead,
+          cSel,
+          cOff,
+          cRs,
+          -1,
+          false,
+          MambaKernel.ACT_NONE);
       return;
     }
     int block = wl.staged ? wl.stageFloats / D : V;
@@ -518,10 +510,35 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         stage(wl.lmHeadSlab, wl.lmHead + (long) v0 * D, wl.stage, n * D);
         bOff = wl.stage;
       }
+      productWithMatrix(
+          -1, rows, n, D, aOff, aRs, bOff, cSel, cOff + v0, cRs, -1, false, MambaKernel.ACT_NONE);
+    }
+  }
+
+  /**
+   * C[cSel] (M, N) (+)= act rows (M, K) · a weight matrix (N, K)ᵀ at bOff of W, or of slab {@code
+   * slab} when ≥ 0 (few rows: the GEMV reads slabs), + bias (W offset, or -1), then act.
+   */
+  private void productWithMatrix(
+      int slab,
+      int M,
+      int N,
+      int K,
+      int aOff,
+      int aRs,
+      int bOff,
+      int cSel,
+      int cOff,
+      int cRs,
+      int biasOff,
+      boolean accumulate,
+      int act) {
+    kernel.gBSlab = slab;
+    try {
       matmul(
-          rows,
-          n,
-          D,
+          M,
+          N,
+          K,
           MambaKernel.SEL_ACT,
           aOff,
           aRs,
@@ -529,13 +546,15 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
           MambaKernel.SEL_W,
           bOff,
           1,
-          D,
+          K,
           cSel,
-          cOff + v0,
+          cOff,
           cRs,
-          -1,
-          false,
-          MambaKernel.ACT_NONE);
+          biasOff,
+          accumulate,
+          act);
+    } finally {
+      kernel.gBSlab = -1;
     }
   }
 
@@ -980,33 +999,14 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       int biasOff,
       boolean accumulate,
       int act) {
+    int slab = -1;
     int bOff = wOff;
     if (fromSlab) {
-      kernel.gBSlab = wl.layerSlab[l];
+      slab = wl.layerSlab[l];
       bOff = (int) (wl.layerAt[l] + wOff - wl.stage); // the stage area mirrors the slab's layout
     }
-    try {
-      matmul(
-          M,
-          N,
-          K,
-          MambaKernel.SEL_ACT,
-          aOff,
-          aRs,
-          1,
-          MambaKernel.SEL_W,
-          bOff,
-          1,
-          K,
-          MambaKernel.SEL_ACT,
-          cOff,
-          cRs,
-          biasOff,
-          accumulate,
-          act);
-    } finally {
-      kernel.gBSlab = -1;
-    }
+    productWithMatrix(
+        slab, M, N, K, aOff, aRs, bOff, MambaKernel.SEL_ACT, cOff, cRs, biasOff, accumulate, act);
   }
 
   private void setConv(Layout a, int l, boolean withState) {

@@ -787,16 +787,18 @@ public final class KernelBench {
   /** A published preset, or {@code falcon-7b-shape}: falcon-mamba-7b's sizes as a Mamba-1. */
   private MambaConfig preset() {
     String p = opt.getOrDefault("preset", "mamba-130m");
-    if (p.equals("falcon-7b-shape")) {
-      return MambaConfig.builder()
-          .vocabSize(65024)
-          .hiddenSize(4096)
-          .numLayers(64)
-          .stateSize(16)
-          .convKernel(4)
-          .build();
-    }
-    return MambaConfig.preset(p);
+    return p.equals("falcon-7b-shape") ? falcon7bShape() : MambaConfig.preset(p);
+  }
+
+  /** falcon-mamba-7b's sizes as a Mamba-1 (the GPU kernels run Mamba-1): a size reference. */
+  static MambaConfig falcon7bShape() {
+    return MambaConfig.builder()
+        .vocabSize(65024)
+        .hiddenSize(4096)
+        .numLayers(64)
+        .stateSize(16)
+        .convKernel(4)
+        .build();
   }
 
   private String weights() {

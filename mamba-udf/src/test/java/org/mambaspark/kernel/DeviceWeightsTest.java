@@ -40,16 +40,6 @@ class DeviceWeightsTest {
     System.clearProperty(OpenClDevices.ALLOW_CPU_PROPERTY);
   }
 
-  static MambaConfig falcon7bShape() {
-    return MambaConfig.builder()
-        .vocabSize(65024)
-        .hiddenSize(4096)
-        .numLayers(64)
-        .stateSize(16)
-        .convKernel(4)
-        .build();
-  }
-
   @Test
   void publishedShapesArePlacedOrRefusedWithTheReason() {
     long cap = DeviceWeights.ARRAY_FLOATS;
@@ -64,7 +54,8 @@ class DeviceWeightsTest {
         "mamba-2.8b fp32: %,d matrix bytes in %d slabs, %,d device bytes%n",
         m28.matrixBytes(), slabs, m28.deviceBytes());
     assertEquals(6, slabs, "11.1 GB of matrices in arrays of 2 GiB");
-    DeviceWeights f7 = DeviceWeights.place(falcon7bShape(), DeviceWeights.Format.BF16, cap);
+    DeviceWeights f7 =
+        DeviceWeights.place(KernelBench.falcon7bShape(), DeviceWeights.Format.BF16, cap);
     System.out.printf(
         "falcon-mamba-7b shape bf16: %,d matrix bytes, %,d device bytes%n",
         f7.matrixBytes(), f7.deviceBytes());
@@ -72,7 +63,7 @@ class DeviceWeightsTest {
     IllegalArgumentException fp32 =
         assertThrows(
             IllegalArgumentException.class,
-            () -> DeviceWeights.place(falcon7bShape(), DeviceWeights.Format.FP32, cap));
+            () -> DeviceWeights.place(KernelBench.falcon7bShape(), DeviceWeights.Format.FP32, cap));
     System.out.println("7b fp32: " + fp32.getMessage());
     assertTrue(fp32.getMessage().contains("--weights-dtype bf16"), fp32.getMessage());
     IllegalArgumentException small =
