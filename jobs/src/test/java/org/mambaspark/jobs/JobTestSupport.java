@@ -61,7 +61,8 @@ final class JobTestSupport {
    */
   /**
    * The training tests' job: global batch G of L-token sequences, micro-batches of 2, constant lr
-   * 1e-3, weight decay 0.1, clipping at 1, seed 0, then {@code extra}.
+   * 1e-3, weight decay 0.1, clipping at 1, seed 0, the optimizer in 3 slices (they cut across
+   * tensors) with its state checkpointed every 2 steps, then {@code extra}.
    */
   static TrainJob trainJob(
       String init,
@@ -102,7 +103,11 @@ final class JobTestSupport {
                 "--seed",
                 "0",
                 "--partitions",
-                Integer.toString(partitions)));
+                Integer.toString(partitions),
+                "--slices",
+                "3",
+                "--state-checkpoint-every",
+                "2"));
     args.addAll(List.of(extra));
     TrainJob j = new TrainJob();
     new picocli.CommandLine(j).parseArgs(args.toArray(new String[0]));

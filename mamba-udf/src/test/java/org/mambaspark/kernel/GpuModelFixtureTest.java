@@ -21,9 +21,9 @@ import org.mambaspark.model.NamedTensor;
 
 /**
  * The whole model through the GPU backend against Hugging Face transformers' float64 outputs in
- * fixtures/: every hidden state, the logits and the loss within 1e-5 relative error,
- * greedy generation identical (prefill + one-token steps with the state on the device), streaming
- * in pieces equal to one pass, and every parameter gradient within 1e-4.
+ * fixtures/: every hidden state, the logits and the loss within 1e-5 relative error, greedy
+ * generation identical (prefill + one-token steps with the state on the device), streaming in
+ * pieces equal to one pass, and every parameter gradient within 1e-4.
  */
 class GpuModelFixtureTest {
   static final double TOL = 1e-5;
