@@ -95,7 +95,7 @@ final class TrainInput {
               try {
                 while (it.hasNext()) {
                   Tuple2<Row, Long> t = it.next();
-                  int[] doc = ids ? ids(t._1(), t._2(), V, flag) : text(t._1(), tok);
+                  int[] doc = ids ? ids(t._1(), t._2(), V, flag + " " + input) : text(t._1(), tok);
                   if (doc == null || doc.length == 0) {
                     if (strict) {
                       throw new IllegalArgumentException(
@@ -131,7 +131,7 @@ final class TrainInput {
   }
 
   /** The row's ids, or null for a null row or a null id; an id outside [0, V) fails. */
-  private static int[] ids(Row row, long index, int V, String flag) {
+  private static int[] ids(Row row, long index, int V, String where) {
     if (row.isNullAt(0)) {
       return null;
     }
@@ -145,7 +145,7 @@ final class TrainInput {
       long v = ((Number) o).longValue();
       if (v < 0 || v >= V) {
         throw new IllegalArgumentException(
-            flag
+            where
                 + " row "
                 + index
                 + ": input_ids value "
@@ -193,12 +193,12 @@ final class TrainInput {
   }
 
   /** The first IllegalArgumentException a failed Spark job carries (a row's error), if any. */
-  static RuntimeException rowError(RuntimeException e) {
+  static RuntimeException rowError(Exception e) {
     for (Throwable t = e; t != null; t = t.getCause()) {
       if (t instanceof IllegalArgumentException a) {
         return new IllegalArgumentException(a.getMessage(), e);
       }
     }
-    return e;
+    return e instanceof RuntimeException r ? r : new IllegalStateException(e.getMessage(), e);
   }
 }

@@ -14,6 +14,7 @@ import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.HashPartitioner;
 import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -260,6 +261,8 @@ public final class TrainJob implements Callable<Integer> {
   private int badInARow;
   private Path tokenizerDir;
   private Map<String, String> identity;
+  private MambaConfig intendedConfig; // --init's or --preset's: what a resumed checkpoint must be
+  private String tokenizerId; //         --init's tokenizer files, hashed
   private TrainCheckpoints checkpoints;
 
   public static void main(String[] args) {
@@ -287,54 +290,19 @@ public final class TrainJob implements Callable<Integer> {
     Configuration hconf = sc.hadoopConfiguration();
     Path work = Files.createTempDirectory("mamba-train");
     checkpoints = TrainCheckpoints.open(hconf, output, keep, resume, autoResume, overwrite, work);
-    Map<String, String> stored = start(hconf, work);
+    Map<String, String> stored = start(hconf);
     final int L = seqLen;
-    TrainInput in =
-        TrainInput.read(
-            spark,
-            "--input",
-            input,
-            inputFormat,
-            tokenizerDir == null ? null : tokenizerDir.toString(),
-            L,
-            weights.config.eosTokenId,
-            weights.config.vocabSize,
-            strict);
-    JavaRDD<int[]> seqRdd = in.sequences.persist(StorageLevel.MEMORY_AND_DISK());
-    JavaRDD<int[]> evalRdd = null;
-    if (evalFraction > 0) {
-      final double f = evalFraction;
-      final long sd = seed;
-      JavaPairRDD<int[], Long> all = seqRdd.zipWithIndex();
-      evalRdd = all.filter(t -> heldOut(sd, t._2(), f)).map(Tuple2::_1);
-      seqRdd = all.filter(t -> !heldOut(sd, t._2(), f)).map(Tuple2::_1);
-    } else if (evalInput != null) {
-      evalRdd =
-          TrainInput.read(
-                  spark,
-                  "--eval-input",
-                  evalInput,
-                  inputFormat,
-                  tokenizerDir == null ? null : tokenizerDir.toString(),
-                  L,
-                  weights.config.eosTokenId,
-                  weights.config.vocabSize,
-                  strict)
-              .sequences;
-    }
-    int p = partitions > 0 ? partitions : sc.defaultParallelism();
-    JavaRDD<Tuple2<Long, int[]>> indexed =
-        seqRdd.zipWithIndex().map(t -> new Tuple2<>(t._2(), t._1())).repartition(p).cache();
-    long n, nEval = 0;
+    Data d;
     try {
-      n = indexed.count();
-      if (evalRdd != null) {
-        evalRdd = evalRdd.repartition(p).cache();
-        nEval = evalRdd.count();
-      }
-    } catch (RuntimeException e) {
+      d = readData(spark, sc);
+    } catch (Exception e) { // a row's error in a task arrives inside a SparkException (checked)
       throw TrainInput.rowError(e);
     }
+    TrainInput in = d.in();
+    JavaRDD<Tuple2<Long, int[]>> indexed = d.indexed();
+    JavaRDD<int[]> evalRdd = d.eval();
+    long n = d.n(), nEval = d.nEval();
+    int p = indexed.getNumPartitions();
     in.sequences.unpersist(false);
     unusableRows = in.unusableRows();
     droppedTokens = in.droppedTokens();
@@ -355,9 +323,7 @@ public final class TrainJob implements Callable<Integer> {
               "--input %s yields %d sequences of %d ids, fewer than one global batch of %d",
               input, n, L, globalBatch));
     }
-    identity.putAll(
-        TrainCheckpoints.identity(
-            weights.config, identity.get("tokenizer"), input, L, n, globalBatch));
+    identity = TrainCheckpoints.identity(intendedConfig, tokenizerId, input, L, n, globalBatch);
     if (stored != null) {
       Map<String, String> now = new LinkedHashMap<>(identity);
       now.put("seed", Long.toString(seed));
@@ -415,12 +381,64 @@ public final class TrainJob implements Callable<Integer> {
     }
   }
 
+  /** The training sequences, indexed and partitioned, and the held-out ones, counted. */
+  private record Data(
+      TrainInput in,
+      JavaRDD<Tuple2<Long, int[]>> indexed,
+      JavaRDD<int[]> eval,
+      long n,
+      long nEval) {}
+
+  private TrainInput read(SparkSession spark, String flag, String path) {
+    return TrainInput.read(
+        spark,
+        flag,
+        path,
+        inputFormat,
+        tokenizerDir == null ? null : tokenizerDir.toString(),
+        seqLen,
+        weights.config.eosTokenId,
+        weights.config.vocabSize,
+        strict);
+  }
+
+  private Data readData(SparkSession spark, JavaSparkContext sc) {
+    TrainInput in = read(spark, "--input", input);
+    JavaRDD<int[]> seqRdd = in.sequences.persist(StorageLevel.MEMORY_AND_DISK());
+    JavaRDD<int[]> evalRdd = null;
+    if (evalFraction > 0) {
+      final double f = evalFraction;
+      final long sd = seed;
+      JavaPairRDD<int[], Long> all = seqRdd.zipWithIndex();
+      evalRdd = all.filter(t -> heldOut(sd, t._2(), f)).map(Tuple2::_1);
+      seqRdd = all.filter(t -> !heldOut(sd, t._2(), f)).map(Tuple2::_1);
+    } else if (evalInput != null) {
+      evalRdd = read(spark, "--eval-input", evalInput).sequences;
+    }
+    int p = partitions > 0 ? partitions : sc.defaultParallelism();
+    // sequence i in partition i mod p: a recomputed partition (a lost executor) holds the same ones
+    JavaRDD<Tuple2<Long, int[]>> indexed =
+        seqRdd
+            .zipWithIndex()
+            .mapToPair(t -> new Tuple2<>(t._2(), t._1()))
+            .partitionBy(new HashPartitioner(p))
+            .rdd()
+            .toJavaRDD()
+            .cache();
+    long n = indexed.count(), nEval = 0;
+    if (evalRdd != null) {
+      evalRdd = evalRdd.repartition(p).cache();
+      nEval = evalRdd.count();
+    }
+    return new Data(in, indexed, evalRdd, n, nEval);
+  }
+
   /**
    * The starting point: the newest checkpoint of --output when resuming (its metadata returned, to
    * be checked against this run), else --init's weights, else a new model of --preset. Sets the
    * weights, the optimizer, the tokenizer directory and the run's model identity.
    */
-  private Map<String, String> start(Configuration hconf, Path work) throws IOException {
+  private Map<String, String> start(Configuration hconf) throws IOException {
     org.apache.hadoop.fs.Path newest = resume || autoResume ? checkpoints.newest() : null;
     if (resume && newest == null) {
       throw new IllegalArgumentException("--resume: no checkpoint-* in " + output);
@@ -440,8 +458,8 @@ public final class TrainJob implements Callable<Integer> {
               ? MambaConfig.builder().vocabSize(256).hiddenSize(64).numLayers(2).build()
               : MambaConfig.preset(preset);
     }
-    identity = new LinkedHashMap<>();
-    identity.put("tokenizer", TrainCheckpoints.tokenizerId(initDir, intended.vocabSize));
+    intendedConfig = intended;
+    tokenizerId = TrainCheckpoints.tokenizerId(initDir, intended.vocabSize);
     Map<String, String> stored = null;
     if (newest != null) {
       Path local = checkpoints.local(newest, "resume");
@@ -462,7 +480,6 @@ public final class TrainJob implements Callable<Integer> {
       adam = new AdamW(weights, 0.9f, 0.999f, 1e-8f, weightDecay);
       tokenizerDir = initDir;
     }
-    identity.put("config", intended.toString());
     return stored;
   }
 

@@ -110,7 +110,9 @@ final class JobTestSupport {
                 "2"));
     args.addAll(List.of(extra));
     TrainJob j = new TrainJob();
-    new picocli.CommandLine(j).parseArgs(args.toArray(new String[0]));
+    new picocli.CommandLine(j)
+        .setOverwrittenOptionsAllowed(true) // a later flag in extra wins
+        .parseArgs(args.toArray(new String[0]));
     return j;
   }
 
@@ -126,14 +128,20 @@ final class JobTestSupport {
             .config("spark.executor.memory", "512m")
             .config("spark.executor.extraJavaOptions", "--add-modules=jdk.incubator.vector")
             .getOrCreate();
+    awaitExecutors(spark, 2);
+    return spark;
+  }
+
+  /** Waits (at most 90 s) until n executors besides the driver are registered. */
+  static void awaitExecutors(org.apache.spark.sql.SparkSession spark, int n)
+      throws InterruptedException {
     long deadline = System.nanoTime() + 90_000_000_000L;
-    while (spark.sparkContext().statusTracker().getExecutorInfos().length < 3) { // + the driver
+    while (spark.sparkContext().statusTracker().getExecutorInfos().length < n + 1) {
       if (System.nanoTime() > deadline) {
-        throw new IllegalStateException("two executors did not register in 90 s");
+        throw new IllegalStateException(n + " executors did not register in 90 s");
       }
       Thread.sleep(200);
     }
-    return spark;
   }
 
   static double engineLoss(MambaModel m, int[] ids) {

@@ -34,6 +34,9 @@ import scala.Tuple2;
  * (docs/training.md).
  */
 public final class DataParallelTraining {
+  private static final org.slf4j.Logger LOG =
+      org.slf4j.LoggerFactory.getLogger(DataParallelTraining.class);
+
   private DataParallelTraining() {}
 
   /**
@@ -43,6 +46,13 @@ public final class DataParallelTraining {
    */
   public static final String FAIL_FIRST_ATTEMPT_OF_PARTITION =
       "mamba.test.failFirstAttemptOfPartition";
+
+  /**
+   * Test hook, a Spark local property: the executor JVM that runs the first attempt of partition
+   * 0's gradient task at this step (0-based) halts, losing its cached optimizer shards and shuffle
+   * files as a crashed executor would. Never in the driver's JVM.
+   */
+  public static final String HALT_EXECUTOR_AT_STEP = "mamba.test.haltExecutorAtStep";
 
   /**
    * The weights as shipped: the config and every tensor in {@link MambaWeights#parameters()} order.
@@ -188,6 +198,21 @@ public final class DataParallelTraining {
   /**
    * The fault-injection hook: fails the first attempt of the partition the local property names.
    */
+  static void injectedFailure(long step) {
+    TaskContext tc = TaskContext.get();
+    String haltAt = tc == null ? null : tc.getLocalProperty(HALT_EXECUTOR_AT_STEP);
+    if (haltAt != null
+        && Long.toString(step).equals(haltAt)
+        && tc.partitionId() == 0
+        && tc.stageAttemptNumber() == 0
+        && tc.attemptNumber() == 0
+        && !"driver".equals(org.apache.spark.SparkEnv.get().executorId())) {
+      LOG.warn("{}: test hook: halting this executor at step {}", ModelCache.jvmId(), step);
+      Runtime.getRuntime().halt(3);
+    }
+    injectedFailure();
+  }
+
   static void injectedFailure() {
     TaskContext tc = TaskContext.get();
     String failPartition = tc == null ? null : tc.getLocalProperty(FAIL_FIRST_ATTEMPT_OF_PARTITION);

@@ -193,11 +193,12 @@ public final class ShardedTraining {
     final ParameterSlices sl = slices;
     final boolean half = bf16;
     final int S = slices.count();
+    final long at = step;
     JavaRDD<Tuple2<Integer, SliceRecord>> parts =
         data.zipPartitions(
             gathered,
             (Iterator<Tuple2<Long, int[]>> it, Iterator<Tuple2<Integer, SliceRecord>> weights) -> {
-              DataParallelTraining.injectedFailure();
+              DataParallelTraining.injectedFailure(at);
               List<int[]> seqs = DataParallelTraining.mine(it, indices.value());
               if (seqs.isEmpty()) {
                 return Collections.emptyIterator();
