@@ -7,7 +7,8 @@ import java.io.ObjectOutput;
 
 /**
  * One slice of the sharded optimizer: the slice's weights and both AdamW moments, where the slice's
- * reducer runs. Raw little-endian floats when cached serialized, checkpointed or collected.
+ * reducer runs. Raw little-endian floats when cached serialized, checkpointed or collected; a
+ * starting shard of a fresh run goes without its (zero) moments.
  */
 public final class OptimizerShard implements Externalizable {
   private static final long serialVersionUID = 1L;
@@ -26,16 +27,24 @@ public final class OptimizerShard implements Externalizable {
     this.v = v;
   }
 
-  /** A copy to update: a cached shard is never changed in place (a recomputation reads it). */
+  /**
+   * A copy to update: a cached shard is never changed in place (a recomputation reads it). Null
+   * moments (a shard that never stepped, shipped without them) become zeros.
+   */
   OptimizerShard copy() {
-    return new OptimizerShard(slice, w.clone(), m.clone(), v.clone());
+    return new OptimizerShard(
+        slice,
+        w.clone(),
+        m == null ? new float[w.length] : m.clone(),
+        v == null ? new float[w.length] : v.clone());
   }
 
   @Override
   public void writeExternal(ObjectOutput out) throws IOException {
     out.writeInt(slice);
     out.writeInt(w.length);
-    for (float[] a : new float[][] {w, m, v}) {
+    out.writeBoolean(m != null);
+    for (float[] a : m != null ? new float[][] {w, m, v} : new float[][] {w}) {
       WireFloats.write(out, a, 0, a.length, false);
     }
   }
@@ -44,10 +53,11 @@ public final class OptimizerShard implements Externalizable {
   public void readExternal(ObjectInput in) throws IOException {
     slice = in.readInt();
     int n = in.readInt();
+    boolean moments = in.readBoolean();
     w = new float[n];
-    m = new float[n];
-    v = new float[n];
-    for (float[] a : new float[][] {w, m, v}) {
+    m = moments ? new float[n] : null;
+    v = moments ? new float[n] : null;
+    for (float[] a : moments ? new float[][] {w, m, v} : new float[][] {w}) {
       WireFloats.read(in, a, 0, n, false);
     }
   }

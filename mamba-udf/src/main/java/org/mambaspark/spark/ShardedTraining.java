@@ -125,10 +125,14 @@ public final class ShardedTraining {
         tv = ParameterSlices.arrays(opt.secondMoment());
     int S = slices.count();
     OptimizerShard[] shards = new OptimizerShard[S];
+    boolean fresh = opt.step() == 0; // zero moments: created where the shards live
     for (int s = 0; s < S; s++) {
       shards[s] =
           new OptimizerShard(
-              s, slices.copyOut(tw, s), slices.copyOut(tm, s), slices.copyOut(tv, s));
+              s,
+              slices.copyOut(tw, s),
+              fresh ? null : slices.copyOut(tm, s),
+              fresh ? null : slices.copyOut(tv, s));
     }
     Broadcast<OptimizerShard[]> start = sc.broadcast(shards);
     lineage.add(new Tuple2<>(step, start));

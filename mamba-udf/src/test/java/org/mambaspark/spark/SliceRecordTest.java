@@ -19,7 +19,8 @@ import org.mambaspark.train.ParameterSlices;
 /**
  * The training shuffle's wire format: a gradient slice cut from a partition's sum arrives with the
  * slice's floats exactly (fp32, 4 bytes a value plus a small header and the stream's framing) or
- * within bfloat16's rounding (2 bytes a value); an optimizer shard round-trips exactly.
+ * within bfloat16's rounding (2 bytes a value); an optimizer shard round-trips exactly, a fresh one
+ * without its zero moments.
  */
 class SliceRecordTest {
   static <T> T roundTrip(T o, long[] bytes) throws Exception {
@@ -93,5 +94,11 @@ class SliceRecordTest {
     System.out.printf("optimizer shard of 3 x 70001 floats: %d bytes on the wire%n", bytes[0]);
     // raw floats plus Java's block-data framing (5 bytes a 1 KB block)
     assertTrue(bytes[0] < 12 * 70_001 * 1.01 + 200, bytes[0] + " bytes");
+    OptimizerShard fresh = roundTrip(new OptimizerShard(2, a[0], null, null), bytes);
+    assertArrayEquals(a[0], fresh.w);
+    assertTrue(bytes[0] < 4 * 70_001 * 1.01 + 200, "no moments shipped: " + bytes[0] + " bytes");
+    OptimizerShard started = fresh.copy();
+    assertArrayEquals(new float[70_001], started.m);
+    assertArrayEquals(new float[70_001], started.v);
   }
 }
