@@ -268,10 +268,11 @@ public final class ShardedTraining {
                   return Collections.singletonList(new Tuple2<>(n.slice, n)).iterator();
                 }));
     step = t;
-    setState(next);
+    JavaPairRDD<Integer, OptimizerShard> previous = setState(next);
     sc.setJobDescription("mamba train: step " + t + ": sharded AdamW");
     next.count();
     long t2 = System.nanoTime();
+    previous.unpersist(false); // recomputable from its lineage; not needed once next is cached
     reduced.unpersist(false);
     afterMaterialized();
     r.gradientJobNanos = t1 - t0;
@@ -354,7 +355,8 @@ public final class ShardedTraining {
     }
   }
 
-  private void setState(JavaPairRDD<Integer, OptimizerShard> next) {
+  /** Makes next the state (persisted, checkpointed when due, gathered); returns the previous. */
+  private JavaPairRDD<Integer, OptimizerShard> setState(JavaPairRDD<Integer, OptimizerShard> next) {
     JavaPairRDD<Integer, OptimizerShard> previous = state;
     state = next;
     state.persist(StorageLevel.MEMORY_AND_DISK());
@@ -374,9 +376,7 @@ public final class ShardedTraining {
                   return copies.iterator();
                 })
             .partitionBy(new HashPartitioner(P));
-    if (previous != null) {
-      previous.unpersist(false); // recomputable from its lineage
-    }
+    return previous;
   }
 
   /**
