@@ -88,6 +88,15 @@ public final class BenchTrainJob implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     Path work = Files.createTempDirectory("mamba-bench-train");
+    try {
+      bench(work);
+    } finally { // the random model, the input and the runs' outputs
+      org.apache.hadoop.fs.FileUtil.fullyDelete(work.toFile());
+    }
+    return 0;
+  }
+
+  private void bench(Path work) throws Exception {
     Path model;
     if (init != null) {
       model = Path.of(init);
@@ -216,7 +225,6 @@ public final class BenchTrainJob implements Callable<Integer> {
         spark.stop();
       }
     }
-    return 0;
   }
 
   private static double median(List<String> lines, String key) {

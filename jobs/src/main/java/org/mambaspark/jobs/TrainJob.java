@@ -289,6 +289,15 @@ public final class TrainJob implements Callable<Integer> {
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     Configuration hconf = sc.hadoopConfiguration();
     Path work = Files.createTempDirectory("mamba-train");
+    try {
+      train(spark, sc, hconf, work);
+    } finally { // local copies of checkpoints, written to --output already
+      org.apache.hadoop.fs.FileUtil.fullyDelete(work.toFile());
+    }
+  }
+
+  private void train(SparkSession spark, JavaSparkContext sc, Configuration hconf, Path work)
+      throws IOException {
     checkpoints = TrainCheckpoints.open(hconf, output, keep, resume, autoResume, overwrite, work);
     Map<String, String> stored = start(hconf);
     final int L = seqLen;
