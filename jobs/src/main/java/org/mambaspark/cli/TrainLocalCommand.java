@@ -30,11 +30,14 @@ import picocli.CommandLine.Option;
         "Train in this process on a text file; logs loss per step; saves an HF checkpoint + training"
             + " state to --out.")
 final class TrainLocalCommand implements Callable<Integer> {
-  @Option(names = "--corpus", required = true, description = "UTF-8 text file")
+  @Option(
+      names = {"--input", "--corpus"},
+      required = true,
+      description = "UTF-8 text file")
   Path corpus;
 
   @Option(
-      names = "--out",
+      names = {"--output", "--out"},
       required = true,
       description = "output directory (checkpoint, metrics.csv)")
   Path out;
@@ -59,7 +62,10 @@ final class TrainLocalCommand implements Callable<Integer> {
   @Option(names = "--steps", defaultValue = "300")
   long steps;
 
-  @Option(names = "--batch", defaultValue = "8", description = "sequences per step")
+  @Option(
+      names = {"--global-batch", "--batch"},
+      defaultValue = "8",
+      description = "sequences per step")
   int batch;
 
   @Option(
@@ -77,7 +83,9 @@ final class TrainLocalCommand implements Callable<Integer> {
   @Option(names = "--min-lr", defaultValue = "3e-4")
   float minLr;
 
-  @Option(names = "--warmup", defaultValue = "20")
+  @Option(
+      names = {"--warmup-steps", "--warmup"},
+      defaultValue = "20")
   long warmup;
 
   @Option(names = "--schedule", defaultValue = "cosine", description = "cosine | constant")
@@ -86,7 +94,10 @@ final class TrainLocalCommand implements Callable<Integer> {
   @Option(names = "--weight-decay", defaultValue = "0.01")
   float weightDecay;
 
-  @Option(names = "--clip", defaultValue = "1.0", description = "global grad-norm clip (0 = off)")
+  @Option(
+      names = {"--clip-grad", "--clip"},
+      defaultValue = "1.0",
+      description = "global gradient-norm clip (0 = off)")
   float clip;
 
   @Option(names = "--seed", defaultValue = "0")
@@ -95,7 +106,9 @@ final class TrainLocalCommand implements Callable<Integer> {
   @Option(names = "--eval-every", defaultValue = "50")
   int evalEvery;
 
-  @Option(names = "--save-every", defaultValue = "0")
+  @Option(
+      names = {"--checkpoint-every", "--save-every"},
+      defaultValue = "0")
   int saveEvery;
 
   @Mixin CommonOptions common;
@@ -118,7 +131,7 @@ final class TrainLocalCommand implements Callable<Integer> {
     o.evalEvery = evalEvery;
     o.saveEvery = saveEvery;
     if (!Files.isRegularFile(corpus)) {
-      throw new IllegalArgumentException("--corpus " + corpus + ": no such file");
+      throw new IllegalArgumentException("--input " + corpus + ": no such file");
     }
     String text = Files.readString(corpus);
     LocalTrainer trainer;

@@ -20,22 +20,25 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * {@code bin/mamba bench-train-job}: the training job's step time and tokens/s for P = 1, 2, ...
- * executors at the same global batch, each executor a separate JVM with one core ({@code
- * local-cluster[P,1,MB]}, one partition per executor), with the bytes moved per step and where the
- * time goes: the broadcast built on the driver, the longest task's compute, the rest of the Spark
- * job (scheduling, fetching the broadcast, shipping the gradients up the tree), the driver's
- * update. Random token ids; the first --warmup steps are not timed.
+ * {@code bin/mamba bench-train-job}: the training job for P = 1, 2, ... executors at the same
+ * global batch, each executor a separate JVM with one core ({@code local-cluster[P,1,MB]}, one
+ * partition per executor). One line per P: the step time, the longest task's gradient compute, the
+ * bytes through the driver and through the shuffle a step (Spark's task metrics, {@link
+ * org.mambaspark.spark.TrainingTraffic}), tokens/s; medians over the timed steps. Random token ids;
+ * the first --warmup steps are not timed. The output directories are fresh temporary ones.
  */
 @Command(
     name = "bench-train-job",
     mixinStandardHelpOptions = true,
     description =
-        "Training-job step time and tokens/s for P = 1, 2 separate executor JVMs"
-            + " (local-cluster[P,1,MB]) at equal global batch; bytes moved and where the time goes.")
+        "Training-job step time, compute, driver and shuffle bytes and tokens/s for P = 1, 2, ..."
+            + " separate executor JVMs (local-cluster[P,1,MB]) at equal global batch.")
 public final class BenchTrainJob implements Callable<Integer> {
   @Option(names = "--init", description = "model to train (default: random, --hidden-size)")
   String init;
+
+  @Option(names = "--preset", description = "a random model of this published shape")
+  String preset;
 
   @Option(names = "--hidden-size", defaultValue = "192")
   int hiddenSize;
@@ -67,6 +70,12 @@ public final class BenchTrainJob implements Callable<Integer> {
   @Option(names = "--local-steps", defaultValue = "4")
   int localSteps;
 
+  @Option(names = "--slices", defaultValue = "0", description = "optimizer slices (0 = ~16 MB)")
+  int slices;
+
+  @Option(names = "--bf16-gradients", description = "gradients on the wire as bfloat16")
+  boolean bf16;
+
   @Option(names = "--executor-memory-mb", defaultValue = "1024")
   int executorMemoryMb;
 
@@ -79,6 +88,15 @@ public final class BenchTrainJob implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     Path work = Files.createTempDirectory("mamba-bench-train");
+    try {
+      bench(work);
+    } finally { // the random model, the input and the runs' outputs
+      org.apache.hadoop.fs.FileUtil.fullyDelete(work.toFile());
+    }
+    return 0;
+  }
+
+  private void bench(Path work) throws Exception {
     Path model;
     if (init != null) {
       model = Path.of(init);
@@ -86,7 +104,13 @@ public final class BenchTrainJob implements Callable<Integer> {
       model = work.resolve("model");
       Files.createDirectories(model);
       MambaConfig c =
-          MambaConfig.builder().vocabSize(256).hiddenSize(hiddenSize).numLayers(layers).build();
+          preset != null
+              ? MambaConfig.preset(preset)
+              : MambaConfig.builder()
+                  .vocabSize(256)
+                  .hiddenSize(hiddenSize)
+                  .numLayers(layers)
+                  .build();
       Checkpoint.save(Initialization.initialize(c, 1), model);
     }
     MambaWeights w = Checkpoint.load(model);
@@ -115,22 +139,21 @@ public final class BenchTrainJob implements Callable<Integer> {
     long paramBytes = TrainStep.parameterBytes(w);
     System.out.printf(
         Locale.ROOT,
-        "model %s, %,d parameters (%.2f MB); global batch %d x %d tokens, micro-batch %d;"
-            + " --sync %s%s; %d timed steps after %d warm-up%n",
+        "model %s, %,d parameters (%d bytes); global batch %d x %d tokens, micro-batch %d;"
+            + " --sync %s%s%s; medians of %d timed steps after %d warm-up; driver_bytes and"
+            + " shuffle_bytes from Spark's task metrics (results in + broadcasts out; shuffle"
+            + " written)%n",
         w.config,
         paramBytes / 4,
-        paramBytes / 1e6,
+        paramBytes,
         globalBatch,
         seqLen,
         microBatch,
         sync,
         sync.equals("average") ? " --local-steps " + localSteps : "",
+        bf16 ? " --bf16-gradients" : "",
         steps,
         warmup);
-    System.out.println(
-        "| P | step s (median) | tokens/s | broadcast s | longest task compute s | rest of job s"
-            + " | driver update s | MB moved per step |");
-    System.out.println("|---|---|---|---|---|---|---|---|");
     for (int p : executors) {
       String master = String.format(Locale.ROOT, masterTemplate, p, executorMemoryMb);
       SparkSession spark =
@@ -180,26 +203,28 @@ public final class BenchTrainJob implements Callable<Integer> {
                 sync,
                 "--local-steps",
                 Integer.toString(localSteps),
+                "--slices",
+                Integer.toString(slices),
                 "--no-chart");
+        if (bf16) {
+          j.bf16Gradients = true;
+        }
         j.run(spark);
         List<String> timed = j.metrics.subList(warmup, j.metrics.size());
         double step = median(timed, "seconds");
         System.out.printf(
             Locale.ROOT,
-            "| %d | %.3f | %.0f | %.4f | %.3f | %.3f | %.4f | %.1f |%n",
+            "P=%d step_s=%.3f compute_s=%.3f driver_bytes=%.0f shuffle_bytes=%.0f tokens_per_s=%.0f%n",
             p,
             step,
-            (double) globalBatch * (seqLen - 1) / step,
-            median(timed, "broadcast_s"),
             median(timed, "task_compute_max_s"),
-            median(timed, "job_s") - median(timed, "task_compute_max_s"),
-            median(timed, "update_s"),
-            median(timed, "bytes_moved") / 1e6 / (sync.equals("average") ? localSteps : 1));
+            median(timed, "driver_bytes"),
+            median(timed, "shuffle_bytes"),
+            (double) globalBatch * (seqLen - 1) / step);
       } finally {
         spark.stop();
       }
     }
-    return 0;
   }
 
   private static double median(List<String> lines, String key) {

@@ -49,26 +49,12 @@ public final class MambaJob {
    */
   public static JobSummary run(
       Task task, JobOptions opts, Map<String, String> taskSettings, String defaultMaster) {
-    SparkSession active =
-        SparkSession.getActiveSession().isDefined() ? SparkSession.getActiveSession().get() : null;
-    SparkSession spark = active;
-    if (spark == null) {
-      SparkSession.Builder b = SparkSession.builder();
-      defaultAppName(b, "mamba " + task.label);
-      String master = opts.master != null ? opts.master : defaultMaster;
-      if (master != null) {
-        b.master(master);
-        if (master.startsWith("local")) { // an embedded Spark talks to itself only
-          b.config("spark.driver.host", "127.0.0.1")
-              .config("spark.driver.bindAddress", "127.0.0.1");
-          b.config("spark.ui.showConsoleProgress", "false");
-        }
-      }
-      for (Map.Entry<String, String> e : opts.sparkConf.entrySet()) {
-        b.config(e.getKey(), e.getValue());
-      }
-      spark = b.getOrCreate();
-    }
+    SparkSessions session =
+        SparkSessions.open(
+            "mamba " + task.label,
+            SparkSessions.master(opts.master, defaultMaster),
+            opts.sparkConf);
+    SparkSession spark = session.spark;
     try {
       Map<String, String> conf = new LinkedHashMap<>();
       for (Map.Entry<String, String> e :
@@ -88,9 +74,7 @@ public final class MambaJob {
     } catch (Exception e) { // Scala code throws checked exceptions (AnalysisException) unchecked
       throw userError(e);
     } finally {
-      if (active == null) {
-        spark.stop();
-      }
+      session.close();
     }
   }
 

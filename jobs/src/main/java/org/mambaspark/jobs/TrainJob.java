@@ -1,64 +1,57 @@
 package org.mambaspark.jobs;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
+import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileStatus;
-import org.apache.hadoop.fs.FileSystem;
+import org.apache.spark.HashPartitioner;
 import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
-import org.apache.spark.sql.Dataset;
-import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.storage.StorageLevel;
 import org.mambaspark.io.Checkpoint;
 import org.mambaspark.model.Initialization;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.spark.DataParallelTraining;
-import org.mambaspark.tokenizer.Tokenizers;
+import org.mambaspark.spark.ShardedTraining;
+import org.mambaspark.spark.TrainingTraffic;
 import org.mambaspark.train.AdamW;
-import org.mambaspark.train.GradientSum;
 import org.mambaspark.train.LrSchedule;
 import org.mambaspark.train.ModelAverage;
 import org.mambaspark.train.TrainStep;
 import org.mambaspark.train.TrainingState;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import scala.Tuple2;
 
 /**
- * Synchronous data-parallel training on Spark ({@code spark-submit --class
- * org.mambaspark.jobs.TrainJob}, or {@code bin/mamba train}): every step broadcasts the weights,
- * each partition sums the gradient of its share of the step's global batch, a treeAggregate
- * combines them, the driver clips and applies AdamW ({@link DataParallelTraining}, {@link
- * TrainStep}). The step's batch is a function of (seed, step) — a seeded permutation of the
- * sequences, read G at a time — so the update does not depend on the number of partitions, and a
- * resumed run continues the same trajectory. Checkpoints go to the output path on any Hadoop file
- * system, written under a temporary name and renamed; the last {@code --keep} are kept.
+ * Data-parallel training on Spark ({@code spark-submit --class org.mambaspark.jobs.TrainJob}, or
+ * {@code bin/mamba train}). {@code --sync gradients} (default): one synchronous AdamW step per
+ * global batch with the driver off the data path ({@link ShardedTraining}: gradients
+ * reduce-scattered through the shuffle, the optimizer sharded on the executors, the weights
+ * all-gathered back). {@code --sync average --local-steps H}: periodic model averaging ({@link
+ * DataParallelTraining#averageRound}). The step's batch is a function of (seed, step) — a seeded
+ * permutation of the sequences, read G at a time — so the update does not depend on the number of
+ * partitions, and a resumed run continues the same trajectory.
  *
- * <p>{@code --sync average --local-steps H} trains by periodic model averaging instead ({@link
- * DataParallelTraining#averageRound}). {@code --eval-input} or {@code --eval-fraction} with {@code
- * --eval-every} measure a held-out loss on the executors; the run ends with {@code loss.png}
- * ({@link LossChart}). Cost model and timers: docs/training.md.
- *
- * <p>Input: JSON lines or Parquet with {@code input_ids} (rows of exactly --seq-len ids are used as
- * they are, others are packed with the EOS separator), or text (one document a line, tokenized with
- * the model's tokenizer).
+ * <p>The parts: {@link TrainInput} reads the sequences, {@link TrainCheckpoints} owns the output
+ * directory (refusal of another run's output, resume checks, atomic checkpoints), {@link
+ * TrainingTraffic} measures the bytes moved, {@link LossChart} draws the curve. Cost model and
+ * timers: docs/training.md.
  */
 @Command(
     name = "train",
@@ -86,18 +79,30 @@ public final class TrainJob implements Callable<Integer> {
   String preset;
 
   @Option(
-      names = "--input",
+      names = {"--input", "--corpus"},
       required = true,
-      description = "JSON lines / Parquet (input_ids or text) or text")
+      description =
+          "text, JSON lines or Parquet (input_ids or text), read as the inference jobs do")
   String input;
 
-  @Option(names = "--output", required = true, description = "output path (any Hadoop file system)")
+  @Option(
+      names = "--input-format",
+      description = "text | json | parquet (default: as the inference jobs decide)")
+  String inputFormat;
+
+  @Option(
+      names = {"--output", "--out"},
+      required = true,
+      description = "output path (any Hadoop file system)")
   String output;
 
   @Option(names = "--steps", required = true)
   long steps;
 
-  @Option(names = "--global-batch", required = true, description = "sequences per step (G)")
+  @Option(
+      names = {"--global-batch", "--batch"},
+      required = true,
+      description = "sequences per step (G)")
   int globalBatch;
 
   @Option(
@@ -115,7 +120,9 @@ public final class TrainJob implements Callable<Integer> {
   @Option(names = "--min-lr", defaultValue = "0")
   float minLr;
 
-  @Option(names = "--warmup-steps", defaultValue = "0")
+  @Option(
+      names = {"--warmup-steps", "--warmup"},
+      defaultValue = "0")
   long warmup;
 
   @Option(names = "--schedule", defaultValue = "cosine", description = "constant | cosine")
@@ -124,7 +131,10 @@ public final class TrainJob implements Callable<Integer> {
   @Option(names = "--weight-decay", defaultValue = "0.01")
   float weightDecay;
 
-  @Option(names = "--clip-grad", defaultValue = "1.0")
+  @Option(
+      names = {"--clip-grad", "--clip"},
+      defaultValue = "1.0",
+      description = "global gradient-norm clip (0 = off)")
   float clip;
 
   @Option(names = "--seed", defaultValue = "0")
@@ -137,7 +147,7 @@ public final class TrainJob implements Callable<Integer> {
   int partitions;
 
   @Option(
-      names = "--checkpoint-every",
+      names = {"--checkpoint-every", "--save-every"},
       defaultValue = "0",
       description = "steps; 0 = only at the end")
   int checkpointEvery;
@@ -162,7 +172,9 @@ public final class TrainJob implements Callable<Integer> {
   @Option(names = "--scan-chunk", defaultValue = "256")
   int scanChunk;
 
-  @Option(names = "--master", description = "Spark master for bin/mamba (default local[*])")
+  @Option(
+      names = "--master",
+      description = "Spark master when no spark-submit gave one (embedded default local[*])")
   String master;
 
   @Option(
@@ -200,7 +212,34 @@ public final class TrainJob implements Callable<Integer> {
   @Option(names = "--no-chart", description = "skip the loss-curve PNG")
   boolean noChart;
 
-  /** Per step of this run: loss, lr, gradient norm, tokens/s, timers, skipped, eval loss. */
+  @Option(names = "--overwrite", description = "replace an existing --output")
+  boolean overwrite;
+
+  @Option(names = "--strict", description = "fail on the first unusable input row, naming it")
+  boolean strict;
+
+  @Option(
+      names = "--slices",
+      defaultValue = "0",
+      description = "--sync gradients: optimizer slices (0 = about 16 MB each)")
+  int slices;
+
+  @Option(
+      names = "--bf16-gradients",
+      description = "--sync gradients: gradients on the wire as bfloat16 (weights stay fp32)")
+  boolean bf16Gradients;
+
+  @Option(
+      names = "--state-checkpoint-every",
+      defaultValue = "10",
+      description =
+          "--sync gradients: steps between reliable checkpoints of the executors' optimizer state")
+  int stateCheckpointEvery;
+
+  /** The metrics file, one JSON line per step, in every checkpoint and at the top of --output. */
+  static final String METRICS = "metrics.jsonl";
+
+  /** Per step of this run: loss, lr, gradient norm, tokens/s, timers, bytes, eval loss. */
   public final List<String> metrics = new ArrayList<>();
 
   /** The metrics of the steps before a resume (from the checkpoint), written ahead of metrics. */
@@ -209,50 +248,129 @@ public final class TrainJob implements Callable<Integer> {
   /** (step after which it was measured, eval loss), in order. */
   public final List<double[]> evalLosses = new ArrayList<>();
 
-  /** The trained weights (after call()). */
+  /** The trained weights (after run()). */
   public MambaWeights weights;
 
+  /** Input rows that could not be used (null or empty), and ids dropped at packing ends. */
+  public long unusableRows;
+
+  public long droppedTokens;
+
+  private AdamW adam;
+  private long skipped;
+  private int badInARow;
+  private Path tokenizerDir;
+  private Map<String, String> identity;
+  private MambaConfig intendedConfig; // --init's or --preset's: what a resumed checkpoint must be
+  private String tokenizerId; //         --init's tokenizer files, hashed
+  private TrainCheckpoints checkpoints;
+
   public static void main(String[] args) {
-    System.exit(new CommandLine(new TrainJob()).execute(args));
+    System.exit(JobMain.execute(new TrainJob(), args));
   }
 
   @Override
   public Integer call() throws IOException {
-    SparkSession active =
-        SparkSession.getActiveSession().isDefined()
-                && !SparkSession.getActiveSession().get().sparkContext().isStopped()
-            ? SparkSession.getActiveSession().get()
-            : null;
-    SparkSession spark = active;
-    if (spark == null) {
-      SparkSession.Builder b = SparkSession.builder();
-      MambaJob.defaultAppName(b, "mamba train");
-      String m = master != null ? master : "local[*]";
-      b.master(m);
-      if (m.startsWith("local")) {
-        b.config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.ui.showConsoleProgress", "false");
-        if (System.getProperty(MAX_RESULT_SIZE) == null) {
-          // the driver is this JVM: Spark's 1 GiB cap on collected results would stop a 130m-sized
-          // model at three partitions (three 516 MB gradients a step) for no memory's sake
-          b.config(MAX_RESULT_SIZE, "0");
-        }
-      }
-      spark = b.getOrCreate();
+    String m = SparkSessions.master(master, "local[*]");
+    Map<String, String> conf = new HashMap<>();
+    if (SparkSessions.local(m) && System.getProperty(MAX_RESULT_SIZE) == null) {
+      // the driver is this JVM: Spark's 1 GiB cap on collected results guards nothing here
+      conf.put(MAX_RESULT_SIZE, "0");
     }
-    try {
-      run(spark);
-    } finally {
-      if (active == null) {
-        spark.stop();
-      }
+    try (SparkSessions s = SparkSessions.open("mamba train", m, conf)) {
+      run(s.spark);
     }
     return 0;
   }
 
   /** Trains in the given session. */
   public void run(SparkSession spark) throws IOException {
+    validate();
+    JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+    Configuration hconf = sc.hadoopConfiguration();
+    Path work = Files.createTempDirectory("mamba-train");
+    try {
+      train(spark, sc, hconf, work);
+    } finally { // local copies of checkpoints, written to --output already
+      org.apache.hadoop.fs.FileUtil.fullyDelete(work.toFile());
+    }
+  }
+
+  private void train(SparkSession spark, JavaSparkContext sc, Configuration hconf, Path work)
+      throws IOException {
+    checkpoints = TrainCheckpoints.open(hconf, output, keep, resume, autoResume, overwrite, work);
+    Map<String, String> stored = start(hconf);
+    final int L = seqLen;
+    Data d;
+    try {
+      d = readData(spark, sc);
+    } catch (Exception e) { // a row's error in a task arrives inside a SparkException (checked)
+      throw TrainInput.rowError(e);
+    }
+    TrainInput in = d.in();
+    JavaRDD<Tuple2<Long, int[]>> indexed = d.indexed();
+    JavaRDD<int[]> evalRdd = d.eval();
+    long n = d.n(), nEval = d.nEval();
+    int p = indexed.getNumPartitions();
+    in.sequences.unpersist(false);
+    unusableRows = in.unusableRows();
+    droppedTokens = in.droppedTokens();
+    if (unusableRows > 0) {
+      LOG.warn(
+          "*** {} rows of {} could not be used (null or empty) and were skipped; --strict fails on"
+              + " the first ***",
+          unusableRows,
+          input);
+    }
+    if (evalRdd != null && nEval == 0) {
+      throw new IllegalArgumentException(
+          "the held-out split has no sequence of " + L + " ids: raise --eval-fraction");
+    }
+    if (n < globalBatch) {
+      throw new IllegalArgumentException(
+          String.format(
+              "--input %s yields %d sequences of %d ids, fewer than one global batch of %d",
+              input, n, L, globalBatch));
+    }
+    identity = TrainCheckpoints.identity(intendedConfig, tokenizerId, input, L, n, globalBatch);
+    if (stored != null) {
+      Map<String, String> now = new LinkedHashMap<>(identity);
+      now.put("seed", Long.toString(seed));
+      TrainCheckpoints.checkSameRun(checkpoints.newest(), stored, now);
+    }
+    LOG.info(
+        "training {} on {} sequences of {} ({} rows unusable, {} ids left over from packing) in"
+            + " {} partitions ({} held out for eval); {} steps of {} sequences, --sync {}",
+        weights.config,
+        n,
+        L,
+        unusableRows,
+        droppedTokens,
+        p,
+        nEval,
+        steps,
+        globalBatch,
+        sync);
+    long[] order = permutation(n, seed);
+    LrSchedule sched =
+        LrSchedule.of(schedule, lr, Math.min(minLr, lr), Math.min(warmup, steps), steps);
+    TrainingTraffic traffic = TrainingTraffic.register(sc.sc());
+    try {
+      if (sync.equals("average")) {
+        trainAveraging(sc, indexed, evalRdd, order, sched, traffic);
+      } else {
+        trainSharded(sc, indexed, evalRdd, order, sched, traffic, p);
+      }
+    } finally {
+      traffic.close();
+      if (evalRdd != null) {
+        evalRdd.unpersist();
+      }
+      indexed.unpersist();
+    }
+  }
+
+  private void validate() {
     if (globalBatch <= 0 || seqLen < 2 || steps < 0 || microBatch <= 0) {
       throw new IllegalArgumentException(
           "need --global-batch > 0, --micro-batch > 0, --seq-len >= 2, --steps >= 0");
@@ -260,8 +378,9 @@ public final class TrainJob implements Callable<Integer> {
     if (!sync.equals("gradients") && !sync.equals("average")) {
       throw new IllegalArgumentException("--sync must be gradients or average, got " + sync);
     }
-    if (localSteps < 1) {
-      throw new IllegalArgumentException("--local-steps must be >= 1");
+    if (localSteps < 1 || slices < 0 || stateCheckpointEvery < 0) {
+      throw new IllegalArgumentException(
+          "need --local-steps >= 1, --slices >= 0, --state-checkpoint-every >= 0");
     }
     if (!(evalFraction >= 0 && evalFraction < 1) || evalEvery < 0) {
       throw new IllegalArgumentException("need 0 <= --eval-fraction < 1 and --eval-every >= 0");
@@ -269,56 +388,32 @@ public final class TrainJob implements Callable<Integer> {
     if (evalFraction > 0 && evalInput != null) {
       throw new IllegalArgumentException("give --eval-input or --eval-fraction, not both");
     }
-    JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
-    Configuration hconf = sc.hadoopConfiguration();
-    org.apache.hadoop.fs.Path out = new org.apache.hadoop.fs.Path(output);
-    FileSystem fs = out.getFileSystem(hconf);
-    Path work = Files.createTempDirectory("mamba-train");
-    AdamW adam;
-    long skipped = 0;
-    org.apache.hadoop.fs.Path newest = resume || autoResume ? newestCheckpoint(fs, out) : null;
-    if (resume && newest == null) {
-      throw new IllegalArgumentException("--resume: no checkpoint-* in " + output);
-    }
-    Path tokenizerSource;
-    if (newest != null) {
-      Path local = work.resolve("resume");
-      fs.copyToLocalFile(false, newest, new org.apache.hadoop.fs.Path(local.toUri()), true);
-      weights = Checkpoint.load(local);
-      adam = new AdamW(weights, 0.9f, 0.999f, 1e-8f, weightDecay);
-      Map<String, String> meta = TrainingState.load(local, adam);
-      if (Long.parseLong(meta.getOrDefault("seed", "0")) != seed) {
-        throw new IllegalArgumentException(
-            "--resume: the run used seed " + meta.get("seed") + ", not " + seed);
-      }
-      skipped = Long.parseLong(meta.getOrDefault("skipped_steps", "0"));
-      Path m = local.resolve("metrics.jsonl");
-      if (Files.exists(m)) {
-        priorMetrics.addAll(Files.readAllLines(m, StandardCharsets.UTF_8));
-      }
-      tokenizerSource = local;
-      LOG.info("resumed from {} at step {}", newest, adam.step());
-    } else if (init != null) {
-      Path local = fetch(hconf, init, work.resolve("init"));
-      weights = Checkpoint.load(local);
-      adam = new AdamW(weights, 0.9f, 0.999f, 1e-8f, weightDecay);
-      tokenizerSource = local;
-    } else {
-      MambaConfig c =
-          preset == null || preset.equals("tiny")
-              ? MambaConfig.builder().vocabSize(256).hiddenSize(64).numLayers(2).build()
-              : MambaConfig.preset(preset);
-      weights = Initialization.initialize(c, seed);
-      adam = new AdamW(weights, 0.9f, 0.999f, 1e-8f, weightDecay);
-      tokenizerSource = null;
-    }
-    final int V = weights.config.vocabSize;
-    final int L = seqLen;
-    final int eos = weights.config.eosTokenId;
-    final String tokDir = tokenizerSource == null ? null : tokenizerSource.toString();
+  }
 
-    // data: (index, sequence of L ids), deterministic; a seeded share held out for eval
-    JavaRDD<int[]> seqRdd = sequences(spark, input, tokDir, L, eos, V);
+  /** The training sequences, indexed and partitioned, and the held-out ones, counted. */
+  private record Data(
+      TrainInput in,
+      JavaRDD<Tuple2<Long, int[]>> indexed,
+      JavaRDD<int[]> eval,
+      long n,
+      long nEval) {}
+
+  private TrainInput read(SparkSession spark, String flag, String path) {
+    return TrainInput.read(
+        spark,
+        flag,
+        path,
+        inputFormat,
+        tokenizerDir == null ? null : tokenizerDir.toString(),
+        seqLen,
+        weights.config.eosTokenId,
+        weights.config.vocabSize,
+        strict);
+  }
+
+  private Data readData(SparkSession spark, JavaSparkContext sc) {
+    TrainInput in = read(spark, "--input", input);
+    JavaRDD<int[]> seqRdd = in.sequences.persist(StorageLevel.MEMORY_AND_DISK());
     JavaRDD<int[]> evalRdd = null;
     if (evalFraction > 0) {
       final double f = evalFraction;
@@ -327,190 +422,321 @@ public final class TrainJob implements Callable<Integer> {
       evalRdd = all.filter(t -> heldOut(sd, t._2(), f)).map(Tuple2::_1);
       seqRdd = all.filter(t -> !heldOut(sd, t._2(), f)).map(Tuple2::_1);
     } else if (evalInput != null) {
-      evalRdd = sequences(spark, evalInput, tokDir, L, eos, V);
+      evalRdd = read(spark, "--eval-input", evalInput).sequences;
     }
-    JavaRDD<Tuple2<Long, int[]>> indexed =
-        seqRdd.zipWithIndex().map(t -> new Tuple2<>(t._2(), t._1()));
     int p = partitions > 0 ? partitions : sc.defaultParallelism();
-    indexed = indexed.repartition(p).cache();
-    long n = indexed.count();
-    long nEval = 0;
+    // sequence i in partition i mod p: a recomputed partition (a lost executor) holds the same ones
+    JavaRDD<Tuple2<Long, int[]>> indexed =
+        seqRdd
+            .zipWithIndex()
+            .mapToPair(t -> new Tuple2<>(t._2(), t._1()))
+            .partitionBy(new HashPartitioner(p))
+            .rdd()
+            .toJavaRDD()
+            .cache();
+    long n = indexed.count(), nEval = 0;
     if (evalRdd != null) {
       evalRdd = evalRdd.repartition(p).cache();
       nEval = evalRdd.count();
-      if (nEval == 0) {
-        throw new IllegalArgumentException(
-            "the held-out split has no sequence of " + L + " ids: raise --eval-fraction");
+    }
+    return new Data(in, indexed, evalRdd, n, nEval);
+  }
+
+  /**
+   * The starting point: the newest checkpoint of --output when resuming (its metadata returned, to
+   * be checked against this run), else --init's weights, else a new model of --preset. Sets the
+   * weights, the optimizer, the tokenizer directory and the run's model identity.
+   */
+  private Map<String, String> start(Configuration hconf) throws IOException {
+    org.apache.hadoop.fs.Path newest = resume || autoResume ? checkpoints.newest() : null;
+    if (resume && newest == null) {
+      throw new IllegalArgumentException("--resume: no checkpoint-* in " + output);
+    }
+    Path initDir = null;
+    MambaConfig intended;
+    if (init != null) {
+      org.apache.hadoop.fs.Path src = new org.apache.hadoop.fs.Path(init);
+      if (!src.getFileSystem(hconf).exists(src)) {
+        throw new IllegalArgumentException("--init " + init + ": no such checkpoint directory");
+      }
+      initDir = checkpoints.local(src, "init");
+      intended = org.mambaspark.io.ConfigJson.read(initDir.resolve(Checkpoint.CONFIG));
+    } else {
+      intended =
+          preset == null || preset.equals("tiny")
+              ? MambaConfig.builder().vocabSize(256).hiddenSize(64).numLayers(2).build()
+              : MambaConfig.preset(preset);
+    }
+    intendedConfig = intended;
+    tokenizerId = TrainCheckpoints.tokenizerId(initDir, intended.vocabSize);
+    Map<String, String> stored = null;
+    if (newest != null) {
+      Path local = checkpoints.local(newest, "resume");
+      weights = Checkpoint.load(local);
+      adam = new AdamW(weights, 0.9f, 0.999f, 1e-8f, weightDecay);
+      stored = new HashMap<>(TrainingState.load(local, adam));
+      stored.put("config", weights.config.toString()); // what the checkpoint holds, always
+      skipped = Long.parseLong(stored.getOrDefault("skipped_steps", "0"));
+      Path m = local.resolve(METRICS);
+      if (Files.exists(m)) {
+        priorMetrics.addAll(Files.readAllLines(m, StandardCharsets.UTF_8));
+      }
+      tokenizerDir = local;
+      LOG.info("resuming from {} at step {}", newest, adam.step());
+    } else {
+      weights =
+          initDir != null ? Checkpoint.load(initDir) : Initialization.initialize(intended, seed);
+      adam = new AdamW(weights, 0.9f, 0.999f, 1e-8f, weightDecay);
+      tokenizerDir = initDir;
+    }
+    return stored;
+  }
+
+  /** The sequence indices of step s: G consecutive entries of the seeded permutation. */
+  private Set<Long> batch(long[] order, long s) {
+    Set<Long> b = new HashSet<>();
+    for (int i = 0; i < globalBatch; i++) {
+      b.add(order[(int) ((s * globalBatch + i) % order.length)]);
+    }
+    return b;
+  }
+
+  private void trainSharded(
+      JavaSparkContext sc,
+      JavaRDD<Tuple2<Long, int[]>> indexed,
+      JavaRDD<int[]> evalRdd,
+      long[] order,
+      LrSchedule sched,
+      TrainingTraffic traffic,
+      int p)
+      throws IOException {
+    org.apache.hadoop.fs.Path stateDir =
+        new org.apache.hadoop.fs.Path(checkpoints.out, ".optimizer-state");
+    if (stateCheckpointEvery > 0) {
+      sc.setCheckpointDir(stateDir.toString());
+    }
+    ShardedTraining st =
+        new ShardedTraining(sc, weights, adam, p, slices, bf16Gradients, stateCheckpointEvery);
+    st.countBroadcasts(traffic);
+    try {
+      while (st.step() < steps) {
+        long s = st.step();
+        TrainingTraffic.Totals before = traffic.totals();
+        long t0 = System.nanoTime();
+        ShardedTraining.StepResult r =
+            st.step(indexed, batch(order, s), microBatch, seqLen, scanChunk, sched, clip);
+        double secs = (System.nanoTime() - t0) / 1e9;
+        TrainingTraffic.Totals moved = traffic.totals().minus(before);
+        List<String> lines = new ArrayList<>();
+        lines.add(
+            record(
+                s,
+                r.loss,
+                r.lr,
+                r.gradNorm,
+                r.tokens / secs,
+                secs,
+                r.maxComputeNanos,
+                r.gradientJobNanos,
+                r.updateJobNanos,
+                moved,
+                r.skipped));
+        long done = st.step();
+        afterSteps(
+            s,
+            done,
+            lines,
+            evalRdd == null ? null : () -> st.evalLoss(evalRdd, microBatch, seqLen, TREE_DEPTH),
+            () -> st.collectInto(weights, adam));
+      }
+      if (steps == 0 || adam.step() != st.step()) {
+        st.collectInto(weights, adam);
+      }
+    } finally {
+      st.close();
+      if (stateCheckpointEvery > 0) {
+        checkpoints.fs.delete(stateDir, true);
       }
     }
-    if (n < globalBatch) {
-      throw new IllegalArgumentException(
-          input
-              + " yields "
-              + n
-              + " sequences of "
-              + L
-              + " ids, fewer than one"
-              + " global batch of "
-              + globalBatch);
-    }
-    long[] order = permutation(n, seed);
-    LrSchedule sched =
-        LrSchedule.of(schedule, lr, Math.min(minLr, lr), Math.min(warmup, steps), steps);
-    MambaWeights scratch = MambaWeights.zerosLike(weights);
-    long paramBytes = TrainStep.parameterBytes(weights);
-    boolean average = sync.equals("average");
-    long bytesPerStep = bytesPerStep(paramBytes, p, executors(sc), average);
+  }
+
+  private void trainAveraging(
+      JavaSparkContext sc,
+      JavaRDD<Tuple2<Long, int[]>> indexed,
+      JavaRDD<int[]> evalRdd,
+      long[] order,
+      LrSchedule sched,
+      TrainingTraffic traffic)
+      throws IOException {
     checkDriverResults(
-        sc.getConf().get(MAX_RESULT_SIZE, "1g"), average ? 3 * paramBytes : paramBytes, p);
-    LOG.info(
-        "training {} on {} sequences of {} in {} partitions ({} held out for eval); {} steps of {}"
-            + " sequences, --sync {}{}; {} MB of parameters: about {} MB moved per {} (broadcast"
-            + " to {} executors + one {} per partition)",
-        weights.config,
-        n,
-        L,
-        p,
-        nEval,
-        steps,
-        globalBatch,
-        sync,
-        average ? " --local-steps " + localSteps : "",
-        paramBytes >> 20,
-        bytesPerStep >> 20,
-        average ? "round" : "step",
-        executors(sc),
-        average ? "model with moments" : "gradient");
-    int badInARow = 0;
+        sc.getConf().get(MAX_RESULT_SIZE, "1g"),
+        3 * TrainStep.parameterBytes(weights),
+        indexed.getNumPartitions());
     DataParallelTraining.Timing timing = new DataParallelTraining.Timing();
     while (adam.step() < steps) {
       long s = adam.step();
-      long t0 = System.nanoTime();
-      int h = average ? (int) Math.min(localSteps - s % localSteps, steps - s) : 1;
+      int h = (int) Math.min(localSteps - s % localSteps, steps - s);
       List<Set<Long>> batches = new ArrayList<>();
       for (int k = 0; k < h; k++) {
-        Set<Long> batch = new HashSet<>();
-        for (int i = 0; i < globalBatch; i++) {
-          batch.add(order[(int) (((s + k) * globalBatch + i) % n)]);
-        }
-        batches.add(batch);
+        batches.add(batch(order, s + k));
       }
-      sc.setJobDescription(
-          "mamba train: step " + (s + 1) + (h > 1 ? "-" + (s + h) : "") + "/" + steps);
+      sc.setJobDescription("mamba train: steps " + (s + 1) + "-" + (s + h) + "/" + steps);
+      TrainingTraffic.Totals before = traffic.totals();
+      long t0 = System.nanoTime();
+      ModelAverage r =
+          DataParallelTraining.averageRound(
+              sc,
+              indexed,
+              weights,
+              adam,
+              batches,
+              sched,
+              clip,
+              microBatch,
+              seqLen,
+              scanChunk,
+              TREE_DEPTH,
+              timing);
+      long t1 = System.nanoTime();
+      traffic.addBroadcast(timing.broadcastBytes);
+      boolean moved = r.applyTo(weights, adam);
+      long t2 = System.nanoTime();
+      double secs = (t2 - t0) / 1e9;
+      TrainingTraffic.Totals bytes = traffic.totals().minus(before);
+      long tokens = 0;
+      for (long tk : r.tokens) {
+        tokens += tk;
+      }
       List<String> lines = new ArrayList<>();
-      if (!average) {
-        GradientSum sum =
-            DataParallelTraining.stepGradient(
-                sc, indexed, weights, batches.get(0), microBatch, L, scanChunk, TREE_DEPTH, timing);
-        long t1 = System.nanoTime();
-        TrainStep.Applied a = TrainStep.apply(weights, adam, sum, scratch, sched, clip);
-        long t2 = System.nanoTime();
-        double secs = (t2 - t0) / 1e9;
-        if (a.skipped) {
-          skipped++;
-          badInARow++;
-        } else {
-          badInARow = 0;
-        }
+      for (int k = 0; k < h; k++) {
         lines.add(
-            metricsLine(
-                s,
-                a.loss,
-                a.lr,
-                a.gradNorm,
-                sum.tokens / secs,
-                secs,
-                timing,
-                sum.maxComputeNanos,
-                t2 - t1,
-                bytesPerStep,
-                a.skipped));
-        logStep(s, a.loss, a.lr, a.gradNorm, sum.tokens / secs, a.skipped, badInARow);
-      } else {
-        ModelAverage r =
-            DataParallelTraining.averageRound(
-                sc,
-                indexed,
-                weights,
-                adam,
-                batches,
-                sched,
-                clip,
-                microBatch,
-                L,
-                scanChunk,
-                TREE_DEPTH,
-                timing);
-        long t1 = System.nanoTime();
-        boolean moved = r.applyTo(weights, adam);
-        long t2 = System.nanoTime();
-        double secs = (t2 - t0) / 1e9;
-        long tokens = 0;
-        for (long tk : r.tokens) {
-          tokens += tk;
-        }
-        for (int k = 0; k < h; k++) {
-          boolean skip = r.skipped[k] > 0;
-          if (skip) {
-            skipped++;
-            badInARow++;
-          } else {
-            badInARow = 0;
-          }
-          double loss = r.lossSum[k] / r.tokens[k];
-          double norm = r.gradNormSum[k] / Math.max(1, r.tokens[k]);
-          float lrK = sched.lr(s + k);
-          lines.add(
-              metricsLine(
-                  s + k,
-                  loss,
-                  lrK,
-                  norm,
-                  tokens / secs,
-                  secs / h,
-                  timing,
-                  r.maxComputeNanos,
-                  t2 - t1,
-                  bytesPerStep,
-                  skip));
-          logStep(s + k, loss, lrK, norm, tokens / secs, skip, badInARow);
-        }
-        if (!moved) {
-          LOG.warn("round ending at step {}: no partition took a finite step", s + h);
-        }
+            record(
+                s + k,
+                r.lossSum[k] / r.tokens[k],
+                sched.lr(s + k),
+                r.gradNormSum[k] / Math.max(1, r.tokens[k]),
+                tokens / secs,
+                secs / h,
+                r.maxComputeNanos / h,
+                (t1 - t0) / h,
+                (t2 - t1) / h,
+                bytes.per(h),
+                r.skipped[k] > 0));
       }
-      long done = adam.step();
-      boolean last = done == steps;
-      if (evalRdd != null && (last || (evalEvery > 0 && done / evalEvery > s / evalEvery))) {
-        long te = System.nanoTime();
-        double[] e = DataParallelTraining.evalLoss(sc, evalRdd, weights, microBatch, L, TREE_DEPTH);
-        double evalLoss = e[0] / e[1];
-        evalLosses.add(new double[] {done, evalLoss});
-        String l = lines.remove(lines.size() - 1);
-        lines.add(
-            l.substring(0, l.length() - 1)
-                + String.format(",\"eval_loss\":%.6f,\"eval_tokens\":%d}", evalLoss, (long) e[1]));
-        LOG.info(
-            "step {}/{}  eval loss {} over {} held-out tokens ({} s)",
-            done,
-            steps,
-            String.format("%.4f", evalLoss),
-            (long) e[1],
-            String.format("%.1f", (System.nanoTime() - te) / 1e9));
+      if (!moved) {
+        LOG.warn("round ending at step {}: no partition took a finite step", s + h);
       }
-      metrics.addAll(lines);
-      if (badInARow >= maxBadSteps) {
-        throw new IllegalStateException(
-            badInARow + " non-finite steps in a row at step " + done + ": stopping");
-      }
-      if (last || (checkpointEvery > 0 && done / checkpointEvery > s / checkpointEvery)) {
-        checkpoint(fs, out, work, adam, skipped, tokDir, last);
-      }
+      afterSteps(
+          s,
+          adam.step(),
+          lines,
+          evalRdd == null
+              ? null
+              : () ->
+                  DataParallelTraining.evalLoss(
+                      sc, evalRdd, weights, microBatch, seqLen, TREE_DEPTH),
+          () -> {});
     }
-    if (evalRdd != null) {
-      evalRdd.unpersist();
+  }
+
+  /** The held-out loss sums {loss, tokens} under the current weights. */
+  private interface Eval {
+    double[] lossSum();
+  }
+
+  /**
+   * After the steps from s to done: the eval loss when due (on the last line), the metrics, the
+   * non-finite-run guard, and a checkpoint when due ({@code sync} brings the weights and moments to
+   * the driver first).
+   */
+  private void afterSteps(long s, long done, List<String> lines, Eval eval, Runnable sync)
+      throws IOException {
+    boolean last = done == steps;
+    if (eval != null && (last || (evalEvery > 0 && done / evalEvery > s / evalEvery))) {
+      long te = System.nanoTime();
+      double[] e = eval.lossSum();
+      double evalLoss = e[0] / e[1];
+      evalLosses.add(new double[] {done, evalLoss});
+      String l = lines.remove(lines.size() - 1);
+      lines.add(
+          l.substring(0, l.length() - 1)
+              + String.format(",\"eval_loss\":%.6f,\"eval_tokens\":%d}", evalLoss, (long) e[1]));
+      LOG.info(
+          "step {}/{}  eval loss {} over {} held-out tokens ({} s)",
+          done,
+          steps,
+          String.format("%.4f", evalLoss),
+          (long) e[1],
+          String.format("%.1f", (System.nanoTime() - te) / 1e9));
     }
-    indexed.unpersist();
+    metrics.addAll(lines);
+    if (badInARow >= maxBadSteps) {
+      throw new IllegalStateException(
+          badInARow + " non-finite steps in a row at step " + done + ": stopping");
+    }
+    if (last || (checkpointEvery > 0 && done / checkpointEvery > s / checkpointEvery)) {
+      sync.run();
+      List<String> all = new ArrayList<>(priorMetrics);
+      all.addAll(metrics);
+      checkpoints.write(
+          weights,
+          adam,
+          new TrainCheckpoints.Extras(seed, skipped, identity, tokenizerDir, all),
+          last,
+          noChart ? null : dir -> drawLossChart(all, dir));
+    }
+  }
+
+  /** One step's metrics line and log line; counts skipped steps. */
+  private String record(
+      long step,
+      double loss,
+      float lr,
+      double gradNorm,
+      double tokensPerS,
+      double secs,
+      long maxComputeNanos,
+      long jobNanos,
+      long updateNanos,
+      TrainingTraffic.Totals moved,
+      boolean skip) {
+    if (skip) {
+      skipped++;
+      badInARow++;
+      LOG.warn(
+          "step {}: non-finite loss {} or gradient norm {}: skipped ({} in a row)",
+          step,
+          loss,
+          gradNorm,
+          badInARow);
+    } else {
+      badInARow = 0;
+    }
+    LOG.info(
+        "step {}/{}  loss {}  lr {}  grad norm {}  {} tokens/s",
+        step + 1,
+        steps,
+        String.format("%.4f", loss),
+        lr,
+        String.format("%.3f", gradNorm),
+        String.format("%.0f", tokensPerS));
+    return String.format(
+        "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
+            + "\"seconds\":%.3f,\"task_compute_max_s\":%.4f,\"job_s\":%.4f,\"update_s\":%.4f,"
+            + "\"driver_bytes\":%d,\"shuffle_bytes\":%d,\"unusable_rows\":%d,\"skipped\":%b}",
+        step,
+        loss,
+        lr,
+        gradNorm,
+        tokensPerS,
+        secs,
+        maxComputeNanos / 1e9,
+        jobNanos / 1e9,
+        updateNanos / 1e9,
+        moved.driverBytes(),
+        moved.shuffleWritten(),
+        unusableRows,
+        skip);
   }
 
   private static long[] permutation(long n, long seed) {
@@ -538,16 +764,6 @@ public final class TrainJob implements Callable<Integer> {
     z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
     z ^= z >>> 31;
     return (z >>> 11) * 0x1.0p-53 < fraction;
-  }
-
-  /**
-   * Bytes moved per step (gradients) or per round (average): the broadcast once per executor
-   * (weights; + both AdamW moments when averaging), one gradient (or weights and moments) per
-   * partition up the aggregation tree.
-   */
-  static long bytesPerStep(long paramBytes, int partitions, int executors, boolean average) {
-    long unit = average ? 3 * paramBytes : paramBytes;
-    return unit * ((long) executors + partitions);
   }
 
   /**
@@ -588,251 +804,6 @@ public final class TrainJob implements Callable<Integer> {
               maxResultSize,
               MAX_RESULT_SIZE,
               (need >> 20) * 5 / 4 + 64));
-    }
-  }
-
-  /** Executors that run tasks (local mode: 1, the driver). */
-  static int executors(JavaSparkContext sc) {
-    int n = sc.sc().getExecutorMemoryStatus().size();
-    return sc.isLocal() ? 1 : Math.max(1, n - 1);
-  }
-
-  private static String metricsLine(
-      long step,
-      double loss,
-      float lr,
-      double gradNorm,
-      double tokensPerS,
-      double secs,
-      DataParallelTraining.Timing t,
-      long maxComputeNanos,
-      long updateNanos,
-      long bytes,
-      boolean skipped) {
-    return String.format(
-        "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
-            + "\"seconds\":%.3f,\"broadcast_s\":%.4f,\"job_s\":%.4f,\"task_compute_max_s\":%.4f,"
-            + "\"update_s\":%.4f,\"bytes_moved\":%d,\"skipped\":%b}",
-        step,
-        loss,
-        lr,
-        gradNorm,
-        tokensPerS,
-        secs,
-        t.broadcastNanos / 1e9,
-        t.jobNanos / 1e9,
-        maxComputeNanos / 1e9,
-        updateNanos / 1e9,
-        bytes,
-        skipped);
-  }
-
-  private void logStep(
-      long s, double loss, float lr, double norm, double tps, boolean skip, int badInARow) {
-    if (skip) {
-      LOG.warn(
-          "step {}: non-finite loss {} or gradient norm {}: skipped ({} in a row)",
-          s,
-          loss,
-          norm,
-          badInARow);
-    }
-    LOG.info(
-        "step {}/{}  loss {}  lr {}  grad norm {}  {} tokens/s",
-        s + 1,
-        steps,
-        String.format("%.4f", loss),
-        lr,
-        String.format("%.3f", norm),
-        String.format("%.0f", tps));
-  }
-
-  private JavaRDD<int[]> sequences(
-      SparkSession spark, String input, String tokDir, int L, int eos, int V) {
-    String lower = input.toLowerCase(java.util.Locale.ROOT);
-    Dataset<Row> rows;
-    if (lower.endsWith(".parquet") || lower.contains(".parquet/")) {
-      rows = spark.read().parquet(input);
-    } else if (lower.endsWith(".json") || lower.endsWith(".jsonl")) {
-      rows = spark.read().json(input);
-    } else {
-      rows = spark.read().text(input).withColumnRenamed("value", "text");
-    }
-    boolean ids = Arrays.asList(rows.columns()).contains("input_ids");
-    if (!ids && !Arrays.asList(rows.columns()).contains("text")) {
-      throw new IllegalArgumentException(
-          input + ": needs an input_ids or a text column, has " + Arrays.toString(rows.columns()));
-    }
-    if (!ids && tokDir == null && V < 256) {
-      throw new IllegalArgumentException(
-          "text input needs a model with a tokenizer (or a byte-level model)");
-    }
-    JavaRDD<Row> r = rows.select(ids ? "input_ids" : "text").javaRDD();
-    return r.mapPartitions(
-        it -> {
-          org.mambaspark.tokenizer.Tokenizer tok = null;
-          if (!ids) {
-            tok =
-                tokDir == null
-                    ? Tokenizers.byName("bytes")
-                    : Tokenizers.forModel(Path.of(tokDir)).orElse(Tokenizers.byName("bytes"));
-          }
-          List<int[]> outSeqs = new ArrayList<>();
-          int[] buf = new int[L];
-          int fill = 0;
-          while (it.hasNext()) {
-            Row row = it.next();
-            if (row.isNullAt(0)) {
-              continue; // an empty row contributes no tokens
-            }
-            int[] doc;
-            if (ids) {
-              List<Object> list = row.getList(0);
-              doc = new int[list.size()];
-              for (int i = 0; i < doc.length; i++) {
-                long v = ((Number) list.get(i)).longValue();
-                if (v < 0 || v >= V) {
-                  throw new IllegalArgumentException(
-                      "input_ids value " + v + " outside the vocabulary [0, " + V + ")");
-                }
-                doc[i] = (int) v;
-              }
-              if (doc.length == L) { // already a training sequence: used as it is
-                outSeqs.add(doc);
-                continue;
-              }
-            } else {
-              doc = tok.encode(row.getString(0));
-            }
-            for (int k = 0; k <= doc.length; k++) { // pack, EOS between documents
-              buf[fill++] = k < doc.length ? doc[k] : eos;
-              if (fill == L) {
-                outSeqs.add(buf.clone());
-                fill = 0;
-              }
-            }
-          }
-          if (tok != null) {
-            tok.close();
-          }
-          return outSeqs.iterator();
-        });
-  }
-
-  private static Path fetch(Configuration hconf, String path, Path local) throws IOException {
-    org.apache.hadoop.fs.Path src = new org.apache.hadoop.fs.Path(path);
-    FileSystem fs = src.getFileSystem(hconf);
-    if (!fs.exists(src)) {
-      throw new IllegalArgumentException("--init " + path + ": no such checkpoint directory");
-    }
-    if ("file".equals(fs.getScheme())) {
-      return Path.of(src.toUri().getPath());
-    }
-    fs.copyToLocalFile(false, src, new org.apache.hadoop.fs.Path(local.toUri()), true);
-    return local;
-  }
-
-  private static org.apache.hadoop.fs.Path newestCheckpoint(
-      FileSystem fs, org.apache.hadoop.fs.Path out) throws IOException {
-    if (!fs.exists(out)) {
-      return null;
-    }
-    org.apache.hadoop.fs.Path best = null;
-    for (FileStatus st : fs.listStatus(out)) {
-      String name = st.getPath().getName();
-      if (st.isDirectory()
-          && name.matches("checkpoint-\\d+")
-          && (best == null || name.compareTo(best.getName()) > 0)) {
-        best = st.getPath();
-      }
-    }
-    return best;
-  }
-
-  /**
-   * Saves locally, copies to out/.checkpoint-N.tmp, renames to out/checkpoint-N; keeps the last
-   * `keep`.
-   */
-  private void checkpoint(
-      FileSystem fs,
-      org.apache.hadoop.fs.Path out,
-      Path work,
-      AdamW adam,
-      long skipped,
-      String tokDir,
-      boolean last)
-      throws IOException {
-    String name = String.format("checkpoint-%08d", adam.step());
-    Path local = work.resolve(name);
-    Files.createDirectories(local);
-    Checkpoint.save(weights, local);
-    TrainingState.save(
-        local,
-        adam,
-        seed,
-        skipped,
-        Map.of("seq_len", Integer.toString(seqLen), "global_batch", Integer.toString(globalBatch)));
-    if (tokDir != null) {
-      for (String f : new String[] {Tokenizers.TOKENIZER_JSON, Tokenizers.TOKENIZER_CONFIG}) {
-        Path t = Path.of(tokDir, f);
-        if (Files.exists(t)) {
-          Files.copy(t, local.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-        }
-      }
-    } else if (weights.config.vocabSize >= 256) {
-      Tokenizers.writeByteTokenizerMarker(local);
-    }
-    List<String> all = new ArrayList<>(priorMetrics);
-    all.addAll(metrics);
-    Files.write(local.resolve("metrics.jsonl"), all, StandardCharsets.UTF_8);
-    if (last && !noChart) {
-      drawLossChart(all, local);
-    }
-    fs.mkdirs(out);
-    org.apache.hadoop.fs.Path tmp = new org.apache.hadoop.fs.Path(out, "." + name + ".tmp");
-    org.apache.hadoop.fs.Path dst = new org.apache.hadoop.fs.Path(out, name);
-    fs.delete(tmp, true);
-    fs.copyFromLocalFile(false, true, new org.apache.hadoop.fs.Path(local.toUri()), tmp);
-    if (fs.exists(dst)) {
-      fs.delete(dst, true);
-    }
-    if (!fs.rename(tmp, dst)) {
-      throw new IOException("could not rename " + tmp + " to " + dst);
-    }
-    LOG.info("checkpoint {} written to {}", adam.step(), dst);
-    // keep the newest `keep`
-    List<String> names = new ArrayList<>();
-    for (FileStatus st : fs.listStatus(out)) {
-      if (st.isDirectory() && st.getPath().getName().matches("checkpoint-\\d+")) {
-        names.add(st.getPath().getName());
-      }
-    }
-    names.sort(null);
-    for (int i = 0; i < names.size() - Math.max(1, keep); i++) {
-      fs.delete(new org.apache.hadoop.fs.Path(out, names.get(i)), true);
-    }
-    if (last) { // the final model at the top of the output, each file renamed into place
-      for (String f :
-          new String[] {
-            Checkpoint.CONFIG,
-            Checkpoint.WEIGHTS,
-            "metrics.jsonl",
-            LOSS_PNG,
-            Tokenizers.TOKENIZER_JSON,
-            Tokenizers.TOKENIZER_CONFIG
-          }) {
-        Path src = local.resolve(f);
-        if (!Files.exists(src)) {
-          continue;
-        }
-        org.apache.hadoop.fs.Path t = new org.apache.hadoop.fs.Path(out, "." + f + ".tmp");
-        org.apache.hadoop.fs.Path d = new org.apache.hadoop.fs.Path(out, f);
-        fs.copyFromLocalFile(false, true, new org.apache.hadoop.fs.Path(src.toUri()), t);
-        fs.delete(d, false);
-        if (!fs.rename(t, d)) {
-          throw new UncheckedIOException(new IOException("could not rename " + t + " to " + d));
-        }
-      }
     }
   }
 

@@ -61,7 +61,8 @@ final class JobTestSupport {
    */
   /**
    * The training tests' job: global batch G of L-token sequences, micro-batches of 2, constant lr
-   * 1e-3, weight decay 0.1, clipping at 1, seed 0, then {@code extra}.
+   * 1e-3, weight decay 0.1, clipping at 1, seed 0, the optimizer in 3 slices (they cut across
+   * tensors) with its state checkpointed every 2 steps, then {@code extra}.
    */
   static TrainJob trainJob(
       String init,
@@ -102,10 +103,16 @@ final class JobTestSupport {
                 "--seed",
                 "0",
                 "--partitions",
-                Integer.toString(partitions)));
+                Integer.toString(partitions),
+                "--slices",
+                "3",
+                "--state-checkpoint-every",
+                "2"));
     args.addAll(List.of(extra));
     TrainJob j = new TrainJob();
-    new picocli.CommandLine(j).parseArgs(args.toArray(new String[0]));
+    new picocli.CommandLine(j)
+        .setOverwrittenOptionsAllowed(true) // a later flag in extra wins
+        .parseArgs(args.toArray(new String[0]));
     return j;
   }
 
@@ -121,14 +128,20 @@ final class JobTestSupport {
             .config("spark.executor.memory", "512m")
             .config("spark.executor.extraJavaOptions", "--add-modules=jdk.incubator.vector")
             .getOrCreate();
+    awaitExecutors(spark, 2);
+    return spark;
+  }
+
+  /** Waits (at most 90 s) until n executors besides the driver are registered. */
+  static void awaitExecutors(org.apache.spark.sql.SparkSession spark, int n)
+      throws InterruptedException {
     long deadline = System.nanoTime() + 90_000_000_000L;
-    while (spark.sparkContext().statusTracker().getExecutorInfos().length < 3) { // + the driver
+    while (spark.sparkContext().statusTracker().getExecutorInfos().length < n + 1) {
       if (System.nanoTime() > deadline) {
-        throw new IllegalStateException("two executors did not register in 90 s");
+        throw new IllegalStateException(n + " executors did not register in 90 s");
       }
       Thread.sleep(200);
     }
-    return spark;
   }
 
   static double engineLoss(MambaModel m, int[] ids) {

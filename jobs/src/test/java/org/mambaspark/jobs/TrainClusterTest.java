@@ -106,6 +106,30 @@ class TrainClusterTest {
   }
 
   @Test
+  void aLostExecutorIsRecoveredFromTheStateCheckpointNotReinitialised() throws Exception {
+    String in = input.toString(), init = model.toString();
+    TrainJob clean = job(init, in, tmp.resolve("clean").toString(), 5);
+    clean.run(spark);
+    // the state is checkpointed every 2 steps (JobTestSupport): step 3 recovers from step 2's
+    spark.sparkContext().setLocalProperty(DataParallelTraining.HALT_EXECUTOR_AT_STEP, "3");
+    TrainJob lost = job(init, in, tmp.resolve("lost").toString(), 5);
+    try {
+      lost.run(spark);
+    } finally {
+      spark.sparkContext().setLocalProperty(DataParallelTraining.HALT_EXECUTOR_AT_STEP, null);
+    }
+    double err = relErr(lost.weights, clean.weights);
+    System.out.printf(
+        "an executor JVM halted during step 4 of 5: weights rel err %.2e vs the run without it;"
+            + " step losses %s vs %s%n",
+        err,
+        lost.metrics.stream().map(m -> LossChart.number(m, "loss")).toList(),
+        clean.metrics.stream().map(m -> LossChart.number(m, "loss")).toList());
+    assertTrue(err < 1e-6, "rel err " + err);
+    JobTestSupport.awaitExecutors(spark, 2); // the worker starts a new one
+  }
+
+  @Test
   void checkpointsOnHdfsResumeTheSameTrajectory() throws Exception {
     Configuration conf = new Configuration();
     conf.set(MiniDFSCluster.HDFS_MINIDFS_BASEDIR, tmp.resolve("dfs").toString());

@@ -1,6 +1,7 @@
 package org.mambaspark.jobs;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
@@ -60,6 +61,11 @@ class TrainJobTest {
   static TrainJob job(String out, int partitions, long steps, String... extra) {
     return JobTestSupport.trainJob(
         model.toString(), input.toString(), out, steps, G, L, partitions, extra);
+  }
+
+  /** One step in 2 partitions on another input. */
+  static TrainJob oneStepOn(Path in, String out, String... extra) {
+    return JobTestSupport.trainJob(model.toString(), in.toString(), out, 1, G, L, 2, extra);
   }
 
   /** The single-process loop on the same G sequences: 3 steps of TrainStep. */
@@ -133,7 +139,9 @@ class TrainJobTest {
       double err = relErr(faulty.weights, clean.weights);
       System.out.printf(
           "with a failed first attempt of partition 1 each step: weights rel err %.2e%n", err);
-      // the two partial sums may be combined in either order: equal up to float reassociation
+      // reducers add the partitions' sums in partition order, so a retried task changes nothing;
+      // what remains is the engine's own run-to-run rounding (its Vector API sums round differently
+      // before and after the JIT compiles them)
       assertTrue(err < 1e-6, "rel err " + err);
     } finally {
       spark
@@ -257,6 +265,144 @@ class TrainJobTest {
     assertTrue(after < before - 0.05, before + " -> " + after);
     // resumable at round boundaries: the final checkpoint holds step 6
     assertTrue(Files.isDirectory(Path.of(out, "checkpoint-00000006")));
+  }
+
+  @Test
+  void driverBytesAStepAreFlatInPartitionsAndBelowOneModel() throws Exception {
+    Path big =
+        JobTestSupport.writeModel(tmp.resolve("bytes-model")); // V=256, D=32: 4x the tiny one
+    Path rows = JobTestSupport.writeIdRows(tmp.resolve("bytes-in.jsonl"), G, L, 256, 3);
+    long modelBytes = TrainStep.parameterBytes(Checkpoint.load(big));
+    long[] driver = new long[4];
+    long[] shuffle = new long[4];
+    for (int p = 1; p <= 3; p++) {
+      TrainJob j =
+          JobTestSupport.trainJob(
+              big.toString(),
+              rows.toString(),
+              tmp.resolve("bytes-p" + p).toString(),
+              2,
+              G,
+              L,
+              p,
+              "--no-chart");
+      j.run(spark);
+      driver[p] = (long) (double) LossChart.number(j.metrics.get(1), "driver_bytes");
+      shuffle[p] = (long) (double) LossChart.number(j.metrics.get(1), "shuffle_bytes");
+      System.out.printf(
+          "P=%d: driver bytes %d (%.3f x model bytes %d), shuffle bytes %d (%.2f x)%n",
+          p,
+          driver[p],
+          (double) driver[p] / modelBytes,
+          modelBytes,
+          shuffle[p],
+          (double) shuffle[p] / modelBytes);
+      assertTrue(driver[p] <= 1.1 * modelBytes, "P=" + p + ": " + driver[p] + " driver bytes");
+      // reduce-scatter + all-gather: about two models' bytes per partition go through the shuffle
+      assertTrue(shuffle[p] >= 2L * p * modelBytes * 9 / 10, "P=" + p + ": " + shuffle[p]);
+    }
+    // a gradient per partition through the driver would add 2 models' bytes from P=1 to P=3
+    assertTrue(
+        Math.abs(driver[3] - driver[1]) < modelBytes / 4,
+        "driver bytes " + driver[1] + " at P=1, " + driver[3] + " at P=3");
+  }
+
+  @Test
+  void bf16GradientsStayCloseToFp32() throws Exception {
+    TrainJob fp32 = job(tmp.resolve("fp32").toString(), 2, 3, "--no-chart");
+    fp32.run(spark);
+    TrainJob bf16 = job(tmp.resolve("bf16").toString(), 2, 3, "--no-chart", "--bf16-gradients");
+    bf16.run(spark);
+    double err = relErr(bf16.weights, fp32.weights);
+    double worst = 0;
+    for (int s = 0; s < 3; s++) {
+      worst =
+          Math.max(
+              worst,
+              Math.abs(loss(bf16.metrics.get(s)) - loss(fp32.metrics.get(s)))
+                  / loss(fp32.metrics.get(s)));
+    }
+    System.out.printf(
+        "--bf16-gradients, 3 steps: losses %s vs fp32 %s (largest rel diff %.2e); weights rel diff"
+            + " %.2e%n",
+        bf16.metrics.stream().map(m -> String.format("%.7f", loss(m))).toList(),
+        fp32.metrics.stream().map(m -> String.format("%.7f", loss(m))).toList(),
+        worst,
+        err);
+    assertTrue(err > 0, "bf16 changes the gradients");
+    assertTrue(worst < 1e-4 && err < 1e-3, worst + " " + err);
+  }
+
+  @Test
+  void anExistingOutputIsRefusedUnlessResumedOrOverwritten() throws Exception {
+    String out = tmp.resolve("taken").toString();
+    job(out, 1, 1, "--no-chart").run(spark);
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> job(out, 1, 1).run(spark));
+    System.out.println("existing output: " + e.getMessage());
+    assertTrue(e.getMessage().contains("--output " + out + " exists"), e.getMessage());
+    assertTrue(e.getMessage().contains("--overwrite"), e.getMessage());
+    TrainJob again = job(out, 1, 2, "--no-chart", "--overwrite");
+    again.run(spark);
+    assertEquals(2, again.metrics.size(), "a fresh run of 2 steps");
+    assertTrue(!Files.exists(Path.of(out, "checkpoint-00000001")), "the old run is gone");
+  }
+
+  @Test
+  void aResumeOfAnotherRunNamesWhatDiffers() throws Exception {
+    String out = tmp.resolve("other-run").toString();
+    job(out, 2, 1, "--no-chart").run(spark);
+    Path more = JobTestSupport.writeIdRows(tmp.resolve("more.jsonl"), G + 2, L, 64, 10);
+    Path otherModel = JobTestSupport.writeModel(tmp.resolve("other-shape")); // V=256, bytes
+    TrainJob other =
+        JobTestSupport.trainJob(
+            otherModel.toString(), more.toString(), out, 2, G, L, 2, "--resume", "--seed", "5");
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> other.run(spark));
+    System.out.println("resume mismatch: " + e.getMessage());
+    assertTrue(e.getMessage().contains("not the same run"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("config MambaConfig{V=64, D=24")
+            && e.getMessage().contains("tokenizer none there, sha256:")
+            && e.getMessage().contains("input " + input)
+            && e.getMessage().contains("sequences 6 there, 8 now")
+            && e.getMessage().contains("seed 0 there, 5 now"),
+        e.getMessage());
+  }
+
+  @Test
+  void anIdOutsideTheVocabularyIsAOneLineErrorNamingTheRow() throws Exception {
+    List<String> lines = new ArrayList<>(Files.readAllLines(input));
+    lines.set(3, lines.get(3).replaceFirst("\\[\\d+", "[64")); // V = 64
+    Path bad = Files.write(tmp.resolve("oov.jsonl"), lines);
+    TrainJob j = oneStepOn(bad, tmp.resolve("oov").toString());
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> j.run(spark));
+    System.out.println("out of vocabulary: " + e.getMessage());
+    assertEquals(
+        "--input "
+            + bad
+            + " row 3: input_ids value 64 at position 0 is outside the model's vocabulary [0, 64)",
+        e.getMessage());
+  }
+
+  @Test
+  void unusableRowsAreCountedAndStrictNamesTheFirst() throws Exception {
+    List<String> lines = new ArrayList<>(Files.readAllLines(input));
+    lines.add(2, "{\"input_ids\": []}");
+    lines.add(5, "{\"input_ids\": null}");
+    lines.add(6, "{\"other\": 1}");
+    Path messy = Files.write(tmp.resolve("messy.jsonl"), lines);
+    TrainJob j = oneStepOn(messy, tmp.resolve("messy").toString(), "--no-chart");
+    j.run(spark);
+    System.out.printf(
+        "messy input: %d unusable rows; metrics %s%n", j.unusableRows, j.metrics.get(0));
+    assertEquals(3, j.unusableRows);
+    assertEquals(3.0, LossChart.number(j.metrics.get(0), "unusable_rows"));
+    TrainJob strict = oneStepOn(messy, tmp.resolve("messy-strict").toString(), "--strict");
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> strict.run(spark));
+    System.out.println("--strict: " + e.getMessage());
+    assertEquals("--input " + messy + " row 2: empty (--strict)", e.getMessage());
   }
 
   @Test

@@ -19,10 +19,28 @@ public final class AdamWStep {
       float decay,
       float stepSize,
       float bc2Sqrt) {
+    adamwStep(p, m, v, g, 0, p.length, beta1, beta2, eps, decay, stepSize, bc2Sqrt);
+  }
+
+  /** The update of elements [start, end) only (a slice of a flat parameter vector). */
+  public static void adamwStep(
+      float[] p,
+      float[] m,
+      float[] v,
+      float[] g,
+      int start,
+      int end,
+      float beta1,
+      float beta2,
+      float eps,
+      float decay,
+      float stepSize,
+      float bc2Sqrt) {
     Parallel.forRange(
-        p.length,
+        end - start,
         1 << 16,
-        (from, to) -> {
+        (lo, hi) -> {
+          int from = start + lo, to = start + hi;
           if (Simd.ENABLED) {
             AdamWStepSimd.step(p, m, v, g, from, to, beta1, beta2, eps, decay, stepSize, bc2Sqrt);
           } else {

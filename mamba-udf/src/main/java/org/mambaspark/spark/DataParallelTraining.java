@@ -16,28 +16,27 @@ import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.NamedTensor;
 import org.mambaspark.train.AdamW;
-import org.mambaspark.train.GradientSum;
 import org.mambaspark.train.LrSchedule;
 import org.mambaspark.train.ModelAverage;
 import org.mambaspark.train.TrainStep;
 import scala.Tuple2;
 
 /**
- * One synchronous data-parallel step on Spark, MLlib's GradientDescent pattern: broadcast the
- * weights, let every partition sum the gradient of its share of the step's global batch ({@link
- * TrainStep#gradient}), combine the sums with treeAggregate, and leave the update to the driver
- * ({@link TrainStep#apply}). The partition function is deterministic and side-effect free, so a
- * retried task contributes exactly once (Spark keeps one successful attempt's result).
+ * Data-parallel training on Spark besides the sharded synchronous step ({@link ShardedTraining}):
+ * periodic model averaging ({@link #averageRound}: the driver broadcasts weights and moments, every
+ * partition takes H local AdamW steps, a treeAggregate averages them), the held-out loss under
+ * driver-held weights ({@link #evalLoss}), and what both paths share: the fault-injection hook and
+ * each partition's share of a batch.
  *
  * <p>The gradient runs through each executor's cached {@link ModelRunner} ({@link TrainingRunners}:
- * on the GPU Spark assigned the task, else the CPU). Also: the held-out loss ({@link #evalLoss})
- * and periodic model averaging ({@link #averageRound}).
- *
- * <p>Bytes moved per step: the broadcast (parameters × 4, once per executor) plus one gradient
- * (parameters × 4) per partition up the aggregation tree; averaging moves weights and both moments
- * (× 3) once per round of H steps (docs/training.md).
+ * on the GPU Spark assigned the task, else the CPU). Bytes moved per round of averaging: weights
+ * and both moments (parameters × 12) once per executor and once per partition up the tree
+ * (docs/training.md).
  */
 public final class DataParallelTraining {
+  private static final org.slf4j.Logger LOG =
+      org.slf4j.LoggerFactory.getLogger(DataParallelTraining.class);
+
   private DataParallelTraining() {}
 
   /**
@@ -47,6 +46,13 @@ public final class DataParallelTraining {
    */
   public static final String FAIL_FIRST_ATTEMPT_OF_PARTITION =
       "mamba.test.failFirstAttemptOfPartition";
+
+  /**
+   * Test hook, a Spark local property: the executor JVM that runs the first attempt of partition
+   * 0's gradient task at this step (0-based) halts, losing its cached optimizer shards and shuffle
+   * files as a crashed executor would. Never in the driver's JVM.
+   */
+  public static final String HALT_EXECUTOR_AT_STEP = "mamba.test.haltExecutorAtStep";
 
   /**
    * The weights as shipped: the config and every tensor in {@link MambaWeights#parameters()} order.
@@ -87,75 +93,6 @@ public final class DataParallelTraining {
 
     /** Bytes of the broadcast value (weights, + moments in average mode). */
     public long broadcastBytes;
-  }
-
-  /**
-   * The summed gradient of the sequences whose index is in {@code batch}.
-   *
-   * @param data (index, sequence of L ids), cached by the caller
-   * @param timing receives the step's timers, or null
-   */
-  public static GradientSum stepGradient(
-      JavaSparkContext sc,
-      JavaRDD<Tuple2<Long, int[]>> data,
-      MambaWeights w,
-      Set<Long> batch,
-      int microBatch,
-      int L,
-      int scanChunk,
-      int depth,
-      Timing timing) {
-    long t0 = System.nanoTime();
-    Snapshot snapshot = new Snapshot(w);
-    Broadcast<Snapshot> weights = sc.broadcast(snapshot);
-    Broadcast<Set<Long>> indices = sc.broadcast(batch);
-    long t1 = System.nanoTime();
-    try {
-      JavaRDD<GradientSum> sums =
-          data.mapPartitions(
-              (Iterator<Tuple2<Long, int[]>> it) -> {
-                injectedFailure();
-                List<int[]> seqs = mine(it, indices.value());
-                Snapshot snap = weights.value();
-                GradientSum s;
-                if (seqs.isEmpty()) {
-                  s = new GradientSum(new MambaWeights(snap.config));
-                } else {
-                  ModelRunner runner = TrainingRunners.acquire(snap);
-                  try {
-                    s = TrainStep.gradient(runner, seqs, microBatch, L, scanChunk);
-                  } finally {
-                    TrainingRunners.release();
-                  }
-                }
-                return Collections.singletonList(s).iterator();
-              });
-      GradientSum total =
-          sums.treeAggregate(
-              null, DataParallelTraining::combine, DataParallelTraining::combine, depth);
-      if (timing != null) {
-        timing.broadcastNanos = t1 - t0;
-        timing.jobNanos = System.nanoTime() - t1;
-        timing.broadcastBytes = TrainStep.parameterBytes(w);
-      }
-      return total;
-    } finally {
-      weights.destroy();
-      indices.destroy();
-    }
-  }
-
-  /** The same gradient without timers. */
-  public static GradientSum stepGradient(
-      JavaSparkContext sc,
-      JavaRDD<Tuple2<Long, int[]>> data,
-      MambaWeights w,
-      Set<Long> batch,
-      int microBatch,
-      int L,
-      int scanChunk,
-      int depth) {
-    return stepGradient(sc, data, w, batch, microBatch, L, scanChunk, depth, null);
   }
 
   /**
@@ -261,7 +198,22 @@ public final class DataParallelTraining {
   /**
    * The fault-injection hook: fails the first attempt of the partition the local property names.
    */
-  private static void injectedFailure() {
+  static void injectedFailure(long step) {
+    TaskContext tc = TaskContext.get();
+    String haltAt = tc == null ? null : tc.getLocalProperty(HALT_EXECUTOR_AT_STEP);
+    if (haltAt != null
+        && Long.toString(step).equals(haltAt)
+        && tc.partitionId() == 0
+        && tc.stageAttemptNumber() == 0
+        && tc.attemptNumber() == 0
+        && !"driver".equals(org.apache.spark.SparkEnv.get().executorId())) {
+      LOG.warn("{}: test hook: halting this executor at step {}", ModelCache.jvmId(), step);
+      Runtime.getRuntime().halt(3);
+    }
+    injectedFailure();
+  }
+
+  static void injectedFailure() {
     TaskContext tc = TaskContext.get();
     String failPartition = tc == null ? null : tc.getLocalProperty(FAIL_FIRST_ATTEMPT_OF_PARTITION);
     if (failPartition != null
@@ -276,7 +228,7 @@ public final class DataParallelTraining {
    * The sequences of this partition whose index is in batch, in index order (whatever the input
    * order).
    */
-  private static List<int[]> mine(Iterator<Tuple2<Long, int[]>> it, Set<Long> batch) {
+  static List<int[]> mine(Iterator<Tuple2<Long, int[]>> it, Set<Long> batch) {
     List<Tuple2<Long, int[]>> mine = new ArrayList<>();
     while (it.hasNext()) {
       Tuple2<Long, int[]> t = it.next();
@@ -290,17 +242,6 @@ public final class DataParallelTraining {
       seqs.add(t._2());
     }
     return seqs;
-  }
-
-  // c: (gradient, loss, token count) sums; null is the empty sum
-  private static GradientSum combine(GradientSum a, GradientSum b) {
-    if (a == null) {
-      return b;
-    }
-    if (b == null) {
-      return a;
-    }
-    return a.add(b);
   }
 
   // weighted model sums; null is the empty sum

@@ -3,9 +3,11 @@ package org.mambaspark.spark;
 import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Consumer;
 import org.apache.spark.TaskContext;
 import org.mambaspark.model.Backend;
 import org.mambaspark.model.Backends;
+import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
@@ -16,11 +18,11 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The training model of this executor JVM: one copy of the weights, one {@link ModelRunner} per
- * backend (on a GPU the weights stay resident), shared by the executor's task threads. Each step's
- * broadcast carries a fresh key; the first task that sees a new key copies the broadcast tensors
- * into the cached weights in place and calls {@link ModelRunner#reloadWeights}, under a write lock
- * that waits for the tasks still computing on the previous weights. Tasks compute under the read
- * lock, so the tasks of one step run concurrently.
+ * backend (on a GPU the weights stay resident), shared by the executor's task threads. Each version
+ * of the weights has a key; the first task that sees a new key writes that version (gathered
+ * slices, or a broadcast) into the cached weights in place and calls {@link
+ * ModelRunner#reloadWeights}, under a write lock that waits for the tasks still computing on the
+ * previous weights. Tasks compute under the read lock, so the tasks of one step run concurrently.
  */
 final class TrainingRunners {
   private static final Logger LOG = LoggerFactory.getLogger(TrainingRunners.class);
@@ -39,13 +41,30 @@ final class TrainingRunners {
    * thread.
    */
   static ModelRunner acquire(DataParallelTraining.Snapshot snap) {
+    return acquire(
+        snap.key,
+        snap.config,
+        w -> {
+          List<NamedTensor> ps = w.parameters();
+          for (int i = 0; i < ps.size(); i++) {
+            System.arraycopy(snap.tensors[i], 0, ps.get(i).data, 0, snap.tensors[i].length);
+          }
+        });
+  }
+
+  /**
+   * The runner with the weights version {@code key}: when this JVM holds another version, {@code
+   * fill} writes this one into the cached weights in place (under the write lock) and the runners
+   * reload them. Holds the read lock: call {@link #release} in a finally block on the same thread.
+   */
+  static ModelRunner acquire(String version, MambaConfig config, Consumer<MambaWeights> fill) {
     LOCK.readLock().lock();
-    if (!snap.key.equals(key)) {
+    if (!version.equals(key)) {
       LOCK.readLock().unlock();
       LOCK.writeLock().lock();
       try {
-        if (!snap.key.equals(key)) {
-          load(snap);
+        if (!version.equals(key)) {
+          load(version, config, fill);
         }
         LOCK.readLock().lock(); // downgrade: hold the read lock before giving up the write lock
       } finally {
@@ -78,29 +97,27 @@ final class TrainingRunners {
     }
   }
 
-  private static void load(DataParallelTraining.Snapshot snap) {
-    if (weights == null || !weights.config.equals(snap.config)) {
+  private static void load(String version, MambaConfig config, Consumer<MambaWeights> fill) {
+    if (weights == null || !weights.config.equals(config)) {
       sizeThreads();
       for (ModelRunner r : RUNNERS.values()) {
         r.close();
       }
       RUNNERS.clear();
-      weights = new MambaWeights(snap.config);
+      weights = new MambaWeights(config);
       model = new MambaModel(weights);
       LOG.info(
           "{}: training model {}; engine threads {}",
           ModelCache.jvmId(),
-          snap.config,
+          config,
           Parallel.threads());
     }
-    List<NamedTensor> ps = weights.parameters();
-    for (int i = 0; i < ps.size(); i++) {
-      System.arraycopy(snap.tensors[i], 0, ps.get(i).data, 0, snap.tensors[i].length);
-    }
+    key = null; // a failing fill leaves no version claimed
+    fill.accept(weights);
     for (ModelRunner r : RUNNERS.values()) {
       r.reloadWeights();
     }
-    key = snap.key;
+    key = version;
     reloads++;
   }
 }

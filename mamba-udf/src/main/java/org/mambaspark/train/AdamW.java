@@ -68,31 +68,66 @@ public final class AdamW {
     return step;
   }
 
+  /** The hyper-parameters alone: what a shard of the optimizer needs where its slice lives. */
+  public record Settings(float beta1, float beta2, float eps, float weightDecay)
+      implements java.io.Serializable {}
+
+  public Settings settings() {
+    return new Settings(beta1, beta2, eps, weightDecay);
+  }
+
+  /** The first moment (exp_avg), shaped like the parameters. */
+  public MambaWeights firstMoment() {
+    return m;
+  }
+
+  /** The second moment (exp_avg_sq), shaped like the parameters. */
+  public MambaWeights secondMoment() {
+    return v;
+  }
+
+  /** Sets the count of steps taken (a run whose moments live elsewhere, or a skipped step). */
+  public void setStep(long step) {
+    this.step = step;
+  }
+
   /** One update of params by grads at learning rate lr. */
   public void update(MambaWeights params, MambaWeights grads, float lr) {
     step++;
-    double bc1 = 1 - Math.pow(beta1, (double) step);
-    double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, (double) step));
-    float stepSize = (float) (lr / bc1);
+    Settings h = settings();
     List<NamedTensor> ps = params.parameters(),
         gs = grads.parameters(),
         ms = m.parameters(),
         vs = v.parameters();
-    float bc2 = (float) bc2Sqrt;
     for (int i = 0; i < ps.size(); i++) {
       NamedTensor pt = ps.get(i);
-      float decay = decays(pt) ? 1f - lr * weightDecay : 1f;
-      AdamWStep.adamwStep(
-          pt.data,
-          ms.get(i).data,
-          vs.get(i).data,
-          gs.get(i).data,
-          beta1,
-          beta2,
-          eps,
-          decay,
-          stepSize,
-          bc2);
+      float[] p = pt.data;
+      update(
+          h, step, lr, decays(pt), p, ms.get(i).data, vs.get(i).data, gs.get(i).data, 0, p.length);
     }
+  }
+
+  /**
+   * The update of elements [from, to) of flat arrays at optimizer step t (1-based: the step being
+   * taken), with or without weight decay: the same floats as {@link #update} on the tensors they
+   * belong to, so a sharded optimizer reproduces the single-process one.
+   */
+  public static void update(
+      Settings h,
+      long t,
+      float lr,
+      boolean decays,
+      float[] p,
+      float[] m,
+      float[] v,
+      float[] g,
+      int from,
+      int to) {
+    double bc1 = 1 - Math.pow(h.beta1(), (double) t);
+    float bc2Sqrt = (float) Math.sqrt(1 - Math.pow(h.beta2(), (double) t));
+    float stepSize = (float) (lr / bc1);
+    float decay = decays ? 1f - lr * h.weightDecay() : 1f;
+    AdamWStep.adamwStep(
+        p, m, v, g, from, to, h.beta1(), h.beta2(), h.eps(), decay, stepSize, bc2Sqrt);
   }
 }

@@ -1,0 +1,254 @@
+package org.mambaspark.jobs;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.mambaspark.io.Checkpoint;
+import org.mambaspark.model.MambaConfig;
+import org.mambaspark.model.MambaWeights;
+import org.mambaspark.tokenizer.Tokenizers;
+import org.mambaspark.train.AdamW;
+import org.mambaspark.train.TrainingState;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A training run's output directory on any Hadoop file system: refuses to train into another run's
+ * output, finds the newest {@code checkpoint-N}, checks that a resumed run is the same run (model
+ * shape, tokenizer, data, batch, seed) naming what differs, and writes checkpoints atomically
+ * (saved locally, copied to {@code .checkpoint-N.tmp}, renamed), keeping the newest {@code keep};
+ * the last one's model, metrics and loss curve are also renamed into place at the top.
+ */
+final class TrainCheckpoints {
+  private static final Logger LOG = LoggerFactory.getLogger(TrainCheckpoints.class);
+
+  final FileSystem fs;
+  final Path out;
+  private final java.nio.file.Path work;
+  private final int keep;
+
+  private TrainCheckpoints(FileSystem fs, Path out, java.nio.file.Path work, int keep) {
+    this.fs = fs;
+    this.out = out;
+    this.work = work;
+    this.keep = keep;
+  }
+
+  /**
+   * The output directory, checked: an existing non-empty one is another run's unless the run
+   * resumes ({@code --resume}, {@code --auto-resume}) or replaces it ({@code --overwrite}, which
+   * deletes it now).
+   */
+  static TrainCheckpoints open(
+      Configuration hconf,
+      String output,
+      int keep,
+      boolean resume,
+      boolean autoResume,
+      boolean overwrite,
+      java.nio.file.Path work)
+      throws IOException {
+    Path out = new Path(output);
+    FileSystem fs = out.getFileSystem(hconf);
+    boolean exists = fs.exists(out) && fs.listStatus(out).length > 0;
+    if (exists && !resume && !autoResume) {
+      if (!overwrite) {
+        throw new IllegalArgumentException(
+            "--output "
+                + output
+                + " exists and is not empty: pass --resume (or --auto-resume) to continue the run"
+                + " in it, or --overwrite to replace it");
+      }
+      LOG.warn("--overwrite: deleting {}", output);
+      fs.delete(out, true);
+    }
+    return new TrainCheckpoints(fs, out, work, keep);
+  }
+
+  /** The newest checkpoint-N directory of the output, or null. */
+  Path newest() throws IOException {
+    if (!fs.exists(out)) {
+      return null;
+    }
+    Path best = null;
+    for (FileStatus st : fs.listStatus(out)) {
+      String name = st.getPath().getName();
+      if (st.isDirectory()
+          && name.matches("checkpoint-\\d+")
+          && (best == null || name.compareTo(best.getName()) > 0)) {
+        best = st.getPath();
+      }
+    }
+    return best;
+  }
+
+  /** A local copy of a checkpoint directory (the directory itself on a local file system). */
+  java.nio.file.Path local(Path dir, String name) throws IOException {
+    if ("file".equals(fs.getScheme())) {
+      return java.nio.file.Path.of(dir.toUri().getPath());
+    }
+    java.nio.file.Path local = work.resolve(name);
+    fs.copyToLocalFile(false, dir, new Path(local.toUri()), true);
+    return local;
+  }
+
+  /**
+   * What makes a run the same run, stored in its training state and compared on resume: the model
+   * shape, the tokenizer, the input (path, sequence length, sequences read) and the global batch.
+   */
+  static Map<String, String> identity(
+      MambaConfig config, String tokenizer, String input, int seqLen, long sequences, int batch) {
+    Map<String, String> m = new LinkedHashMap<>();
+    m.put("config", config.toString());
+    m.put("tokenizer", tokenizer);
+    m.put("input", input);
+    m.put("seq_len", Integer.toString(seqLen));
+    m.put("sequences", Long.toString(sequences));
+    m.put("global_batch", Integer.toString(batch));
+    return m;
+  }
+
+  /**
+   * Fails when a checkpoint's stored identity differs from this run's, naming each difference; keys
+   * the checkpoint does not record (an older or single-process run) are not compared.
+   */
+  static void checkSameRun(Path checkpoint, Map<String, String> stored, Map<String, String> now) {
+    List<String> diffs = new ArrayList<>();
+    for (Map.Entry<String, String> e : now.entrySet()) {
+      String was = stored.get(e.getKey());
+      if (was != null && !was.equals(e.getValue())) {
+        diffs.add(e.getKey() + " " + was + " there, " + e.getValue() + " now");
+      }
+    }
+    if (!diffs.isEmpty()) {
+      throw new IllegalArgumentException(
+          "cannot resume from "
+              + checkpoint
+              + ": not the same run ("
+              + String.join("; ", diffs)
+              + "); use another --output, or --overwrite to start over");
+    }
+  }
+
+  /** A tokenizer's fingerprint: "bytes", "none", or the SHA-256 of its files. */
+  static String tokenizerId(java.nio.file.Path dir, int vocabSize) throws IOException {
+    if (dir != null) {
+      MessageDigest d;
+      try {
+        d = MessageDigest.getInstance("SHA-256");
+      } catch (NoSuchAlgorithmException e) {
+        throw new IllegalStateException(e);
+      }
+      boolean any = false;
+      for (String f : new String[] {Tokenizers.TOKENIZER_JSON, Tokenizers.TOKENIZER_CONFIG}) {
+        java.nio.file.Path p = dir.resolve(f);
+        if (Files.exists(p)) {
+          d.update(Files.readAllBytes(p));
+          any = true;
+        }
+      }
+      if (any) {
+        return "sha256:" + HexFormat.of().formatHex(d.digest()).substring(0, 16);
+      }
+    }
+    return vocabSize >= 256 ? Tokenizers.BYTES : "none";
+  }
+
+  /** What a checkpoint holds besides the model and the optimizer. */
+  record Extras(
+      long seed,
+      long skipped,
+      Map<String, String> identity,
+      java.nio.file.Path tokenizerDir,
+      List<String> metrics) {}
+
+  /**
+   * Writes checkpoint-N (model, training state, tokenizer, metrics; the loss curve when {@code
+   * chart} is given) and, for the last, the top-level copies.
+   */
+  void write(
+      MambaWeights weights,
+      AdamW adam,
+      Extras x,
+      boolean last,
+      java.util.function.Consumer<java.nio.file.Path> chart)
+      throws IOException {
+    String name = String.format("checkpoint-%08d", adam.step());
+    java.nio.file.Path local = work.resolve(name);
+    Files.createDirectories(local);
+    Checkpoint.save(weights, local);
+    TrainingState.save(local, adam, x.seed(), x.skipped(), x.identity());
+    if (x.tokenizerDir() != null) {
+      for (String f : new String[] {Tokenizers.TOKENIZER_JSON, Tokenizers.TOKENIZER_CONFIG}) {
+        java.nio.file.Path t = x.tokenizerDir().resolve(f);
+        if (Files.exists(t)) {
+          Files.copy(t, local.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        }
+      }
+    } else if (weights.config.vocabSize >= 256) {
+      Tokenizers.writeByteTokenizerMarker(local);
+    }
+    Files.write(local.resolve(TrainJob.METRICS), x.metrics(), StandardCharsets.UTF_8);
+    if (last && chart != null) {
+      chart.accept(local);
+    }
+    fs.mkdirs(out);
+    Path tmp = new Path(out, "." + name + ".tmp");
+    Path dst = new Path(out, name);
+    fs.delete(tmp, true);
+    fs.copyFromLocalFile(false, true, new Path(local.toUri()), tmp);
+    if (fs.exists(dst)) {
+      fs.delete(dst, true);
+    }
+    rename(tmp, dst);
+    LOG.info("checkpoint {} written to {}", adam.step(), dst);
+    List<String> names = new ArrayList<>();
+    for (FileStatus st : fs.listStatus(out)) {
+      if (st.isDirectory() && st.getPath().getName().matches("checkpoint-\\d+")) {
+        names.add(st.getPath().getName());
+      }
+    }
+    names.sort(null);
+    for (int i = 0; i < names.size() - Math.max(1, keep); i++) {
+      fs.delete(new Path(out, names.get(i)), true);
+    }
+    if (last) { // the final model at the top of the output, each file renamed into place
+      for (String f :
+          new String[] {
+            Checkpoint.CONFIG,
+            Checkpoint.WEIGHTS,
+            TrainJob.METRICS,
+            TrainJob.LOSS_PNG,
+            Tokenizers.TOKENIZER_JSON,
+            Tokenizers.TOKENIZER_CONFIG
+          }) {
+        java.nio.file.Path src = local.resolve(f);
+        if (!Files.exists(src)) {
+          continue;
+        }
+        Path t = new Path(out, "." + f + ".tmp");
+        Path d = new Path(out, f);
+        fs.copyFromLocalFile(false, true, new Path(src.toUri()), t);
+        fs.delete(d, false);
+        rename(t, d);
+      }
+    }
+  }
+
+  private void rename(Path from, Path to) throws IOException {
+    if (!fs.rename(from, to)) {
+      throw new IOException("could not rename " + from + " to " + to);
+    }
+  }
+}

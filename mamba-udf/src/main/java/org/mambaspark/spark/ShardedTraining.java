@@ -1,0 +1,477 @@
+package org.mambaspark.spark;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Set;
+import java.util.UUID;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.HashPartitioner;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.JavaPairRDD;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.storage.StorageLevel;
+import org.mambaspark.model.MambaConfig;
+import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.ModelRunner;
+import org.mambaspark.train.AdamW;
+import org.mambaspark.train.GradientSum;
+import org.mambaspark.train.LrSchedule;
+import org.mambaspark.train.ParameterSlices;
+import org.mambaspark.train.TrainStep;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import scala.Tuple2;
+
+/**
+ * Synchronous data-parallel AdamW with the driver off the data path (ZeRO stage 1 over Spark's
+ * shuffle). The parameters are cut into S slices ({@link ParameterSlices}); slice s's weights and
+ * moments live in partition s of a persisted RDD on the executors ({@link OptimizerShard}). A step:
+ *
+ * <ol>
+ *   <li><b>gradient + reduce-scatter</b>: every data partition computes the gradient sum of its
+ *       share of the batch on its executor's cached model and emits it as S {@link SliceRecord}s
+ *       keyed by slice; reducer s sums slice s over the partitions in partition-index order (so the
+ *       sum does not depend on task timing), divides by the batch's token count and returns the
+ *       slice's squared norm: S small numbers reach the driver, which decides the clip factor, the
+ *       non-finite guard and the learning rate;
+ *   <li><b>sharded AdamW</b>: reducer s updates its slice's weights and moments (a new shard: a
+ *       cached one is never changed in place);
+ *   <li><b>all-gather</b>: every updated weight slice goes through the shuffle to every data
+ *       partition, whose task writes them into its executor's cached model in place the next time
+ *       it computes.
+ * </ol>
+ *
+ * <p>The gradient function is deterministic and side-effect free and the state changes only through
+ * new RDDs, so a retried task or a recomputed partition gives the same floats. The state is
+ * recoverable: its lineage goes back to the starting point (a broadcast of the initial weights and
+ * moments) through the steps' shuffles; every {@code stateCheckpointEvery} steps it is written with
+ * Spark's reliable RDD checkpoint (the context's checkpoint directory), which truncates the
+ * lineage. A lost executor is recomputed from these, never re-initialised. The driver holds the
+ * weights only when {@link #collectInto} asks for them (checkpoints, the end).
+ */
+public final class ShardedTraining {
+  private static final Logger LOG = LoggerFactory.getLogger(ShardedTraining.class);
+
+  /** One step's outcome, from the reducers' small results. */
+  public static final class StepResult {
+    public double loss;
+    public double gradNorm;
+    public float lr;
+    public boolean skipped;
+    public long tokens;
+
+    /** The longest partition's gradient compute, and the two Spark jobs' wall times. */
+    public long maxComputeNanos;
+
+    public long gradientJobNanos;
+    public long updateJobNanos;
+  }
+
+  private final JavaSparkContext sc;
+  private final MambaConfig config;
+  private final ParameterSlices slices;
+  private final AdamW.Settings hyper;
+  private final int partitions;
+  private final boolean bf16;
+  private final int stateCheckpointEvery;
+  private final String run = UUID.randomUUID().toString();
+  private final List<Tuple2<Long, Broadcast<?>>> lineage = new ArrayList<>();
+  private JavaPairRDD<Integer, OptimizerShard> state; // partition s holds slice s
+  private JavaPairRDD<Integer, SliceRecord> gathered; // partition p holds every weight slice
+  private JavaPairRDD<Integer, OptimizerShard> checkpointed; // the last state written reliably
+  private long step;
+  private TrainingTraffic traffic;
+
+  /**
+   * Starts from the driver's weights and optimizer (fresh or restored moments and step): they are
+   * broadcast once, as shards, and the driver's copies are not used again until {@link
+   * #collectInto}.
+   *
+   * @param partitions the data partitions the weights are gathered to
+   * @param sliceCount S, or 0 for slices of about 16 MB
+   * @param bf16 gradients on the wire as bfloat16 (weights and moments stay fp32)
+   * @param stateCheckpointEvery steps between reliable checkpoints of the state (needs the
+   *     context's checkpoint directory); 0 = never
+   */
+  public ShardedTraining(
+      JavaSparkContext sc,
+      MambaWeights w,
+      AdamW opt,
+      int partitions,
+      int sliceCount,
+      boolean bf16,
+      int stateCheckpointEvery) {
+    this.sc = sc;
+    this.config = w.config;
+    this.slices = ParameterSlices.of(w, sliceCount);
+    this.hyper = opt.settings();
+    this.partitions = partitions;
+    this.bf16 = bf16;
+    this.stateCheckpointEvery = stateCheckpointEvery;
+    this.step = opt.step();
+    if (stateCheckpointEvery > 0 && !sc.getCheckpointDir().isPresent()) {
+      throw new IllegalArgumentException(
+          "the sharded optimizer checkpoints its state every "
+              + stateCheckpointEvery
+              + " steps: set the Spark checkpoint directory first");
+    }
+    float[][] tw = ParameterSlices.arrays(w),
+        tm = ParameterSlices.arrays(opt.firstMoment()),
+        tv = ParameterSlices.arrays(opt.secondMoment());
+    int S = slices.count();
+    OptimizerShard[] shards = new OptimizerShard[S];
+    boolean fresh = opt.step() == 0; // zero moments: created where the shards live
+    for (int s = 0; s < S; s++) {
+      shards[s] =
+          new OptimizerShard(
+              s,
+              slices.copyOut(tw, s),
+              fresh ? null : slices.copyOut(tm, s),
+              fresh ? null : slices.copyOut(tv, s));
+    }
+    Broadcast<OptimizerShard[]> start = sc.broadcast(shards);
+    lineage.add(new Tuple2<>(step, start));
+    List<Integer> ids = new ArrayList<>();
+    for (int s = 0; s < S; s++) {
+      ids.add(s);
+    }
+    setState(
+        JavaPairRDD.fromJavaRDD(
+            sc.parallelize(ids, S).map(s -> new Tuple2<>(s, start.value()[s].copy()))));
+    LOG.info(
+        "sharded AdamW: {} parameters in {} slices of about {} MB; {} data partitions; gradients"
+            + " as {}",
+        slices.parameters(),
+        S,
+        String.format("%.1f", 4.0 * slices.parameters() / S / 1e6),
+        partitions,
+        bf16 ? "bf16" : "fp32");
+  }
+
+  /** Counts the values this training broadcasts from now on. */
+  public void countBroadcasts(TrainingTraffic t) {
+    traffic = t;
+  }
+
+  public ParameterSlices slices() {
+    return slices;
+  }
+
+  /** Steps taken (skipped ones included). */
+  public long step() {
+    return step;
+  }
+
+  /** The weights version the executors' cached models hold after this many steps. */
+  private String version() {
+    return run + ":" + step;
+  }
+
+  /**
+   * One step on the sequences whose index is in {@code batch}.
+   *
+   * @param data (index, sequence of L ids) in {@code partitions} partitions, cached by the caller
+   */
+  public StepResult step(
+      JavaRDD<Tuple2<Long, int[]>> data,
+      Set<Long> batch,
+      int microBatch,
+      int L,
+      int scanChunk,
+      LrSchedule schedule,
+      float clip) {
+    requirePartitions(data);
+    long t0 = System.nanoTime();
+    Broadcast<Set<Long>> indices = sc.broadcast(batch);
+    if (traffic != null) {
+      traffic.addBroadcast(TrainingTraffic.serializedSize(batch));
+    }
+    lineage.add(new Tuple2<>(step, indices));
+    final String version = version();
+    final MambaConfig c = config;
+    final ParameterSlices sl = slices;
+    final boolean half = bf16;
+    final int S = slices.count();
+    final long at = step;
+    JavaRDD<Tuple2<Integer, SliceRecord>> parts =
+        data.zipPartitions(
+            gathered,
+            (Iterator<Tuple2<Long, int[]>> it, Iterator<Tuple2<Integer, SliceRecord>> weights) -> {
+              DataParallelTraining.injectedFailure(at);
+              List<int[]> seqs = DataParallelTraining.mine(it, indices.value());
+              if (seqs.isEmpty()) {
+                return Collections.emptyIterator();
+              }
+              GradientSum g;
+              ModelRunner runner = TrainingRunners.acquire(version, c, w -> fill(sl, weights, w));
+              try {
+                g = TrainStep.gradient(runner, seqs, microBatch, L, scanChunk);
+              } finally {
+                TrainingRunners.release();
+              }
+              int p = TaskContext.getPartitionId();
+              List<Tuple2<Integer, SliceRecord>> out = new ArrayList<>(S);
+              for (int s = 0; s < S; s++) {
+                out.add(new Tuple2<>(s, SliceRecord.gradient(g, sl, s, p, half)));
+              }
+              return out.iterator();
+            });
+    JavaRDD<SliceRecord> reduced =
+        JavaPairRDD.fromJavaRDD(parts)
+            .partitionBy(new HashPartitioner(S)) // Integer s hashes to partition s
+            .mapPartitions(ShardedTraining::sumInOrder, true);
+    reduced.persist(StorageLevel.MEMORY_AND_DISK());
+    sc.setJobDescription("mamba train: step " + (step + 1) + ": gradients, reduce-scatter");
+    List<double[]> stats = reduced.map(ShardedTraining::stats).collect();
+    long t1 = System.nanoTime();
+
+    StepResult r = new StepResult();
+    double sumSquares = 0, lossSum = Double.NaN;
+    for (double[] st : stats) {
+      sumSquares += st[0];
+      lossSum = st[1];
+      r.tokens = (long) st[2];
+      r.maxComputeNanos = Math.max(r.maxComputeNanos, (long) st[3]);
+    }
+    r.loss = lossSum / r.tokens;
+    r.gradNorm = Math.sqrt(sumSquares);
+    r.lr = schedule.lr(step);
+    r.skipped = !Double.isFinite(r.loss) || !Double.isFinite(r.gradNorm);
+    double coef = clip / (r.gradNorm + 1e-6); // torch.nn.utils.clip_grad_norm_
+    final float scale = clip > 0 && coef < 1 ? (float) coef : 1f;
+    final boolean skip = r.skipped;
+    final long t = step + 1;
+    final float lr = r.lr;
+    final AdamW.Settings h = hyper;
+    JavaPairRDD<Integer, OptimizerShard> next =
+        JavaPairRDD.fromJavaRDD(
+            state.zipPartitions(
+                reduced,
+                (Iterator<Tuple2<Integer, OptimizerShard>> st, Iterator<SliceRecord> red) -> {
+                  Tuple2<Integer, OptimizerShard> old = st.next();
+                  if (skip || !red.hasNext()) {
+                    return Collections.singletonList(old).iterator();
+                  }
+                  OptimizerShard n = old._2().copy();
+                  float[] g = red.next().data.clone(); // the cached sum stays as computed
+                  if (scale != 1f) {
+                    for (int j = 0; j < g.length; j++) {
+                      g[j] *= scale;
+                    }
+                  }
+                  sl.adamw(n.slice, h, t, lr, n.w, n.m, n.v, g);
+                  return Collections.singletonList(new Tuple2<>(n.slice, n)).iterator();
+                }));
+    step = t;
+    JavaPairRDD<Integer, OptimizerShard> previous = setState(next);
+    sc.setJobDescription("mamba train: step " + t + ": sharded AdamW");
+    next.count();
+    long t2 = System.nanoTime();
+    previous.unpersist(false); // recomputable from its lineage; not needed once next is cached
+    reduced.unpersist(false);
+    afterMaterialized();
+    r.gradientJobNanos = t1 - t0;
+    r.updateJobNanos = t2 - t1;
+    return r;
+  }
+
+  /**
+   * Mean next-token loss of every sequence of {@code data} (no gradient) under the current weights,
+   * gathered to the data's partitions like a step's: {loss sum, tokens}.
+   */
+  public double[] evalLoss(JavaRDD<int[]> data, int microBatch, int L, int depth) {
+    requirePartitions(data);
+    final String version = version();
+    final MambaConfig c = config;
+    final ParameterSlices sl = slices;
+    JavaRDD<double[]> sums =
+        data.zipPartitions(
+            gathered,
+            (Iterator<int[]> it, Iterator<Tuple2<Integer, SliceRecord>> weights) -> {
+              List<int[]> seqs = new ArrayList<>();
+              it.forEachRemaining(seqs::add);
+              if (seqs.isEmpty()) {
+                return Collections.singletonList(new double[2]).iterator();
+              }
+              ModelRunner runner = TrainingRunners.acquire(version, c, w -> fill(sl, weights, w));
+              try {
+                return Collections.singletonList(TrainStep.lossSum(runner, seqs, microBatch, L))
+                    .iterator();
+              } finally {
+                TrainingRunners.release();
+              }
+            });
+    return sums.treeAggregate(
+        new double[2],
+        (a, b) -> new double[] {a[0] + b[0], a[1] + b[1]},
+        (a, b) -> new double[] {a[0] + b[0], a[1] + b[1]},
+        depth);
+  }
+
+  /**
+   * Copies the current weights and moments to the driver (one slice at a time: the driver's
+   * collected results never exceed one shard) and sets the optimizer's step.
+   */
+  public void collectInto(MambaWeights w, AdamW opt) {
+    float[][] tw = ParameterSlices.arrays(w),
+        tm = ParameterSlices.arrays(opt.firstMoment()),
+        tv = ParameterSlices.arrays(opt.secondMoment());
+    sc.setJobDescription("mamba train: step " + step + ": collecting the state");
+    Iterator<OptimizerShard> it = state.values().toLocalIterator();
+    int seen = 0;
+    while (it.hasNext()) {
+      OptimizerShard sh = it.next();
+      slices.copyIn(sh.w, sh.slice, tw);
+      slices.copyIn(sh.m, sh.slice, tm);
+      slices.copyIn(sh.v, sh.slice, tv);
+      seen++;
+    }
+    if (seen != slices.count()) {
+      throw new IllegalStateException(
+          "collected " + seen + " optimizer shards, expected " + slices.count());
+    }
+    opt.setStep(step);
+  }
+
+  /** Drops the cached state and the broadcasts its lineage needed. */
+  public void close() {
+    state.unpersist(false);
+    for (Tuple2<Long, Broadcast<?>> b : lineage) {
+      b._2().destroy();
+    }
+    lineage.clear();
+    deleteCheckpointFiles(checkpointed);
+  }
+
+  private void requirePartitions(JavaRDD<?> data) {
+    if (data.getNumPartitions() != partitions) {
+      throw new IllegalArgumentException(
+          "data in " + data.getNumPartitions() + " partitions, the weights go to " + partitions);
+    }
+  }
+
+  /** Makes next the state (persisted, checkpointed when due, gathered); returns the previous. */
+  private JavaPairRDD<Integer, OptimizerShard> setState(JavaPairRDD<Integer, OptimizerShard> next) {
+    JavaPairRDD<Integer, OptimizerShard> previous = state;
+    state = next;
+    state.persist(StorageLevel.MEMORY_AND_DISK());
+    if (stateCheckpointEvery > 0 && previous != null && step % stateCheckpointEvery == 0) {
+      state.checkpoint();
+    }
+    final int P = partitions;
+    gathered =
+        state
+            .flatMapToPair(
+                (Tuple2<Integer, OptimizerShard> sh) -> {
+                  List<Tuple2<Integer, SliceRecord>> copies = new ArrayList<>(P);
+                  SliceRecord r = SliceRecord.of(sh._1(), sh._2().w);
+                  for (int p = 0; p < P; p++) {
+                    copies.add(new Tuple2<>(p, r));
+                  }
+                  return copies.iterator();
+                })
+            .partitionBy(new HashPartitioner(P));
+    return previous;
+  }
+
+  /**
+   * After a reliable checkpoint of the state: the lineage before it (starting point, older batches'
+   * indices, the previous checkpoint's files) is no longer needed.
+   */
+  private void afterMaterialized() {
+    if (!state.rdd().isCheckpointed()) {
+      return;
+    }
+    List<Tuple2<Long, Broadcast<?>>> keep = new ArrayList<>();
+    for (Tuple2<Long, Broadcast<?>> b : lineage) {
+      if (b._1() < step) {
+        b._2().destroy();
+      } else {
+        keep.add(b);
+      }
+    }
+    lineage.clear();
+    lineage.addAll(keep);
+    deleteCheckpointFiles(checkpointed);
+    checkpointed = state;
+    LOG.info("optimizer state checkpointed at step {}: {}", step, state.rdd().getCheckpointFile());
+  }
+
+  private void deleteCheckpointFiles(JavaPairRDD<Integer, OptimizerShard> rdd) {
+    scala.Option<String> file = rdd == null ? scala.Option.empty() : rdd.rdd().getCheckpointFile();
+    if (file.isEmpty()) {
+      return;
+    }
+    try {
+      Path p = new Path(file.get());
+      p.getFileSystem(sc.hadoopConfiguration()).delete(p, true);
+    } catch (IOException e) {
+      LOG.warn("could not delete the optimizer-state checkpoint {}: {}", file.get(), e.toString());
+    }
+  }
+
+  /** Writes the gathered weight slices into a cached model's tensors. */
+  private static void fill(
+      ParameterSlices sl, Iterator<Tuple2<Integer, SliceRecord>> weights, MambaWeights w) {
+    float[][] tensors = ParameterSlices.arrays(w);
+    int seen = 0;
+    while (weights.hasNext()) {
+      SliceRecord r = weights.next()._2();
+      sl.copyIn(r.data, r.slice, tensors);
+      seen++;
+    }
+    if (seen != sl.count()) {
+      throw new IllegalStateException(
+          "gathered " + seen + " weight slices, expected " + sl.count());
+    }
+  }
+
+  /**
+   * Reducer s: the partitions' sums of slice s added in partition-index order (a fixed order, so
+   * the result does not depend on which task finished first), divided by the batch's tokens; with Σ
+   * g² and the loss and token totals for the driver.
+   */
+  private static Iterator<SliceRecord> sumInOrder(Iterator<Tuple2<Integer, SliceRecord>> it) {
+    List<SliceRecord> parts = new ArrayList<>();
+    it.forEachRemaining(t -> parts.add(t._2()));
+    if (parts.isEmpty()) {
+      return Collections.emptyIterator();
+    }
+    parts.sort((a, b) -> Integer.compare(a.partition, b.partition));
+    SliceRecord first = parts.get(0);
+    float[] sum = first.data; // a record fresh from the shuffle: summed into in place
+    SliceRecord out = SliceRecord.of(first.slice, sum);
+    out.lossSum = first.lossSum;
+    out.tokens = first.tokens;
+    out.sequences = first.sequences;
+    out.computeNanos = first.computeNanos;
+    for (SliceRecord r : parts.subList(1, parts.size())) {
+      float[] g = r.data;
+      for (int j = 0; j < sum.length; j++) {
+        sum[j] += g[j];
+      }
+      out.lossSum += r.lossSum;
+      out.tokens += r.tokens;
+      out.sequences += r.sequences;
+      out.computeNanos = Math.max(out.computeNanos, r.computeNanos);
+    }
+    float inv = (float) (1.0 / out.tokens); // as TrainStep.apply scales the single-process sum
+    double ss = 0;
+    for (int j = 0; j < sum.length; j++) {
+      sum[j] *= inv;
+      ss += (double) sum[j] * sum[j];
+    }
+    out.sumSquares = ss;
+    return Collections.singletonList(out).iterator();
+  }
+
+  /** What the driver needs of a reduced slice: Σ g², Σ loss, tokens, the longest compute. */
+  private static double[] stats(SliceRecord r) {
+    return new double[] {r.sumSquares, r.lossSum, r.tokens, r.computeNanos};
+  }
+}

@@ -1,0 +1,107 @@
+package org.mambaspark.spark;
+
+import java.io.Externalizable;
+import java.io.IOException;
+import java.io.ObjectInput;
+import java.io.ObjectOutput;
+import org.mambaspark.train.GradientSum;
+import org.mambaspark.train.ParameterSlices;
+
+/**
+ * One slice of the flat parameter vector as the training shuffle carries it: a partition's gradient
+ * sum of the slice with its loss and token counts (reduce-scatter), a reducer's summed and scaled
+ * gradient with its squared norm, or the slice's updated weights (all-gather). Written as raw
+ * little-endian floats ({@link WireFloats}); a gradient may go as bfloat16. Built from the
+ * partition's gradient tensors without a copy: the slice is cut out as it is written.
+ */
+public final class SliceRecord implements Externalizable {
+  private static final long serialVersionUID = 1L;
+
+  int slice;
+  int partition = -1; // the data partition a gradient comes from
+  double lossSum;
+  long tokens;
+  long sequences;
+  long computeNanos;
+  double sumSquares; // Σ g² of a reduced slice, in double
+  boolean bf16;
+  float[] data; // the values (after reading, or as built)
+  private transient float[][] tensors; // else: cut from these on writing
+  private transient ParameterSlices slices;
+
+  public SliceRecord() {} // Externalizable
+
+  /** A partition's gradient sum of one slice, cut from the sum's tensors when written. */
+  static SliceRecord gradient(
+      GradientSum g, ParameterSlices slices, int slice, int partition, boolean bf16) {
+    SliceRecord r = new SliceRecord();
+    r.slice = slice;
+    r.partition = partition;
+    r.lossSum = g.lossSum;
+    r.tokens = g.tokens;
+    r.sequences = g.sequences;
+    r.computeNanos = g.computeNanos;
+    r.bf16 = bf16;
+    r.tensors = g.grads;
+    r.slices = slices;
+    return r;
+  }
+
+  /** A slice's values as they are. */
+  static SliceRecord of(int slice, float[] data) {
+    SliceRecord r = new SliceRecord();
+    r.slice = slice;
+    r.data = data;
+    return r;
+  }
+
+  int length() {
+    return data != null ? data.length : slices.length(slice);
+  }
+
+  @Override
+  public void writeExternal(ObjectOutput out) throws IOException {
+    out.writeInt(slice);
+    out.writeInt(partition);
+    out.writeDouble(lossSum);
+    out.writeLong(tokens);
+    out.writeLong(sequences);
+    out.writeLong(computeNanos);
+    out.writeDouble(sumSquares);
+    out.writeBoolean(bf16);
+    out.writeInt(length());
+    if (data != null) {
+      WireFloats.write(out, data, 0, data.length, bf16);
+      return;
+    }
+    IOException[] failed = {null};
+    slices.forEachSegment(
+        slice,
+        (t, tensorOffset, sliceOffset, n) -> {
+          if (failed[0] == null) {
+            try {
+              WireFloats.write(out, tensors[t], tensorOffset, n, bf16);
+            } catch (IOException e) {
+              failed[0] = e;
+            }
+          }
+        });
+    if (failed[0] != null) {
+      throw failed[0];
+    }
+  }
+
+  @Override
+  public void readExternal(ObjectInput in) throws IOException {
+    slice = in.readInt();
+    partition = in.readInt();
+    lossSum = in.readDouble();
+    tokens = in.readLong();
+    sequences = in.readLong();
+    computeNanos = in.readLong();
+    sumSquares = in.readDouble();
+    bf16 = in.readBoolean();
+    data = new float[in.readInt()];
+    WireFloats.read(in, data, 0, data.length, bf16);
+  }
+}

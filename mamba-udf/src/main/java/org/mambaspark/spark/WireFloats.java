@@ -1,0 +1,65 @@
+package org.mambaspark.spark;
+
+import java.io.IOException;
+import java.io.ObjectInput;
+import java.io.ObjectOutput;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * Float arrays on the wire as raw little-endian bytes: 4 bytes a value, or 2 for bfloat16 (the
+ * upper half of the float, rounded to nearest even), written through a 64 KB buffer. What the
+ * Externalizable records of the training shuffle write instead of Java's object serialization.
+ */
+final class WireFloats {
+  private static final int CHUNK = 1 << 14; // floats per buffer
+
+  private WireFloats() {}
+
+  static void write(ObjectOutput out, float[] a, int off, int n, boolean bf16) throws IOException {
+    ByteBuffer b = ByteBuffer.allocate(CHUNK * 4).order(ByteOrder.LITTLE_ENDIAN);
+    for (int at = off; at < off + n; at += CHUNK) {
+      int k = Math.min(CHUNK, off + n - at);
+      b.clear();
+      if (bf16) {
+        for (int j = at; j < at + k; j++) {
+          b.putShort(toBf16(a[j]));
+        }
+      } else {
+        b.asFloatBuffer().put(a, at, k);
+        b.position(4 * k);
+      }
+      out.write(b.array(), 0, b.position());
+    }
+  }
+
+  static void read(ObjectInput in, float[] a, int off, int n, boolean bf16) throws IOException {
+    ByteBuffer b = ByteBuffer.allocate(CHUNK * 4).order(ByteOrder.LITTLE_ENDIAN);
+    int width = bf16 ? 2 : 4;
+    for (int at = off; at < off + n; at += CHUNK) {
+      int k = Math.min(CHUNK, off + n - at);
+      in.readFully(b.array(), 0, k * width);
+      b.clear();
+      if (bf16) {
+        for (int j = at; j < at + k; j++) {
+          a[j] = fromBf16(b.getShort());
+        }
+      } else {
+        b.asFloatBuffer().get(a, at, k);
+      }
+    }
+  }
+
+  /** Round to nearest even on the dropped 16 bits; a NaN stays a NaN. */
+  static short toBf16(float x) {
+    int bits = Float.floatToRawIntBits(x);
+    if (Float.isNaN(x)) {
+      return (short) ((bits >>> 16) | 0x40);
+    }
+    return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+  }
+
+  static float fromBf16(short h) {
+    return Float.intBitsToFloat((h & 0xFFFF) << 16);
+  }
+}

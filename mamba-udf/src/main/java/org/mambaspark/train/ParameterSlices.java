@@ -1,0 +1,141 @@
+package org.mambaspark.train;
+
+import java.io.Serializable;
+import java.util.List;
+import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.NamedTensor;
+
+/**
+ * The parameters as one flat vector (the tensors of {@link MambaWeights#parameters()} end to end,
+ * in that order) cut into S contiguous slices of near-equal length: the unit a sharded optimizer
+ * owns, sums gradients of and ships. A slice may start or end inside a tensor; each slice is a list
+ * of segments (tensor, offset in the tensor, offset in the slice, length). Built from the parameter
+ * walk alone, so any architecture's weights slice the same way.
+ */
+public final class ParameterSlices implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  /** The default slice: 4 Mi floats (16 MB), a few MB to tens of MB on the wire. */
+  public static final int DEFAULT_SLICE_FLOATS = 1 << 22;
+
+  private final long[] tensorStart; // T+1 flat offsets of the tensors
+  private final boolean[] decays; //   T: AdamW's weight-decay rule per tensor
+  private final long[] sliceStart; //  S+1 flat offsets of the slices
+
+  private ParameterSlices(long[] tensorStart, boolean[] decays, int count) {
+    long n = tensorStart[tensorStart.length - 1];
+    if (count < 1 || count > n) {
+      throw new IllegalArgumentException(
+          "slices: need 1 <= count <= " + n + " parameters, got " + count);
+    }
+    this.tensorStart = tensorStart;
+    this.decays = decays;
+    this.sliceStart = new long[count + 1];
+    for (int s = 0; s <= count; s++) {
+      sliceStart[s] = n * s / count;
+    }
+    if (n / count + 1 > Integer.MAX_VALUE - 8) {
+      throw new IllegalArgumentException(
+          n + " parameters in " + count + " slices: slices too long");
+    }
+  }
+
+  /** The weights' parameters in {@code count} slices (0 = about {@link #DEFAULT_SLICE_FLOATS}). */
+  public static ParameterSlices of(MambaWeights w, int count) {
+    List<NamedTensor> ps = w.parameters();
+    long[] start = new long[ps.size() + 1];
+    boolean[] decays = new boolean[ps.size()];
+    for (int i = 0; i < ps.size(); i++) {
+      start[i + 1] = start[i] + ps.get(i).data.length;
+      decays[i] = AdamW.decays(ps.get(i));
+    }
+    long n = start[ps.size()];
+    int s =
+        count > 0
+            ? count
+            : (int) Math.max(1, (n + DEFAULT_SLICE_FLOATS - 1) / DEFAULT_SLICE_FLOATS);
+    return new ParameterSlices(start, decays, s);
+  }
+
+  public int count() {
+    return sliceStart.length - 1;
+  }
+
+  public long parameters() {
+    return tensorStart[tensorStart.length - 1];
+  }
+
+  public int length(int slice) {
+    return (int) (sliceStart[slice + 1] - sliceStart[slice]);
+  }
+
+  /** What a segment of a slice does: tensor index, offset in it, offset in the slice, length. */
+  @FunctionalInterface
+  public interface SegmentBody {
+    void run(int tensor, int tensorOffset, int sliceOffset, int length);
+  }
+
+  /** Walks the segments of a slice in order. */
+  public void forEachSegment(int slice, SegmentBody body) {
+    long from = sliceStart[slice], to = sliceStart[slice + 1];
+    int t = tensorOf(from);
+    for (long at = from; at < to; t++) {
+      long end = Math.min(to, tensorStart[t + 1]);
+      if (end > at) {
+        body.run(t, (int) (at - tensorStart[t]), (int) (at - from), (int) (end - at));
+      }
+      at = end;
+    }
+  }
+
+  /** The slice's elements of the tensors (parameters() order), copied into dst. */
+  public void copyOut(float[][] tensors, int slice, float[] dst) {
+    forEachSegment(slice, (t, to, so, n) -> System.arraycopy(tensors[t], to, dst, so, n));
+  }
+
+  /** The slice's elements of the tensors, as a new array. */
+  public float[] copyOut(float[][] tensors, int slice) {
+    float[] dst = new float[length(slice)];
+    copyOut(tensors, slice, dst);
+    return dst;
+  }
+
+  /** Writes src (the slice's elements) into the tensors. */
+  public void copyIn(float[] src, int slice, float[][] tensors) {
+    forEachSegment(slice, (t, to, so, n) -> System.arraycopy(src, so, tensors[t], to, n));
+  }
+
+  /**
+   * AdamW step t (1-based) on one slice: p, m, v, g hold the slice's elements; each segment decays
+   * as its tensor would ({@link AdamW#decays}).
+   */
+  public void adamw(
+      int slice, AdamW.Settings h, long t, float lr, float[] p, float[] m, float[] v, float[] g) {
+    forEachSegment(
+        slice,
+        (tensor, to, so, n) -> AdamW.update(h, t, lr, decays[tensor], p, m, v, g, so, so + n));
+  }
+
+  /** The data arrays of the weights' parameters, in parameters() order. */
+  public static float[][] arrays(MambaWeights w) {
+    List<NamedTensor> ps = w.parameters();
+    float[][] a = new float[ps.size()][];
+    for (int i = 0; i < a.length; i++) {
+      a[i] = ps.get(i).data;
+    }
+    return a;
+  }
+
+  private int tensorOf(long flat) {
+    int lo = 0, hi = tensorStart.length - 2;
+    while (lo < hi) { // the last tensor whose start is <= flat
+      int mid = (lo + hi + 1) >>> 1;
+      if (tensorStart[mid] <= flat) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return lo;
+  }
+}
