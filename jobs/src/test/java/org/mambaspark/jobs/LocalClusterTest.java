@@ -31,8 +31,8 @@ import org.mambaspark.spark.Task;
 /**
  * The score job on {@code local-cluster[2,1,1024]}: an in-process master and two workers that
  * launch two executor JVMs (Surefire sets spark.testing=1, spark.test.home and SPARK_LOCAL_IP; see
- * the surefire settings in the parent pom). Each executor loads the model itself, once, and the scores equal the
- * engine's.
+ * the surefire settings in the parent pom). Each executor loads the model itself, once, and the
+ * scores equal the engine's.
  */
 class LocalClusterTest {
   @TempDir static Path tmp;

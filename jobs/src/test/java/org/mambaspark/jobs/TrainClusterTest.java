@@ -30,9 +30,9 @@ import org.mambaspark.train.TrainStep;
 /**
  * The training job with separate executor JVMs ({@code local-cluster[2,1,1024]}: an in-process
  * master and two workers that launch executor processes; Surefire sets spark.testing=1,
- * spark.test.home and SPARK_LOCAL_IP, see the surefire settings in the parent pom) gives the single-process
- * weights; and with model, input and checkpoints on HDFS (MiniDFSCluster), a run resumed from an
- * HDFS checkpoint ends where the uninterrupted one does.
+ * spark.test.home and SPARK_LOCAL_IP, see the surefire settings in the parent pom) gives the
+ * single-process weights; and with model, input and checkpoints on HDFS (MiniDFSCluster), a run
+ * resumed from an HDFS checkpoint ends where the uninterrupted one does.
  */
 class TrainClusterTest {
   @TempDir static Path tmp;

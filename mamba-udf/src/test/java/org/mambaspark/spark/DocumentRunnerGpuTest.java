@@ -4,15 +4,16 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.mambaspark.kernel.GpuBackend;
+import org.mambaspark.kernel.OpenClTests;
 import org.mambaspark.model.Backend;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.ModelRunner;
@@ -29,18 +30,19 @@ class DocumentRunnerGpuTest {
 
   @BeforeAll
   static void open() throws Exception {
-    model = TestModels.load(TestModels.write(tmp, "m"));
-    System.setProperty("mamba.opencl.cpu", "true");
-    Backend b;
-    try {
-      b = GpuBackend.open(0);
-    } catch (IllegalStateException e) {
-      // no OpenCL at all: the kernel tests fail loudly for that; here it is not our subject
-      assumeTrue(false, "no OpenCL device: " + e.getMessage());
+    if (!OpenClTests.available()) {
       return;
     }
+    model = TestModels.load(TestModels.write(tmp, "m"));
+    System.setProperty("mamba.opencl.cpu", "true");
+    Backend b = GpuBackend.open(0);
     System.out.println("GPU backend: " + b.device());
     gpu = b.open(model);
+  }
+
+  @BeforeEach
+  void needsOpenCl() {
+    OpenClTests.assumeOpenCl();
   }
 
   @AfterAll
