@@ -19,22 +19,31 @@ public final class LayerWeights {
   public final float[] outProjBias; //  (D) or null unless use_bias
 
   public LayerWeights(MambaConfig c) {
+    this(c, true);
+  }
+
+  /** With {@code allocate} false, every array is empty: the shapes alone, for checking a file. */
+  LayerWeights(MambaConfig c, boolean allocate) {
     int D = c.hiddenSize,
         ED = c.intermediateSize,
         N = c.stateSize,
         R = c.timeStepRank,
         K = c.convKernel;
-    norm = new float[D];
-    inProj = new float[2 * ED * D];
-    inProjBias = c.useBias ? new float[2 * ED] : null;
-    conv1dWeight = new float[ED * K];
-    conv1dBias = c.useConvBias ? new float[ED] : null;
-    xProj = new float[(R + 2 * N) * ED];
-    dtProj = new float[ED * R];
-    dtProjBias = new float[ED];
-    aLog = new float[ED * N];
-    dSkip = new float[ED];
-    outProj = new float[D * ED];
-    outProjBias = c.useBias ? new float[D] : null;
+    norm = zeros(D, allocate);
+    inProj = zeros(2 * ED * D, allocate);
+    inProjBias = c.useBias ? zeros(2 * ED, allocate) : null;
+    conv1dWeight = zeros(ED * K, allocate);
+    conv1dBias = c.useConvBias ? zeros(ED, allocate) : null;
+    xProj = zeros((R + 2 * N) * ED, allocate);
+    dtProj = zeros(ED * R, allocate);
+    dtProjBias = zeros(ED, allocate);
+    aLog = zeros(ED * N, allocate);
+    dSkip = zeros(ED, allocate);
+    outProj = zeros(D * ED, allocate);
+    outProjBias = c.useBias ? zeros(D, allocate) : null;
+  }
+
+  static float[] zeros(int n, boolean allocate) {
+    return new float[allocate ? n : 0];
   }
 }

@@ -26,16 +26,29 @@ public final class MambaWeights {
 
   /** Zero-filled weights of the given shape. */
   public MambaWeights(MambaConfig c) {
+    this(c, true);
+  }
+
+  private MambaWeights(MambaConfig c, boolean allocate) {
     this.config = c;
     int V = c.vocabSize, D = c.hiddenSize;
-    embeddings = new float[V * D];
+    embeddings = LayerWeights.zeros(V * D, allocate);
     layers = new LayerWeights[c.numLayers];
     for (int i = 0; i < layers.length; i++) {
-      layers[i] = new LayerWeights(c);
+      layers[i] = new LayerWeights(c, allocate);
     }
-    normF = new float[D];
-    lmHead = c.tieWordEmbeddings ? embeddings : new float[V * D];
+    normF = LayerWeights.zeros(D, allocate);
+    lmHead = c.tieWordEmbeddings ? embeddings : LayerWeights.zeros(V * D, allocate);
     parameters = Collections.unmodifiableList(buildParameters());
+  }
+
+  /**
+   * Every parameter's name and shape, as {@link #parameters()} lists them, with empty data: what a
+   * checkpoint must hold, known without allocating the weights (the Spark driver checks a model
+   * file against it).
+   */
+  public static List<NamedTensor> shapes(MambaConfig c) {
+    return new MambaWeights(c, false).parameters;
   }
 
   public static MambaWeights zerosLike(MambaWeights w) {

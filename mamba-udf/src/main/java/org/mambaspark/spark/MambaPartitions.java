@@ -11,11 +11,15 @@ import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.util.SerializableConfiguration;
+import org.apache.spark.util.TaskCompletionListener;
+import org.apache.spark.util.TaskFailureListener;
 import org.mambaspark.tokenizer.Tokenizer;
 
 /**
@@ -53,10 +57,34 @@ final class MambaPartitions implements MapPartitionsFunction<Row, Row> {
       return Collections.emptyIterator(); // an empty partition loads nothing
     }
     ModelCache.Loaded m = ModelCache.get(s.model, conf.value().value(), s.threads);
-    if (metrics != null && m.claimLoadReport()) {
-      metrics.modelLoads.add(1);
+    if (metrics != null) {
+      reportLoadOnSuccess(m);
     }
     return new Windows(rows, m, new DocumentRunner(m.runnerForTask(), s));
+  }
+
+  /**
+   * Counts this JVM's model load once, in the first task of this JVM that succeeds: Spark keeps the
+   * accumulator updates of successful tasks only, so a load claimed by a task that then failed
+   * would never be counted.
+   */
+  private void reportLoadOnSuccess(ModelCache.Loaded m) {
+    TaskContext tc = TaskContext.get();
+    if (tc == null) {
+      if (m.claimLoadReport()) {
+        metrics.modelLoads.add(1);
+      }
+      return;
+    }
+    AtomicBoolean failed = new AtomicBoolean();
+    tc.addTaskFailureListener((TaskFailureListener) (ctx, error) -> failed.set(true));
+    tc.addTaskCompletionListener(
+        (TaskCompletionListener)
+            ctx -> {
+              if (!failed.get() && m.claimLoadReport()) {
+                metrics.modelLoads.add(1);
+              }
+            });
   }
 
   private final class Windows implements Iterator<Row> {

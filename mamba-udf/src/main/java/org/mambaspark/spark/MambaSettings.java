@@ -217,7 +217,7 @@ public final class MambaSettings implements Serializable {
     inputFormat =
         inf.equals(INPUT_FORMAT.defaultValue())
             ? ""
-            : oneOf(INPUT_FORMAT, inf, "", "text", "json", "parquet");
+            : oneOf(INPUT_FORMAT, inf, "text", "json", "parquet");
     outputFormat = oneOf(OUTPUT_FORMAT, str(m, OUTPUT_FORMAT), "parquet", "json");
     overwrite = bool(m, OVERWRITE);
     partitions = integer(m, PARTITIONS, 0);
