@@ -161,6 +161,7 @@ public final class MambaJob {
     MambaSettings s = job.settings;
     Task task = job.task;
     SparkContext sc = spark.sparkContext();
+    SparkMasters.warnWithoutVectorApi(sc.getConf());
     String group = "mamba-" + task.label + "-" + UUID.randomUUID();
     String what = "mamba " + task.label + ": " + s.input + " → " + s.output;
     sc.setJobGroup(group + "-read", what + " (reading)", false);

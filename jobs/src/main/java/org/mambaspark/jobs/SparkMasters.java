@@ -2,9 +2,13 @@ package org.mambaspark.jobs;
 
 import java.nio.file.Paths;
 import java.util.Locale;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.regex.Pattern;
 import org.apache.spark.SparkConf;
 import org.apache.spark.sql.SparkSession;
+import org.mambaspark.ops.LoudWarning;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Starting Spark for a job from its master URL, with every start-up mistake as one line: a master
@@ -14,6 +18,8 @@ import org.apache.spark.sql.SparkSession;
  * the executors this JVM's classpath), which is how a job meets real executors without a cluster.
  */
 final class SparkMasters {
+  private static final Logger LOG = LoggerFactory.getLogger(SparkMasters.class);
+
   /** Spark's floor for a JVM's heap (its UnifiedMemoryManager refuses less): 1.5 × 300 MB. */
   static final long MIN_HEAP = 450L << 20;
 
@@ -109,6 +115,40 @@ final class SparkMasters {
               + "): "
               + Output.firstLine(root.getMessage() == null ? root.toString() : root.getMessage()),
           e);
+    }
+  }
+
+  private static final AtomicBoolean VECTOR_WARNED = new AtomicBoolean();
+
+  /**
+   * Says once, loudly, in the driver's log when the JVMs that run the engine lack the Vector API
+   * module: the executors (their {@code extraJavaOptions}), or this JVM for a local master. Plain
+   * spark-submit without the project's settings starts them so, and the job then runs several times
+   * slower with nothing else to show for it in the driver's log.
+   */
+  static void warnWithoutVectorApi(SparkConf conf) {
+    String master = conf.get("spark.master", "");
+    boolean local = master.startsWith("local") && !master.startsWith("local-cluster");
+    boolean ok =
+        local
+            ? ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
+            : (conf.get("spark.executor.extraJavaOptions", "")
+                    + " "
+                    + conf.get("spark.executor.defaultJavaOptions", ""))
+                .contains("jdk.incubator.vector");
+    if (!ok && VECTOR_WARNED.compareAndSet(false, true)) {
+      LoudWarning.warn(
+          LOG,
+          "\n"
+              + "*".repeat(100)
+              + "\n*** "
+              + (local ? "this JVM runs" : "the executors run")
+              + " without "
+              + VECTOR_MODULE
+              + ": the engine falls back to scalar loops, several times slower.\n*** Add it to "
+              + (local ? "the JVM's options" : "spark.executor.extraJavaOptions")
+              + " (deploy/mamba-submit and conf/spark-defaults.conf do).\n"
+              + "*".repeat(100));
     }
   }
 

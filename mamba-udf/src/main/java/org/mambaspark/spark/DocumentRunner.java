@@ -46,6 +46,12 @@ public final class DocumentRunner {
   private final int padId;
   private float[] hidden = new float[0]; // (B·L, D) the runner's final hidden states
   private float[] logprobs = new float[0]; // (B, L-1)
+  private Progress progress = (documents, tokens) -> {};
+
+  /** Told of documents as their results (or errors) become final: a running task's progress. */
+  public interface Progress {
+    void done(int documents, long tokens);
+  }
 
   /** Documents through the runner (the backend of the runner's choice). */
   public DocumentRunner(ModelRunner runner, MambaSettings settings) {
@@ -60,6 +66,20 @@ public final class DocumentRunner {
   /** Documents through the engine on the CPU. */
   public DocumentRunner(MambaModel model, MambaSettings settings) {
     this(Backends.cpu().open(model), settings);
+  }
+
+  /** Reports every document once, when its result or error is final, to {@code p}. */
+  public DocumentRunner onProgress(Progress p) {
+    this.progress = p;
+    return this;
+  }
+
+  private void done(List<Doc> docs) {
+    long tokens = 0;
+    for (Doc d : docs) {
+      tokens += d.tokens();
+    }
+    progress.done(docs.size(), tokens);
   }
 
   /** score: sets each good document's {@link Doc#loss} (and logprobs when asked), or its error. */
@@ -85,16 +105,16 @@ public final class DocumentRunner {
    */
   public void generate(List<Doc> docs, int maxNewTokens) {
     List<Doc> todo = new ArrayList<>();
+    List<Doc> rejected = new ArrayList<>();
     for (Doc d : docs) {
-      if (check(d, Task.GENERATE)) {
-        todo.add(d);
-      }
+      (check(d, Task.GENERATE) ? todo : rejected).add(d);
     }
+    done(rejected);
     Generator g = new Generator(runner, s.pieceLength);
     for (int i = 0; i < todo.size(); i += s.batchSize) {
-      isolated(
-          todo.subList(i, Math.min(todo.size(), i + s.batchSize)),
-          batch -> generateTogether(g, batch, maxNewTokens));
+      List<Doc> batch = todo.subList(i, Math.min(todo.size(), i + s.batchSize));
+      isolated(batch, b -> generateTogether(g, b, maxNewTokens));
+      done(batch);
     }
   }
 
@@ -198,18 +218,23 @@ public final class DocumentRunner {
 
   private void run(List<Doc> docs, Task task) {
     List<Doc> todo = new ArrayList<>();
+    List<Doc> rejected = new ArrayList<>();
     for (Doc d : docs) {
       if (!check(d, task)) {
-        continue;
+        rejected.add(d);
+      } else if (d.tokens() <= s.pieceLength) {
+        todo.add(d);
       }
-      if (d.tokens() > s.pieceLength) {
+    }
+    done(rejected);
+    for (Doc d : docs) {
+      if (d.ok() && d.tokens() > s.pieceLength) {
         try {
           streamed(d, task);
         } catch (RuntimeException e) {
           d.error = message(e);
         }
-      } else {
-        todo.add(d);
+        done(List.of(d));
       }
     }
     int[] lengths = new int[todo.size()];
@@ -222,6 +247,7 @@ public final class DocumentRunner {
         batch.add(todo.get(i));
       }
       isolated(batch, b -> batched(b.toArray(new Doc[0]), task));
+      done(batch);
     }
   }
 

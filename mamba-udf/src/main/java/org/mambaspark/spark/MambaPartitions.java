@@ -60,7 +60,15 @@ final class MambaPartitions implements MapPartitionsFunction<Row, Row> {
     if (metrics != null) {
       reportLoadOnSuccess(m);
     }
-    return new Windows(rows, m, new DocumentRunner(m.runnerForTask(), s));
+    DocumentRunner runner = new DocumentRunner(m.runnerForTask(), s);
+    if (metrics != null) { // counted batch by batch: the driver's progress line sees running tasks
+      runner.onProgress(
+          (documents, tokens) -> {
+            metrics.documents.add(documents);
+            metrics.tokens.add(tokens);
+          });
+    }
+    return new Windows(rows, m, runner);
   }
 
   /**
@@ -158,8 +166,6 @@ final class MambaPartitions implements MapPartitionsFunction<Row, Row> {
         }
       }
       if (metrics != null) {
-        metrics.documents.add(in.size());
-        metrics.tokens.add(tokens);
         metrics.errors.add(errors);
         metrics.lossSum.add(lossSum);
         metrics.predicted.add(predicted);

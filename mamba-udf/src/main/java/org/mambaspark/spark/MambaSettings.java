@@ -122,8 +122,8 @@ public final class MambaSettings implements Serializable {
           "threads",
           "--threads",
           "0",
-          "engine threads per executor JVM, shared by its tasks (0 = spark.executor.cores, else"
-              + " all cores)");
+          "engine threads per executor JVM, shared by its tasks (0 = the cores Spark gives the"
+              + " executor)");
   public static final Key LOGPROBS =
       key(
           "logprobs",
