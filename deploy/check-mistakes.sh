@@ -43,8 +43,9 @@ data = open(path, "rb").read()
 n = struct.unpack("<Q", data[:8])[0]
 header = json.loads(data[8:8 + n])
 name = next(k for k in header if k != "__metadata__")
-header[name]["shape"] = [header[name]["shape"][0] + 1] + header[name]["shape"][1:]
-text = json.dumps(header).encode().ljust(n)
+shape = header[name]["shape"]
+header[name]["shape"] = [shape[0] - 1] + shape[1:]  # one row fewer than its bytes hold
+text = json.dumps(header, separators=(",", ":")).encode().ljust(n)  # padded with spaces, as allowed
 assert len(text) == n, "header grew"
 open(path, "wb").write(data[:8] + text + data[8 + n:])
 PY
@@ -58,12 +59,14 @@ touch "$work/a-file"
 expect_error "unwritable output" score --model models/pycode-bytes --output "$work/a-file/scores"
 expect_error "existing output, no --overwrite" score --model models/pycode-bytes --output "$out"
 MAMBA_JAVA_OPTS=-Xmx200m expect_error "too little heap" score --model models/pycode-bytes --output "$out" --overwrite
-expect_error "missing input" score --model models/pycode-bytes --input "$work/nothing.jsonl" --output "$out" \
-  --overwrite
+expect_error "missing input" bin/mamba score --model models/pycode-bytes --input "$work/nothing.jsonl" \
+  --output "$out" --overwrite
+expect_error "misspelt flag" score --model models/pycode-bytes --output "$out" --overwrite --batch-sise 8
 
 # A token id outside the vocabulary: that row gets the error, the others their scores.
 printf '{"id": 1, "input_ids": [1, 2, 3]}\n{"id": 2, "input_ids": [1, 999, 3]}\n' > "$work/ids.jsonl"
-score --model models/pycode-bytes --input "$work/ids.jsonl" --output "$work/ids-scores" > "$work/ids.log" 2>&1 \
+bin/mamba score --model models/pycode-bytes --input "$work/ids.jsonl" --output "$work/ids-scores" --output-format json \
+  --progress-interval 0 > "$work/ids.log" 2>&1 \
   || { cat "$work/ids.log"; fail "token ids: the job failed"; }
 oov=$(cat "$work/ids-scores"/*.json | python3 -c '
 import json, sys

@@ -20,6 +20,8 @@ import org.apache.spark.sql.RowFactory;
 import org.apache.spark.util.SerializableConfiguration;
 import org.apache.spark.util.TaskCompletionListener;
 import org.apache.spark.util.TaskFailureListener;
+import org.mambaspark.batch.Doc;
+import org.mambaspark.batch.DocumentRunner;
 import org.mambaspark.tokenizer.Tokenizer;
 
 /**
@@ -60,7 +62,7 @@ final class MambaPartitions implements MapPartitionsFunction<Row, Row> {
     if (metrics != null) {
       reportLoadOnSuccess(m);
     }
-    DocumentRunner runner = new DocumentRunner(m.runnerForTask(), s);
+    DocumentRunner runner = new DocumentRunner(m.runnerForTask(), s.runnerOptions());
     if (metrics != null) { // counted batch by batch: the driver's progress line sees running tasks
       runner.onProgress(
           (documents, tokens) -> {

@@ -8,6 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import org.mambaspark.batch.DocumentRunner;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -276,6 +277,25 @@ public final class MambaSettings implements Serializable {
     Map<String, String> m = new LinkedHashMap<>(source);
     m.put(k.key(), value);
     return new MambaSettings(m);
+  }
+
+  /** What {@link DocumentRunner} needs of these settings. */
+  public DocumentRunner.Options runnerOptions() {
+    return new DocumentRunner.Options(
+        batchSize,
+        batchTokens,
+        maxPadding,
+        pieceLength,
+        maxTokens,
+        MAX_TOKENS.key(),
+        logprobs,
+        pooling,
+        maxNewTokens,
+        temperature,
+        topK,
+        topP,
+        seed,
+        stopIds);
   }
 
   /** The model path, or an error saying how to give one. */

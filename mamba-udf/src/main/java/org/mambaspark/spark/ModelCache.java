@@ -7,6 +7,7 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.SparkConf;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
+import org.mambaspark.batch.DocumentRunner;
 import org.mambaspark.io.Checkpoint;
 import org.mambaspark.model.Backend;
 import org.mambaspark.model.Backends;

@@ -15,6 +15,7 @@ import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import org.mambaspark.batch.DocumentRunner;
 import org.mambaspark.io.Checkpoint;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.tokenizer.Tokenizer;
@@ -102,7 +103,8 @@ public final class ModelFiles {
         throw e; // one of the checks above, already naming the path
       }
       String m = userPaths(DocumentRunner.message(e), tmp, path);
-      throw new IllegalArgumentException(m.contains(path) ? m : "model " + path + ": " + m, e);
+      boolean named = m.contains(path) || m.contains(local.toString());
+      throw new IllegalArgumentException(named ? m : "model " + path + ": " + m, e);
     } finally {
       if (tmp != null) {
         deleteRecursively(tmp);
