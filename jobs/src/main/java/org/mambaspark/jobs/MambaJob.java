@@ -56,6 +56,9 @@ public final class MambaJob {
       Task task, JobOptions opts, Map<String, String> taskSettings, String defaultMaster) {
     SparkSession active =
         SparkSession.getActiveSession().isDefined() ? SparkSession.getActiveSession().get() : null;
+    if (active != null && active.sparkContext().isStopped()) {
+      active = null; // an earlier job's session in this JVM
+    }
     SparkConf sparkConf;
     if (active != null) {
       sparkConf = active.sparkContext().getConf();
@@ -101,6 +104,8 @@ public final class MambaJob {
       job.output.abort();
       if (active == null && spark != null) {
         spark.stop();
+        SparkSession.clearActiveSession();
+        SparkSession.clearDefaultSession();
       }
     }
   }

@@ -11,6 +11,7 @@ import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.SamplingParams;
 import org.mambaspark.model.StreamingScorer;
+import org.mambaspark.model.TokenIds;
 
 /**
  * Runs a window of documents through the engine: the partition-level work of the score, embed and
@@ -262,12 +263,10 @@ public final class DocumentRunner {
           "document has " + n + " tokens, more than " + s.maxTokensSetting + " = " + s.maxTokens;
       return false;
     }
-    int V = c.vocabSize;
     for (int i = 0; i < n; i++) {
-      int id = d.ids[i];
-      if (id < 0 || id >= V) {
-        d.error =
-            "token id " + id + " at position " + i + " is outside the vocabulary [0, " + V + ")";
+      String why = TokenIds.outside(d.ids[i], i, c.vocabSize);
+      if (why != null) {
+        d.error = why;
         return false;
       }
     }

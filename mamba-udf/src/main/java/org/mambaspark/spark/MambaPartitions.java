@@ -22,6 +22,7 @@ import org.apache.spark.util.TaskCompletionListener;
 import org.apache.spark.util.TaskFailureListener;
 import org.mambaspark.batch.Doc;
 import org.mambaspark.batch.DocumentRunner;
+import org.mambaspark.model.TokenIds;
 import org.mambaspark.tokenizer.Tokenizer;
 
 /**
@@ -194,15 +195,9 @@ final class MambaPartitions implements MapPartitionsFunction<Row, Row> {
             return Doc.failed("token id at position " + i + " is null");
           }
           long v = ((Number) o).longValue();
-          if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) {
-            return Doc.failed(
-                "token id "
-                    + v
-                    + " at position "
-                    + i
-                    + " is outside the vocabulary [0, "
-                    + m.model.config.vocabSize
-                    + ")");
+          String why = TokenIds.outside(v, i, m.model.config.vocabSize);
+          if (why != null) { // here, before a long becomes an int
+            return Doc.failed(why);
           }
           ids[i] = (int) v;
         }
