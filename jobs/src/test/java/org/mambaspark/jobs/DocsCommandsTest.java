@@ -53,10 +53,10 @@ class DocsCommandsTest {
       }
       String l = raw.replaceAll("\\s+#.*$", "").stripTrailing(); // a trailing comment
       if (l.endsWith("\\")) {
-        line.append(l, 0, l.length() - 1).append(' ');
+        line.append(l.substring(0, l.length() - 1).trim()).append(' ');
         continue;
       }
-      line.append(l);
+      line.append(l.trim());
       String cmd = line.toString().trim();
       line.setLength(0);
       if (!cmd.isEmpty() && !cmd.startsWith("#")) {
@@ -104,7 +104,7 @@ class DocsCommandsTest {
         "x\n```bash\nbin/mamba score --a 'b c' \\\n  --d \"e\"   # note\n```\n"
             + "```bash\n# needs a cluster\nbin/mamba never\n```\n```python\nbin/mamba no\n```\n";
     List<String> c = commands(md);
-    assertEquals(List.of("bin/mamba score --a 'b c'   --d \"e\""), c);
+    assertEquals(List.of("bin/mamba score --a 'b c' --d \"e\""), c);
     assertEquals(List.of("bin/mamba", "score", "--a", "b c", "--d", "e"), words(c.get(0)));
   }
 
