@@ -72,7 +72,8 @@ class DocsCommandsTest {
     StringBuilder cur = new StringBuilder();
     char quote = 0;
     boolean any = false;
-    for (char ch : cmd.toCharArray()) {
+    for (int i = 0; i < cmd.length(); i++) {
+      char ch = cmd.charAt(i);
       if (quote != 0) {
         if (ch == quote) {
           quote = 0;
@@ -101,8 +102,20 @@ class DocsCommandsTest {
   @Test
   void parsesBlocksAndWords() {
     String md =
-        "x\n```bash\nbin/mamba score --a 'b c' \\\n  --d \"e\"   # note\n```\n"
-            + "```bash\n# needs a cluster\nbin/mamba never\n```\n```python\nbin/mamba no\n```\n";
+        """
+        x
+        ```bash
+        bin/mamba score --a 'b c' \\
+          --d "e"   # note
+        ```
+        ```bash
+        # needs a cluster
+        bin/mamba never
+        ```
+        ```python
+        bin/mamba no
+        ```
+        """;
     List<String> c = commands(md);
     assertEquals(List.of("bin/mamba score --a 'b c' --d \"e\""), c);
     assertEquals(List.of("bin/mamba", "score", "--a", "b c", "--d", "e"), words(c.get(0)));

@@ -195,9 +195,8 @@ final class MambaPartitions implements MapPartitionsFunction<Row, Row> {
             return Doc.failed("token id at position " + i + " is null");
           }
           long v = ((Number) o).longValue();
-          String why = TokenIds.outside(v, i, m.model.config.vocabSize);
-          if (why != null) { // here, before a long becomes an int
-            return Doc.failed(why);
+          if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) { // else DocumentRunner checks it
+            return Doc.failed(TokenIds.outside(v, i, m.model.config.vocabSize));
           }
           ids[i] = (int) v;
         }
