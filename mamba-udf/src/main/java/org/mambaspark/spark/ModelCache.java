@@ -153,7 +153,9 @@ public final class ModelCache {
   static int executorCores(SparkConf conf, int all) {
     String master = conf.get("spark.master", "");
     if (master.startsWith("local[")) { // the driver is the executor
-      String n = master.substring("local[".length(), master.length() - 1).split(",")[0].trim();
+      String inside = master.substring("local[".length(), master.length() - 1);
+      int comma = inside.indexOf(',');
+      String n = (comma < 0 ? inside : inside.substring(0, comma)).trim(); // local[N,maxFailures]
       return n.equals("*") ? all : Integer.parseInt(n);
     }
     if (master.equals("local")) {
