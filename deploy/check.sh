@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks of deploy/ that can run here (called by .ci/run after the build): the DAG compiles, YAML and JSON parse,
 # the notebook's cells are in order, the GPU discovery script prints valid JSON without GPUs and with a fake
-# nvidia-smi, and the submit wrapper runs a real score job through Spark's SparkSubmit in local mode.
+# nvidia-smi, the submit wrapper runs a real score job through Spark's SparkSubmit in local mode, and
+# deploy/check-mistakes.sh runs a new user's mistakes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=python3
@@ -38,10 +39,14 @@ printf '#!/bin/sh\nprintf "0\\n1\\n"\n' > "$fake/nvidia-smi" && chmod +x "$fake/
 out2=$(PATH="$fake:$PATH" deploy/gpu-discovery.sh)
 echo "$out2" | $py -c 'import json,sys; d=json.load(sys.stdin); assert d=={"name":"gpu","addresses":["0","1"]}, d'
 echo "deploy: discovery without GPUs: $out; with a fake nvidia-smi: $out2"
-outdir=$(mktemp -d)/scores
-deploy/mamba-submit --master 'local[2]' score --model models/pycode-bytes --input data/sample.jsonl \
-  --output "$outdir" --output-format json 2>&1 | grep -E '^mamba-submit:|^mamba score:' | cut -c1-160
+# the command docs/clusters.md shows
+outdir=target/docs/submitted
+deploy/mamba-submit --master 'local[2]' score --model models/pycode-bytes --input data/sample.jsonl --output target/docs/submitted --output-format json --overwrite \
+  2>&1 | grep -E '^mamba-submit:|^mamba score:' | cut -c1-160
 rows=$(cat "$outdir"/*.json | wc -l)
 [ "$rows" -eq "$(wc -l < data/sample.jsonl)" ] || { echo "deploy: expected $(wc -l < data/sample.jsonl) rows, got $rows" >&2; exit 1; }
 echo "deploy: mamba-submit ran the score job through SparkSubmit: $rows rows"
+deploy/mamba-submit --help | grep -q '^set ' && { echo "deploy: mamba-submit --help prints code" >&2; exit 1; }
+# a new user's mistakes: one error line each, the previous output intact
+bash deploy/check-mistakes.sh
 deploy/check-dag.sh

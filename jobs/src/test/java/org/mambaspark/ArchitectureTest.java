@@ -19,6 +19,7 @@ import com.tngtech.archunit.lang.ArchRule;
 @AnalyzeClasses(packages = "org.mambaspark", importOptions = ImportOption.DoNotIncludeTests.class)
 class ArchitectureTest {
   static final String[] CORE = {
+    "org.mambaspark.batch..",
     "org.mambaspark.model..",
     "org.mambaspark.ops..",
     "org.mambaspark.io..",
@@ -26,6 +27,7 @@ class ArchitectureTest {
     "org.mambaspark.train.."
   };
   static final String[] MAMBA_UDF = {
+    "org.mambaspark.batch..",
     "org.mambaspark.model..",
     "org.mambaspark.ops..",
     "org.mambaspark.io..",

@@ -53,6 +53,7 @@ public final class MambaCli implements Runnable {
           }
           throw ex;
         });
+    cl.setParameterExceptionHandler(org.mambaspark.jobs.JobMain::usageError);
     return cl.execute(args);
   }
 

@@ -15,14 +15,14 @@ import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
+import org.mambaspark.batch.Doc;
+import org.mambaspark.batch.DocumentRunner;
 import org.mambaspark.io.Checkpoint;
 import org.mambaspark.model.Initialization;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.Scoring;
 import org.mambaspark.model.Workspace;
-import org.mambaspark.spark.Doc;
-import org.mambaspark.spark.DocumentRunner;
 import org.mambaspark.spark.MambaSettings;
 import org.mambaspark.spark.Task;
 
@@ -107,7 +107,7 @@ public final class BenchJob {
       Map<String, String> conf = new LinkedHashMap<>(settings);
       conf.put(MambaSettings.MODEL.key(), model.toString());
       MambaSettings s = MambaSettings.of(conf);
-      DocumentRunner runner = new DocumentRunner(m, s);
+      DocumentRunner runner = new DocumentRunner(m, s.runnerOptions());
       runner.score(List.of(new Doc(corpus[0]))); // warm-up
       List<Doc> all = new ArrayList<>();
       for (int[] doc : corpus) {

@@ -7,7 +7,7 @@ import picocli.CommandLine;
  * existing output) prints one {@code error: ...} line and exits 1, so that the driver log shows
  * what to fix; anything else keeps its stack trace.
  */
-final class JobMain {
+public final class JobMain {
   private JobMain() {}
 
   static int execute(Object command, String... args) {
@@ -20,6 +20,23 @@ final class JobMain {
           }
           throw ex;
         });
+    cl.setParameterExceptionHandler(JobMain::usageError);
     return cl.execute(args);
+  }
+
+  /**
+   * A mistyped or missing flag: one line naming it and where the usage is, instead of picocli's
+   * whole usage text.
+   */
+  public static int usageError(CommandLine.ParameterException ex, String[] args) {
+    CommandLine cmd = ex.getCommandLine();
+    cmd.getErr()
+        .println(
+            "error: "
+                + ex.getMessage()
+                + " ("
+                + cmd.getCommandSpec().qualifiedName()
+                + " --help for the flags)");
+    return cmd.getCommandSpec().exitCodeOnInvalidInput();
   }
 }

@@ -158,8 +158,7 @@ public final class JobOptions {
   @Option(
       names = "--threads",
       paramLabel = "N",
-      description =
-          "engine threads per executor JVM (default spark.executor.cores, else all cores)")
+      description = "engine threads per executor JVM (default: the cores Spark gives the executor)")
   void threads(int v) {
     put(MambaSettings.THREADS, v);
   }

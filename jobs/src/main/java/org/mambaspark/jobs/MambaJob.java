@@ -4,15 +4,18 @@ import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.struct;
 import static org.apache.spark.sql.functions.to_json;
 
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.Path;
 import org.apache.spark.SparkConf;
 import org.apache.spark.SparkContext;
 import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.deploy.SparkHadoopUtil;
 import org.apache.spark.sql.AnalysisException;
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.DataFrameWriter;
@@ -31,7 +34,7 @@ import org.mambaspark.spark.ModelFiles;
 import org.mambaspark.spark.Task;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import scala.collection.JavaConverters;
+import scala.Tuple2;
 
 /**
  * The score, embed and generate jobs: read a corpus, run every partition through the engine ({@link
@@ -44,56 +47,91 @@ public final class MambaJob {
   private MambaJob() {}
 
   /**
-   * Runs a job from its flags: in the active SparkSession (spark-submit, tests), or in a local one
-   * this call creates and stops (bin/mamba, with {@code defaultMaster} unless --master is given).
+   * Runs a job from its flags: in the active SparkSession (tests, notebooks), or in one this call
+   * creates and stops (spark-submit, with its master; bin/mamba, with {@code defaultMaster} unless
+   * --master is given). Everything a user can get wrong is checked before Spark starts: the master,
+   * the model (every tensor against config.json), the output (absent, or --overwrite; writable).
    */
   public static JobSummary run(
       Task task, JobOptions opts, Map<String, String> taskSettings, String defaultMaster) {
-    SparkSessions session =
-        SparkSessions.open(
-            "mamba " + task.label,
-            SparkSessions.master(opts.master, defaultMaster),
-            opts.sparkConf);
-    SparkSession spark = session.spark;
-    try {
-      Map<String, String> conf = new LinkedHashMap<>();
-      for (Map.Entry<String, String> e :
-          JavaConverters.mapAsJavaMap(spark.conf().getAll()).entrySet()) {
-        if (e.getKey().startsWith(MambaSettings.PREFIX)) {
-          conf.put(e.getKey(), e.getValue());
-        }
+    SparkSession active =
+        SparkSession.getActiveSession().isDefined() ? SparkSession.getActiveSession().get() : null;
+    if (active != null && active.sparkContext().isStopped()) {
+      active = null; // an earlier job's session in this JVM
+    }
+    SparkConf sparkConf;
+    if (active != null) {
+      sparkConf = active.sparkContext().getConf();
+    } else {
+      String master = opts.masterOr(defaultMaster);
+      if (master != null) {
+        SparkMasters.check(master);
       }
-      conf.putAll(opts.settings);
-      conf.putAll(taskSettings);
-      JobSummary summary = run(spark, task, MambaSettings.of(conf));
+      sparkConf = new SparkConf(); // spark-submit's settings arrive as system properties
+      if (master != null) {
+        sparkConf.setMaster(master);
+      }
+      for (Map.Entry<String, String> e : opts.sparkConf.entrySet()) {
+        sparkConf.set(e.getKey(), e.getValue());
+      }
+      SparkMasters.prepare(sparkConf);
+    }
+    Map<String, String> conf = new LinkedHashMap<>();
+    for (Tuple2<String, String> e : sparkConf.getAll()) {
+      if (e._1().startsWith(MambaSettings.PREFIX)) {
+        conf.put(e._1(), e._2());
+      }
+    }
+    conf.putAll(opts.settings);
+    conf.putAll(taskSettings);
+    Configuration hadoop =
+        active != null
+            ? active.sparkContext().hadoopConfiguration()
+            : SparkHadoopUtil.get().newConfiguration(sparkConf);
+    Prepared job = prepare(task, MambaSettings.of(conf), hadoop);
+    SparkSession spark = null;
+    try {
+      spark = active != null ? active : SparkMasters.start(sparkConf, "mamba " + task.label);
+      JobSummary summary = run(spark, job);
       System.out.println(summary);
       if (opts.show > 0) {
-        show(spark, MambaSettings.of(conf), opts.show);
+        show(spark, job.settings, opts.show);
       }
       return summary;
     } catch (Exception e) { // Scala code throws checked exceptions (AnalysisException) unchecked
       throw userError(e);
     } finally {
-      session.close();
+      job.output.abort();
+      if (active == null && spark != null) {
+        spark.stop();
+        SparkSession.clearActiveSession();
+        SparkSession.clearDefaultSession();
+      }
     }
   }
+
+  /** Runs a job with settings already gathered, in a running SparkSession. */
+  public static JobSummary run(SparkSession spark, Task task, MambaSettings s) {
+    Prepared job = prepare(task, s, spark.sparkContext().hadoopConfiguration());
+    try {
+      return run(spark, job);
+    } finally {
+      job.output.abort();
+    }
+  }
+
+  /** A job whose paths are qualified and whose model and output passed their checks. */
+  private record Prepared(
+      Task task, MambaSettings settings, ModelFiles.Info model, Output output) {}
 
   /**
-   * Names the application {@code name} unless the user named it: spark-submit's {@code --name} and
-   * {@code --conf spark.app.name} arrive as the system property spark.app.name, which a builder's
-   * appName would override. spark-submit without --name sets the main class's name, which is
-   * replaced.
+   * The driver's checks, in the order that loses nothing: required paths given; every path made
+   * absolute on the driver's file system (a relative path means the driver's working directory,
+   * which executors do not share); the model validated; the output absent (or --overwrite) and its
+   * directory writable. Only then is a staging directory for the output made.
    */
-  static void defaultAppName(SparkSession.Builder b, String name) {
-    String given = new SparkConf().get("spark.app.name", "");
-    if (given.isEmpty() || given.startsWith(MambaJob.class.getPackageName() + ".")) {
-      b.appName(name);
-    }
-  }
-
-  /** Runs a job with settings already gathered. */
-  public static JobSummary run(SparkSession spark, Task task, MambaSettings s) {
-    if (s.input.isEmpty() || s.output.isEmpty()) {
+  private static Prepared prepare(Task task, MambaSettings given, Configuration hadoop) {
+    if (given.input.isEmpty() || given.output.isEmpty()) {
       throw new IllegalArgumentException(
           "--input and --output are required (or "
               + MambaSettings.INPUT.key()
@@ -101,31 +139,53 @@ public final class MambaJob {
               + MambaSettings.OUTPUT.key()
               + ")");
     }
+    if (!given.split.equals("none") && task != Task.SCORE) {
+      throw new IllegalArgumentException("--split is for score only");
+    }
+    MambaSettings s =
+        given
+            .with(MambaSettings.MODEL, qualify(given.requireModel(), hadoop))
+            .with(MambaSettings.INPUT, qualify(given.input, hadoop))
+            .with(MambaSettings.OUTPUT, qualify(given.output, hadoop));
+    ModelFiles.Info model = ModelFiles.inspect(s.model, hadoop);
+    Output output = Output.prepare(s.output, s.overwrite, hadoop);
+    return new Prepared(task, s, model, output);
+  }
+
+  /** A path made absolute on its file system (the driver's default one when it has no scheme). */
+  static String qualify(String path, Configuration hadoop) {
+    Path p = new Path(path);
+    try {
+      return p.getFileSystem(hadoop).makeQualified(p).toString();
+    } catch (IOException e) {
+      throw new IllegalArgumentException("path " + path + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static JobSummary run(SparkSession spark, Prepared job) {
+    MambaSettings s = job.settings;
+    Task task = job.task;
     SparkContext sc = spark.sparkContext();
-    // First the model, so that a wrong path fails before anything is read.
-    ModelFiles.Info model = ModelFiles.inspect(s.requireModel(), sc.hadoopConfiguration());
+    SparkMasters.warnWithoutVectorApi(sc.getConf());
     String group = "mamba-" + task.label + "-" + UUID.randomUUID();
     String what = "mamba " + task.label + ": " + s.input + " → " + s.output;
-    sc.setJobGroup(group, what + " (reading)", false);
+    sc.setJobGroup(group + "-read", what + " (reading)", false);
     Dataset<Row> in = read(spark, s);
     if (s.partitions > 0) {
       in = in.repartition(s.partitions);
     }
     MambaSettings settings = s;
     if (!s.split.equals("none")) {
-      if (task != Task.SCORE) {
-        throw new IllegalArgumentException("--split is for score only");
-      }
       in = SentenceSplit.apply(in, s);
       settings = s.with(MambaSettings.TEXT_COL, SentenceSplit.SENTENCE);
     }
     MambaMetrics metrics = MambaMetrics.register(sc, task);
-    Dataset<Row> out = MambaDatasets.apply(in, task, settings, null, metrics, model);
+    Dataset<Row> out = MambaDatasets.apply(in, task, settings, null, metrics, job.model);
     LOG.info(
         "{}: model {} ({}), batch {} documents / {} positions, pieces of {} tokens",
         what,
         s.model,
-        model.config(),
+        job.model.config(),
         s.batchSize,
         s.batchTokens,
         s.pieceLength);
@@ -133,7 +193,8 @@ public final class MambaJob {
     long t0 = System.nanoTime();
     Progress progress = Progress.start(sc, group, task, metrics, s.progressInterval);
     try {
-      write(out, s);
+      write(out, s, job.output.staging());
+      job.output.commit();
     } finally {
       progress.stop();
       sc.clearJobGroup();
@@ -173,13 +234,13 @@ public final class MambaJob {
     }
   }
 
-  static void write(Dataset<Row> out, MambaSettings s) {
-    DataFrameWriter<Row> w =
-        out.write().mode(s.overwrite ? SaveMode.Overwrite : SaveMode.ErrorIfExists);
+  /** Writes the table to {@code dir}, the output's staging directory (this job's own). */
+  static void write(Dataset<Row> out, MambaSettings s, String dir) {
+    DataFrameWriter<Row> w = out.write().mode(SaveMode.Overwrite);
     if (s.outputFormat.equals("json")) {
-      w.option("ignoreNullFields", "false").json(s.output); // every row has every column
+      w.option("ignoreNullFields", "false").json(dir); // every row has every column
     } else {
-      w.parquet(s.output);
+      w.parquet(dir);
     }
   }
 
@@ -208,6 +269,9 @@ public final class MambaJob {
   static RuntimeException userError(Exception e) {
     Throwable t = e;
     while (t != null) {
+      if (t instanceof OutOfMemoryError || String.valueOf(t.getMessage()).contains("Java heap")) {
+        return new IllegalStateException(SparkMasters.outOfMemory(), e);
+      }
       if (t instanceof AnalysisException a) {
         String m = a.getSimpleMessage();
         if (m.contains("already exists")) {

@@ -7,6 +7,7 @@ import org.apache.spark.SparkContext;
 import org.apache.spark.SparkJobInfo;
 import org.apache.spark.SparkStageInfo;
 import org.apache.spark.SparkStatusTracker;
+import org.apache.spark.Success$;
 import org.apache.spark.scheduler.AccumulableInfo;
 import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerExecutorMetricsUpdate;
@@ -22,8 +23,9 @@ import scala.collection.Seq;
 /**
  * The driver's progress line on long runs, every {@code spark.mamba.progressInterval} seconds:
  * documents and tokens done (the accumulators, plus running tasks' partial counts from the
- * executors' heartbeats, every {@code spark.executor.heartbeatInterval}), their rates, tasks done,
- * and an ETA from the fraction of tasks done.
+ * executors' heartbeats, every {@code spark.executor.heartbeatInterval}), their rates, tasks done
+ * of the write (the job group holds the write only: reading the input's schema is not counted), and
+ * an ETA.
  */
 final class Progress {
   private static final Logger LOG = LoggerFactory.getLogger(Progress.class);
@@ -47,6 +49,8 @@ final class Progress {
     private final long docsId;
     private final long tokensId;
     private final Map<Long, long[]> byTask = new ConcurrentHashMap<>(); // task id -> (docs, tokens)
+    private long doneDocs; // documents of the tasks that succeeded
+    private long doneTasks;
 
     Running(MambaMetrics m) {
       this.docsId = m.documents.id();
@@ -74,6 +78,16 @@ final class Progress {
     @Override
     public void onTaskEnd(SparkListenerTaskEnd e) {
       byTask.remove(e.taskInfo().taskId()); // its updates are in the accumulators now
+      if (e.reason() instanceof Success$) {
+        for (AccumulableInfo a : JavaConverters.seqAsJavaList(e.taskInfo().accumulables())) {
+          if (a.id() == docsId && a.update().isDefined() && a.update().get() instanceof Long n) {
+            synchronized (this) {
+              doneDocs += n;
+              doneTasks++;
+            }
+          }
+        }
+      }
     }
 
     long[] sum() {
@@ -83,6 +97,22 @@ final class Progress {
         s[1] += v[1];
       }
       return s;
+    }
+
+    /**
+     * Running tasks' share of their work, in tasks: each one's documents so far over the mean of
+     * the finished tasks' documents (capped below one task), 0 before any task has finished.
+     */
+    synchronized double runningFraction() {
+      if (doneTasks == 0 || doneDocs == 0) {
+        return 0;
+      }
+      double mean = (double) doneDocs / doneTasks;
+      double f = 0;
+      for (long[] v : byTask.values()) {
+        f += Math.min(0.95, v[0] / mean);
+      }
+      return f;
     }
   }
 
@@ -100,7 +130,7 @@ final class Progress {
               try {
                 while (true) {
                   Thread.sleep(intervalSeconds * 1000L);
-                  LOG.info(line(sc, group, task, m, running.sum(), (System.nanoTime() - t0) / 1e9));
+                  LOG.info(line(sc, group, task, m, running, (System.nanoTime() - t0) / 1e9));
                 }
               } catch (InterruptedException e) {
                 // stopped
@@ -112,8 +142,14 @@ final class Progress {
     return new Progress(sc, t, running);
   }
 
+  /**
+   * One progress line. The ETA is the elapsed time scaled by the work left over the work done,
+   * counting running tasks' partial work ({@link Running#runningFraction}), so that it does not
+   * jump each time a task finishes; "?" until a first task has.
+   */
   static String line(
-      SparkContext sc, String group, Task task, MambaMetrics m, long[] running, double secs) {
+      SparkContext sc, String group, Task task, MambaMetrics m, Running r, double secs) {
+    long[] running = r.sum();
     long docs = m.documents.value() + running[0], tokens = m.tokens.value() + running[1];
     int total = 0, done = 0;
     SparkStatusTracker st = sc.statusTracker();
@@ -130,8 +166,11 @@ final class Progress {
         }
       }
     }
+    double progressed = done + r.runningFraction();
     String eta =
-        done > 0 && total > done ? duration(secs * (total - done) / done) : total > 0 ? "?" : "-";
+        done > 0 && total > done
+            ? duration(secs * (total - progressed) / progressed)
+            : total > 0 ? "?" : "-";
     return String.format(
         Locale.ROOT,
         "mamba %s: %,d documents (%,.1f/s), %,d tokens (%,.0f/s), %,d errors; tasks %d/%d; %s"

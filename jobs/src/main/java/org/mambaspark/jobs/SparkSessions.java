@@ -1,6 +1,7 @@
 package org.mambaspark.jobs;
 
 import java.util.Map;
+import org.apache.spark.SparkConf;
 import org.apache.spark.sql.SparkSession;
 
 /**
@@ -34,29 +35,23 @@ final class SparkSessions implements AutoCloseable {
   }
 
   /**
-   * The active session, or a new one with this app name (unless the user named it: {@code --name}
-   * / spark.app.name win), master (null: Spark's own setting) and
-   * settings; an embedded (local) one binds to the loopback address and prints no progress bars.
+   * The active session, or a new one ({@link SparkMasters#start}: named {@code app} unless the user
+   * named it) with this master (null: Spark's own setting) and settings.
    */
   static SparkSessions open(String app, String master, Map<String, String> conf) {
     if (SparkSession.getActiveSession().isDefined()
         && !SparkSession.getActiveSession().get().sparkContext().isStopped()) {
       return new SparkSessions(SparkSession.getActiveSession().get(), false);
     }
-    SparkSession.Builder b = SparkSession.builder();
-    MambaJob.defaultAppName(b, app);
+    SparkConf sparkConf = new SparkConf(); // spark-submit's settings arrive as system properties
     if (master != null) {
-      b.master(master);
-      if (master.startsWith("local")) { // an embedded Spark talks to itself only
-        b.config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.ui.showConsoleProgress", "false");
-      }
+      sparkConf.setMaster(master);
     }
     for (Map.Entry<String, String> e : conf.entrySet()) {
-      b.config(e.getKey(), e.getValue());
+      sparkConf.set(e.getKey(), e.getValue());
     }
-    return new SparkSessions(b.getOrCreate(), true);
+    SparkMasters.prepare(sparkConf);
+    return new SparkSessions(SparkMasters.start(sparkConf, app), true);
   }
 
   @Override

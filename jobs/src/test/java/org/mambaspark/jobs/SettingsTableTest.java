@@ -12,17 +12,17 @@ import org.mambaspark.spark.MambaSettings;
 import picocli.CommandLine;
 
 /**
- * The README's configuration table lists every spark.mamba.* key with its flag and default, and
- * each flag parses to its key.
+ * The configuration table of docs/jobs.md lists every spark.mamba.* key with its flag and default,
+ * and each flag parses to its key.
  */
 class SettingsTableTest {
   @Test
   void readmeDocumentsEveryKeyWithItsFlagAndDefault() throws Exception {
-    String readme = Files.readString(Path.of("..", "README.md"), StandardCharsets.UTF_8);
+    String readme = Files.readString(Path.of("..", "docs", "jobs.md"), StandardCharsets.UTF_8);
     for (MambaSettings.Key k : MambaSettings.KEYS) {
       String def = k.defaultValue().isEmpty() ? "" : "`" + k.defaultValue() + "`";
       String row = "| `" + k.key() + "` | `" + k.flag() + "` | " + def + " |";
-      assertTrue(readme.contains(row), "README lacks the row: " + row);
+      assertTrue(readme.contains(row), "docs/jobs.md lacks the row: " + row);
     }
   }
 

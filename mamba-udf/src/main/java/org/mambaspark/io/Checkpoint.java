@@ -53,6 +53,52 @@ public final class Checkpoint {
   /** Reads config.json and the weights of a checkpoint directory into new float32 weights. */
   public static MambaWeights load(Path dir) {
     long t0 = System.nanoTime();
+    MambaConfig config = readConfig(dir);
+    MambaWeights weights = new MambaWeights(config);
+    List<SafetensorsFile> opened = new ArrayList<>();
+    try {
+      Map<NamedTensor, TensorSource> found =
+          checkedSources(dir, config, weights.parameters(), opened);
+      for (Map.Entry<NamedTensor, TensorSource> e : found.entrySet()) {
+        e.getValue().file.readFloats(e.getValue().name, e.getKey().data);
+      }
+    } finally {
+      closeAll(opened);
+    }
+    LOG.info(
+        "loaded {} from {}: {} parameters in {} tensors, {} ms",
+        config,
+        dir,
+        config.parameterCount(),
+        weights.parameters().size(),
+        (System.nanoTime() - t0) / 1_000_000);
+    return weights;
+  }
+
+  /**
+   * Checks everything {@link #load} checks without reading the weights' data: config.json, every
+   * tensor's name, dtype and shape against it, every byte range against the file's size, the shards
+   * against the index. Costs the headers' bytes, whatever the model's size: the Spark driver runs
+   * it before any task starts.
+   *
+   * @return the model's configuration
+   * @throws CheckpointException naming the file and the tensor at fault
+   */
+  public static MambaConfig validate(Path dir) {
+    MambaConfig config = readConfig(dir);
+    List<SafetensorsFile> opened = new ArrayList<>();
+    try {
+      checkedSources(dir, config, MambaWeights.shapes(config), opened);
+    } finally {
+      closeAll(opened);
+    }
+    return config;
+  }
+
+  /** Where a parameter's data is: the file and the tensor's name in it. */
+  private record TensorSource(SafetensorsFile file, String name) {}
+
+  private static MambaConfig readConfig(Path dir) {
     if (!Files.isDirectory(dir)) {
       throw new CheckpointException(
           dir,
@@ -68,32 +114,25 @@ public final class Checkpoint {
     if (!Files.isRegularFile(configFile)) {
       throw new CheckpointException(configFile, "missing: a checkpoint directory needs " + CONFIG);
     }
-    MambaConfig config = ConfigJson.read(configFile);
-    MambaWeights weights = new MambaWeights(config);
+    return ConfigJson.read(configFile);
+  }
 
-    Map<String, SafetensorsFile> source =
-        new LinkedHashMap<>(); // tensor name -> the file holding it
-    List<SafetensorsFile> opened = new ArrayList<>();
-    try {
-      Path described = openSources(dir, source, opened); // model.safetensors, or the index
-      Map<NamedTensor, String> found = match(config, weights, source, described);
-      for (Map.Entry<NamedTensor, String> e : found.entrySet()) { // check all before reading any
-        checkTensor(source.get(e.getValue()), e.getValue(), e.getKey(), config);
-      }
-      for (Map.Entry<NamedTensor, String> e : found.entrySet()) {
-        source.get(e.getValue()).readFloats(e.getValue(), e.getKey().data);
-      }
-    } finally {
-      closeAll(opened);
+  /**
+   * Opens the weight files (into {@code opened}, for the caller to close) and pairs every expected
+   * parameter with its tensor, each checked against the config before any is read.
+   */
+  private static Map<NamedTensor, TensorSource> checkedSources(
+      Path dir, MambaConfig config, List<NamedTensor> expected, List<SafetensorsFile> opened) {
+    Map<String, SafetensorsFile> source = new LinkedHashMap<>(); // tensor name -> its file
+    Path described = openSources(dir, source, opened); // model.safetensors, or the index
+    Map<NamedTensor, String> found = match(config, expected, source, described);
+    Map<NamedTensor, TensorSource> out = new LinkedHashMap<>();
+    for (Map.Entry<NamedTensor, String> e : found.entrySet()) {
+      SafetensorsFile f = source.get(e.getValue());
+      checkTensor(f, e.getValue(), e.getKey(), config);
+      out.put(e.getKey(), new TensorSource(f, e.getValue()));
     }
-    LOG.info(
-        "loaded {} from {}: {} parameters in {} tensors, {} ms",
-        config,
-        dir,
-        config.parameterCount(),
-        weights.parameters().size(),
-        (System.nanoTime() - t0) / 1_000_000);
-    return weights;
+    return out;
   }
 
   /**
@@ -216,9 +255,12 @@ public final class Checkpoint {
    * index).
    */
   private static Map<NamedTensor, String> match(
-      MambaConfig c, MambaWeights w, Map<String, SafetensorsFile> source, Path described) {
+      MambaConfig c,
+      List<NamedTensor> params,
+      Map<String, SafetensorsFile> source,
+      Path described) {
     Map<String, NamedTensor> expected = new LinkedHashMap<>();
-    for (NamedTensor p : w.parameters()) {
+    for (NamedTensor p : params) {
       expected.put(p.name, p);
     }
     Map<NamedTensor, String> found = new LinkedHashMap<>();

@@ -10,8 +10,13 @@ import java.util.List;
 public abstract class BlockWeights {
   public final float[] norm; // (D)
 
-  BlockWeights(MambaConfig c) {
-    norm = new float[c.hiddenSize];
+  /** With {@code allocate} false, every array is empty: the shapes alone, for checking a file. */
+  BlockWeights(MambaConfig c, boolean allocate) {
+    norm = zeros(c.hiddenSize, allocate);
+  }
+
+  static float[] zeros(int n, boolean allocate) {
+    return new float[allocate ? n : 0];
   }
 
   /**

@@ -21,23 +21,27 @@ public final class LayerWeights extends BlockWeights {
   public final float[] outProjBias; //  (D) or null unless use_bias
 
   public LayerWeights(MambaConfig c) {
-    super(c);
+    this(c, true);
+  }
+
+  LayerWeights(MambaConfig c, boolean allocate) {
+    super(c, allocate);
     int D = c.hiddenSize,
         ED = c.intermediateSize,
         N = c.stateSize,
         R = c.timeStepRank,
         K = c.convKernel;
-    inProj = new float[2 * ED * D];
-    inProjBias = c.useBias ? new float[2 * ED] : null;
-    conv1dWeight = new float[ED * K];
-    conv1dBias = c.useConvBias ? new float[ED] : null;
-    xProj = new float[(R + 2 * N) * ED];
-    dtProj = new float[ED * R];
-    dtProjBias = new float[ED];
-    aLog = new float[ED * N];
-    dSkip = new float[ED];
-    outProj = new float[D * ED];
-    outProjBias = c.useBias ? new float[D] : null;
+    inProj = zeros(2 * ED * D, allocate);
+    inProjBias = c.useBias ? zeros(2 * ED, allocate) : null;
+    conv1dWeight = zeros(ED * K, allocate);
+    conv1dBias = c.useConvBias ? zeros(ED, allocate) : null;
+    xProj = zeros((R + 2 * N) * ED, allocate);
+    dtProj = zeros(ED * R, allocate);
+    dtProjBias = zeros(ED, allocate);
+    aLog = zeros(ED * N, allocate);
+    dSkip = zeros(ED, allocate);
+    outProj = zeros(D * ED, allocate);
+    outProjBias = c.useBias ? zeros(D, allocate) : null;
   }
 
   @Override

@@ -21,19 +21,23 @@ public final class Mamba2LayerWeights extends BlockWeights {
   public final float[] outProjBias; //  (D) or null unless use_bias
 
   public Mamba2LayerWeights(MambaConfig c) {
-    super(c);
+    this(c, true);
+  }
+
+  Mamba2LayerWeights(MambaConfig c, boolean allocate) {
+    super(c, allocate);
     int D = c.hiddenSize, ED = c.intermediateSize, H = c.numHeads, K = c.convKernel;
     int C = c.convChannels(), I = c.inProjSize();
-    inProj = new float[I * D];
-    inProjBias = c.useBias ? new float[I] : null;
-    conv1dWeight = new float[C * K];
-    conv1dBias = c.useConvBias ? new float[C] : null;
-    dtBias = new float[H];
-    aLog = new float[H];
-    dSkip = new float[H];
-    normWeight = new float[ED];
-    outProj = new float[D * ED];
-    outProjBias = c.useBias ? new float[D] : null;
+    inProj = zeros(I * D, allocate);
+    inProjBias = c.useBias ? zeros(I, allocate) : null;
+    conv1dWeight = zeros(C * K, allocate);
+    conv1dBias = c.useConvBias ? zeros(C, allocate) : null;
+    dtBias = zeros(H, allocate);
+    aLog = zeros(H, allocate);
+    dSkip = zeros(H, allocate);
+    normWeight = zeros(ED, allocate);
+    outProj = zeros(D * ED, allocate);
+    outProjBias = c.useBias ? zeros(D, allocate) : null;
   }
 
   @Override

@@ -89,9 +89,9 @@ public final class MambaModel {
     int D = config.hiddenSize, V = config.vocabSize;
     for (int t = 0; t < BT; t++) {
       int id = ids[t];
-      if (id < 0 || id >= V) {
-        throw new IllegalArgumentException(
-            "token id " + id + " at position " + t + " is outside the vocabulary [0, " + V + ")");
+      String why = TokenIds.outside(id, t, V);
+      if (why != null) {
+        throw new IllegalArgumentException(why);
       }
       System.arraycopy(weights.embeddings, id * D, x, t * D, D);
     }

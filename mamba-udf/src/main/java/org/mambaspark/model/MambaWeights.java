@@ -36,23 +36,36 @@ public final class MambaWeights {
 
   /** Zero-filled weights of the given shape. */
   public MambaWeights(MambaConfig c) {
+    this(c, true);
+  }
+
+  private MambaWeights(MambaConfig c, boolean allocate) {
     this.config = c;
     int V = c.vocabSize, D = c.hiddenSize;
-    embeddings = new float[V * D];
+    embeddings = BlockWeights.zeros(V * D, allocate);
     boolean ssd = c.architecture == Architecture.MAMBA2;
     layers = new LayerWeights[ssd ? 0 : c.numLayers];
     mamba2Layers = new Mamba2LayerWeights[ssd ? c.numLayers : 0];
     blocks = new BlockWeights[c.numLayers];
     for (int i = 0; i < blocks.length; i++) {
       if (ssd) {
-        blocks[i] = mamba2Layers[i] = new Mamba2LayerWeights(c);
+        blocks[i] = mamba2Layers[i] = new Mamba2LayerWeights(c, allocate);
       } else {
-        blocks[i] = layers[i] = new LayerWeights(c);
+        blocks[i] = layers[i] = new LayerWeights(c, allocate);
       }
     }
-    normF = new float[D];
-    lmHead = c.tieWordEmbeddings ? embeddings : new float[V * D];
+    normF = BlockWeights.zeros(D, allocate);
+    lmHead = c.tieWordEmbeddings ? embeddings : BlockWeights.zeros(V * D, allocate);
     parameters = Collections.unmodifiableList(buildParameters());
+  }
+
+  /**
+   * Every parameter's name and shape, as {@link #parameters()} lists them, with empty data: what a
+   * checkpoint must hold, known without allocating the weights (the Spark driver checks a model
+   * file against it).
+   */
+  public static List<NamedTensor> shapes(MambaConfig c) {
+    return new MambaWeights(c, false).parameters;
   }
 
   public static MambaWeights zerosLike(MambaWeights w) {

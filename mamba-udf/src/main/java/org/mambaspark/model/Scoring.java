@@ -35,15 +35,9 @@ public final class Scoring {
       m.lmHeadForward(logits, hidden, rowOff + r0, n);
       for (int r = 0; r < n; r++) {
         int target = targets[tOff + r0 + r];
-        if (target < 0 || target >= V) {
-          throw new IllegalArgumentException(
-              "target id "
-                  + target
-                  + " at position "
-                  + (tOff + r0 + r)
-                  + " is outside the vocabulary [0, "
-                  + V
-                  + ")");
+        String why = TokenIds.outside(target, tOff + r0 + r, V);
+        if (why != null) {
+          throw new IllegalArgumentException(why);
         }
         double lp = logits[r * V + target] - Activations.logSumExp(logits, r * V, V);
         sum -= lp;

@@ -3,6 +3,7 @@ package org.mambaspark.spark;
 import org.apache.spark.sql.api.java.UDF1;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
+import org.mambaspark.batch.Doc;
 
 /**
  * {@code mamba_embed(text)}: {@code array<float>}, the pooled final hidden state ({@code

@@ -3,6 +3,8 @@ package org.mambaspark.spark;
 import org.apache.spark.sql.api.java.UDF2;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
+import org.mambaspark.batch.Doc;
+import org.mambaspark.batch.DocumentRunner;
 
 /**
  * {@code mamba_generate(text, max_tokens)}: {@code string}, the continuation of the text (greedy

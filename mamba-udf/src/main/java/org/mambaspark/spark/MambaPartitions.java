@@ -11,11 +11,18 @@ import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.util.SerializableConfiguration;
+import org.apache.spark.util.TaskCompletionListener;
+import org.apache.spark.util.TaskFailureListener;
+import org.mambaspark.batch.Doc;
+import org.mambaspark.batch.DocumentRunner;
+import org.mambaspark.model.TokenIds;
 import org.mambaspark.tokenizer.Tokenizer;
 
 /**
@@ -53,10 +60,42 @@ final class MambaPartitions implements MapPartitionsFunction<Row, Row> {
       return Collections.emptyIterator(); // an empty partition loads nothing
     }
     ModelCache.Loaded m = ModelCache.get(s.model, conf.value().value(), s.threads);
-    if (metrics != null && m.claimLoadReport()) {
-      metrics.modelLoads.add(1);
+    if (metrics != null) {
+      reportLoadOnSuccess(m);
     }
-    return new Windows(rows, m, new DocumentRunner(m.runnerForTask(), s));
+    DocumentRunner runner = new DocumentRunner(m.runnerForTask(), s.runnerOptions());
+    if (metrics != null) { // counted batch by batch: the driver's progress line sees running tasks
+      runner.onProgress(
+          (documents, tokens) -> {
+            metrics.documents.add(documents);
+            metrics.tokens.add(tokens);
+          });
+    }
+    return new Windows(rows, m, runner);
+  }
+
+  /**
+   * Counts this JVM's model load once, in the first task of this JVM that succeeds: Spark keeps the
+   * accumulator updates of successful tasks only, so a load claimed by a task that then failed
+   * would never be counted.
+   */
+  private void reportLoadOnSuccess(ModelCache.Loaded m) {
+    TaskContext tc = TaskContext.get();
+    if (tc == null) {
+      if (m.claimLoadReport()) {
+        metrics.modelLoads.add(1);
+      }
+      return;
+    }
+    AtomicBoolean failed = new AtomicBoolean();
+    tc.addTaskFailureListener((TaskFailureListener) (ctx, error) -> failed.set(true));
+    tc.addTaskCompletionListener(
+        (TaskCompletionListener)
+            ctx -> {
+              if (!failed.get() && m.claimLoadReport()) {
+                metrics.modelLoads.add(1);
+              }
+            });
   }
 
   private final class Windows implements Iterator<Row> {
@@ -130,8 +169,6 @@ final class MambaPartitions implements MapPartitionsFunction<Row, Row> {
         }
       }
       if (metrics != null) {
-        metrics.documents.add(in.size());
-        metrics.tokens.add(tokens);
         metrics.errors.add(errors);
         metrics.lossSum.add(lossSum);
         metrics.predicted.add(predicted);
@@ -158,15 +195,8 @@ final class MambaPartitions implements MapPartitionsFunction<Row, Row> {
             return Doc.failed("token id at position " + i + " is null");
           }
           long v = ((Number) o).longValue();
-          if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) {
-            return Doc.failed(
-                "token id "
-                    + v
-                    + " at position "
-                    + i
-                    + " is outside the vocabulary [0, "
-                    + m.model.config.vocabSize
-                    + ")");
+          if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) { // else DocumentRunner checks it
+            return Doc.failed(TokenIds.outside(v, i, m.model.config.vocabSize));
           }
           ids[i] = (int) v;
         }

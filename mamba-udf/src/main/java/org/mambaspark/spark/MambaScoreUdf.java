@@ -6,6 +6,7 @@ import org.apache.spark.sql.api.java.UDF1;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
+import org.mambaspark.batch.Doc;
 
 /**
  * {@code mamba_score(text)}: {@code struct<loss double, perplexity double, tokens int, error

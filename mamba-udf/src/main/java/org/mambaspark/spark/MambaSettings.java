@@ -8,6 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import org.mambaspark.batch.DocumentRunner;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -122,8 +123,8 @@ public final class MambaSettings implements Serializable {
           "threads",
           "--threads",
           "0",
-          "engine threads per executor JVM, shared by its tasks (0 = spark.executor.cores, else"
-              + " all cores)");
+          "engine threads per executor JVM, shared by its tasks (0 = the cores Spark gives the"
+              + " executor)");
   public static final Key LOGPROBS =
       key(
           "logprobs",
@@ -217,7 +218,7 @@ public final class MambaSettings implements Serializable {
     inputFormat =
         inf.equals(INPUT_FORMAT.defaultValue())
             ? ""
-            : oneOf(INPUT_FORMAT, inf, "", "text", "json", "parquet");
+            : oneOf(INPUT_FORMAT, inf, "text", "json", "parquet");
     outputFormat = oneOf(OUTPUT_FORMAT, str(m, OUTPUT_FORMAT), "parquet", "json");
     overwrite = bool(m, OVERWRITE);
     partitions = integer(m, PARTITIONS, 0);
@@ -276,6 +277,25 @@ public final class MambaSettings implements Serializable {
     Map<String, String> m = new LinkedHashMap<>(source);
     m.put(k.key(), value);
     return new MambaSettings(m);
+  }
+
+  /** What {@link DocumentRunner} needs of these settings. */
+  public DocumentRunner.Options runnerOptions() {
+    return new DocumentRunner.Options(
+        batchSize,
+        batchTokens,
+        maxPadding,
+        pieceLength,
+        maxTokens,
+        MAX_TOKENS.key(),
+        logprobs,
+        pooling,
+        maxNewTokens,
+        temperature,
+        topK,
+        topP,
+        seed,
+        stopIds);
   }
 
   /** The model path, or an error saying how to give one. */

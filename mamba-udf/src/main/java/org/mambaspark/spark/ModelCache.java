@@ -4,8 +4,10 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.SparkConf;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
+import org.mambaspark.batch.DocumentRunner;
 import org.mambaspark.io.Checkpoint;
 import org.mambaspark.model.Backend;
 import org.mambaspark.model.Backends;
@@ -107,8 +109,15 @@ public final class ModelCache {
       Parallel.setThreads(t);
     }
     java.nio.file.Path dir = ModelFiles.localize(path, conf);
-    MambaModel model = new MambaModel(Checkpoint.load(dir));
-    Tokenizer tok = Tokenizers.forModel(dir).orElse(null);
+    MambaModel model;
+    Tokenizer tok;
+    try {
+      model = new MambaModel(Checkpoint.load(dir));
+      tok = Tokenizers.forModel(dir).orElse(null);
+    } catch (RuntimeException e) { // name the user's path, not the executor's local copy
+      throw new IllegalStateException(
+          "model " + path + ": " + ModelFiles.userPaths(DocumentRunner.message(e), dir, path), e);
+    }
     int n = LOADS.incrementAndGet();
     long ms = (System.nanoTime() - t0) / 1_000_000;
     LOG.info(
@@ -125,13 +134,36 @@ public final class ModelCache {
     return new Loaded(path, model, tok, n, ms);
   }
 
-  /** spark.executor.cores where the cluster sets it, else every core the JVM sees. */
+  /**
+   * The cores Spark gives this executor, which size the engine's thread pool unless {@code
+   * spark.mamba.threads} says otherwise: {@code spark.executor.cores} where set; else what the
+   * cluster manager gives an executor by default (one core on YARN and Kubernetes, every core of
+   * the worker on a standalone cluster); in local mode, the N of {@code local[N]} (the JVM's cores
+   * for {@code local[*]}). Never more than the cores this JVM sees (a container's limit included).
+   */
   static int executorCores() {
     int all = Runtime.getRuntime().availableProcessors();
     SparkEnv env = SparkEnv.get();
-    if (env == null || "driver".equals(env.executorId())) {
+    if (env == null) {
       return all;
     }
-    return Math.max(1, Math.min(all, env.conf().getInt("spark.executor.cores", all)));
+    return Math.max(1, Math.min(all, executorCores(env.conf(), all)));
+  }
+
+  static int executorCores(SparkConf conf, int all) {
+    String master = conf.get("spark.master", "");
+    if (master.startsWith("local[")) { // the driver is the executor
+      String inside = master.substring("local[".length(), master.length() - 1);
+      int comma = inside.indexOf(',');
+      String n = (comma < 0 ? inside : inside.substring(0, comma)).trim(); // local[N,maxFailures]
+      return n.equals("*") ? all : Integer.parseInt(n);
+    }
+    if (master.equals("local")) {
+      return 1;
+    }
+    if (conf.contains("spark.executor.cores")) {
+      return conf.getInt("spark.executor.cores", all);
+    }
+    return master.startsWith("yarn") || master.startsWith("k8s") ? 1 : all;
   }
 }

@@ -1,18 +1,22 @@
 package org.mambaspark.spark;
 
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Paths;
 import java.util.Comparator;
 import java.util.Optional;
 import java.util.stream.Stream;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import org.mambaspark.batch.DocumentRunner;
 import org.mambaspark.io.Checkpoint;
-import org.mambaspark.io.ConfigJson;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.tokenizer.Tokenizer;
 import org.mambaspark.tokenizer.Tokenizers;
@@ -33,15 +37,20 @@ public final class ModelFiles {
   private ModelFiles() {}
 
   /**
-   * Checks on the driver that {@code path} is a model directory (config.json valid, weights
-   * present, tokenizer loadable if there is one), so that a wrong path fails the job at once with a
-   * clear message instead of failing every task.
+   * Checks on the driver that {@code path} is a sound model directory, so that a wrong path or a
+   * damaged file fails the job at once with one line instead of failing every task: config.json
+   * valid, every tensor's dtype, shape and byte range against it and the file sizes ({@link
+   * Checkpoint#validate}), the tokenizer loadable if there is one. Reads the headers, never the
+   * weights' data: on a remote file system only the small files and the safetensors headers are
+   * fetched, next to sparse stand-ins of the weight files' true sizes.
    *
-   * @throws IllegalArgumentException naming the path and what is missing
+   * @throws IllegalArgumentException naming the user's path (never a temporary copy) and what is
+   *     wrong
    */
   public static Info inspect(String path, Configuration conf) {
     Path p = new Path(path);
     java.nio.file.Path tmp = null;
+    java.nio.file.Path local = null;
     try {
       FileSystem fs = p.getFileSystem(conf);
       if (!fs.exists(p)) {
@@ -70,29 +79,79 @@ public final class ModelFiles {
                 + Checkpoint.INDEX
                 + ": no weights");
       }
-      tmp = Files.createTempDirectory("mamba-inspect-");
-      for (String name :
-          new String[] {
-            Checkpoint.CONFIG, Tokenizers.TOKENIZER_CONFIG, Tokenizers.TOKENIZER_JSON
-          }) {
-        Path f = new Path(p, name);
-        if (fs.exists(f)) {
-          fs.copyToLocalFile(false, f, new Path(tmp.resolve(name).toUri()), true);
+      if ("file".equals(fs.getScheme())) {
+        local = Paths.get(fs.makeQualified(p).toUri());
+      } else {
+        tmp = Files.createTempDirectory("mamba-inspect-");
+        local = tmp;
+        for (FileStatus f : fs.listStatus(p)) {
+          if (f.isFile()) {
+            standIn(fs, f, tmp.resolve(f.getPath().getName()));
+          }
         }
       }
-      MambaConfig config = ConfigJson.read(tmp.resolve(Checkpoint.CONFIG));
+      MambaConfig config = Checkpoint.validate(local);
       Optional<String> tok;
-      try (Tokenizer t = Tokenizers.forModel(tmp).orElse(null)) {
+      try (Tokenizer t = Tokenizers.forModel(local).orElse(null)) {
         tok = Optional.ofNullable(t == null ? null : t.describe());
       }
       return new Info(path, config, tok);
     } catch (IOException e) {
       throw new IllegalArgumentException("model " + path + ": cannot read it: " + e, e);
+    } catch (RuntimeException e) {
+      if (e instanceof IllegalArgumentException && local == null) {
+        throw e; // one of the checks above, already naming the path
+      }
+      String m = userPaths(DocumentRunner.message(e), tmp, path);
+      boolean named = m.contains(path) || m.contains(local.toString());
+      throw new IllegalArgumentException(named ? m : "model " + path + ": " + m, e);
     } finally {
       if (tmp != null) {
         deleteRecursively(tmp);
       }
     }
+  }
+
+  /** Small files beyond this size get a sparse stand-in instead of a copy. */
+  private static final long COPY_LIMIT = 16L << 20;
+
+  /**
+   * A local stand-in for a file of the model: small files copied; a safetensors file as its header
+   * followed by a hole up to the true size (what {@link Checkpoint#validate} reads and checks);
+   * other large files as a hole of their size.
+   */
+  private static void standIn(FileSystem fs, FileStatus f, java.nio.file.Path to)
+      throws IOException {
+    long len = f.getLen();
+    String name = f.getPath().getName();
+    if (!name.endsWith(".safetensors") && len <= COPY_LIMIT) {
+      fs.copyToLocalFile(false, f.getPath(), new Path(to.toUri()), true);
+      return;
+    }
+    try (RandomAccessFile out = new RandomAccessFile(to.toFile(), "rw")) {
+      if (name.endsWith(".safetensors") && len >= 8) {
+        try (FSDataInputStream in = fs.open(f.getPath())) {
+          byte[] head = new byte[8];
+          in.readFully(0, head);
+          long n = ByteBuffer.wrap(head).order(ByteOrder.LITTLE_ENDIAN).getLong();
+          // a header length that does not fit is SafetensorsFile's to report: copy what there is
+          long keep = n < 0 || n > len - 8 || n > COPY_LIMIT ? 8 : 8 + n;
+          byte[] header = new byte[(int) keep];
+          in.readFully(0, header);
+          out.write(header);
+        }
+      }
+      out.setLength(len);
+    }
+  }
+
+  /** A message with the local directory it names replaced by the user's path. */
+  static String userPaths(String message, java.nio.file.Path local, String path) {
+    if (local == null) {
+      return message;
+    }
+    String p = path.endsWith("/") ? path.substring(0, path.length() - 1) : path;
+    return message.replace(local.toString(), p);
   }
 
   /**

@@ -5,6 +5,8 @@ import java.util.List;
 import java.util.Map;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.util.SerializableConfiguration;
+import org.mambaspark.batch.Doc;
+import org.mambaspark.batch.DocumentRunner;
 import scala.collection.JavaConverters;
 
 /**
@@ -59,7 +61,7 @@ final class UdfSupport implements Serializable {
     }
     DocumentRunner r = runners.get();
     if (r == null) {
-      r = new DocumentRunner(model().runnerForTask(), settings);
+      r = new DocumentRunner(model().runnerForTask(), settings.runnerOptions());
       runners.set(r);
     }
     return r;

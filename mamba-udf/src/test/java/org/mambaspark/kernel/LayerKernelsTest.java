@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.mambaspark.Fixtures;
 import org.mambaspark.ops.Activations;
@@ -24,7 +25,14 @@ class LayerKernelsTest {
 
   @BeforeAll
   static void open() {
-    ops = new DeviceOps(KernelTestDevice.get());
+    if (OpenClTests.available()) {
+      ops = new DeviceOps(OpenClTests.device());
+    }
+  }
+
+  @BeforeEach
+  void needsOpenCl() {
+    OpenClTests.assumeOpenCl();
   }
 
   @AfterAll

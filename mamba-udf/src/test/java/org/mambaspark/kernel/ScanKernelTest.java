@@ -125,7 +125,7 @@ class ScanKernelTest {
       float[] hc = new float[hcRef.length];
       try (DeviceScan ds =
           new DeviceScan(
-              KernelTestDevice.get(),
+              OpenClTests.device(),
               c.B,
               c.L,
               c.ED,
@@ -179,7 +179,7 @@ class ScanKernelTest {
           gdz = new float[dz.length];
       try (DeviceScan ds =
           new DeviceScan(
-              KernelTestDevice.get(),
+              OpenClTests.device(),
               c.B,
               c.L,
               c.ED,

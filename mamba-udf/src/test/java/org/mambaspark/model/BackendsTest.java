@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -22,6 +21,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.mambaspark.Fixtures;
+import org.mambaspark.kernel.OpenClTests;
 
 /**
  * Backend selection (properties, device index, Spark address, the loud CPU fallback) and the GPU
@@ -41,13 +41,11 @@ class BackendsTest {
   }
 
   static Backend gpu() {
+    OpenClTests.assumeOpenCl();
     System.setProperty("mamba.opencl.cpu", "true");
     System.setProperty(Backends.BACKEND_PROPERTY, "gpu");
     Backends.reset();
     Backend b = Backends.get();
-    if (b.kind() != Backend.Kind.GPU && "skip".equals(System.getProperty("mamba.kernel.tests"))) {
-      assumeTrue(false, "no OpenCL device; skipped (-Dmamba.kernel.tests=skip)");
-    }
     assertEquals(
         Backend.Kind.GPU,
         b.kind(),

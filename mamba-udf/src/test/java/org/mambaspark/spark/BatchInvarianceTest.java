@@ -9,6 +9,8 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.mambaspark.batch.Doc;
+import org.mambaspark.batch.DocumentRunner;
 import org.mambaspark.model.Initialization;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
@@ -57,7 +59,7 @@ class BatchInvarianceTest {
     for (int[] d : batch) {
       docs.add(new Doc(d));
     }
-    DocumentRunner r = new DocumentRunner(model, s);
+    DocumentRunner r = new DocumentRunner(model, s.runnerOptions());
     if (task == Task.SCORE) {
       r.score(docs);
     } else {

@@ -4,15 +4,18 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.mambaspark.batch.Doc;
+import org.mambaspark.batch.DocumentRunner;
 import org.mambaspark.kernel.GpuBackend;
+import org.mambaspark.kernel.OpenClTests;
 import org.mambaspark.model.Backend;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.ModelRunner;
@@ -29,18 +32,19 @@ class DocumentRunnerGpuTest {
 
   @BeforeAll
   static void open() throws Exception {
-    model = TestModels.load(TestModels.write(tmp, "m"));
-    System.setProperty("mamba.opencl.cpu", "true");
-    Backend b;
-    try {
-      b = GpuBackend.open(0);
-    } catch (IllegalStateException e) {
-      // no OpenCL at all: the kernel tests fail loudly for that; here it is not our subject
-      assumeTrue(false, "no OpenCL device: " + e.getMessage());
+    if (!OpenClTests.available()) {
       return;
     }
+    model = TestModels.load(TestModels.write(tmp, "m"));
+    System.setProperty("mamba.opencl.cpu", "true");
+    Backend b = GpuBackend.open(0);
     System.out.println("GPU backend: " + b.device());
     gpu = b.open(model);
+  }
+
+  @BeforeEach
+  void needsOpenCl() {
+    OpenClTests.assumeOpenCl();
   }
 
   @AfterAll
@@ -72,8 +76,8 @@ class DocumentRunnerGpuTest {
     // lengths: batched with padding (< 24) and streamed (> 24)
     List<Doc> onGpu = DocumentRunnerTest.docs(5, 17, 16, 9, 2, 60, 23);
     List<Doc> onCpu = DocumentRunnerTest.docs(5, 17, 16, 9, 2, 60, 23);
-    new DocumentRunner(gpu, s).score(onGpu);
-    new DocumentRunner(model, s).score(onCpu);
+    new DocumentRunner(gpu, s.runnerOptions()).score(onGpu);
+    new DocumentRunner(model, s.runnerOptions()).score(onCpu);
     double worst = 0, worstLp = 0;
     for (int i = 0; i < onGpu.size(); i++) {
       assertNull(onGpu.get(i).error);
@@ -90,8 +94,8 @@ class DocumentRunnerGpuTest {
       MambaSettings e = MambaSettings.of("pooling", pooling, "pieceLength", "24");
       List<Doc> g = DocumentRunnerTest.docs(12, 40, 3);
       List<Doc> c = DocumentRunnerTest.docs(12, 40, 3);
-      new DocumentRunner(gpu, e).embed(g);
-      new DocumentRunner(model, e).embed(c);
+      new DocumentRunner(gpu, e.runnerOptions()).embed(g);
+      new DocumentRunner(model, e.runnerOptions()).embed(c);
       for (int i = 0; i < g.size(); i++) {
         assertArrayEquals(c.get(i).embedding, g.get(i).embedding, 1e-4f, pooling);
       }
@@ -99,8 +103,8 @@ class DocumentRunnerGpuTest {
 
     List<Doc> g = DocumentRunnerTest.docs(10, 30);
     List<Doc> c = DocumentRunnerTest.docs(10, 30);
-    new DocumentRunner(gpu, s).generate(g);
-    new DocumentRunner(model, s).generate(c);
+    new DocumentRunner(gpu, s.runnerOptions()).generate(g);
+    new DocumentRunner(model, s.runnerOptions()).generate(c);
     for (int i = 0; i < g.size(); i++) {
       assertEquals(6, g.get(i).generated.length);
       assertArrayEquals(c.get(i).generated, g.get(i).generated, "greedy continuation");

@@ -14,6 +14,8 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.mambaspark.batch.Doc;
+import org.mambaspark.batch.DocumentRunner;
 import org.mambaspark.model.Generator;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.SamplingParams;
@@ -66,7 +68,9 @@ class DocumentRunnerTest {
   @Test
   void batchedScoresEqualTheEngineOnEachDocument() {
     List<Doc> d = docs(5, 40, 17, 2, 33, 40, 9, 64, 3, 21);
-    new DocumentRunner(model, MambaSettings.of("batchSize", "4", "batchTokens", "128")).score(d);
+    new DocumentRunner(
+            model, MambaSettings.of("batchSize", "4", "batchTokens", "128").runnerOptions())
+        .score(d);
     double worst = 0;
     for (Doc x : d) {
       assertNull(x.error);
@@ -79,9 +83,11 @@ class DocumentRunnerTest {
   @Test
   void streamedScoreEqualsOnePassAndTheStreamingScorer() {
     List<Doc> d = docs(100);
-    new DocumentRunner(model, MambaSettings.of("pieceLength", "7", "logprobs", "true")).score(d);
+    new DocumentRunner(
+            model, MambaSettings.of("pieceLength", "7", "logprobs", "true").runnerOptions())
+        .score(d);
     List<Doc> one = docs(100);
-    new DocumentRunner(model, MambaSettings.of("logprobs", "true")).score(one);
+    new DocumentRunner(model, MambaSettings.of("logprobs", "true").runnerOptions()).score(one);
     StreamingScorer ss = new StreamingScorer(model, 13);
     ss.accept(d.get(0).ids, 0, 100);
     double direct = engineLoss(d.get(0).ids);
@@ -106,8 +112,10 @@ class DocumentRunnerTest {
     for (String pooling : new String[] {"mean", "last"}) {
       List<Doc> batched = docs(12, 30, 7);
       List<Doc> streamed = docs(12, 30, 7);
-      new DocumentRunner(model, MambaSettings.of("pooling", pooling)).embed(batched);
-      new DocumentRunner(model, MambaSettings.of("pooling", pooling, "pieceLength", "5"))
+      new DocumentRunner(model, MambaSettings.of("pooling", pooling).runnerOptions())
+          .embed(batched);
+      new DocumentRunner(
+              model, MambaSettings.of("pooling", pooling, "pieceLength", "5").runnerOptions())
           .embed(streamed);
       for (int k = 0; k < 3; k++) {
         int[] ids = batched.get(k).ids;
@@ -131,7 +139,9 @@ class DocumentRunnerTest {
   @Test
   void generationEqualsTheGenerator() {
     List<Doc> d = docs(10, 3);
-    new DocumentRunner(model, MambaSettings.of("maxNewTokens", "12", "stopIds", "-1")).generate(d);
+    new DocumentRunner(
+            model, MambaSettings.of("maxNewTokens", "12", "stopIds", "-1").runnerOptions())
+        .generate(d);
     for (Doc x : d) {
       int[] expect =
           new Generator(model)
@@ -143,7 +153,8 @@ class DocumentRunnerTest {
   @Test
   void threadsSharingOneRunnerGenerate() throws Exception {
     DocumentRunner r =
-        new DocumentRunner(model, MambaSettings.of("maxNewTokens", "5", "stopIds", "-1"));
+        new DocumentRunner(
+            model, MambaSettings.of("maxNewTokens", "5", "stopIds", "-1").runnerOptions());
     java.util.concurrent.ExecutorService pool =
         java.util.concurrent.Executors.newFixedThreadPool(4);
     List<java.util.concurrent.Future<String>> fs = new ArrayList<>();
@@ -178,7 +189,7 @@ class DocumentRunnerTest {
     d.add(new Doc(new int[20]));
     d.add(Doc.failed("unreadable"));
     d.add(new Doc(new int[] {1, 2, 3}));
-    new DocumentRunner(model, MambaSettings.of("maxTokens", "10")).score(d);
+    new DocumentRunner(model, MambaSettings.of("maxTokens", "10").runnerOptions()).score(d);
     assertTrue(d.get(0).error.contains("empty"), d.get(0).error);
     assertTrue(d.get(1).error.contains("at least 2"), d.get(1).error);
     assertTrue(d.get(2).error.contains("token id 300 at position 1"), d.get(2).error);

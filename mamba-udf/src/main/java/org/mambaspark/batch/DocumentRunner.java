@@ -1,4 +1,4 @@
-package org.mambaspark.spark;
+package org.mambaspark.batch;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -8,29 +8,28 @@ import org.mambaspark.model.Backends;
 import org.mambaspark.model.Generator;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
-import org.mambaspark.model.MambaState;
 import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.SamplingParams;
-import org.mambaspark.model.Scoring;
-import org.mambaspark.model.Workspace;
+import org.mambaspark.model.StreamingScorer;
+import org.mambaspark.model.TokenIds;
 
 /**
  * Runs a window of documents through the engine: the partition-level work of the score, embed and
- * generate tasks, with no Spark in it (the Spark glue hands it token ids and reads back results).
+ * generate jobs, with no Spark in it (the Spark glue hands it token ids and reads back results).
  * The engine is a {@link ModelRunner}: the CPU, or the GPU Spark gave the task ({@link
  * org.mambaspark.model.Backends#forGpuAddress}); batched scoring runs wholly on it (forward,
  * lm_head, log-softmax), the other tasks take its hidden states or logits.
  *
- * <p>Batching: documents up to {@link MambaSettings#pieceLength} tokens are sorted by length and
- * grouped, at most {@code batchSize} documents and {@code batchTokens} positions (B·L, L the
- * longest in the group) per forward, the shorter ones right-padded. Padding cannot change a
- * document's result: the model is causal (the conv looks back, the scan runs forward), so positions
- * before the padding never see it, and the padded positions are not read. The other documents
- * change only the rounding: a forward of a handful of positions in all (below 48 for the wide
- * matmuls: a short document alone, as a UDF call runs it) takes the matmuls' dot products, a larger
- * one the blocked GEMM, and the two sum in different orders (BatchInvarianceTest bounds the
- * difference). Among forwards of 48 positions or more a document's numbers do not depend on its
- * batch-mates: the GEMM computes every row the same way wherever it falls.
+ * <p>Batching: documents up to {@link Options#pieceLength} tokens are sorted by length and grouped,
+ * at most {@code batchSize} documents and {@code batchTokens} positions (B·L, L the longest in the
+ * group) per forward, the shorter ones right-padded. Padding cannot change a document's result: the
+ * model is causal (the conv looks back, the scan runs forward), so positions before the padding
+ * never see it, and the padded positions are not read. The other documents change only the
+ * rounding: a forward of a handful of positions in all (below 48 for the wide matmuls: a short
+ * document alone, as a UDF call runs it) takes the matmuls' dot products, a larger one the blocked
+ * GEMM, and the two sum in different orders (BatchInvarianceTest bounds the difference). Among
+ * forwards of 48 positions or more a document's numbers do not depend on its batch-mates: the GEMM
+ * computes every row the same way wherever it falls.
  *
  * <p>Streaming: a longer document runs alone, in pieces of {@code pieceLength} tokens with the
  * recurrent state (h and the last K-1 conv inputs) carried from piece to piece, as {@link
@@ -46,35 +45,120 @@ public final class DocumentRunner {
   private final ModelRunner runner;
   private final MambaModel model;
   private final MambaConfig c;
-  private final MambaSettings s;
-  private final Workspace ws; // logits scratch for the cross-entropy of streamed pieces (CPU)
+  private final Options s;
   private final int padId;
   private float[] hidden = new float[0]; // (B·L, D) the runner's final hidden states
   private float[] logprobs = new float[0]; // (B, L-1)
+  private Progress progress = (documents, tokens) -> {};
+
+  /** Told of documents as their results (or errors) become final: a running task's progress. */
+  public interface Progress {
+    void done(int documents, long tokens);
+  }
+
+  /**
+   * How documents are batched and what the work asks for: the {@code spark.mamba.*} settings of the
+   * same names, as the Spark side reads them.
+   */
+  public static final class Options {
+    public final int batchSize;
+    public final int batchTokens;
+    public final double maxPadding;
+    public final int pieceLength;
+    public final int maxTokens;
+    public final boolean logprobs;
+    public final String pooling; // "mean" | "last"
+    public final int maxNewTokens;
+    public final float temperature;
+    public final int topK;
+    public final float topP;
+    public final long seed;
+    public final int[] stopIds; // null = the model's eos
+
+    /** The setting that limits a document's length, named in the error of a longer one. */
+    public final String maxTokensSetting;
+
+    public Options(
+        int batchSize,
+        int batchTokens,
+        double maxPadding,
+        int pieceLength,
+        int maxTokens,
+        String maxTokensSetting,
+        boolean logprobs,
+        String pooling,
+        int maxNewTokens,
+        float temperature,
+        int topK,
+        float topP,
+        long seed,
+        int[] stopIds) {
+      this.batchSize = batchSize;
+      this.batchTokens = batchTokens;
+      this.maxPadding = maxPadding;
+      this.pieceLength = pieceLength;
+      this.maxTokens = maxTokens;
+      this.maxTokensSetting = maxTokensSetting;
+      this.logprobs = logprobs;
+      this.pooling = pooling;
+      this.maxNewTokens = maxNewTokens;
+      this.temperature = temperature;
+      this.topK = topK;
+      this.topP = topP;
+      this.seed = seed;
+      this.stopIds = stopIds == null ? null : stopIds.clone();
+    }
+  }
+
+  /** The three kinds of work. */
+  enum Work {
+    SCORE("score"),
+    EMBED("embed"),
+    GENERATE("generate");
+
+    final String label;
+
+    Work(String label) {
+      this.label = label;
+    }
+  }
 
   /** Documents through the runner (the backend of the runner's choice). */
-  public DocumentRunner(ModelRunner runner, MambaSettings settings) {
+  public DocumentRunner(ModelRunner runner, Options settings) {
     this.runner = runner;
     this.model = runner.model();
     this.c = model.config;
     this.s = settings;
-    this.ws = new Workspace(c);
     this.padId = c.padTokenId >= 0 && c.padTokenId < c.vocabSize ? c.padTokenId : 0;
   }
 
   /** Documents through the engine on the CPU. */
-  public DocumentRunner(MambaModel model, MambaSettings settings) {
+  public DocumentRunner(MambaModel model, Options settings) {
     this(Backends.cpu().open(model), settings);
+  }
+
+  /** Reports every document once, when its result or error is final, to {@code p}. */
+  public DocumentRunner onProgress(Progress p) {
+    this.progress = p;
+    return this;
+  }
+
+  private void done(List<Doc> docs) {
+    long tokens = 0;
+    for (Doc d : docs) {
+      tokens += d.tokens();
+    }
+    progress.done(docs.size(), tokens);
   }
 
   /** score: sets each good document's {@link Doc#loss} (and logprobs when asked), or its error. */
   public void score(List<Doc> docs) {
-    run(docs, Task.SCORE);
+    run(docs, Work.SCORE);
   }
 
   /** embed: sets each good document's {@link Doc#embedding} ({@code pooling}), or its error. */
   public void embed(List<Doc> docs) {
-    run(docs, Task.EMBED);
+    run(docs, Work.EMBED);
   }
 
   /** generate: sets each good document's {@link Doc#generated}, or its error. */
@@ -90,16 +174,16 @@ public final class DocumentRunner {
    */
   public void generate(List<Doc> docs, int maxNewTokens) {
     List<Doc> todo = new ArrayList<>();
+    List<Doc> rejected = new ArrayList<>();
     for (Doc d : docs) {
-      if (check(d, Task.GENERATE)) {
-        todo.add(d);
-      }
+      (check(d, Work.GENERATE) ? todo : rejected).add(d);
     }
+    done(rejected);
     Generator g = new Generator(runner, s.pieceLength);
     for (int i = 0; i < todo.size(); i += s.batchSize) {
-      isolated(
-          todo.subList(i, Math.min(todo.size(), i + s.batchSize)),
-          batch -> generateTogether(g, batch, maxNewTokens));
+      List<Doc> batch = todo.subList(i, Math.min(todo.size(), i + s.batchSize));
+      isolated(batch, b -> generateTogether(g, b, maxNewTokens));
+      done(batch);
     }
   }
 
@@ -140,19 +224,19 @@ public final class DocumentRunner {
   }
 
   /** The sampling of one prompt: the configured seed mixed with the prompt, so retries agree. */
-  SamplingParams sampling(int[] prompt, int maxNewTokens) {
+  public SamplingParams sampling(int[] prompt, int maxNewTokens) {
     int[] stops = stopIds();
     long seed = s.seed + 0x9E3779B97F4A7C15L * Arrays.hashCode(prompt);
     return new SamplingParams(maxNewTokens, s.temperature, s.topK, s.topP, seed, stops);
   }
 
   /** The ids that end a continuation: the configured ones, else the model's eos. */
-  int[] stopIds() {
+  public int[] stopIds() {
     return s.stopIds != null ? s.stopIds.clone() : new int[] {c.eosTokenId};
   }
 
   /** How many of the generated ids make the text: all but a final stop token. */
-  int textLength(int[] generated) {
+  public int textLength(int[] generated) {
     int n = generated.length;
     if (n > 0) {
       for (int stop : stopIds()) {
@@ -165,56 +249,54 @@ public final class DocumentRunner {
   }
 
   /** Rejects what the engine cannot run, with a message for the row. */
-  boolean check(Doc d, Task task) {
+  boolean check(Doc d, Work task) {
     if (!d.ok()) {
       return false;
     }
     int n = d.tokens();
-    int min = task == Task.SCORE ? 2 : 1;
+    int min = task == Work.SCORE ? 2 : 1;
     if (n < min) {
       d.error =
           (n == 0 ? "empty document" : "document has " + n + " token")
-              + (task == Task.SCORE
+              + (task == Work.SCORE
                   ? ": a loss needs at least 2 tokens"
                   : ": " + task.label + " needs at least 1 token");
       return false;
     }
     if (n > s.maxTokens) {
       d.error =
-          "document has "
-              + n
-              + " tokens, more than "
-              + MambaSettings.MAX_TOKENS.key()
-              + " = "
-              + s.maxTokens;
+          "document has " + n + " tokens, more than " + s.maxTokensSetting + " = " + s.maxTokens;
       return false;
     }
-    int V = c.vocabSize;
     for (int i = 0; i < n; i++) {
-      int id = d.ids[i];
-      if (id < 0 || id >= V) {
-        d.error =
-            "token id " + id + " at position " + i + " is outside the vocabulary [0, " + V + ")";
+      String why = TokenIds.outside(d.ids[i], i, c.vocabSize);
+      if (why != null) {
+        d.error = why;
         return false;
       }
     }
     return true;
   }
 
-  private void run(List<Doc> docs, Task task) {
+  private void run(List<Doc> docs, Work task) {
     List<Doc> todo = new ArrayList<>();
+    List<Doc> rejected = new ArrayList<>();
     for (Doc d : docs) {
       if (!check(d, task)) {
-        continue;
+        rejected.add(d);
+      } else if (d.tokens() <= s.pieceLength) {
+        todo.add(d);
       }
-      if (d.tokens() > s.pieceLength) {
+    }
+    done(rejected);
+    for (Doc d : docs) {
+      if (d.ok() && d.tokens() > s.pieceLength) {
         try {
           streamed(d, task);
         } catch (RuntimeException e) {
           d.error = message(e);
         }
-      } else {
-        todo.add(d);
+        done(List.of(d));
       }
     }
     int[] lengths = new int[todo.size()];
@@ -227,6 +309,7 @@ public final class DocumentRunner {
         batch.add(todo.get(i));
       }
       isolated(batch, b -> batched(b.toArray(new Doc[0]), task));
+      done(batch);
     }
   }
 
@@ -270,7 +353,7 @@ public final class DocumentRunner {
   }
 
   /** One forward over B documents right-padded to the longest (L). */
-  private void batched(Doc[] batch, Task task) {
+  private void batched(Doc[] batch, Work task) {
     int B = batch.length, D = c.hiddenSize;
     int L = 0;
     for (Doc d : batch) {
@@ -281,7 +364,7 @@ public final class DocumentRunner {
     for (int b = 0; b < B; b++) {
       System.arraycopy(batch[b].ids, 0, ids, b * L, batch[b].tokens());
     }
-    if (task == Task.SCORE) {
+    if (task == Work.SCORE) {
       // every position's log-probability on the runner; a document's are the first n-1 of its row,
       // and its loss is their mean (summed in double from the floats, as the streamed path does)
       logprobs = grow(logprobs, B * (L - 1));
@@ -323,56 +406,28 @@ public final class DocumentRunner {
     return a.length >= n ? a : new float[n];
   }
 
-  /**
-   * A long document alone, in pieces, the state carried (StreamingScorer's recurrence): hidden
-   * states from the runner, cross-entropy from them on the CPU. The loss is the mean of the float
-   * log-probabilities summed in double in position order, as in the batched path.
-   */
-  private void streamed(Doc d, Task task) {
-    int P = s.pieceLength, D = c.hiddenSize, n = d.tokens();
-    int[] ids = d.ids;
-    MambaState state = new MambaState(c, 1);
-    float[] last = new float[D]; // final hidden of the previous piece's last token
-    int[] piece = new int[P];
-    hidden = grow(hidden, P * D);
-    float[] h = hidden;
-    boolean score = task == Task.SCORE;
-    float[] lp = score && s.logprobs ? new float[n - 1] : null;
-    float[] pieceLp = score ? new float[P] : null; // this piece's log-probabilities
-    double[] acc = task == Task.EMBED ? new double[D] : null;
-    double sum = 0;
-    for (int p = 0; p < n; p += P) {
-      int m = Math.min(P, n - p);
-      System.arraycopy(ids, p, piece, 0, m);
-      runner.forward(h, m == P ? piece : Arrays.copyOf(piece, m), 1, m, state);
-      if (score) {
-        int k = 0; // log-probabilities of targets p (from the previous piece's last row) .. p+m-1
-        if (p > 0) {
-          Scoring.crossEntropySum(model, ws, last, 0, ids, p, 1, pieceLp, 0);
-          k = 1;
-        }
-        if (m > 1) {
-          Scoring.crossEntropySum(model, ws, h, 0, ids, p + 1, m - 1, pieceLp, k);
-          k += m - 1;
-        }
-        for (int t = 0; t < k; t++) {
-          sum -= pieceLp[t];
-        }
-        if (lp != null) {
-          System.arraycopy(pieceLp, 0, lp, p == 0 ? 0 : p - 1, k);
-        }
-      } else if (acc != null && s.pooling.equals("mean")) {
-        addRows(acc, h, 0, m, D);
-      }
-      System.arraycopy(h, (m - 1) * D, last, 0, D);
-    }
-    if (score) {
-      d.loss = sum / (n - 1);
+  /** A long document alone, in pieces, the state carried ({@link StreamingScorer}). */
+  private void streamed(Doc d, Work task) {
+    int D = c.hiddenSize, n = d.tokens();
+    boolean mean = task == Work.EMBED && s.pooling.equals("mean");
+    double[] acc = mean ? new double[D] : null;
+    float[] lp = task == Work.SCORE && s.logprobs ? new float[n - 1] : null;
+    StreamingScorer scorer =
+        new StreamingScorer(
+            runner,
+            s.pieceLength,
+            task == Work.SCORE,
+            lp,
+            mean ? (h, rows) -> addRows(acc, h, 0, rows, D) : null);
+    scorer.accept(d.ids, 0, n);
+    if (task == Work.SCORE) {
+      d.loss = scorer.meanLoss();
       d.logprobs = lp;
     } else {
+      float[] last = scorer.lastHidden();
       float[] e = new float[D];
       for (int k = 0; k < D; k++) {
-        e[k] = s.pooling.equals("last") ? last[k] : (float) (acc[k] / n);
+        e[k] = mean ? (float) (acc[k] / n) : last[k];
       }
       d.embedding = e;
     }
@@ -388,7 +443,7 @@ public final class DocumentRunner {
     }
   }
 
-  static String message(Throwable e) {
+  public static String message(Throwable e) {
     String m = e.getMessage();
     return m == null ? e.toString() : m;
   }

@@ -1,4 +1,4 @@
-package org.mambaspark.spark;
+package org.mambaspark.batch;
 
 /**
  * One row's work for {@link DocumentRunner}: its tokens in, its result or its error out. A row that

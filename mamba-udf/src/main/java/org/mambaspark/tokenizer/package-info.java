@@ -1,0 +1,2 @@
+/** Byte-level and Hugging Face (tokenizer.json) tokenizers, found beside a model. */
+package org.mambaspark.tokenizer;
