@@ -19,13 +19,8 @@ if [ -z "${MAMBA_CP:-}" ]; then
   # shellcheck disable=SC1091
   source "$root/${BUNDLE_DIR:-.bundle}/env.sh"
 fi
-opens="--add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.lang.invoke=ALL-UNNAMED
-  --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED
-  --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED
-  --add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.util.concurrent=ALL-UNNAMED
-  --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED --add-opens=java.base/jdk.internal.ref=ALL-UNNAMED
-  --add-opens=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/sun.nio.cs=ALL-UNNAMED
-  --add-opens=java.base/sun.security.action=ALL-UNNAMED --add-opens=java.base/sun.util.calendar=ALL-UNNAMED"
+# shellcheck source=bin/jvm-options.sh
+source "$root/bin/jvm-options.sh"
 resources=()
 if [ "$gpus" != 0 ]; then
   resources=(
@@ -39,8 +34,7 @@ fi
 source "$root/bin/jvm-signals.sh"
 # spark.testing: local-cluster executors take the driver's classpath (there is no Spark distribution here)
 # shellcheck disable=SC2086
-exec java ${MAMBA_JAVA_OPTS:--Xmx16g} --add-modules=jdk.incubator.vector $opens \
-  -Djdk.reflect.useDirectMethodHandle=false \
+exec java ${MAMBA_JAVA_OPTS:--Xmx16g} "$MAMBA_VECTOR_MODULE" "${MAMBA_JAVA17_OPENS[@]}" \
   -Dlog4j2.configurationFile="$root/conf/log4j2.properties" \
   -Dspark.testing=1 -Dspark.test.home="${TMPDIR:-/tmp}" \
   -Dspark.driver.host=127.0.0.1 -Dspark.driver.bindAddress=127.0.0.1 -Dspark.ui.enabled=false \

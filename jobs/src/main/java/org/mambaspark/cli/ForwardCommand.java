@@ -12,6 +12,7 @@ import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.NamedTensor;
 import org.mambaspark.model.Scoring;
+import org.mambaspark.model.TokenIds;
 import org.mambaspark.model.Workspace;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -74,18 +75,9 @@ final class ForwardCommand implements Callable<Integer> {
       long[] raw = in.readLongs("input_ids");
       ids = new int[raw.length];
       for (int i = 0; i < raw.length; i++) {
-        if (raw[i] < 0 || raw[i] >= c.vocabSize) {
-          throw new IllegalArgumentException(
-              input
-                  + ": input_ids["
-                  + i / L
-                  + ", "
-                  + i % L
-                  + "] = "
-                  + raw[i]
-                  + " is outside the vocabulary [0, "
-                  + c.vocabSize
-                  + ")");
+        String why = TokenIds.outside(raw[i], i % L, c.vocabSize);
+        if (why != null) {
+          throw new IllegalArgumentException(input + ": input_ids row " + i / L + ": " + why);
         }
         ids[i] = (int) raw[i];
       }

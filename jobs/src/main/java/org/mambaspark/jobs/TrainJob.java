@@ -687,7 +687,10 @@ public final class TrainJob implements Callable<Integer> {
     }
   }
 
-  /** One step's metrics line and log line; counts skipped steps. */
+  /**
+   * One step's metrics line and log line; counts skipped steps. Steps are numbered from 1 in both
+   * (the step just taken), as the eval lines and checkpoints count them.
+   */
   private String record(
       long step,
       double loss,
@@ -700,12 +703,13 @@ public final class TrainJob implements Callable<Integer> {
       long updateNanos,
       TrainingTraffic.Totals moved,
       boolean skip) {
+    long n = step + 1;
     if (skip) {
       skipped++;
       badInARow++;
       LOG.warn(
           "step {}: non-finite loss {} or gradient norm {}: skipped ({} in a row)",
-          step,
+          n,
           loss,
           gradNorm,
           badInARow);
@@ -714,7 +718,7 @@ public final class TrainJob implements Callable<Integer> {
     }
     LOG.info(
         "step {}/{}  loss {}  lr {}  grad norm {}  {} tokens/s",
-        step + 1,
+        n,
         steps,
         String.format("%.4f", loss),
         lr,
@@ -724,7 +728,7 @@ public final class TrainJob implements Callable<Integer> {
         "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
             + "\"seconds\":%.3f,\"task_compute_max_s\":%.4f,\"job_s\":%.4f,\"update_s\":%.4f,"
             + "\"driver_bytes\":%d,\"shuffle_bytes\":%d,\"unusable_rows\":%d,\"skipped\":%b}",
-        step,
+        n,
         loss,
         lr,
         gradNorm,

@@ -11,6 +11,7 @@ import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaState;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
+import org.mambaspark.model.TokenIds;
 
 /**
  * A {@link MambaModel} resident on an OpenCL device: the same forward, scoring, generation step and
@@ -752,15 +753,10 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     if (kernel.ids.length < idsNeed) {
       kernel.ids = new int[idsNeed];
     }
-    int V = c.vocabSize;
+    TokenIds.check(ids, 0, a.BT, c.vocabSize);
     int[] kid = kernel.ids;
     for (int t = 0; t < a.BT; t++) {
-      int id = ids[t];
-      if (id < 0 || id >= V) {
-        throw new IllegalArgumentException(
-            "token id " + id + " at position " + t + " is outside the vocabulary [0, " + V + ")");
-      }
-      kid[a.ids + t] = id;
+      kid[a.ids + t] = ids[t];
       kid[a.tgt + t] = (t % L) < L - 1 ? ids[t + 1] : -1;
     }
     if (training) {

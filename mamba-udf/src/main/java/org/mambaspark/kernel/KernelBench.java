@@ -16,7 +16,7 @@ import org.mambaspark.model.MambaWeights;
 import org.mambaspark.ops.SelectiveScan;
 
 /**
- * Benchmarks of the GPU path, for the table of issue 4, on the H200 (see CONTRIBUTING.md):
+ * Benchmarks of the GPU path (the tables in docs/gpu.md), on an H100 or H200 (see CONTRIBUTING.md):
  *
  * <pre>
  *   mvn -q package -DskipTests &amp;&amp; deploy/gpu-host/prepare.sh        (here)
@@ -158,7 +158,7 @@ public final class KernelBench {
 
   // ---- scan
 
-  /** The issue's three scan sizes, forward and backward, default tilings. */
+  /** The three reference scan sizes (docs/gpu.md), forward and backward, default tilings. */
   private void scans() {
     int[][] sizes = {{8, 2048, 1536, 16}, {1, 16384, 1536, 16}, {4, 4096, 5120, 16}};
     for (int[] s : sizes) {

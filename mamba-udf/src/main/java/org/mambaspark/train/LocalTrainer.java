@@ -15,6 +15,7 @@ import org.mambaspark.io.Checkpoint;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.Scoring;
+import org.mambaspark.model.TokenIds;
 import org.mambaspark.model.Workspace;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -74,18 +75,12 @@ public final class LocalTrainer {
     this.train = new TokenSampler(tokens, 0, split, opt.seed);
     this.eval = new TokenSampler(tokens, split, tokens.length, opt.seed ^ 0x5EED);
     this.ids = new int[opt.microBatch * opt.seqLen];
-    int V = weights.config.vocabSize;
-    for (int i = 0; i < tokens.length; i++) {
-      if (tokens[i] < 0 || tokens[i] >= V) {
-        throw new IllegalArgumentException(
-            "corpus token "
-                + tokens[i]
-                + " at position "
-                + i
-                + " is outside the vocabulary [0, "
-                + V
-                + ")");
-      }
+    String why = null;
+    for (int i = 0; i < tokens.length && why == null; i++) {
+      why = TokenIds.outside(tokens[i], i, weights.config.vocabSize);
+    }
+    if (why != null) {
+      throw new IllegalArgumentException("the corpus: " + why);
     }
   }
 
