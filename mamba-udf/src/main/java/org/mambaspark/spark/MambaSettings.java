@@ -215,8 +215,9 @@ public final class MambaSettings implements Serializable {
     input = str(m, INPUT);
     output = str(m, OUTPUT);
     String inf = str(m, INPUT_FORMAT);
+    // empty, as a scheduler passes an unset option, means the default: detected from the files
     inputFormat =
-        inf.equals(INPUT_FORMAT.defaultValue())
+        inf.isEmpty() || inf.equals(INPUT_FORMAT.defaultValue())
             ? ""
             : oneOf(INPUT_FORMAT, inf, "text", "json", "parquet");
     outputFormat = oneOf(OUTPUT_FORMAT, str(m, OUTPUT_FORMAT), "parquet", "json");

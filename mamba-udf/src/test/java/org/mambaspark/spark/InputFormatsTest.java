@@ -119,6 +119,9 @@ class InputFormatsTest {
             IllegalArgumentException.class,
             () -> InputFormats.resolve("csv", tmp.toString(), conf));
     assertEquals("--input-format must be one of text, json, parquet, got 'csv'", bad.getMessage());
+    // an unset option as a scheduler passes it (spark.mamba.inputFormat=) means: detect
+    assertEquals("", MambaSettings.of("inputFormat", "").inputFormat);
+    assertThrows(IllegalArgumentException.class, () -> MambaSettings.of("inputFormat", "csv"));
     for (IllegalArgumentException e : new IllegalArgumentException[] {mixed, bad, binary}) {
       assertTrue(e.getMessage().contains("--input-format"));
       assertFalse(e.getMessage().contains("\n"));
