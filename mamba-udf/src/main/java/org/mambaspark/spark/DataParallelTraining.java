@@ -96,6 +96,34 @@ public final class DataParallelTraining {
   }
 
   /**
+   * A partition's {loss sum, tokens} on the executor's training runner (taken from {@code runner}
+   * and released), or {0, 0} when it holds no sequence.
+   */
+  static Iterator<double[]> partitionLoss(
+      Iterator<int[]> it, java.util.function.Supplier<ModelRunner> runner, int microBatch, int L) {
+    List<int[]> seqs = new ArrayList<>();
+    it.forEachRemaining(seqs::add);
+    if (seqs.isEmpty()) {
+      return Collections.singletonList(new double[2]).iterator();
+    }
+    ModelRunner r = runner.get();
+    try {
+      return Collections.singletonList(TrainStep.lossSum(r, seqs, microBatch, L)).iterator();
+    } finally {
+      TrainingRunners.release();
+    }
+  }
+
+  /** The partitions' {loss sum, tokens} added up. */
+  static double[] sumLosses(JavaRDD<double[]> sums, int depth) {
+    return sums.treeAggregate(
+        new double[2],
+        (a, b) -> new double[] {a[0] + b[0], a[1] + b[1]},
+        (a, b) -> new double[] {a[0] + b[0], a[1] + b[1]},
+        depth);
+  }
+
+  /**
    * Mean next-token loss of every sequence of {@code data} under the weights w, computed where the
    * data lives (no gradient) through each executor's cached training runner: {loss sum, tokens}.
    */
@@ -103,26 +131,10 @@ public final class DataParallelTraining {
       JavaSparkContext sc, JavaRDD<int[]> data, MambaWeights w, int microBatch, int L, int depth) {
     Broadcast<Snapshot> weights = sc.broadcast(new Snapshot(w));
     try {
-      JavaRDD<double[]> sums =
+      return sumLosses(
           data.mapPartitions(
-              (Iterator<int[]> it) -> {
-                List<int[]> seqs = new ArrayList<>();
-                it.forEachRemaining(seqs::add);
-                if (seqs.isEmpty()) {
-                  return Collections.singletonList(new double[2]).iterator();
-                }
-                ModelRunner runner = TrainingRunners.acquire(weights.value());
-                try {
-                  return Collections.singletonList(TrainStep.lossSum(runner, seqs, microBatch, L))
-                      .iterator();
-                } finally {
-                  TrainingRunners.release();
-                }
-              });
-      return sums.treeAggregate(
-          new double[2],
-          (a, b) -> new double[] {a[0] + b[0], a[1] + b[1]},
-          (a, b) -> new double[] {a[0] + b[0], a[1] + b[1]},
+              (Iterator<int[]> it) ->
+                  partitionLoss(it, () -> TrainingRunners.acquire(weights.value()), microBatch, L)),
           depth);
     } finally {
       weights.destroy();

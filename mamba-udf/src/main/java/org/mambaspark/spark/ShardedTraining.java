@@ -289,27 +289,15 @@ public final class ShardedTraining {
     final String version = version();
     final MambaConfig c = config;
     final ParameterSlices sl = slices;
-    JavaRDD<double[]> sums =
+    return DataParallelTraining.sumLosses(
         data.zipPartitions(
             gathered,
-            (Iterator<int[]> it, Iterator<Tuple2<Integer, SliceRecord>> weights) -> {
-              List<int[]> seqs = new ArrayList<>();
-              it.forEachRemaining(seqs::add);
-              if (seqs.isEmpty()) {
-                return Collections.singletonList(new double[2]).iterator();
-              }
-              ModelRunner runner = TrainingRunners.acquire(version, c, w -> fill(sl, weights, w));
-              try {
-                return Collections.singletonList(TrainStep.lossSum(runner, seqs, microBatch, L))
-                    .iterator();
-              } finally {
-                TrainingRunners.release();
-              }
-            });
-    return sums.treeAggregate(
-        new double[2],
-        (a, b) -> new double[] {a[0] + b[0], a[1] + b[1]},
-        (a, b) -> new double[] {a[0] + b[0], a[1] + b[1]},
+            (Iterator<int[]> it, Iterator<Tuple2<Integer, SliceRecord>> weights) ->
+                DataParallelTraining.partitionLoss(
+                    it,
+                    () -> TrainingRunners.acquire(version, c, w -> fill(sl, weights, w)),
+                    microBatch,
+                    L)),
         depth);
   }
 
