@@ -603,6 +603,18 @@ public final class SafetensorsFile implements AutoCloseable {
     return Float.intBitsToFloat(sign | ((exp - 15 + 127) << 23) | (mant << 13));
   }
 
+  /**
+   * float to bfloat16, rounding to nearest even on the dropped 16 bits; a NaN stays a NaN (the one
+   * rounding for bf16 checkpoints, wire tensors and device weights).
+   */
+  public static short floatToBf16(float x) {
+    int bits = Float.floatToRawIntBits(x);
+    if (Float.isNaN(x)) {
+      return (short) ((bits >>> 16) | 0x40);
+    }
+    return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+  }
+
   /** bfloat16 to float, exactly: bfloat16 is the top half of a float's bits. */
   public static float bf16ToFloat(short bf16) {
     return Float.intBitsToFloat((bf16 & 0xffff) << 16);

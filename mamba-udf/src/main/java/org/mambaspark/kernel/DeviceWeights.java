@@ -1,6 +1,7 @@
 package org.mambaspark.kernel;
 
 import java.util.Locale;
+import org.mambaspark.io.SafetensorsFile;
 import org.mambaspark.model.LayerWeights;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaWeights;
@@ -419,21 +420,11 @@ final class DeviceWeights {
       if (format == Format.FP32) {
         s[(int) e] = bits;
       } else {
-        int h = bf16(bits);
+        int h = SafetensorsFile.floatToBf16(f) & 0xFFFF;
         int word = (int) (e >> 1);
         s[word] = (e & 1) == 0 ? (s[word] & 0xFFFF0000) | h : (s[word] & 0xFFFF) | (h << 16);
       }
     }
     return at + src.length;
-  }
-
-  /** The bf16 nearest a finite float's bits (round half to even), as 16 bits. */
-  static int bf16(int bits) {
-    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >>> 16) & 0xFFFF;
-  }
-
-  /** The float a bf16 stands for. */
-  static float fromBf16(int h) {
-    return Float.intBitsToFloat(h << 16);
   }
 }

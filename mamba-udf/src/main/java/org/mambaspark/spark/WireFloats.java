@@ -5,6 +5,7 @@ import java.io.ObjectInput;
 import java.io.ObjectOutput;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import org.mambaspark.io.SafetensorsFile;
 
 /**
  * Float arrays on the wire as raw little-endian bytes: 4 bytes a value, or 2 for bfloat16 (the
@@ -23,7 +24,7 @@ final class WireFloats {
       b.clear();
       if (bf16) {
         for (int j = at; j < at + k; j++) {
-          b.putShort(toBf16(a[j]));
+          b.putShort(SafetensorsFile.floatToBf16(a[j]));
         }
       } else {
         b.asFloatBuffer().put(a, at, k);
@@ -42,24 +43,11 @@ final class WireFloats {
       b.clear();
       if (bf16) {
         for (int j = at; j < at + k; j++) {
-          a[j] = fromBf16(b.getShort());
+          a[j] = SafetensorsFile.bf16ToFloat(b.getShort());
         }
       } else {
         b.asFloatBuffer().get(a, at, k);
       }
     }
-  }
-
-  /** Round to nearest even on the dropped 16 bits; a NaN stays a NaN. */
-  static short toBf16(float x) {
-    int bits = Float.floatToRawIntBits(x);
-    if (Float.isNaN(x)) {
-      return (short) ((bits >>> 16) | 0x40);
-    }
-    return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
-  }
-
-  static float fromBf16(short h) {
-    return Float.intBitsToFloat((h & 0xFFFF) << 16);
   }
 }

@@ -10,6 +10,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.mambaspark.Fixtures;
+import org.mambaspark.io.SafetensorsFile;
 import org.mambaspark.model.Initialization;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
@@ -87,7 +88,10 @@ class DeviceWeightsTest {
       double dd = Math.abs((double) f - down);
       double du = Math.abs((double) up - f);
       int want = (dd < du || (dd == du && ((lo >>> 16) & 1) == 0)) ? lo >>> 16 : (lo >>> 16) + 1;
-      assertEquals(want & 0xFFFF, DeviceWeights.bf16(bits), "bits " + Integer.toHexString(bits));
+      assertEquals(
+          want & 0xFFFF,
+          SafetensorsFile.floatToBf16(f) & 0xFFFF,
+          "bits " + Integer.toHexString(bits));
     }
   }
 
@@ -207,8 +211,7 @@ class DeviceWeightsTest {
               || src.name.equals(MambaWeights.LM_HEAD);
       for (int j = 0; j < src.data.length; j++) {
         float f = src.data[j];
-        dst.data[j] =
-            matrix ? DeviceWeights.fromBf16(DeviceWeights.bf16(Float.floatToRawIntBits(f))) : f;
+        dst.data[j] = matrix ? SafetensorsFile.bf16ToFloat(SafetensorsFile.floatToBf16(f)) : f;
       }
     }
     MambaModel cpuModel = new MambaModel(rounded);

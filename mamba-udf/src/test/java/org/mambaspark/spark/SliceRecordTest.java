@@ -10,6 +10,7 @@ import java.io.ObjectInputStream;
 import java.io.ObjectOutputStream;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
+import org.mambaspark.io.SafetensorsFile;
 import org.mambaspark.model.Initialization;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaWeights;
@@ -71,9 +72,10 @@ class SliceRecordTest {
     // 8 significant bits: round to nearest is within half a unit in the last place, 2^-8
     System.out.printf("bf16 on the wire: largest relative error %.2e (bound 2^-8)%n", worstBf16);
     assertTrue(worstBf16 <= 0x1p-8, "bf16 rel err " + worstBf16);
-    assertTrue(Float.isNaN(WireFloats.fromBf16(WireFloats.toBf16(Float.NaN))));
+    assertTrue(Float.isNaN(SafetensorsFile.bf16ToFloat(SafetensorsFile.floatToBf16(Float.NaN))));
     assertEquals(
-        Float.POSITIVE_INFINITY, WireFloats.fromBf16(WireFloats.toBf16(Float.POSITIVE_INFINITY)));
+        Float.POSITIVE_INFINITY,
+        SafetensorsFile.bf16ToFloat(SafetensorsFile.floatToBf16(Float.POSITIVE_INFINITY)));
   }
 
   @Test
