@@ -250,10 +250,62 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   }
 
   private void lastLogits(float[] logits, Layout a, int B, int L, MambaState state) {
+    if (L == 1 && state != null && B <= MambaKernel.GEMV_MAX_M && stepPlan) {
+      decodeStep(logits, a);
+      return;
+    }
     forwardAll(a, state != null);
     int D = c.hiddenSize;
     int V = c.vocabSize;
     lmHead(B, a.hidden + (L - 1) * D, L * D, MambaKernel.SEL_OUT, 0, V);
+    kernel.get(kernel.out);
+    System.arraycopy(kernel.out, 0, logits, 0, B * V);
+  }
+
+  /**
+   * Benchmarks: decode steps as one launch of {@link DecodePlan}'s passes (true), or as the
+   * forward's launches with L = 1.
+   */
+  boolean stepPlan = true;
+
+  private DecodePlan plan;
+
+  /** One token a sequence through {@link StepKernel}: a single launch of the plan's passes. */
+  private void decodeStep(float[] logits, Layout a) {
+    int B = a.B;
+    if (plan == null || plan.batch != B) {
+      int[] ssm = new int[c.numLayers];
+      int[] conv = new int[c.numLayers];
+      for (int l = 0; l < c.numLayers; l++) {
+        ssm[l] = ssmOff(l, B);
+        conv[l] = convOff(l, B);
+      }
+      plan = new DecodePlan(c, wl, a, ssm, conv, a.ids);
+      kernel.plan = plan.records;
+      kernel.planF = plan.eps;
+      kernel.put(kernel.plan);
+      kernel.put(kernel.planF);
+    }
+    kernel.op = StepKernel.OP_STEP;
+    kernel.planOff = 0;
+    kernel.lmem = localArray(StepKernel.STEP_LOCAL);
+    int groups = device.getMaxComputeUnits() * 8;
+    kernel.execute(
+        Range.create(device, groups * StepKernel.STEP_THREADS, StepKernel.STEP_THREADS),
+        plan.passes);
+    launches++;
+    if (profile) {
+      long ns = KernelTimer.lastKernelNanos(kernel);
+      kernelNanos += ns;
+      if (opNanos != null) {
+        opNanos.merge("decode step (" + plan.passes + " passes)", ns, Long::sum);
+      }
+    }
+    if (!checked) {
+      OpenClDevices.checkRanOnDevice(kernel, device, "the model kernel");
+      checked = true;
+    }
+    int V = c.vocabSize;
     kernel.get(kernel.out);
     System.arraycopy(kernel.out, 0, logits, 0, B * V);
   }

@@ -32,7 +32,7 @@ package org.mambaspark.kernel;
  * <p>Operands name their array with a selector ({@link #SEL_ACT} ...) because Aparapi kernels
  * cannot hold array references in variables; the branch is uniform across a launch.
  */
-public class MambaKernel extends ScanKernel {
+public class MambaKernel extends StepKernel {
   static final int OP_EMBED = 10;
   static final int OP_RMSNORM = 11;
   static final int OP_GEMM = 12;
@@ -102,36 +102,11 @@ public class MambaKernel extends ScanKernel {
     return ((K + splits - 1) / splits + GBK - 1) / GBK * GBK;
   }
 
-  // ---- weight slabs: the matrices of a model too large for W (or kept as bf16), in at most
-  // SLABS int arrays of under 2 GiB each (Aparapi leaves OpenCL for a larger array). A slab holds
-  // each float's bits (WFMT_F32), or two bf16 an int (WFMT_BF16: element i in the low half when i
-  // is even); OP_STAGE decodes a layer's matrices into W before the layer's products run.
-  static final int SLABS = 8;
-  static final int WFMT_F32 = 0;
-  static final int WFMT_BF16 = 1;
-
-  int[] S0 = new int[1];
-  int[] S1 = new int[1];
-  int[] S2 = new int[1];
-  int[] S3 = new int[1];
-  int[] S4 = new int[1];
-  int[] S5 = new int[1];
-  int[] S6 = new int[1];
-  int[] S7 = new int[1];
-  int wFmt;
-  int wPow2Off; // W (256): 2^(e − 150) for a biased exponent e ≥ 1, and 2^−149 at e = 0
   int stSlab; //   OP_STAGE: W[stDst + i] = the slab's element stSrc + i, for i < stN
   int stSrc;
   int stDst;
   int stN;
-  int embSlab = -1; // the slab holding the embedding (V, D), or -1: it is in W
   int gBSlab = -1; //  GEMV: B is in this slab (decode steps read matrices where they live), or -1
-
-  float[] saved = new float[1]; // per-layer inputs kept for the backward (training)
-  float[] out = new float[1]; //   small results: losses, last-position logits
-  float[] hid = new float[1]; //   hidden states, when the caller wants them
-  int[] ids = new int[1]; //       token ids, targets, the embedding-gradient index
-
   // ---- GEMM / GEMV: C[m, n] (+)= Σ_k A[m, k]·B[k, n] (+ bias[n]), then act
   int gM;
   int gN;
@@ -280,53 +255,9 @@ public class MambaKernel extends ScanKernel {
       gemmSplitFin();
     } else if (op == OP_STAGE) {
       stage();
+    } else if (op == OP_STEP) {
+      step();
     }
-  }
-
-  // ---- weight slabs
-
-  private int slabWord(int s, int i) {
-    int v = 0;
-    if (s == 0) {
-      v = S0[i];
-    } else if (s == 1) {
-      v = S1[i];
-    } else if (s == 2) {
-      v = S2[i];
-    } else if (s == 3) {
-      v = S3[i];
-    } else if (s == 4) {
-      v = S4[i];
-    } else if (s == 5) {
-      v = S5[i];
-    } else if (s == 6) {
-      v = S6[i];
-    } else if (s == 7) {
-      v = S7[i];
-    }
-    return v;
-  }
-
-  /**
-   * Element i of slab s as a float. Aparapi cannot translate Float.intBitsToFloat, so the bits are
-   * decoded with integer operations and a table of powers of two: (1.m)·2^(e−127) is the integer 1m
-   * (24 bits, exact in a float) times 2^(e−150), and a subnormal's m times 2^−149 — exact.
-   */
-  private float slabFloat(int s, int i) {
-    int b = 0;
-    if (wFmt == WFMT_F32) {
-      b = slabWord(s, i);
-    } else {
-      int w = slabWord(s, i >> 1);
-      b = (i & 1) == 0 ? w << 16 : w & 0xFFFF0000;
-    }
-    int e = (b >> 23) & 0xFF;
-    int m = b & 0x7FFFFF;
-    if (e != 0) {
-      m = m | 0x800000;
-    }
-    float v = m * W[wPow2Off + e];
-    return b < 0 ? -v : v;
   }
 
   /** W[stDst + i] = slab stSlab's element stSrc + i, grid-stride over stN elements. */
@@ -386,21 +317,6 @@ public class MambaKernel extends ScanKernel {
     } else if (sel == SEL_PART) {
       part[i] += v;
     }
-  }
-
-  /** Σ of v over the work-group (power-of-two size), in lmem[0, wg); every thread gets it. */
-  private float groupSum(float v) {
-    int lid = getLocalId();
-    localBarrier();
-    lmem[lid] = v;
-    localBarrier();
-    for (int off = getLocalSize() / 2; off > 0; off = off / 2) {
-      if (lid < off) {
-        lmem[lid] += lmem[lid + off];
-      }
-      localBarrier();
-    }
-    return lmem[0];
   }
 
   /** Max of v over the work-group, as {@link #groupSum}. */

@@ -1,7 +1,5 @@
 package org.mambaspark.kernel;
 
-import com.aparapi.Kernel;
-
 /**
  * The selective scan (S6) as a chunked parallel prefix sum on an OpenCL device: the forward with
  * the D skip and the SiLU(z) gate fused, and the backward (the reverse-time adjoint, itself a
@@ -44,7 +42,7 @@ import com.aparapi.Kernel;
  * <p>Aparapi's subset of Java: primitives and 1-D primitive arrays, no {@code break}/{@code
  * continue}, no allocation; every thread of a group reaches every {@code localBarrier()}.
  */
-public class ScanKernel extends Kernel {
+public class ScanKernel extends KernelMemory {
   static final int OP_NONE = 0;
   static final int OP_SCAN_FWD = 1;
   static final int OP_SCAN_BWD = 2;
@@ -56,20 +54,6 @@ public class ScanKernel extends Kernel {
   static final float LOG2E = 1.442695f;
 
   static final float LN2 = 0.6931472f;
-
-  /** Which operation {@link #run} performs. */
-  int op;
-
-  // Memory (see the class comment); sizes are the owner's business.
-  float[] act = new float[1];
-  float[] gact = new float[1];
-  float[] W = new float[1];
-  float[] G = new float[1];
-  float[] part = new float[1];
-  float[] state = new float[1];
-
-  /** Local memory, shared by every op (one allocation per launch, sized by the owner). */
-  @Local float[] lmem = new float[1];
 
   // ---- scan shape and tiling
   int sB;

@@ -1,0 +1,113 @@
+package org.mambaspark.kernel;
+
+import com.aparapi.Kernel;
+
+/**
+ * The device memory every operation shares, as flat arrays addressed by offsets (llm.c's activation
+ * block), and the decoding of weights kept in slabs. Aparapi gives each Kernel instance its own
+ * device buffers, so the whole model is one instance: the op families extend this class in a chain
+ * ({@link ScanKernel}, {@link StepKernel}, {@link MambaKernel}) and the last one's {@code run()}
+ * dispatches on {@link #op}. Each array is bound to exactly one field (two fields on one Java array
+ * would be two device buffers).
+ */
+public abstract class KernelMemory extends Kernel {
+  /** Which operation {@link #run} performs. */
+  int op;
+
+  // Memory (see the class comment); sizes are the owner's business.
+  float[] act = new float[1];
+  float[] gact = new float[1];
+  float[] W = new float[1];
+  float[] G = new float[1];
+  float[] part = new float[1];
+  float[] state = new float[1];
+
+  /** Local memory, shared by every op (one allocation per launch, sized by the owner). */
+  @Local float[] lmem = new float[1];
+
+  // ---- weight slabs: the matrices of a model too large for W (or kept as bf16), in at most
+  // SLABS int arrays of under 2 GiB each (Aparapi leaves OpenCL for a larger array). A slab holds
+  // each float's bits (WFMT_F32), or two bf16 an int (WFMT_BF16: element i in the low half when i
+  // is even); OP_STAGE decodes a layer's matrices into W before the layer's products run.
+  static final int SLABS = 8;
+  static final int WFMT_F32 = 0;
+  static final int WFMT_BF16 = 1;
+
+  int[] S0 = new int[1];
+  int[] S1 = new int[1];
+  int[] S2 = new int[1];
+  int[] S3 = new int[1];
+  int[] S4 = new int[1];
+  int[] S5 = new int[1];
+  int[] S6 = new int[1];
+  int[] S7 = new int[1];
+  int wFmt;
+  int wPow2Off; // W (256): 2^(e − 150) for a biased exponent e ≥ 1, and 2^−149 at e = 0
+  int embSlab = -1; // the slab holding the embedding (V, D), or -1: it is in W
+
+  float[] saved = new float[1]; // per-layer inputs kept for the backward (training)
+  float[] out = new float[1]; //   small results: losses, last-position logits
+  float[] hid = new float[1]; //   hidden states, when the caller wants them
+  int[] ids = new int[1]; //       token ids, targets, the embedding-gradient index
+
+  // ---- weight slabs
+
+  final int slabWord(int s, int i) {
+    int v = 0;
+    if (s == 0) {
+      v = S0[i];
+    } else if (s == 1) {
+      v = S1[i];
+    } else if (s == 2) {
+      v = S2[i];
+    } else if (s == 3) {
+      v = S3[i];
+    } else if (s == 4) {
+      v = S4[i];
+    } else if (s == 5) {
+      v = S5[i];
+    } else if (s == 6) {
+      v = S6[i];
+    } else if (s == 7) {
+      v = S7[i];
+    }
+    return v;
+  }
+
+  /**
+   * Element i of slab s as a float. Aparapi cannot translate Float.intBitsToFloat, so the bits are
+   * decoded with integer operations and a table of powers of two: (1.m)·2^(e−127) is the integer 1m
+   * (24 bits, exact in a float) times 2^(e−150), and a subnormal's m times 2^−149 — exact.
+   */
+  final float slabFloat(int s, int i) {
+    int b = 0;
+    if (wFmt == WFMT_F32) {
+      b = slabWord(s, i);
+    } else {
+      int w = slabWord(s, i >> 1);
+      b = (i & 1) == 0 ? w << 16 : w & 0xFFFF0000;
+    }
+    int e = (b >> 23) & 0xFF;
+    int m = b & 0x7FFFFF;
+    if (e != 0) {
+      m = m | 0x800000;
+    }
+    float v = m * W[wPow2Off + e];
+    return b < 0 ? -v : v;
+  }
+
+  /** Σ of v over the work-group (power-of-two size), in lmem[0, wg); every thread gets it. */
+  final float groupSum(float v) {
+    int lid = getLocalId();
+    localBarrier();
+    lmem[lid] = v;
+    localBarrier();
+    for (int off = getLocalSize() / 2; off > 0; off = off / 2) {
+      if (lid < off) {
+        lmem[lid] += lmem[lid + off];
+      }
+      localBarrier();
+    }
+    return lmem[0];
+  }
+}

@@ -1,0 +1,362 @@
+package org.mambaspark.kernel;
+
+/**
+ * A decode step (one token for each of B ≤ 64 sequences) as one launch of many passes: Aparapi's
+ * {@code execute(range, passes)} enqueues the kernel {@code passes} times with only the pass id
+ * changing, so the host pays its per-launch cost (tens of µs, growing with the kernel's fields)
+ * once a step instead of once an operation. Pass i reads what it does from a record of {@link #REC}
+ * ints at {@code plan[planOff + i·REC]} (and eps from {@link #planF}), written once per batch size
+ * by {@link DecodePlan}: the "device-resident launch table".
+ *
+ * <p>Every pass runs on the same range (a fixed number of 256-thread work-groups), so each one
+ * loops over its work with a grid stride: rows of a norm, columns of a product, channels of the
+ * recurrence. The passes, each the step form of an operation of {@code org.mambaspark.ops}:
+ *
+ * <ul>
+ *   <li>{@link #P_EMBED}: x[b] = embedding[ids[b]] ({@code MambaModel}'s embedding lookup);
+ *   <li>{@link #P_RMSNORM}: a work-group per row ({@code RmsNorm.rmsnormForward});
+ *   <li>{@link #P_GEMV}: C (M, N) (+)= A (M, K) · Wᵀ (+ bias, softplus) with W (N, K) row-major in
+ *       W or in a slab; eight columns a work-group, 32 lanes a column splitting K (coalesced rows
+ *       of W), each weight loaded once for up to eight rows of A ({@code Matmul.matmulForward});
+ *   <li>{@link #P_CONV}: the depthwise conv's step over the kept K−1 inputs, + SiLU, and the shift
+ *       of those inputs ({@code Conv1d.convStep});
+ *   <li>{@link #P_SCAN}: the selective scan's step with the D skip and the SiLU(z) gate, a thread
+ *       per (b, e) walking its N states ({@code SelectiveScan.scanStep}).
+ * </ul>
+ */
+public class StepKernel extends ScanKernel {
+  static final int OP_STEP = 40;
+
+  static final int P_EMBED = 1;
+  static final int P_RMSNORM = 2;
+  static final int P_GEMV = 3;
+  static final int P_CONV = 4;
+  static final int P_SCAN = 5;
+
+  /** Ints a pass record holds: its kind, then up to 15 operands. */
+  static final int REC = 16;
+
+  /** Columns of a product a work-group computes, one per 32 lanes. */
+  static final int STEP_COLS = 8;
+
+  static final int STEP_THREADS = 256;
+
+  /** Local floats a step needs: eight rows' partial sums a thread. */
+  static final int STEP_LOCAL = 8 * STEP_THREADS;
+
+  /** Where C goes: act, or out (the logits the host reads). */
+  static final int C_ACT = 0;
+
+  static final int C_OUT = 1;
+
+  int[] plan = new int[1];
+  float[] planF = new float[1];
+
+  /** The first record of this launch's passes. */
+  int planOff;
+
+  final void step() {
+    int p = planOff + getPassId() * REC;
+    int kind = plan[p];
+    if (kind == P_GEMV) {
+      stepGemv(p);
+    } else if (kind == P_RMSNORM) {
+      stepRmsnorm(p);
+    } else if (kind == P_CONV) {
+      stepConv(p);
+    } else if (kind == P_SCAN) {
+      stepScan(p);
+    } else if (kind == P_EMBED) {
+      stepEmbed(p);
+    }
+  }
+
+  /** [B, D, idsOff, xOff, embOff]: act[xOff + b·D + d] = emb[ids[idsOff + b]·D + d]. */
+  private void stepEmbed(int p) {
+    int B = plan[p + 1];
+    int D = plan[p + 2];
+    int idsOff = plan[p + 3];
+    int xOff = plan[p + 4];
+    int embOff = plan[p + 5];
+    for (int i = getGlobalId(); i < B * D; i += getGlobalSize()) {
+      int b = i / D;
+      int j = embOff + ids[idsOff + b] * D + i - b * D;
+      act[xOff + i] = embSlab < 0 ? W[j] : slabFloat(embSlab, j);
+    }
+  }
+
+  /** [B, D, inOff, outOff, wOff], eps: act[out] = act[in]·rsqrt(mean(in²) + eps)·w, per row. */
+  private void stepRmsnorm(int p) {
+    int B = plan[p + 1];
+    int D = plan[p + 2];
+    int inOff = plan[p + 3];
+    int outOff = plan[p + 4];
+    int wOff = plan[p + 5];
+    float eps = planF[p];
+    int lid = getLocalId();
+    int wg = getLocalSize();
+    for (int row = getGroupId(); row < B; row += getNumGroups()) {
+      int io = inOff + row * D;
+      float ss = 0f;
+      for (int i = lid; i < D; i += wg) {
+        float v = act[io + i];
+        ss += v * v;
+      }
+      float r = 1f / sqrt(groupSum(ss) / D + eps);
+      for (int i = lid; i < D; i += wg) {
+        act[outOff + row * D + i] = act[io + i] * r * W[wOff + i];
+      }
+      localBarrier();
+    }
+  }
+
+  /**
+   * [M, N, K, aOff, aRs, slab, bOff, cTo, cOff, cRs, biasOff, accumulate, softplus]: C[m, n] (+)=
+   * Σ_k act[aOff + m·aRs + k]·B[bOff + n·K + k] (+ W[biasOff + n]), B in W (slab −1) or a slab.
+   */
+  private void stepGemv(int p) {
+    int M = plan[p + 1];
+    int N = plan[p + 2];
+    int K = plan[p + 3];
+    int aOff = plan[p + 4];
+    int aRs = plan[p + 5];
+    int slab = plan[p + 6];
+    int bOff = plan[p + 7];
+    int lid = getLocalId();
+    int lane = lid & 31;
+    int cg = lid >> 5;
+    int wg = STEP_THREADS;
+    for (int n0 = getGroupId() * STEP_COLS; n0 < N; n0 += getNumGroups() * STEP_COLS) {
+      int n = n0 + cg;
+      for (int m0 = 0; m0 < M; m0 += 8) {
+        int rows = min(8, M - m0);
+        float s0 = 0f;
+        float s1 = 0f;
+        float s2 = 0f;
+        float s3 = 0f;
+        float s4 = 0f;
+        float s5 = 0f;
+        float s6 = 0f;
+        float s7 = 0f;
+        int a0 = aOff + m0 * aRs;
+        int bi = bOff + n * K;
+        if (n >= N) {
+          rows = 0; // a column past N: only the barriers
+        } else if (slab < 0 && rows == 1) {
+          for (int k = lane; k < K; k += 32) {
+            s0 += act[a0 + k] * W[bi + k];
+          }
+        } else if (slab < 0) {
+          for (int k = lane; k < K; k += 32) {
+            float w = W[bi + k];
+            int ak = a0 + k;
+            s0 += act[ak] * w;
+            if (rows > 1) {
+              s1 += act[ak + aRs] * w;
+            }
+            if (rows > 2) {
+              s2 += act[ak + 2 * aRs] * w;
+            }
+            if (rows > 3) {
+              s3 += act[ak + 3 * aRs] * w;
+            }
+            if (rows > 4) {
+              s4 += act[ak + 4 * aRs] * w;
+            }
+            if (rows > 5) {
+              s5 += act[ak + 5 * aRs] * w;
+            }
+            if (rows > 6) {
+              s6 += act[ak + 6 * aRs] * w;
+            }
+            if (rows > 7) {
+              s7 += act[ak + 7 * aRs] * w;
+            }
+          }
+        } else {
+          // the element decoded in place (KernelMemory#slabFloat written out: as a call it bounds
+          // the loop)
+          for (int k = lane; k < K; k += 32) {
+            int j = bi + k;
+            int wj = wFmt == WFMT_F32 ? j : j >> 1;
+            int word = 0;
+            if (slab == 0) {
+              word = S0[wj];
+            } else if (slab == 1) {
+              word = S1[wj];
+            } else if (slab == 2) {
+              word = S2[wj];
+            } else if (slab == 3) {
+              word = S3[wj];
+            } else if (slab == 4) {
+              word = S4[wj];
+            } else if (slab == 5) {
+              word = S5[wj];
+            } else if (slab == 6) {
+              word = S6[wj];
+            } else {
+              word = S7[wj];
+            }
+            int bits = word;
+            if (wFmt != WFMT_F32) {
+              bits = (j & 1) == 0 ? word << 16 : word & 0xFFFF0000;
+            }
+            int e = (bits >> 23) & 0xFF;
+            int mant = bits & 0x7FFFFF;
+            if (e != 0) {
+              mant = mant | 0x800000;
+            }
+            float w = mant * W[wPow2Off + e];
+            if (bits < 0) {
+              w = -w;
+            }
+            int ak = a0 + k;
+            s0 += act[ak] * w;
+            if (rows > 1) {
+              s1 += act[ak + aRs] * w;
+            }
+            if (rows > 2) {
+              s2 += act[ak + 2 * aRs] * w;
+            }
+            if (rows > 3) {
+              s3 += act[ak + 3 * aRs] * w;
+            }
+            if (rows > 4) {
+              s4 += act[ak + 4 * aRs] * w;
+            }
+            if (rows > 5) {
+              s5 += act[ak + 5 * aRs] * w;
+            }
+            if (rows > 6) {
+              s6 += act[ak + 6 * aRs] * w;
+            }
+            if (rows > 7) {
+              s7 += act[ak + 7 * aRs] * w;
+            }
+          }
+        }
+        lmem[lid] = s0;
+        lmem[wg + lid] = s1;
+        lmem[2 * wg + lid] = s2;
+        lmem[3 * wg + lid] = s3;
+        lmem[4 * wg + lid] = s4;
+        lmem[5 * wg + lid] = s5;
+        lmem[6 * wg + lid] = s6;
+        lmem[7 * wg + lid] = s7;
+        localBarrier();
+        for (int off = 16; off > 0; off = off / 2) {
+          if (lane < off) {
+            for (int r = 0; r < rows; r++) {
+              lmem[r * wg + lid] += lmem[r * wg + lid + off];
+            }
+          }
+          localBarrier();
+        }
+        if (lane < rows) {
+          stepGemvStore(p, m0 + lane, n, lmem[lane * wg + cg * 32]);
+        }
+        localBarrier();
+      }
+    }
+  }
+
+  /** The product's epilogue: + bias, softplus, then = or += into act or out. */
+  private void stepGemvStore(int p, int m, int n, float v) {
+    int cTo = plan[p + 8];
+    int i = plan[p + 9] + m * plan[p + 10] + n;
+    int biasOff = plan[p + 11];
+    float r = v;
+    if (biasOff >= 0) {
+      r += W[biasOff + n];
+    }
+    if (plan[p + 13] == 1 && r <= 20f) {
+      r = log1p(exp(r));
+    }
+    if (cTo == C_OUT) {
+      out[i] = r;
+    } else if (plan[p + 12] == 1) {
+      act[i] += r;
+    } else {
+      act[i] = r;
+    }
+  }
+
+  /**
+   * [B, ED, K, inOff, inStride, outOff, wOff, biasOff, stateOff]: for each (b, e), the conv over
+   * the K−1 kept inputs state (B, ED, K−1) and x = act[inOff + b·inStride + e], SiLU into
+   * act[outOff + b·ED + e]; x joins the kept inputs.
+   */
+  private void stepConv(int p) {
+    int B = plan[p + 1];
+    int ED = plan[p + 2];
+    int K = plan[p + 3];
+    int inOff = plan[p + 4];
+    int inStride = plan[p + 5];
+    int outOff = plan[p + 6];
+    int wOff = plan[p + 7];
+    int biasOff = plan[p + 8];
+    int stateOff = plan[p + 9];
+    int K1 = K - 1;
+    for (int i = getGlobalId(); i < B * ED; i += getGlobalSize()) {
+      int b = i / ED;
+      int e = i - b * ED;
+      int so = stateOff + i * K1;
+      float x = act[inOff + b * inStride + e];
+      float acc = 0f;
+      if (biasOff >= 0) {
+        acc = W[biasOff + e];
+      }
+      for (int k = 0; k < K1; k++) {
+        acc += W[wOff + e * K + k] * state[so + k];
+      }
+      acc += W[wOff + e * K + K1] * x;
+      for (int k = 0; k < K1 - 1; k++) {
+        state[so + k] = state[so + k + 1];
+      }
+      if (K1 > 0) {
+        state[so + K1 - 1] = x;
+      }
+      act[outOff + i] = acc / (1f + exp(-acc));
+    }
+  }
+
+  /**
+   * [B, ED, N, dbcOff, P, R, uOff, dtOff, zOff, zStride, yOff, a2Off, dOff, hOff]: per (b, e), h[n]
+   * = exp(Δ·A[n])·h[n] + Δ·B[n]·u for the state h (B, N, ED) at hOff, y = Σ C[n]·h[n] + D·u, gated
+   * by SiLU(z); B and C are columns R.. and R+N.. of the x_proj row (stride P).
+   */
+  private void stepScan(int p) {
+    int B = plan[p + 1];
+    int ED = plan[p + 2];
+    int N = plan[p + 3];
+    int dbcOff = plan[p + 4];
+    int P = plan[p + 5];
+    int R = plan[p + 6];
+    int uOff = plan[p + 7];
+    int dtOff = plan[p + 8];
+    int zOff = plan[p + 9];
+    int zStride = plan[p + 10];
+    int yOff = plan[p + 11];
+    int a2Off = plan[p + 12];
+    int dOff = plan[p + 13];
+    int hOff = plan[p + 14];
+    for (int i = getGlobalId(); i < B * ED; i += getGlobalSize()) {
+      int b = i / ED;
+      int e = i - b * ED;
+      float u = act[uOff + i];
+      float dt = act[dtOff + i];
+      float du = dt * u;
+      int bc = dbcOff + b * P + R;
+      int h0 = hOff + b * N * ED + e;
+      float y = W[dOff + e] * u;
+      for (int n = 0; n < N; n++) {
+        int hi = h0 + n * ED;
+        float h = exp2(dt * W[a2Off + n * ED + e]) * state[hi] + du * act[bc + n];
+        state[hi] = h;
+        y += act[bc + N + n] * h;
+      }
+      float z = act[zOff + b * zStride + e];
+      act[yOff + i] = y * z / (1f + exp(-z));
+    }
+  }
+}

@@ -1,0 +1,93 @@
+package org.mambaspark.kernel;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.mambaspark.model.Backends;
+import org.mambaspark.model.Initialization;
+import org.mambaspark.model.MambaConfig;
+import org.mambaspark.model.MambaModel;
+import org.mambaspark.model.MambaState;
+import org.mambaspark.model.ModelRunner;
+
+/**
+ * The decode step as one launch of {@link DecodePlan}'s passes equals the CPU engine's step: logits
+ * and the carried state after a prefill and several steps, for batch sizes around the product's
+ * blocks of eight rows, odd shapes (N, R, conv width, D not multiples of anything) and both weight
+ * placements (resident fp32, and bf16 slabs against the CPU on bf16-rounded matrices).
+ */
+class DecodeStepTest {
+  static GpuBackend backend;
+
+  @BeforeAll
+  static void device() {
+    if (!OpenClTests.available()) {
+      return;
+    }
+    System.setProperty(OpenClDevices.ALLOW_CPU_PROPERTY, "true");
+    backend = (GpuBackend) GpuBackend.open(0);
+  }
+
+  @AfterAll
+  static void clear() {
+    System.clearProperty(OpenClDevices.ALLOW_CPU_PROPERTY);
+  }
+
+  static MambaModel model(int N, int R, int K, boolean bias) {
+    MambaConfig c =
+        MambaConfig.builder()
+            .vocabSize(97)
+            .hiddenSize(40)
+            .intermediateSize(88)
+            .stateSize(N)
+            .timeStepRank(R)
+            .convKernel(K)
+            .numLayers(2)
+            .useBias(bias)
+            .tieWordEmbeddings(!bias)
+            .build();
+    return new MambaModel(Initialization.initialize(c, 5));
+  }
+
+  @ParameterizedTest(name = "B={0} N={1} R={2} K={3} bias={4}")
+  @CsvSource({"1, 16, 8, 4, false", "8, 5, 3, 3, true", "11, 7, 5, 1, false", "17, 3, 2, 2, true"})
+  void stepsEqualTheCpuEngine(int B, int N, int R, int K, boolean bias) {
+    OpenClTests.assumeOpenCl();
+    MambaModel m = model(N, R, K, bias);
+    float[][] want;
+    try (ModelRunner cpu = Backends.cpu().open(m)) {
+      want = steps(cpu, B, 3);
+    }
+    float[][] got;
+    try (GpuModel g = new GpuModel(backend, m)) {
+      got = steps(g, B, 3);
+    }
+    double w = DeviceWeightsTest.worst(got, want);
+    System.out.printf(
+        "B=%d N=%d R=%d K=%d: decode plan vs CPU, largest rel err %.3g%n", B, N, R, K, w);
+    assertTrue(w < 2e-5, "largest rel err " + w);
+  }
+
+  /** A prefill of 5 positions, then {@code n} steps; the logits of each and the final state. */
+  static float[][] steps(ModelRunner r, int B, int n) {
+    MambaConfig c = r.model().config;
+    int V = c.vocabSize;
+    MambaState s = new MambaState(c, B);
+    float[][] out = new float[n + 1 + 2 * c.numLayers][];
+    out[0] = new float[B * V];
+    r.forwardLastLogits(out[0], DeviceWeightsTest.ids(B * 5, V), B, 5, s);
+    for (int i = 1; i <= n; i++) {
+      out[i] = new float[B * V];
+      r.forwardLastLogits(out[i], DeviceWeightsTest.ids(B + i, V), B, 1, s);
+    }
+    s.toHost();
+    for (int l = 0; l < c.numLayers; l++) {
+      out[n + 1 + 2 * l] = s.ssm(l).clone();
+      out[n + 2 + 2 * l] = s.conv(l).clone();
+    }
+    return out;
+  }
+}
