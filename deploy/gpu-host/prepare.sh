@@ -11,6 +11,8 @@ MODULES=${MODULES:-java.base,java.logging,java.management,jdk.unsupported,java.x
 JDK=${JDK:-$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")}
 rm -rf .gpu && mkdir -p .gpu/lib
 "$JDK/bin/jlink" --add-modules "$MODULES" --strip-debug --no-man-pages --no-header-files --compress=2 --output .gpu/jre
+# the JVM's symbol table is not needed to run, and the carried tree is capped in size
+if command -v strip >/dev/null; then strip --strip-unneeded .gpu/jre/lib/server/libjvm.so; fi
 cp mamba-udf/target/mamba-udf-*.jar .gpu/lib/
 rm -f .gpu/lib/*-tests.jar .gpu/lib/*-sources.jar
 (cd mamba-udf && mvn -q dependency:copy-dependencies -DincludeScope=runtime \

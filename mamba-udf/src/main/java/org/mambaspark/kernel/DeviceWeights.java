@@ -294,6 +294,15 @@ final class DeviceWeights {
     return n * (format == Format.BF16 ? 2 : 4);
   }
 
+  /**
+   * Bytes of the matrices a decode step reads once each: every layer's, and lm_head (the embedding
+   * gives only the step's rows).
+   */
+  long stepMatrixBytes() {
+    long n = c.numLayers * layerMatrices(c) + (long) c.vocabSize * c.hiddenSize;
+    return n * (format == Format.BF16 ? 2 : 4);
+  }
+
   /** Device bytes of the parameters: W and the slabs. */
   long deviceBytes() {
     long b = 4 * wTotal;

@@ -1469,6 +1469,11 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         wl.deviceBytes());
   }
 
+  /** Bytes of the matrices one decode step reads, for benchmarks' bandwidth figures. */
+  long stepMatrixBytes() {
+    return wl.stepMatrixBytes();
+  }
+
   /** The kernel, for benchmarks. */
   MambaKernel kernel() {
     return kernel;

@@ -37,6 +37,7 @@ import org.mambaspark.ops.SelectiveScan;
  *   forward   preset=mamba-130m B=8 L=2048   hidden states, and scoring (lm_head + loss)
  *   train     preset=mamba-130m B=8 L=2048   forward + backward (all gradients back on the host)
  *   generate  preset=mamba-130m prompt=128 steps=64 B=1   one-token step latency, B sequences
+ *             (plan=false: the step as the forward's launches instead of one launch of passes)
  *             (forward, train, generate: weights=fp32|bf16; preset=falcon-7b-shape for 7B sizes)
  *   launch-cost launches=2000   host time per launch: Aparapi's floor (a kernel of one array and
  *             one int), the same with eight more arrays, and the model's kernel (a one-element fill)
@@ -704,6 +705,7 @@ public final class KernelBench {
     int V = c.vocabSize;
     int[] ids = tokens(B * prompt, V, 5);
     try (GpuModel g = model(c)) {
+      g.stepPlan = !"false".equals(opt.get("plan"));
       float[] logits = new float[B * V];
       long[] kernel = new long[steps];
       long[] e2e = new long[steps];
@@ -733,7 +735,7 @@ public final class KernelBench {
       checkOpenCl(g.kernel(), "generation");
       MambaState st = new MambaState(c, B);
       breakdown(g, () -> g.forwardLastLogits(logits, new int[B], B, 1, st));
-      long launches = launchesPerCall(g, () -> g.forwardLastLogits(logits, new int[B], B, 1, null));
+      long launches = launchesPerCall(g, () -> g.forwardLastLogits(logits, new int[B], B, 1, st));
       row(
           "generate step " + name(c),
           "B=" + B + ", after a " + prompt + "-token prefill",
@@ -743,8 +745,10 @@ public final class KernelBench {
           ms(e2e),
           String.format(
               Locale.ROOT,
-              "%.0f tokens/s; prefill %.1f ms; the state (%.1f MB) stays on the device",
+              "%.0f tokens/s; matrices read at %.0f GB/s of kernel time; prefill %.1f ms; the"
+                  + " state (%.1f MB) stays on the device",
               B / (median(e2e) / 1e3),
+              g.stepMatrixBytes() / (median(kernel) * 1e6),
               prefill[1] / 1e6,
               new MambaState(c, B).bytes() / 1e6));
     }
