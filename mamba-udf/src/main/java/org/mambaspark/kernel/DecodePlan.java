@@ -77,7 +77,7 @@ final class DecodePlan {
     int headSlab = wl.staged ? wl.lmHeadSlab : -1;
     add(
         0f,
-        StepKernel.P_GEMV,
+        kind(B, V),
         B,
         V,
         D,
@@ -118,7 +118,7 @@ final class DecodePlan {
     }
     add(
         0f,
-        StepKernel.P_GEMV,
+        kind(B, N),
         B,
         N,
         K,
@@ -132,6 +132,14 @@ final class DecodePlan {
         biasOff,
         accumulate,
         softplus);
+  }
+
+  /**
+   * The tiled product for more than eight rows and enough columns to give every compute unit a
+   * tile; the GEMV otherwise (its weight loads, not A's, bound it there).
+   */
+  static int kind(int M, int N) {
+    return M > 8 && N >= 16 * StepKernel.TILE ? StepKernel.P_GEMM : StepKernel.P_GEMV;
   }
 
   private void add(float epsilon, int... rec) {

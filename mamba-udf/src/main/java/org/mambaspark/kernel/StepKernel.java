@@ -18,6 +18,9 @@ package org.mambaspark.kernel;
  *   <li>{@link #P_GEMV}: C (M, N) (+)= A (M, K) · Wᵀ (+ bias, softplus) with W (N, K) row-major in
  *       W or in a slab; eight columns a work-group, 32 lanes a column splitting K (coalesced rows
  *       of W), each weight loaded once for up to eight rows of A ({@code Matmul.matmulForward});
+ *   <li>{@link #P_GEMM}: the same product for 8 < M ≤ 64 rows, tiled (64 × 64 outputs a work-group
+ *       from 64 × 16 tiles of A and W in local memory, 4 × 4 outputs a thread): with more rows the
+ *       GEMV's loads of A, not the weights, would bound it;
  *   <li>{@link #P_CONV}: the depthwise conv's step over the kept K−1 inputs, + SiLU, and the shift
  *       of those inputs ({@code Conv1d.convStep});
  *   <li>{@link #P_SCAN}: the selective scan's step with the D skip and the SiLU(z) gate, a thread
@@ -32,6 +35,12 @@ public class StepKernel extends ScanKernel {
   static final int P_GEMV = 3;
   static final int P_CONV = 4;
   static final int P_SCAN = 5;
+  static final int P_GEMM = 6;
+
+  /** The tiled product's tile: 64 rows (all of a step's) × 64 columns, k in steps of 16. */
+  static final int TILE = 64;
+
+  static final int TILE_K = 16;
 
   /** Ints a pass record holds: its kind, then up to 15 operands. */
   static final int REC = 16;
@@ -60,6 +69,8 @@ public class StepKernel extends ScanKernel {
     int kind = plan[p];
     if (kind == P_GEMV) {
       stepGemv(p);
+    } else if (kind == P_GEMM) {
+      stepGemm(p);
     } else if (kind == P_RMSNORM) {
       stepRmsnorm(p);
     } else if (kind == P_CONV) {
@@ -256,6 +267,119 @@ public class StepKernel extends ScanKernel {
           stepGemvStore(p, m0 + lane, n, lmem[lane * wg + cg * 32]);
         }
         localBarrier();
+      }
+    }
+  }
+
+  /**
+   * The operands of {@link #stepGemv} for 8 < M ≤ 64: a work-group per 64 columns (grid-stride),
+   * thread (tr, tc) of 16 × 16 owning rows tr + 16i and columns tc + 16j (i, j < 4), so that
+   * neighbouring threads read neighbouring local addresses.
+   */
+  private void stepGemm(int p) {
+    int M = plan[p + 1];
+    int N = plan[p + 2];
+    int K = plan[p + 3];
+    int aOff = plan[p + 4];
+    int aRs = plan[p + 5];
+    int slab = plan[p + 6];
+    int bOff = plan[p + 7];
+    int lid = getLocalId();
+    int tr = lid >> 4;
+    int tc = lid & 15;
+    int bs = TILE * TILE_K; // lmem: A tile at 0 (k-major: [kk·64 + r]), W tile at bs
+    for (int n0 = getGroupId() * TILE; n0 < N; n0 += getNumGroups() * TILE) {
+      float c00 = 0f;
+      float c01 = 0f;
+      float c02 = 0f;
+      float c03 = 0f;
+      float c10 = 0f;
+      float c11 = 0f;
+      float c12 = 0f;
+      float c13 = 0f;
+      float c20 = 0f;
+      float c21 = 0f;
+      float c22 = 0f;
+      float c23 = 0f;
+      float c30 = 0f;
+      float c31 = 0f;
+      float c32 = 0f;
+      float c33 = 0f;
+      for (int k0 = 0; k0 < K; k0 += TILE_K) {
+        localBarrier();
+        for (int t = lid; t < TILE * TILE_K; t += STEP_THREADS) {
+          int r = t >> 4;
+          int kk = t & 15;
+          int k = k0 + kk;
+          float a = 0f;
+          if (r < M && k < K) {
+            a = act[aOff + r * aRs + k];
+          }
+          lmem[kk * TILE + r] = a;
+          int n = n0 + r;
+          float w = 0f;
+          if (n < N && k < K) {
+            int j = bOff + n * K + k;
+            if (slab < 0) {
+              w = W[j];
+            } else {
+              w = slabFloat(slab, j);
+            }
+          }
+          lmem[bs + kk * TILE + r] = w;
+        }
+        localBarrier();
+        for (int kk = 0; kk < TILE_K; kk++) {
+          int ka = kk * TILE + tr;
+          int kb = bs + kk * TILE + tc;
+          float a0 = lmem[ka];
+          float a1 = lmem[ka + 16];
+          float a2 = lmem[ka + 32];
+          float a3 = lmem[ka + 48];
+          float b0 = lmem[kb];
+          float b1 = lmem[kb + 16];
+          float b2 = lmem[kb + 32];
+          float b3 = lmem[kb + 48];
+          c00 += a0 * b0;
+          c01 += a0 * b1;
+          c02 += a0 * b2;
+          c03 += a0 * b3;
+          c10 += a1 * b0;
+          c11 += a1 * b1;
+          c12 += a1 * b2;
+          c13 += a1 * b3;
+          c20 += a2 * b0;
+          c21 += a2 * b1;
+          c22 += a2 * b2;
+          c23 += a2 * b3;
+          c30 += a3 * b0;
+          c31 += a3 * b1;
+          c32 += a3 * b2;
+          c33 += a3 * b3;
+        }
+      }
+      stepGemmStore(p, M, N, tr, n0 + tc, c00, c01, c02, c03);
+      stepGemmStore(p, M, N, tr + 16, n0 + tc, c10, c11, c12, c13);
+      stepGemmStore(p, M, N, tr + 32, n0 + tc, c20, c21, c22, c23);
+      stepGemmStore(p, M, N, tr + 48, n0 + tc, c30, c31, c32, c33);
+    }
+  }
+
+  /** Row m's four outputs at columns n, n + 16, n + 32, n + 48 (those inside the product). */
+  private void stepGemmStore(
+      int p, int M, int N, int m, int n, float v0, float v1, float v2, float v3) {
+    if (m < M) {
+      if (n < N) {
+        stepGemvStore(p, m, n, v0);
+      }
+      if (n + 16 < N) {
+        stepGemvStore(p, m, n + 16, v1);
+      }
+      if (n + 32 < N) {
+        stepGemvStore(p, m, n + 32, v2);
+      }
+      if (n + 48 < N) {
+        stepGemvStore(p, m, n + 48, v3);
       }
     }
   }

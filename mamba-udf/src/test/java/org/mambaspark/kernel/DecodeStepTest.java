@@ -36,12 +36,12 @@ class DecodeStepTest {
     System.clearProperty(OpenClDevices.ALLOW_CPU_PROPERTY);
   }
 
-  static MambaModel model(int N, int R, int K, boolean bias) {
+  static MambaModel model(int V, int ED, int N, int R, int K, boolean bias) {
     MambaConfig c =
         MambaConfig.builder()
-            .vocabSize(97)
+            .vocabSize(V)
             .hiddenSize(40)
-            .intermediateSize(88)
+            .intermediateSize(ED)
             .stateSize(N)
             .timeStepRank(R)
             .convKernel(K)
@@ -52,11 +52,19 @@ class DecodeStepTest {
     return new MambaModel(Initialization.initialize(c, 5));
   }
 
-  @ParameterizedTest(name = "B={0} N={1} R={2} K={3} bias={4}")
-  @CsvSource({"1, 16, 8, 4, false", "8, 5, 3, 3, true", "11, 7, 5, 1, false", "17, 3, 2, 2, true"})
-  void stepsEqualTheCpuEngine(int B, int N, int R, int K, boolean bias) {
+  /** V and ED of 1000 and more: in_proj and lm_head run as the tiled product when B > 8. */
+  @ParameterizedTest(name = "B={0} V={1} ED={2} N={3} R={4} K={5} bias={6}")
+  @CsvSource({
+    "1, 97, 88, 16, 8, 4, false",
+    "8, 97, 88, 5, 3, 3, true",
+    "11, 97, 88, 7, 5, 1, false",
+    "17, 97, 88, 3, 2, 2, true",
+    "23, 1100, 520, 6, 4, 4, false",
+    "64, 1033, 600, 4, 3, 3, true"
+  })
+  void stepsEqualTheCpuEngine(int B, int V, int ED, int N, int R, int K, boolean bias) {
     OpenClTests.assumeOpenCl();
-    MambaModel m = model(N, R, K, bias);
+    MambaModel m = model(V, ED, N, R, K, bias);
     float[][] want;
     try (ModelRunner cpu = Backends.cpu().open(m)) {
       want = steps(cpu, B, 3);
