@@ -15,6 +15,8 @@ rm -rf .gpu && mkdir -p .gpu/lib
 if command -v strip >/dev/null; then strip --strip-unneeded .gpu/jre/lib/server/libjvm.so; fi
 cp mamba-udf/target/mamba-udf-*.jar .gpu/lib/
 rm -f .gpu/lib/*-tests.jar .gpu/lib/*-sources.jar
+# the kernel benchmarks and their harnesses are test code (src/test): their classes, without the fixtures
+"$JDK/bin/jar" cf .gpu/lib/mamba-udf-kernel-bench.jar -C mamba-udf/target/test-classes org/mambaspark/kernel
 (cd mamba-udf && mvn -q dependency:copy-dependencies -DincludeScope=runtime \
   -DexcludeGroupIds=org.apache.spark,org.apache.hadoop,com.johnsnowlabs.nlp,org.scala-lang,ai.djl,ai.djl.huggingface,net.java.dev.jna,com.google.code.gson,org.apache.commons \
   -DoutputDirectory="$root/.gpu/lib")

@@ -52,18 +52,18 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   /**
    * Scan tilings {inference forward, training forward, training backward} for batches with many
    * rows (B·ED) and for batches too narrow to fill the device with wide groups ({@link
-   * DeviceScan#fewRows}); the training forward has the backward's chunk (it saves the chunk states
+   * ScanTiling#fewRows}); the training forward has the backward's chunk (it saves the chunk states
    * the backward starts from). Shrunk to the device's local memory when N is large.
    */
-  private final DeviceScan.Tiling[] scanWide;
+  private final ScanTiling[] scanWide;
 
-  private final DeviceScan.Tiling[] scanNarrow;
+  private final ScanTiling[] scanNarrow;
 
   /**
    * The inference forward of a decode step (L ≤ 4): one segment of four positions, 64 channels a
    * group; a wide tiling's 64-position chunk would compute 63 empty positions for each real one.
    */
-  private final DeviceScan.Tiling scanStep;
+  private final ScanTiling scanStep;
 
   /** Partial sums room for split-K weight-gradient products (floats). */
   static final long SPLIT_K_PART = 1 << 23;
@@ -106,9 +106,9 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     kernel.setExplicit(true);
     int N = c.stateSize;
     long local = device.getLocalMemSize();
-    scanWide = tilings(modelForwardTiling(), DeviceScan.BACKWARD, N, local);
-    scanNarrow = tilings(DeviceScan.FORWARD_FEW_ROWS, DeviceScan.BACKWARD_FEW_ROWS, N, local);
-    scanStep = DeviceScan.fitVersion4(new DeviceScan.Tiling(64, 1, 4), N, local, false);
+    scanWide = tilings(modelForwardTiling(), ScanTiling.BACKWARD, N, local);
+    scanNarrow = tilings(ScanTiling.FORWARD_FEW_ROWS, ScanTiling.BACKWARD_FEW_ROWS, N, local);
+    scanStep = ScanTiling.fit(new ScanTiling(64, 1, 4), N, local, false);
     // fitVersion4 and forwardWithChunk fit the scans in the device's local memory (or say why not);
     // each launch gets its op's size (localFloats)
     kernel.lmem = localArray(1);
@@ -139,19 +139,19 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   }
 
   /**
-   * The inference forward's scan tiling: {@link DeviceScan#FORWARD}, or {@code
+   * The inference forward's scan tiling: {@link ScanTiling#FORWARD}, or {@code
    * -Dmamba.gpu.modelScan=CExS} (channels × segments, 4 positions a thread) for tuning. In the
    * whole-model kernel (H200, mamba-130m B=8 L=2048, 24 layers) 16×16 ran 15.0 ms, 8×16 16.3, 16×8
    * 17.0, 16×4 18.8 with version 4 (version 3, with more local memory a group, was best at 16×4).
    */
-  private static DeviceScan.Tiling modelForwardTiling() {
+  private static ScanTiling modelForwardTiling() {
     String p = System.getProperty("mamba.gpu.modelScan");
     if (p == null) {
-      return DeviceScan.FORWARD;
+      return ScanTiling.FORWARD;
     }
     int x = p.indexOf('x');
     try {
-      return new DeviceScan.Tiling(
+      return new ScanTiling(
           Integer.parseInt(p.substring(0, x)), Integer.parseInt(p.substring(x + 1)), 4);
     } catch (RuntimeException e) {
       throw new IllegalArgumentException(
@@ -159,11 +159,10 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     }
   }
 
-  private static DeviceScan.Tiling[] tilings(
-      DeviceScan.Tiling fwd, DeviceScan.Tiling bwd, int N, long local) {
-    DeviceScan.Tiling b = DeviceScan.fitVersion4(bwd, N, local, true);
-    return new DeviceScan.Tiling[] {
-      DeviceScan.fitVersion4(fwd, N, local, false), DeviceScan.forwardWithChunk(b, N, local, 4), b
+  private static ScanTiling[] tilings(ScanTiling fwd, ScanTiling bwd, int N, long local) {
+    ScanTiling b = ScanTiling.fit(bwd, N, local, true);
+    return new ScanTiling[] {
+      ScanTiling.fit(fwd, N, local, false), ScanTiling.forwardWithChunk(b, N, local), b
     };
   }
 
@@ -654,8 +653,8 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     final int L;
     final int BT;
     final boolean training;
-    final DeviceScan.Tiling scanFwd;
-    final DeviceScan.Tiling scanBwd;
+    final ScanTiling scanFwd;
+    final ScanTiling scanBwd;
     final int chunks;
     final int logitRows;
     // act
@@ -702,8 +701,8 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       int N = c.stateSize;
       int P = c.xProjSize();
       int V = c.vocabSize;
-      DeviceScan.Tiling[] t =
-          DeviceScan.fewRows(B, c.intermediateSize, device.getMaxComputeUnits())
+      ScanTiling[] t =
+          ScanTiling.fewRows(B, c.intermediateSize, device.getMaxComputeUnits())
               ? scanNarrow
               : scanWide;
       scanFwd = training ? t[1] : L <= scanStep.chunk() ? scanStep : t[0];
@@ -831,7 +830,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     if (arr.length >= need) {
       return arr;
     }
-    return new float[DeviceScan.checkedSize(need, what)];
+    return new float[KernelMemory.checkedSize(need, what)];
   }
 
   private void ensureHid(int n) {
@@ -997,7 +996,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         MambaKernel.ACT_SOFTPLUS);
     setScan(a, l, withState);
     kernel.sSave = a.training && !residual ? 1 : 0; // the backward's recompute saves chunk states
-    DeviceScan.Tiling t = a.scanFwd;
+    ScanTiling t = a.scanFwd;
     kernel.sCe = t.ce;
     kernel.sSeg = t.segments;
     kernel.sItems = t.items;

@@ -110,4 +110,17 @@ public abstract class KernelMemory extends Kernel {
     }
     return lmem[0];
   }
+
+  /** The length of a device array of {@code floats}, or one line on what does not fit. */
+  static int checkedSize(long floats, String what) {
+    if (floats > (1L << 29) - 16) {
+      throw new IllegalArgumentException(
+          what
+              + " need "
+              + floats
+              + " floats, more than one device array holds (2 GiB, beyond which Aparapi falls back"
+              + " to the Java thread pool); use a smaller batch");
+    }
+    return (int) Math.max(1, floats);
+  }
 }

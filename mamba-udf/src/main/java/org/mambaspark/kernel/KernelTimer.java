@@ -6,8 +6,8 @@ import java.util.List;
 
 /**
  * Kernel-only time from OpenCL's own event timestamps (Aparapi's profile of the last launch, which
- * exists when the JVM runs with {@code -Dcom.aparapi.enableProfiling=true}): what {@link
- * KernelBench} reports as kernel time, free of launch and transfer costs.
+ * exists when the JVM runs with {@code -Dcom.aparapi.enableProfiling=true}): what the benchmarks
+ * (KernelBench) reports as kernel time, free of launch and transfer costs.
  */
 final class KernelTimer {
   private KernelTimer() {}

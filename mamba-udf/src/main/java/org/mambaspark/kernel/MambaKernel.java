@@ -206,7 +206,7 @@ public class MambaKernel extends StepKernel {
 
   @Override
   public void run() {
-    // Only what the model runs (the scans' versions 1 and 2 stay in ScanKernel, for DeviceScan).
+    // Only what the model runs (the general-tiling scans are the tests' ScanKernelV1).
     // Helper calls inside hot loops cost far more in this large program than in a small one (the
     // SGEMM ran 2.3x slower here with them, not in a kernel of its own; see gemm2).
     if (op == OP_SCAN_FWD4) {

@@ -31,18 +31,10 @@ class ScanKernelTest {
   /** One problem: sizes, tilings, inputs, and the CPU's answers. */
   static final class Case {
     final int B, L, ED, N, R, P;
-    final DeviceScan.Tiling fwd, bwd;
+    final ScanTiling fwd, bwd;
     final float[] u, delta, A, dbc, D, xz, h0, dy;
 
-    Case(
-        long seed,
-        int B,
-        int L,
-        int ED,
-        int N,
-        int R,
-        DeviceScan.Tiling fwd,
-        DeviceScan.Tiling bwd) {
+    Case(long seed, int B, int L, int ED, int N, int R, ScanTiling fwd, ScanTiling bwd) {
       this.B = B;
       this.L = L;
       this.ED = ED;
@@ -69,8 +61,8 @@ class ScanKernelTest {
     }
   }
 
-  static DeviceScan.Tiling t(int ce, int s, int i) {
-    return new DeviceScan.Tiling(ce, s, i);
+  static ScanTiling t(int ce, int s, int i) {
+    return new ScanTiling(ce, s, i);
   }
 
   static final Case[] CASES = {
@@ -81,7 +73,7 @@ class ScanKernelTest {
     new Case(5, 2, 129, 16, 16, 1, t(4, 8, 3), t(8, 4, 6)),
     new Case(6, 1, 300, 26, 5, 8, t(8, 16, 4), t(8, 8, 8)),
     new Case(
-        7, 2, 77, 12, 64, 4, t(8, 16, 4), DeviceScan.fit(DeviceScan.BACKWARD, 64, 48 * 1024, true)),
+        7, 2, 77, 12, 64, 4, t(8, 16, 4), DeviceScan.fit(ScanTiling.BACKWARD, 64, 48 * 1024, true)),
     new Case(8, 2, 150, 37, 17, 5, t(8, 8, 4), t(8, 4, 4)),
     new Case(9, 1, 1, 9, 3, 2, t(4, 2, 4), t(4, 2, 4)),
     new Case(10, 3, 70, 20, 9, 3, t(3, 5, 4), t(3, 5, 4)),
@@ -91,16 +83,16 @@ class ScanKernelTest {
   void tilingsShrinkToTheLocalMemoryOfANvidiaGpu() {
     long nvidia = 48 * 1024;
     for (int N : new int[] {1, 16, 17, 64, 128}) {
-      DeviceScan.Tiling f = DeviceScan.fit(DeviceScan.FORWARD, N, nvidia, false);
-      DeviceScan.Tiling b = DeviceScan.fit(DeviceScan.BACKWARD, N, nvidia, true);
-      DeviceScan.Tiling fb = DeviceScan.forwardWithChunk(b, N, nvidia, DeviceScan.VERSION);
+      ScanTiling f = DeviceScan.fit(ScanTiling.FORWARD, N, nvidia, false);
+      ScanTiling b = DeviceScan.fit(ScanTiling.BACKWARD, N, nvidia, true);
+      ScanTiling fb = DeviceScan.forwardWithChunk(b, N, nvidia, DeviceScan.VERSION);
       System.out.printf("N=%d: forward %s, backward %s, its forward %s%n", N, f, b, fb);
       assertTrue(4L * DeviceScan.forwardLocal(f, N, DeviceScan.VERSION) <= nvidia);
       assertTrue(4L * DeviceScan.backwardLocal(b, N, DeviceScan.VERSION) <= nvidia);
       assertTrue(4L * DeviceScan.forwardLocal(fb, N, DeviceScan.VERSION) <= nvidia);
       assertTrue(fb.chunk() == b.chunk());
     }
-    assertTrue(DeviceScan.fit(DeviceScan.BACKWARD, 16, nvidia, true) == DeviceScan.BACKWARD);
+    assertTrue(DeviceScan.fit(ScanTiling.BACKWARD, 16, nvidia, true) == ScanTiling.BACKWARD);
   }
 
   @ParameterizedTest(name = "forward version {0}")
@@ -162,7 +154,7 @@ class ScanKernelTest {
       }
       int T = c.bwd.chunk();
       // the forward that saves the chunk states: same chunk
-      DeviceScan.Tiling fwd = DeviceScan.forwardWithChunk(c.bwd, c.N, 1L << 30, version);
+      ScanTiling fwd = DeviceScan.forwardWithChunk(c.bwd, c.N, 1L << 30, version);
       int BT = c.B * c.L;
       float[] hc = new float[c.B * SelectiveScan.chunkCount(c.L, T) * c.N * c.ED];
       // the CPU's backward from a fresh state (training), with the same chunk

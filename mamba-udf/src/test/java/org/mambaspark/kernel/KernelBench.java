@@ -171,18 +171,18 @@ public final class KernelBench {
   /**
    * The scan versions to time with this tiling: the one asked for (scan=), then 1 unless scanMin=4.
    */
-  private int[] versions(DeviceScan.Tiling t) {
+  private int[] versions(ScanTiling t) {
     int top = DeviceScan.version(t, i("scan", DeviceScan.VERSION));
     return top == 4 && i("scanMin", 1) <= 1 ? new int[] {4, 1} : new int[] {top};
   }
 
-  private void scanForward(int B, int L, int ED, int N, DeviceScan.Tiling t) {
+  private void scanForward(int B, int L, int ED, int N, ScanTiling t) {
     for (int v : versions(t)) {
       scanForward(B, L, ED, N, t, v);
     }
   }
 
-  private void scanForward(int B, int L, int ED, int N, DeviceScan.Tiling t, int version) {
+  private void scanForward(int B, int L, int ED, int N, ScanTiling t, int version) {
     int R = 48;
     try (DeviceScan s =
         new DeviceScan(device, B, L, ED, N, R, R + 2 * N, ED, t, null, false, version)) {
@@ -246,15 +246,15 @@ public final class KernelBench {
     return String.format(Locale.ROOT, "rel err %.1e", relErr(got, y));
   }
 
-  private void scanBackward(int B, int L, int ED, int N, DeviceScan.Tiling t) {
+  private void scanBackward(int B, int L, int ED, int N, ScanTiling t) {
     for (int v : versions(t)) {
       scanBackward(B, L, ED, N, t, v);
     }
   }
 
-  private void scanBackward(int B, int L, int ED, int N, DeviceScan.Tiling t, int version) {
+  private void scanBackward(int B, int L, int ED, int N, ScanTiling t, int version) {
     int R = 48;
-    DeviceScan.Tiling f = DeviceScan.forwardWithChunk(t, N, device.getLocalMemSize(), version);
+    ScanTiling f = DeviceScan.forwardWithChunk(t, N, device.getLocalMemSize(), version);
     try (DeviceScan s =
         new DeviceScan(device, B, L, ED, N, R, R + 2 * N, ED, f, t, true, version)) {
       s.uploadRandom(1);
@@ -309,7 +309,7 @@ public final class KernelBench {
       if (!only.isEmpty() && !java.util.Arrays.asList(only.split(",")).contains(key)) {
         continue;
       }
-      DeviceScan.Tiling t = new DeviceScan.Tiling(c[0], c[1], 4);
+      ScanTiling t = new ScanTiling(c[0], c[1], 4);
       if (t.threads() > device.getMaxWorkGroupSize()) {
         continue;
       }
@@ -816,19 +816,19 @@ public final class KernelBench {
         + (weights().equals("fp32") ? ")" : ", " + weights() + ")");
   }
 
-  private DeviceScan.Tiling defaultTiling(boolean forward, int B, int ED) {
-    boolean few = DeviceScan.fewRows(B, ED, device.getMaxComputeUnits());
+  private ScanTiling defaultTiling(boolean forward, int B, int ED) {
+    boolean few = ScanTiling.fewRows(B, ED, device.getMaxComputeUnits());
     if (forward) {
-      return few ? DeviceScan.FORWARD_FEW_ROWS : DeviceScan.FORWARD;
+      return few ? ScanTiling.FORWARD_FEW_ROWS : ScanTiling.FORWARD;
     }
-    return few ? DeviceScan.BACKWARD_FEW_ROWS : DeviceScan.BACKWARD;
+    return few ? ScanTiling.BACKWARD_FEW_ROWS : ScanTiling.BACKWARD;
   }
 
-  private DeviceScan.Tiling tiling(boolean forward) {
+  private ScanTiling tiling(boolean forward) {
     int B = i("B", 8);
     int ED = i("ED", 1536);
-    DeviceScan.Tiling d = defaultTiling(forward, B, ED);
-    return new DeviceScan.Tiling(i("ce", d.ce), i("S", d.segments), i("I", d.items));
+    ScanTiling d = defaultTiling(forward, B, ED);
+    return new ScanTiling(i("ce", d.ce), i("S", d.segments), i("I", d.items));
   }
 
   private static double median(long[] ns) {

@@ -502,8 +502,8 @@ final class DeviceOps implements AutoCloseable {
   void gemmPrepare(int M, int N, int K, long seed) {
     java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
     kernel.act =
-        new float[DeviceScan.checkedSize((long) M * K + (long) M * N, "the GEMM operands")];
-    kernel.W = new float[DeviceScan.checkedSize((long) N * K, "the GEMM weight")];
+        new float[KernelMemory.checkedSize((long) M * K + (long) M * N, "the GEMM operands")];
+    kernel.W = new float[KernelMemory.checkedSize((long) N * K, "the GEMM weight")];
     for (int i = 0; i < M * K; i++) {
       kernel.act[i] = (float) r.nextGaussian();
     }

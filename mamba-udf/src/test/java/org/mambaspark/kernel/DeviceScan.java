@@ -19,36 +19,6 @@ import com.aparapi.device.OpenCLDevice;
  * </pre>
  */
 public final class DeviceScan implements AutoCloseable {
-  /** A work-group shape: ce channels × S segments of I positions (chunk T = S·I); ce·S threads. */
-  public static final class Tiling {
-    public final int ce;
-    public final int segments;
-    public final int items;
-
-    public Tiling(int ce, int segments, int items) {
-      if (ce <= 0 || segments <= 0 || items <= 0) {
-        throw new IllegalArgumentException(
-            "tiling sizes must be positive: ce=" + ce + " S=" + segments + " I=" + items);
-      }
-      this.ce = ce;
-      this.segments = segments;
-      this.items = items;
-    }
-
-    public int chunk() {
-      return segments * items;
-    }
-
-    public int threads() {
-      return ce * segments;
-    }
-
-    @Override
-    public String toString() {
-      return "ce=" + ce + " S=" + segments + " I=" + items + " (chunk " + chunk() + ")";
-    }
-  }
-
   /**
    * The scan kernels' version, {@code -Dmamba.gpu.scan=1|4}: 4 (default) shares each chunk's
    * barriers among the N states ({@link ScanKernel#scanForward4}, {@link ScanKernel#scanBackward4})
@@ -57,43 +27,23 @@ public final class DeviceScan implements AutoCloseable {
   public static final int VERSION = Integer.getInteger("mamba.gpu.scan", 4);
 
   /**
-   * Defaults, from a sweep on the H200 (KernelBench scan-sweep, version 4, N = 16): forward 16
-   * channels × 16 segments × 4 positions (chunk 64, 256 threads); backward 16 × 4 × 4 (chunk 16).
-   * For batches with too few rows to give every compute unit two groups ({@link #fewRows}, e.g. B =
-   * 1, ED = 1536), narrower groups with more segments: forward 8 × 32 × 4 (0.96 ms at B=1 L=16384,
-   * where 16 × 16 × 4 ran 1.28 and 4 × 32 × 4 1.19), backward 4 × 16 × 4. The forward that saves
-   * chunk states for a backward must use its chunk ({@link #forwardWithChunk}).
-   */
-  public static final Tiling FORWARD = new Tiling(16, 16, 4);
-
-  public static final Tiling BACKWARD = new Tiling(16, 4, 4);
-  public static final Tiling FORWARD_FEW_ROWS = new Tiling(8, 32, 4);
-
-  public static final Tiling BACKWARD_FEW_ROWS = new Tiling(4, 16, 4);
-
-  /** Whether (B, ED) rows in groups of 16 channels give fewer than two groups a compute unit. */
-  public static boolean fewRows(int B, int ED, int computeUnits) {
-    return (long) B * ((ED + 15) / 16) < 2L * computeUnits;
-  }
-
-  /**
    * The tiling, or a smaller one whose local memory fits {@code localBytes} for state size N: fewer
    * channels first (down to 4; a large N multiplies every per-channel buffer), then fewer segments,
    * then fewer positions (leaving version 4), then the rest.
    */
-  public static Tiling fit(Tiling t, int N, long localBytes, boolean backward) {
-    Tiling c = t;
+  public static ScanTiling fit(ScanTiling t, int N, long localBytes, boolean backward) {
+    ScanTiling c = t;
     while (4L * local(c, N, backward) > localBytes) {
       if (c.ce > 4) {
-        c = new Tiling(c.ce / 2, c.segments, c.items);
+        c = new ScanTiling(c.ce / 2, c.segments, c.items);
       } else if (c.segments > 2) {
-        c = new Tiling(c.ce, c.segments / 2, c.items);
+        c = new ScanTiling(c.ce, c.segments / 2, c.items);
       } else if (c.items > 1) {
-        c = new Tiling(c.ce, c.segments, c.items / 2);
+        c = new ScanTiling(c.ce, c.segments, c.items / 2);
       } else if (c.ce > 1) {
-        c = new Tiling(c.ce / 2, c.segments, c.items);
+        c = new ScanTiling(c.ce / 2, c.segments, c.items);
       } else if (c.segments > 1) {
-        c = new Tiling(1, 1, 1);
+        c = new ScanTiling(1, 1, 1);
       } else {
         throw new IllegalArgumentException(
             "no scan tiling fits " + localBytes + " bytes of local memory for N = " + N);
@@ -103,36 +53,13 @@ public final class DeviceScan implements AutoCloseable {
   }
 
   /**
-   * For the whole-model kernel, which holds only version 4: the tiling, or one with fewer channels,
-   * then fewer segments, always 4 positions a thread.
-   */
-  public static Tiling fitVersion4(Tiling t, int N, long localBytes, boolean backward) {
-    Tiling c = t;
-    while (4L * (backward ? backwardLocal(c, N, 4) : forwardLocal(c, N, 4)) > localBytes) {
-      if (c.ce > 1) {
-        c = new Tiling(c.ce / 2, c.segments, 4);
-      } else if (c.segments > 1) {
-        c = new Tiling(1, c.segments / 2, 4);
-      } else {
-        throw new IllegalArgumentException(
-            "state size N = "
-                + N
-                + " needs more local memory than the device's "
-                + localBytes
-                + " bytes for the GPU scan; use the CPU backend (-Dmamba.backend=cpu)");
-      }
-    }
-    return c;
-  }
-
-  /**
    * A forward tiling with the backward's chunk (so that its saved chunk states serve it), with as
    * many of the backward's channels as fit {@code localBytes} in the kernels' {@code version}.
    */
-  public static Tiling forwardWithChunk(Tiling bwd, int N, long localBytes, int version) {
+  public static ScanTiling forwardWithChunk(ScanTiling bwd, int N, long localBytes, int version) {
     int T = bwd.chunk();
     for (int ce = bwd.ce; ce >= 1; ce /= 2) {
-      Tiling f = T % 4 == 0 ? new Tiling(ce, T / 4, 4) : new Tiling(ce, T, 1);
+      ScanTiling f = T % 4 == 0 ? new ScanTiling(ce, T / 4, 4) : new ScanTiling(ce, T, 1);
       if (4L * forwardLocal(f, N, version) <= localBytes) {
         return f;
       }
@@ -141,37 +68,37 @@ public final class DeviceScan implements AutoCloseable {
         "no forward tiling with chunk " + T + " fits " + localBytes + " bytes for N = " + N);
   }
 
-  private static int local(Tiling t, int N, boolean backward) {
+  private static int local(ScanTiling t, int N, boolean backward) {
     return backward ? backwardLocal(t, N, VERSION) : forwardLocal(t, N, VERSION);
   }
 
   /** The version (forward and backward) that runs with this tiling when {@code asked} is. */
-  static int version(Tiling t, int asked) {
+  static int version(ScanTiling t, int asked) {
     return t.items == 4 && asked >= 4 ? 4 : 1;
   }
 
   /** Local floats of the forward that runs for (t, version). */
-  static int forwardLocal(Tiling t, int N, int version) {
+  static int forwardLocal(ScanTiling t, int N, int version) {
     return version(t, version) == 4
         ? ScanKernel.scanForward4Local(t.ce, t.segments, N)
-        : ScanKernel.scanForwardLocal(t.ce, t.segments, t.items, N);
+        : ScanKernelV1.scanForwardLocal(t.ce, t.segments, t.items, N);
   }
 
   /** Local floats of the backward that runs for (t, version). */
-  static int backwardLocal(Tiling t, int N, int version) {
+  static int backwardLocal(ScanTiling t, int N, int version) {
     return version(t, version) == 4
         ? ScanKernel.scanBackward4Local(t.ce, t.segments, N)
-        : ScanKernel.scanBackwardLocal(t.ce, t.segments, t.items, N);
+        : ScanKernelV1.scanBackwardLocal(t.ce, t.segments, t.items, N);
   }
 
   /** The forward's op code for (t, version). */
-  static int forwardOp(Tiling t, int version) {
-    return version(t, version) == 4 ? ScanKernel.OP_SCAN_FWD4 : ScanKernel.OP_SCAN_FWD;
+  static int forwardOp(ScanTiling t, int version) {
+    return version(t, version) == 4 ? ScanKernel.OP_SCAN_FWD4 : ScanKernelV1.OP_SCAN_FWD;
   }
 
   /** The backward's op code for (t, version). */
-  static int backwardOp(Tiling t, int version) {
-    return version(t, version) == 4 ? ScanKernel.OP_SCAN_BWD4 : ScanKernel.OP_SCAN_BWD;
+  static int backwardOp(ScanTiling t, int version) {
+    return version(t, version) == 4 ? ScanKernel.OP_SCAN_BWD4 : ScanKernelV1.OP_SCAN_BWD;
   }
 
   final ScanKernel kernel;
@@ -183,8 +110,8 @@ public final class DeviceScan implements AutoCloseable {
   final int R;
   final int P;
   final int zStride;
-  final Tiling fwd;
-  final Tiling bwd;
+  final ScanTiling fwd;
+  final ScanTiling bwd;
   final int chunks;
   private boolean checked;
 
@@ -218,8 +145,8 @@ public final class DeviceScan implements AutoCloseable {
       int R,
       int P,
       int zStride,
-      Tiling fwd,
-      Tiling bwd,
+      ScanTiling fwd,
+      ScanTiling bwd,
       boolean withBackward,
       int version) {
     if (bwd != null && bwd.chunk() != fwd.chunk()) {
@@ -247,9 +174,9 @@ public final class DeviceScan implements AutoCloseable {
     oDbc = (int) off[3];
     oZ = (int) off[4];
     oHc = (int) off[5];
-    kernel = new ScanKernel();
+    kernel = new ScanKernelV1();
     kernel.setExplicit(true);
-    kernel.act = new float[checkedSize(off[6], "activations")];
+    kernel.act = new float[KernelMemory.checkedSize(off[6], "activations")];
     kernel.W = new float[N * ED + ED];
     kernel.state = new float[B * N * ED];
     int lmemNeed = forwardLocal(fwd, N, version);
@@ -263,10 +190,12 @@ public final class DeviceScan implements AutoCloseable {
       gDz = (int) goff[4];
       gDa = (int) goff[5];
       gDd = (int) goff[6];
-      kernel.gact = new float[checkedSize(goff[7], "gradients")];
+      kernel.gact = new float[KernelMemory.checkedSize(goff[7], "gradients")];
       int nEb = (ED + bwd.ce - 1) / bwd.ce;
       long pBc = (long) nEb * BT * 2 * N;
-      kernel.part = new float[checkedSize(pBc + (long) B * N * ED + (long) B * ED, "partial sums")];
+      kernel.part =
+          new float
+              [KernelMemory.checkedSize(pBc + (long) B * N * ED + (long) B * ED, "partial sums")];
       kernel.pBcOff = 0;
       kernel.pAOff = (int) pBc;
       kernel.pDOff = (int) (pBc + (long) B * N * ED);
@@ -318,18 +247,6 @@ public final class DeviceScan implements AutoCloseable {
       off[i + 1] = off[i] + sizes[i];
     }
     return off;
-  }
-
-  static int checkedSize(long floats, String what) {
-    if (floats > (1L << 29) - 16) {
-      throw new IllegalArgumentException(
-          what
-              + " need "
-              + floats
-              + " floats, more than one device array holds (2 GiB, beyond which Aparapi falls back"
-              + " to the Java thread pool); use a smaller batch");
-    }
-    return (int) Math.max(1, floats);
   }
 
   public int chunks() {
