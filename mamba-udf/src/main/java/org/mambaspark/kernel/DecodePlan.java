@@ -1,12 +1,14 @@
 package org.mambaspark.kernel;
 
+import org.mambaspark.model.Architecture;
 import org.mambaspark.model.MambaConfig;
 
 /**
  * The passes of one decode step for B sequences ({@link StepKernel}): per layer rmsnorm, in_proj,
- * conv step, x_proj, dt_proj + softplus, scan step, out_proj into the residual stream; then the
- * final norm and lm_head into {@code out}. Each matrix is read where it lives (W, or its slab as
- * fp32 bits or bf16). Built once per batch size; the records go to the device once.
+ * conv step, x_proj (Falcon-Mamba: its parts' norms), dt_proj + softplus, scan step, out_proj into
+ * the residual stream; then the final norm and lm_head into {@code out}. Each matrix is read where
+ * it lives (W, or its slab as fp32 bits or bf16). Built once per batch size; the records go to the
+ * device once.
  */
 final class DecodePlan {
   final int[] records;
@@ -25,7 +27,8 @@ final class DecodePlan {
     this.wl = wl;
     this.batch = a.B;
     int layers = c.numLayers;
-    this.passes = 7 * layers + 3;
+    boolean falcon = c.architecture == Architecture.FALCON_MAMBA;
+    this.passes = (falcon ? 8 : 7) * layers + 3;
     this.records = new int[passes * StepKernel.REC];
     this.eps = new float[passes * StepKernel.REC];
     int B = a.B;
@@ -52,6 +55,9 @@ final class DecodePlan {
           wl.convB[l],
           convOff[l]);
       product(l, B, P, ED, a.xs, ED, wl.xProj[l], a.dbc, P, -1, 0, 0);
+      if (falcon) {
+        add(c.mixerRmsEps, StepKernel.P_SEGNORM, B, P, R, N, a.dbc);
+      }
       product(l, B, ED, R, a.dbc, P, wl.dtProj[l], a.delta, ED, wl.dtProjBias[l], 0, 1);
       add(
           0f,

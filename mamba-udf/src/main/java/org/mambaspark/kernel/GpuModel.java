@@ -4,7 +4,9 @@ import com.aparapi.Range;
 import com.aparapi.device.OpenCLDevice;
 import java.util.Arrays;
 import java.util.concurrent.locks.ReentrantLock;
+import org.mambaspark.model.Architecture;
 import org.mambaspark.model.Backend;
+import org.mambaspark.model.Backends;
 import org.mambaspark.model.LayerWeights;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
@@ -12,6 +14,9 @@ import org.mambaspark.model.MambaState;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.TokenIds;
+import org.mambaspark.ops.LoudWarning;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A {@link MambaModel} resident on an OpenCL device: the same forward, scoring, generation step and
@@ -29,6 +34,7 @@ import org.mambaspark.model.TokenIds;
  * device).
  */
 final class GpuModel implements ModelRunner, MambaState.Holder {
+  private static final Logger LOG = LoggerFactory.getLogger(GpuModel.class);
   private final GpuBackend backend;
   private final MambaModel model;
   private final MambaConfig c;
@@ -36,6 +42,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private final ReentrantLock lock;
   private final MambaKernel kernel;
   private final DeviceWeights wl;
+  private final boolean falcon;
   private boolean checked;
 
   /** Benchmarks: accumulate OpenCL's kernel time of every launch into kernelNanos. */
@@ -96,10 +103,11 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     this.c = model.config;
     this.device = backend.device;
     this.lock = backend.lock;
-    if (c.architecture != org.mambaspark.model.Architecture.MAMBA) {
+    if (c.architecture == Architecture.MAMBA2) {
       throw new IllegalArgumentException(
-          "the GPU kernels run Mamba-1 only; this model is " + c.architecture.hfClass);
+          "the GPU kernels run Mamba-1 and Falcon-Mamba; this model is " + c.architecture.hfClass);
     }
+    this.falcon = c.architecture == Architecture.FALCON_MAMBA;
     this.wl = DeviceWeights.place(c, format, arrayFloats);
     wl.checkFits(device.getGlobalMemSize(), OpenClDevices.describe(device));
     kernel = new MambaKernel();
@@ -269,6 +277,12 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   private DecodePlan plan;
 
+  /**
+   * The launch table ({@link StepKernel#plan}): record 0 the forward's Falcon part norms for the
+   * layout of {@link #normRows} rows, then the decode plan's records.
+   */
+  private int normRows = -1;
+
   /** One token a sequence through {@link StepKernel}: a single launch of the plan's passes. */
   private void decodeStep(float[] logits, Layout a) {
     int B = a.B;
@@ -280,33 +294,62 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         conv[l] = convOff(l, B);
       }
       plan = new DecodePlan(c, wl, a, ssm, conv, a.ids);
-      kernel.plan = plan.records;
-      kernel.planF = plan.eps;
-      kernel.put(kernel.plan);
-      kernel.put(kernel.planF);
+      int n = StepKernel.REC + plan.records.length;
+      if (kernel.plan.length != n) {
+        kernel.plan = Arrays.copyOf(kernel.plan, n);
+        kernel.planF = Arrays.copyOf(kernel.planF, n);
+      }
+      System.arraycopy(plan.records, 0, kernel.plan, StepKernel.REC, plan.records.length);
+      System.arraycopy(plan.eps, 0, kernel.planF, StepKernel.REC, plan.eps.length);
+      putTable();
     }
+    passes(1, plan.passes, "decode step (" + plan.passes + " passes)");
+    int V = c.vocabSize;
+    kernel.get(kernel.out);
+    System.arraycopy(kernel.out, 0, logits, 0, B * V);
+  }
+
+  /** Falcon-Mamba: the weightless norms of x_proj's Δ-rank, B and C parts, in place. */
+  private void partNorms(Layout a) {
+    if (normRows != a.BT) {
+      if (kernel.plan.length < StepKernel.REC) {
+        kernel.plan = new int[StepKernel.REC];
+        kernel.planF = new float[StepKernel.REC];
+      }
+      int[] rec = {StepKernel.P_SEGNORM, a.BT, c.xProjSize(), c.timeStepRank, c.stateSize, a.dbc};
+      System.arraycopy(rec, 0, kernel.plan, 0, rec.length);
+      kernel.planF[0] = c.mixerRmsEps;
+      putTable();
+      normRows = a.BT;
+    }
+    passes(0, 1, "falcon part norms");
+  }
+
+  private void putTable() {
+    kernel.put(kernel.plan);
+    kernel.put(kernel.planF);
+  }
+
+  /** Records [first, first + n) of the launch table as one launch of n passes. */
+  private void passes(int first, int n, String what) {
     kernel.op = StepKernel.OP_STEP;
-    kernel.planOff = 0;
+    kernel.planOff = first * StepKernel.REC;
     kernel.lmem = localArray(StepKernel.STEP_LOCAL);
     int groups = device.getMaxComputeUnits() * 8;
     kernel.execute(
-        Range.create(device, groups * StepKernel.STEP_THREADS, StepKernel.STEP_THREADS),
-        plan.passes);
+        Range.create(device, groups * StepKernel.STEP_THREADS, StepKernel.STEP_THREADS), n);
     launches++;
     if (profile) {
       long ns = KernelTimer.lastKernelNanos(kernel);
       kernelNanos += ns;
       if (opNanos != null) {
-        opNanos.merge("decode step (" + plan.passes + " passes)", ns, Long::sum);
+        opNanos.merge(what, ns, Long::sum);
       }
     }
     if (!checked) {
       OpenClDevices.checkRanOnDevice(kernel, device, "the model kernel");
       checked = true;
     }
-    int V = c.vocabSize;
-    kernel.get(kernel.out);
-    System.arraycopy(kernel.out, 0, logits, 0, B * V);
   }
 
   // ---- the recurrent state, kept on the device between calls
@@ -409,6 +452,9 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   @Override
   public double forwardBackward(MambaWeights grads, int[] ids, int B, int L, double scale) {
+    if (falcon) {
+      return cpuTrainer().forwardBackward(grads, ids, B, L, scale);
+    }
     if (wl.staged) {
       throw new UnsupportedOperationException(
           "GPU training keeps every parameter and its gradient in one device array (2 GiB, about"
@@ -454,6 +500,9 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         evict();
         closed = true;
         kernel.dispose();
+        if (cpuTrainer != null) {
+          cpuTrainer.close();
+        }
       }
     } finally {
       lock.unlock();
@@ -491,6 +540,25 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     } finally {
       lock.unlock();
     }
+  }
+
+  private ModelRunner cpuTrainer;
+
+  /**
+   * Falcon-Mamba's gradients come from the CPU engine (the device has no backward of its part norms
+   * yet), said loudly once per runner; its inference stays on the device.
+   */
+  private synchronized ModelRunner cpuTrainer() {
+    if (cpuTrainer == null) {
+      LoudWarning.warn(
+          LOG,
+          "*** mamba: the GPU backend has no Falcon-Mamba backward: TRAINING STEPS OF THIS MODEL RUN"
+              + " ON THE CPU (inference stays on "
+              + OpenClDevices.describe(device)
+              + ")");
+      cpuTrainer = Backends.cpu().open(model);
+    }
+    return cpuTrainer;
   }
 
   // ---- weights
@@ -980,6 +1048,9 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     }
     layerProduct(
         l, fromSlab, BT, P, ED, a.xs, ED, wl.xProj[l], a.dbc, P, -1, false, MambaKernel.ACT_NONE);
+    if (falcon) {
+      partNorms(a);
+    }
     layerProduct(
         l,
         fromSlab,

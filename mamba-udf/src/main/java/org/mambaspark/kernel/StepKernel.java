@@ -23,6 +23,8 @@ package org.mambaspark.kernel;
  *       GEMV's loads of A, not the weights, would bound it;
  *   <li>{@link #P_CONV}: the depthwise conv's step over the kept K−1 inputs, + SiLU, and the shift
  *       of those inputs ({@code Conv1d.convStep});
+ *   <li>{@link #P_SEGNORM}: Falcon-Mamba's weightless RMSNorms of the Δ-rank, B and C parts of each
+ *       x_proj row, in place (also launched alone, one pass, by the forward);
  *   <li>{@link #P_SCAN}: the selective scan's step with the D skip and the SiLU(z) gate, a thread
  *       per (b, e) walking its N states ({@code SelectiveScan.scanStep}).
  * </ul>
@@ -36,6 +38,7 @@ public class StepKernel extends ScanKernel {
   static final int P_CONV = 4;
   static final int P_SCAN = 5;
   static final int P_GEMM = 6;
+  static final int P_SEGNORM = 7;
 
   /** The tiled product's tile: 64 rows (all of a step's) × 64 columns, k in steps of 16. */
   static final int TILE = 64;
@@ -79,6 +82,8 @@ public class StepKernel extends ScanKernel {
       stepScan(p);
     } else if (kind == P_EMBED) {
       stepEmbed(p);
+    } else if (kind == P_SEGNORM) {
+      segmentNorms(p);
     }
   }
 
@@ -481,6 +486,38 @@ public class StepKernel extends ScanKernel {
       }
       float z = act[zOff + b * zStride + e];
       act[yOff + i] = y * z / (1f + exp(-z));
+    }
+  }
+
+  /**
+   * [rows, P, R, N, dbcOff], eps: each row's parts [0, R), [R, R+N), [R+N, R+2N) of act[dbcOff +
+   * row·P ...] become v·rsqrt(mean(v²) + eps), a thread per (row, part).
+   */
+  private void segmentNorms(int p) {
+    int rows = plan[p + 1];
+    int P = plan[p + 2];
+    int R = plan[p + 3];
+    int N = plan[p + 4];
+    int dbcOff = plan[p + 5];
+    float eps = planF[p];
+    for (int i = getGlobalId(); i < rows * 3; i += getGlobalSize()) {
+      int row = i / 3;
+      int part = i - row * 3;
+      int o = dbcOff + row * P;
+      int n = R;
+      if (part > 0) {
+        o += R + (part - 1) * N;
+        n = N;
+      }
+      float ss = 0f;
+      for (int j = 0; j < n; j++) {
+        float v = act[o + j];
+        ss += v * v;
+      }
+      float r = 1f / sqrt(ss / n + eps);
+      for (int j = 0; j < n; j++) {
+        act[o + j] = act[o + j] * r;
+      }
     }
   }
 }

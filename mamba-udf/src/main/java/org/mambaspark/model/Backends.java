@@ -28,8 +28,8 @@ import org.slf4j.LoggerFactory;
  * GPU (or accelerator) count, unless {@code -Dmamba.opencl.cpu=true} admits CPU devices such as
  * PoCL (the tests run the kernels that way).
  *
- * <p>The GPU kernels compute Mamba-1 only: a runner the GPU backend is asked to open for another
- * architecture (Mamba-2, Falcon-Mamba) is a CPU runner, and that is logged once per architecture,
+ * <p>The GPU kernels compute Mamba-1 and Falcon-Mamba: a runner the GPU backend is asked to open
+ * for another architecture (Mamba-2) is a CPU runner, and that is logged once per architecture,
  * loudly, with the reason.
  */
 public final class Backends {
@@ -102,7 +102,7 @@ public final class Backends {
     try {
       Backend gpu = loadGpu(index);
       LOG.info("mamba backend: GPU {} (OpenCL through Aparapi)", gpu.device());
-      return new Mamba1OnlyGpu(gpu);
+      return new KernelArchitecturesGpu(gpu);
     } catch (IllegalStateException e) {
       why = e.getMessage();
     } catch (ReflectiveOperationException | LinkageError e) {
@@ -122,13 +122,13 @@ public final class Backends {
   }
 
   /**
-   * The GPU backend, for Mamba-1 models; models of other architectures get a CPU runner, so that
-   * they are never run through the Mamba-1 kernels.
+   * The GPU backend, for the architectures its kernels compute (Mamba-1, Falcon-Mamba); models of
+   * other architectures get a CPU runner, so that they are never run through the wrong kernels.
    */
-  static final class Mamba1OnlyGpu implements Backend {
+  static final class KernelArchitecturesGpu implements Backend {
     private final Backend gpu;
 
-    Mamba1OnlyGpu(Backend gpu) {
+    KernelArchitecturesGpu(Backend gpu) {
       this.gpu = gpu;
     }
 
@@ -145,7 +145,7 @@ public final class Backends {
     @Override
     public ModelRunner open(MambaModel model) {
       Architecture a = model.config.architecture;
-      if (a == Architecture.MAMBA) {
+      if (a == Architecture.MAMBA || a == Architecture.FALCON_MAMBA) {
         return gpu.open(model);
       }
       warnCpuFor(a, gpu.device());
@@ -165,7 +165,7 @@ public final class Backends {
     if (WARNED_CPU_FOR.add(a)) {
       String banner =
           String.format(
-              "%n%s%n*** mamba: the GPU backend (%s) runs Mamba-1 only; this is a %s model"
+              "%n%s%n*** mamba: the GPU backend (%s) runs Mamba-1 and Falcon-Mamba; this is a %s model"
                   + " (%s)%n*** RUNNING IT ON THE CPU: %s%n%s",
               BANNER, device, a.hfClass, a.modelType, CpuBackend.INSTANCE.device(), BANNER);
       lastFallbackWarning = banner;

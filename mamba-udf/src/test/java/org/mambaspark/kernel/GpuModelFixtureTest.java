@@ -24,7 +24,8 @@ import org.mambaspark.model.NamedTensor;
  * The whole model through the GPU backend against Hugging Face transformers' float64 outputs in
  * fixtures/: every hidden state, the logits and the loss within 1e-5 relative error, greedy
  * generation identical (prefill + one-token steps with the state on the device), streaming in
- * pieces equal to one pass, and every parameter gradient within 1e-4.
+ * pieces equal to one pass, and every parameter gradient within 1e-4; for Mamba-1 and Falcon-Mamba
+ * (whose gradients the runner takes from the CPU engine, saying so).
  */
 class GpuModelFixtureTest {
   static final double TOL = 1e-5;
@@ -78,7 +79,7 @@ class GpuModelFixtureTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"tiny", "small"})
+  @ValueSource(strings = {"tiny", "small", "falcon_tiny"})
   void hiddenStatesLogitsAndLossMatchTransformers(String name) {
     Case c = new Case(name);
     MambaConfig cfg = c.model.config;
@@ -123,7 +124,7 @@ class GpuModelFixtureTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"tiny", "small"})
+  @ValueSource(strings = {"tiny", "small", "falcon_tiny"})
   void greedyGenerationWithTheStateOnTheDevice(String name) {
     Case c = new Case(name);
     int[] prompt = toInts(c.expected.readLongs("generate.prompt"));
@@ -156,7 +157,7 @@ class GpuModelFixtureTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"tiny", "small"})
+  @ValueSource(strings = {"tiny", "small", "falcon_tiny"})
   void piecesWithTheStateCarriedEqualOnePass(String name) {
     Case c = new Case(name);
     MambaConfig cfg = c.model.config;
@@ -184,7 +185,7 @@ class GpuModelFixtureTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"tiny", "small"})
+  @ValueSource(strings = {"tiny", "small", "falcon_tiny"})
   void everyGradientMatchesPyTorch(String name) {
     Case c = new Case(name);
     MambaWeights grads = MambaWeights.zerosLike(c.model.weights);

@@ -107,21 +107,22 @@ class BackendsTest {
   }
 
   /**
-   * The GPU kernels compute Mamba-1 only: the GPU backend opens a Mamba-2 or Falcon-Mamba model as
-   * a CPU runner, says so loudly, and the runner's results are the CPU engine's.
+   * The GPU kernels compute Mamba-1 and Falcon-Mamba: the GPU backend opens a Mamba-2 model as a
+   * CPU runner, says so loudly, and the runner's results are the CPU engine's.
    */
   @ParameterizedTest
-  @org.junit.jupiter.params.provider.ValueSource(strings = {"mamba2_tiny", "falcon_tiny"})
+  @org.junit.jupiter.params.provider.ValueSource(strings = {"mamba2_tiny", "mamba2_small"})
   void otherArchitecturesRunOnTheCpuUnderTheGpuBackend(String fixture) {
     Backend b = gpu();
     MambaModel m =
         new MambaModel(org.mambaspark.io.Checkpoint.load(Fixtures.dir(fixture).resolve("model")));
     try (ModelRunner r = b.open(m)) {
-      assertEquals(Backend.Kind.CPU, r.backend().kind(), "not through the Mamba-1 kernels");
+      assertEquals(
+          Backend.Kind.CPU, r.backend().kind(), "not through the Mamba-1 / Falcon kernels");
       String banner = Backends.lastFallbackWarning;
       assertTrue(
           banner != null
-              && banner.contains("runs Mamba-1 only")
+              && banner.contains("runs Mamba-1 and Falcon-Mamba")
               && banner.contains(m.config.architecture.hfClass)
               && banner.contains("RUNNING IT ON THE CPU"),
           "logged loudly: " + banner);
