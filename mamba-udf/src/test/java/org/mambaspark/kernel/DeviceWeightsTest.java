@@ -58,7 +58,7 @@ class DeviceWeightsTest {
         m28.matrixBytes(), slabs, m28.deviceBytes());
     assertEquals(6, slabs, "11.1 GB of matrices in arrays of 2 GiB");
     DeviceWeights f7 =
-        DeviceWeights.place(KernelBench.falcon7bShape(), DeviceWeights.Format.BF16, cap);
+        DeviceWeights.place(MambaConfig.preset("falcon-mamba-7b"), DeviceWeights.Format.BF16, cap);
     System.out.printf(
         "falcon-mamba-7b shape bf16: %,d matrix bytes, %,d device bytes%n",
         f7.matrixBytes(), f7.deviceBytes());
@@ -66,7 +66,9 @@ class DeviceWeightsTest {
     IllegalArgumentException fp32 =
         assertThrows(
             IllegalArgumentException.class,
-            () -> DeviceWeights.place(KernelBench.falcon7bShape(), DeviceWeights.Format.FP32, cap));
+            () ->
+                DeviceWeights.place(
+                    MambaConfig.preset("falcon-mamba-7b"), DeviceWeights.Format.FP32, cap));
     System.out.println("7b fp32: " + fp32.getMessage());
     assertTrue(fp32.getMessage().contains("--weights-dtype bf16"), fp32.getMessage());
     IllegalArgumentException small =

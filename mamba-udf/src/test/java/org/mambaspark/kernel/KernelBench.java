@@ -38,7 +38,7 @@ import org.mambaspark.ops.SelectiveScan;
  *   train     preset=mamba-130m B=8 L=2048   forward + backward (all gradients back on the host)
  *   generate  preset=mamba-130m prompt=128 steps=64 B=1   one-token step latency, B sequences
  *             (plan=false: the step as the forward's launches instead of one launch of passes)
- *             (forward, train, generate: weights=fp32|bf16; preset=falcon-7b-shape for 7B sizes)
+ *             (forward, train, generate: weights=fp32|bf16; preset=falcon-mamba-7b for 7B sizes)
  *   launch-cost launches=2000   host time per launch: Aparapi's floor (a kernel of one array and
  *             one int), the same with eight more arrays, and the model's kernel (a one-element fill)
  *   bf16-loss model=models/pycode-bytes corpus=data/sample.jsonl   the mean loss of a JSON-lines
@@ -788,21 +788,10 @@ public final class KernelBench {
     return i("warmup", 5);
   }
 
-  /** A published preset, or {@code falcon-7b-shape}: falcon-mamba-7b's sizes as a Mamba-1. */
+  /** A published preset (MambaConfig#preset). */
   private MambaConfig preset() {
     String p = opt.getOrDefault("preset", "mamba-130m");
-    return p.equals("falcon-7b-shape") ? falcon7bShape() : MambaConfig.preset(p);
-  }
-
-  /** falcon-mamba-7b's sizes as a Mamba-1 (the GPU kernels run Mamba-1): a size reference. */
-  static MambaConfig falcon7bShape() {
-    return MambaConfig.builder()
-        .vocabSize(65024)
-        .hiddenSize(4096)
-        .numLayers(64)
-        .stateSize(16)
-        .convKernel(4)
-        .build();
+    return MambaConfig.preset(p);
   }
 
   private String weights() {
