@@ -13,47 +13,28 @@ final class GemmLaunch {
     void launch(int op, int global, int local);
   }
 
-  /**
-   * C[m, n] (+)= Σ_k A[m, k]·B[k, n] (+ bias[n]), then act; operands as (array selector, offset,
-   * two strides), see {@link MambaKernel}.
-   */
-  static void gemm(
-      MambaKernel k,
-      Launcher l,
-      int M,
-      int N,
-      int K,
-      int aSel,
-      int aOff,
-      int aRs,
-      int aCs,
-      int bSel,
-      int bOff,
-      int bKs,
-      int bNs,
-      int cSel,
-      int cOff,
-      int cRs,
-      int biasOff,
-      boolean accumulate,
-      int act) {
+  /** Sets the product's fields and launches it. */
+  static void gemm(MambaKernel k, Launcher l, Product p) {
+    int M = p.M();
+    int N = p.N();
+    int K = p.K();
     k.gM = M;
     k.gN = N;
     k.gK = K;
-    k.gASel = aSel;
-    k.gAOff = aOff;
-    k.gARs = aRs;
-    k.gACs = aCs;
-    k.gBSel = bSel;
-    k.gBOff = bOff;
-    k.gBKs = bKs;
-    k.gBNs = bNs;
-    k.gCSel = cSel;
-    k.gCOff = cOff;
-    k.gCRs = cRs;
-    k.gBiasOff = biasOff;
-    k.gAccum = accumulate ? 1 : 0;
-    k.gAct = act;
+    k.gASel = p.a().sel();
+    k.gAOff = p.a().off();
+    k.gARs = p.a().rs();
+    k.gACs = p.a().cs();
+    k.gBSel = p.b().sel();
+    k.gBOff = p.b().off();
+    k.gBKs = p.b().rs();
+    k.gBNs = p.b().cs();
+    k.gCSel = p.c().sel();
+    k.gCOff = p.c().off();
+    k.gCRs = p.c().rs();
+    k.gBiasOff = p.biasOff();
+    k.gAccum = p.accumulate() ? 1 : 0;
+    k.gAct = p.act();
     int splits = MambaKernel.splitsFor(M, N, K, k.part.length);
     if (M <= MambaKernel.GEMV_MAX_M) {
       l.launch(MambaKernel.OP_GEMV, N * 128, 128);

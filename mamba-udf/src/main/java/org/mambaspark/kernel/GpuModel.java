@@ -656,23 +656,16 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     kernel.gBSlab = slab;
     try {
       matmul(
-          M,
-          N,
-          K,
-          MambaKernel.SEL_ACT,
-          aOff,
-          aRs,
-          1,
-          MambaKernel.SEL_W,
-          bOff,
-          1,
-          K,
-          cSel,
-          cOff,
-          cRs,
-          biasOff,
-          accumulate,
-          act);
+          new Product(
+              M,
+              N,
+              K,
+              new Product.View(MambaKernel.SEL_ACT, aOff, aRs, 1),
+              new Product.View(MambaKernel.SEL_W, bOff, 1, K),
+              new Product.View(cSel, cOff, cRs, 1),
+              biasOff,
+              accumulate,
+              act));
     } finally {
       kernel.gBSlab = -1;
     }
@@ -1209,41 +1202,27 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       int n = Math.min(a.logitRows, BT - r0);
       lmHeadCrossEntropy(a, r0, n, scale, true);
       matmul(
-          n,
-          D,
-          V,
-          ACT,
-          a.logits,
-          V,
-          1,
-          W,
-          (int) wl.lmHead,
-          D,
-          1,
-          GA,
-          a.dhidden + r0 * D,
-          D,
-          -1,
-          true,
-          none);
+          new Product(
+              n,
+              D,
+              V,
+              new Product.View(ACT, a.logits, V, 1),
+              new Product.View(W, (int) wl.lmHead, D, 1),
+              new Product.View(GA, a.dhidden + r0 * D, D, 1),
+              -1,
+              true,
+              none));
       matmul(
-          V,
-          D,
-          n,
-          ACT,
-          a.logits,
-          1,
-          V,
-          ACT,
-          a.hidden + r0 * D,
-          D,
-          1,
-          G,
-          (int) wl.lmHead,
-          D,
-          -1,
-          true,
-          none);
+          new Product(
+              V,
+              D,
+              n,
+              new Product.View(ACT, a.logits, 1, V),
+              new Product.View(ACT, a.hidden + r0 * D, D, 1),
+              new Product.View(G, (int) wl.lmHead, D, 1),
+              -1,
+              true,
+              none));
     }
     // norm_f
     fill(GA, a.dx, BT * D);
@@ -1252,8 +1231,28 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       int in = l * BT * D;
       layerForward(a, l, SAVED, in, false, false);
       // out_proj
-      matmul(BT, ED, D, GA, a.dx, D, 1, W, wl.outProj[l], ED, 1, GA, a.dy, ED, -1, false, none);
-      matmul(D, ED, BT, GA, a.dx, 1, D, ACT, a.y, ED, 1, G, wl.outProj[l], ED, -1, true, none);
+      matmul(
+          new Product(
+              BT,
+              ED,
+              D,
+              new Product.View(GA, a.dx, D, 1),
+              new Product.View(W, wl.outProj[l], ED, 1),
+              new Product.View(GA, a.dy, ED, 1),
+              -1,
+              false,
+              none));
+      matmul(
+          new Product(
+              D,
+              ED,
+              BT,
+              new Product.View(GA, a.dx, 1, D),
+              new Product.View(ACT, a.y, ED, 1),
+              new Product.View(G, wl.outProj[l], ED, 1),
+              -1,
+              true,
+              none));
       if (wl.outProjBias[l] >= 0) {
         colsum(BT, D, GA, a.dx, D, G, wl.outProjBias[l]);
       }
@@ -1283,12 +1282,52 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       kernel.eDstOff = a.ddelta;
       kernel.eSrcOff = a.delta;
       launch(MambaKernel.OP_SOFTPLUS_BWD, BT * ED, 256);
-      matmul(BT, R, ED, GA, a.ddelta, ED, 1, W, wl.dtProj[l], R, 1, GA, a.ddbc, P, -1, true, none);
-      matmul(ED, R, BT, GA, a.ddelta, 1, ED, ACT, a.dbc, P, 1, G, wl.dtProj[l], R, -1, true, none);
+      matmul(
+          new Product(
+              BT,
+              R,
+              ED,
+              new Product.View(GA, a.ddelta, ED, 1),
+              new Product.View(W, wl.dtProj[l], R, 1),
+              new Product.View(GA, a.ddbc, P, 1),
+              -1,
+              true,
+              none));
+      matmul(
+          new Product(
+              ED,
+              R,
+              BT,
+              new Product.View(GA, a.ddelta, 1, ED),
+              new Product.View(ACT, a.dbc, P, 1),
+              new Product.View(G, wl.dtProj[l], R, 1),
+              -1,
+              true,
+              none));
       colsum(BT, ED, GA, a.ddelta, ED, G, wl.dtProjBias[l]);
       // x_proj
-      matmul(BT, ED, P, GA, a.ddbc, P, 1, W, wl.xProj[l], ED, 1, GA, a.dxs, ED, -1, true, none);
-      matmul(P, ED, BT, GA, a.ddbc, 1, P, ACT, a.xs, ED, 1, G, wl.xProj[l], ED, -1, true, none);
+      matmul(
+          new Product(
+              BT,
+              ED,
+              P,
+              new Product.View(GA, a.ddbc, P, 1),
+              new Product.View(W, wl.xProj[l], ED, 1),
+              new Product.View(GA, a.dxs, ED, 1),
+              -1,
+              true,
+              none));
+      matmul(
+          new Product(
+              P,
+              ED,
+              BT,
+              new Product.View(GA, a.ddbc, 1, P),
+              new Product.View(ACT, a.xs, ED, 1),
+              new Product.View(G, wl.xProj[l], ED, 1),
+              -1,
+              true,
+              none));
       // conv + silu
       setConv(a, l, false);
       kernel.cvOutOff = a.dpre;
@@ -1304,41 +1343,27 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       launch(MambaKernel.OP_CONV_BWD_DW_FIN, ED * (c.convKernel + 1), 128);
       // in_proj
       matmul(
-          BT,
-          D,
-          2 * ED,
-          GA,
-          a.dxz,
-          2 * ED,
-          1,
-          W,
-          wl.inProj[l],
-          D,
-          1,
-          GA,
-          a.dxNorm,
-          D,
-          -1,
-          false,
-          none);
+          new Product(
+              BT,
+              D,
+              2 * ED,
+              new Product.View(GA, a.dxz, 2 * ED, 1),
+              new Product.View(W, wl.inProj[l], D, 1),
+              new Product.View(GA, a.dxNorm, D, 1),
+              -1,
+              false,
+              none));
       matmul(
-          2 * ED,
-          D,
-          BT,
-          GA,
-          a.dxz,
-          1,
-          2 * ED,
-          ACT,
-          a.xNorm,
-          D,
-          1,
-          G,
-          wl.inProj[l],
-          D,
-          -1,
-          true,
-          none);
+          new Product(
+              2 * ED,
+              D,
+              BT,
+              new Product.View(GA, a.dxz, 1, 2 * ED),
+              new Product.View(ACT, a.xNorm, D, 1),
+              new Product.View(G, wl.inProj[l], D, 1),
+              -1,
+              true,
+              none));
       if (wl.inProjBias[l] >= 0) {
         colsum(BT, 2 * ED, GA, a.dxz, 2 * ED, G, wl.inProjBias[l]);
       }
@@ -1410,44 +1435,8 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
    * C[m, n] (+)= Σ_k A[m, k]·B[k, n] (+ bias[n]) (then act), addresses as in {@link MambaKernel}'s
    * GEMM fields; M ≤ {@link MambaKernel#GEMV_MAX_M} goes to the GEMV kernel.
    */
-  private void matmul(
-      int M,
-      int N,
-      int K,
-      int aSel,
-      int aOff,
-      int aRs,
-      int aCs,
-      int bSel,
-      int bOff,
-      int bKs,
-      int bNs,
-      int cSel,
-      int cOff,
-      int cRs,
-      int biasOff,
-      boolean accumulate,
-      int act) {
-    GemmLaunch.gemm(
-        kernel,
-        this::launch,
-        M,
-        N,
-        K,
-        aSel,
-        aOff,
-        aRs,
-        aCs,
-        bSel,
-        bOff,
-        bKs,
-        bNs,
-        cSel,
-        cOff,
-        cRs,
-        biasOff,
-        accumulate,
-        act);
+  private void matmul(Product p) {
+    GemmLaunch.gemm(kernel, this::launch, p);
   }
 
   private void copy(int dstSel, int dstOff, int srcSel, int srcOff, int n) {

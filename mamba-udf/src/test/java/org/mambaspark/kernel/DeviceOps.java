@@ -94,23 +94,16 @@ final class DeviceOps implements AutoCloseable {
     GemmLaunch.gemm(
         kernel,
         this::launch,
-        BT,
-        OC,
-        C,
-        MambaKernel.SEL_ACT,
-        oIn + inOff,
-        inStride,
-        1,
-        MambaKernel.SEL_W,
-        oW,
-        1,
-        C,
-        MambaKernel.SEL_ACT,
-        oOut + outOff,
-        outStride,
-        oB,
-        false,
-        softplus ? MambaKernel.ACT_SOFTPLUS : MambaKernel.ACT_NONE);
+        new Product(
+            BT,
+            OC,
+            C,
+            new Product.View(MambaKernel.SEL_ACT, oIn + inOff, inStride, 1),
+            new Product.View(MambaKernel.SEL_W, oW, 1, C),
+            new Product.View(MambaKernel.SEL_ACT, oOut + outOff, outStride, 1),
+            oB,
+            false,
+            softplus ? MambaKernel.ACT_SOFTPLUS : MambaKernel.ACT_NONE));
     kernel.get(kernel.act);
     System.arraycopy(kernel.act, oOut, out, 0, out.length);
   }
@@ -153,45 +146,31 @@ final class DeviceOps implements AutoCloseable {
       GemmLaunch.gemm(
           kernel,
           this::launch,
-          BT,
-          C,
-          OC,
-          GA,
-          oDout + doutOff,
-          doutStride,
-          1,
-          MambaKernel.SEL_W,
-          oW,
-          C,
-          1,
-          GA,
-          oDinp + dinpOff,
-          dinpStride,
-          -1,
-          true,
-          MambaKernel.ACT_NONE);
+          new Product(
+              BT,
+              C,
+              OC,
+              new Product.View(GA, oDout + doutOff, doutStride, 1),
+              new Product.View(MambaKernel.SEL_W, oW, C, 1),
+              new Product.View(GA, oDinp + dinpOff, dinpStride, 1),
+              -1,
+              true,
+              MambaKernel.ACT_NONE));
     }
     if (dweight != null) {
       GemmLaunch.gemm(
           kernel,
           this::launch,
-          OC,
-          C,
-          BT,
-          GA,
-          oDout + doutOff,
-          1,
-          doutStride,
-          MambaKernel.SEL_ACT,
-          oIn + inOff,
-          inStride,
-          1,
-          MambaKernel.SEL_G,
-          oDw,
-          C,
-          -1,
-          true,
-          MambaKernel.ACT_NONE);
+          new Product(
+              OC,
+              C,
+              BT,
+              new Product.View(GA, oDout + doutOff, 1, doutStride),
+              new Product.View(MambaKernel.SEL_ACT, oIn + inOff, inStride, 1),
+              new Product.View(MambaKernel.SEL_G, oDw, C, 1),
+              -1,
+              true,
+              MambaKernel.ACT_NONE));
     }
     if (dbias != null) {
       colsum(BT, OC, GA, oDout + doutOff, doutStride, MambaKernel.SEL_G, oDb);
