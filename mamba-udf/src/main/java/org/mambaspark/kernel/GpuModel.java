@@ -42,6 +42,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private final ReentrantLock lock;
   private final MambaKernel kernel;
   private final DeviceWeights wl;
+  private final DeviceState states;
   private final boolean falcon;
   private boolean checked;
 
@@ -112,6 +113,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     wl.checkFits(device.getGlobalMemSize(), OpenClDevices.describe(device));
     kernel = new MambaKernel();
     kernel.setExplicit(true);
+    states = new DeviceState(kernel, c, this);
     int N = c.stateSize;
     long local = device.getLocalMemSize();
     scanWide = tilings(modelForwardTiling(), ScanTiling.BACKWARD, N, local);
@@ -218,7 +220,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   private void forwardRows(
       float[] hidden, int hiddenOff, int[] ids, int B, int L, MambaState state) {
-    fromOtherDevice(state);
+    states.fromOtherDevice(state);
     lock.lock();
     try {
       Layout a = prepare(ids, B, L, false, state);
@@ -232,7 +234,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         }
         finish(state);
       } catch (RuntimeException e) {
-        throw lost(state, e);
+        throw states.lost(state, e);
       }
     } finally {
       lock.unlock();
@@ -241,7 +243,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   @Override
   public void forwardLastLogits(float[] logits, int[] ids, int B, int L, MambaState state) {
-    fromOtherDevice(state);
+    states.fromOtherDevice(state);
     lock.lock();
     try {
       Layout a = prepare(ids, B, L, false, state);
@@ -249,7 +251,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         lastLogits(logits, a, B, L, state);
         finish(state);
       } catch (RuntimeException e) {
-        throw lost(state, e);
+        throw states.lost(state, e);
       }
     } finally {
       lock.unlock();
@@ -290,8 +292,8 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       int[] ssm = new int[c.numLayers];
       int[] conv = new int[c.numLayers];
       for (int l = 0; l < c.numLayers; l++) {
-        ssm[l] = ssmOff(l, B);
-        conv[l] = convOff(l, B);
+        ssm[l] = states.ssmOff(l, B);
+        conv[l] = states.convOff(l, B);
       }
       plan = new DecodePlan(c, wl, a, ssm, conv, a.ids);
       int n = StepKernel.REC + plan.records.length;
@@ -352,74 +354,16 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     }
   }
 
-  // ---- the recurrent state, kept on the device between calls
-
-  /**
-   * A state's newest values stay in the device's state buffer after a call (a decode step would
-   * otherwise move the whole state both ways, 90 MB at B = 32 for mamba-130m); they come back when
-   * the host reads the state ({@link MambaState#toHost}) or before the buffer serves another.
-   */
-  private MambaState resident;
+  // ---- the recurrent state, kept on the device between calls (DeviceState)
 
   @Override
   public void download(MambaState s) {
     lock.lock();
     try {
-      if (s.holder() != this) {
-        return; // brought home meanwhile (another thread's call needed the buffer)
-      }
-      if (resident != s) {
-        throw new IllegalStateException(
-            "the GPU no longer holds this state: it was not brought back before its buffer was"
-                + " reused");
-      }
-      kernel.get(kernel.state);
-      for (int l = 0; l < c.numLayers; l++) {
-        float[] ssm = s.hostSsm(l);
-        float[] conv = s.hostConv(l);
-        System.arraycopy(kernel.state, ssmOff(l, s.batch), ssm, 0, ssm.length);
-        System.arraycopy(kernel.state, convOff(l, s.batch), conv, 0, conv.length);
-      }
-      resident = null;
-      s.heldBy(null);
+      states.download(s);
     } finally {
       lock.unlock();
     }
-  }
-
-  /** A state held by another device comes back first (outside this device's lock). */
-  private void fromOtherDevice(MambaState state) {
-    if (state != null && state.holder() != null && state.holder() != this) {
-      state.toHost();
-    }
-  }
-
-  /** The state this device holds goes back to its host arrays before the buffer is reused. */
-  private void evict() {
-    MambaState r = resident;
-    if (r != null && r.holder() == this) {
-      r.toHost();
-    }
-    resident = null;
-  }
-
-  /**
-   * A call that failed may have advanced some layers of the state and not others. A state uploaded
-   * for the call still has its values from before it on the host; one the device held has no other
-   * copy: reading it afterwards says so instead of returning a mixed state.
-   */
-  private RuntimeException lost(MambaState state, RuntimeException e) {
-    if (state != null && state.holder() == this) {
-      state.heldBy(
-          s -> {
-            throw new IllegalStateException(
-                "this state was lost: a GPU call failed while updating it (" + e + ")", e);
-          });
-      if (resident == state) {
-        resident = null;
-      }
-    }
-    return e;
   }
 
   @Override
@@ -497,7 +441,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     lock.lock();
     try {
       if (!closed) {
-        evict();
+        states.evict();
         closed = true;
         kernel.dispose();
         if (cpuTrainer != null) {
@@ -875,14 +819,8 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       embeddingIndex(a, ids);
     }
     kernel.put(kernel.ids);
-    if (state != null && !(resident == state && state.holder() == this)) {
-      evict();
-      int need = stateSize(B) * c.numLayers;
-      if (kernel.state.length < need) {
-        kernel.state = new float[need];
-      }
-      packState(state, B);
-      kernel.put(kernel.state);
+    if (state != null) {
+      states.upload(state);
     }
     return a;
   }
@@ -927,27 +865,6 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     kernel.ebUnique = u;
   }
 
-  private int stateSize(int B) {
-    return B * c.stateSize * c.intermediateSize + B * c.intermediateSize * (c.convKernel - 1);
-  }
-
-  private int ssmOff(int l, int B) {
-    return l * stateSize(B);
-  }
-
-  private int convOff(int l, int B) {
-    return l * stateSize(B) + B * c.stateSize * c.intermediateSize;
-  }
-
-  private void packState(MambaState s, int B) {
-    for (int l = 0; l < c.numLayers; l++) {
-      float[] ssm = s.ssm(l);
-      float[] conv = s.conv(l);
-      System.arraycopy(ssm, 0, kernel.state, ssmOff(l, B), ssm.length);
-      System.arraycopy(conv, 0, kernel.state, convOff(l, B), conv.length);
-    }
-  }
-
   private void finish(MambaState state) {
     if (!kernel.isRunningCL()) {
       throw new IllegalStateException(
@@ -957,8 +874,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
               + OpenClDevices.describe(device));
     }
     if (state != null) {
-      resident = state;
-      state.heldBy(this);
+      states.hold(state);
     }
   }
 
@@ -1131,7 +1047,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     kernel.cvOutOff = a.xs;
     kernel.cvWOff = wl.convW[l];
     kernel.cvBiasOff = wl.convB[l];
-    kernel.cvStateOff = withState && c.convKernel > 1 ? convOff(l, a.B) : -1;
+    kernel.cvStateOff = withState && c.convKernel > 1 ? states.convOff(l, a.B) : -1;
   }
 
   private void setScan(Layout a, int l, boolean withState) {
@@ -1154,7 +1070,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     kernel.hcOff = a.hc;
     kernel.a2Off = wl.a2[l];
     kernel.dOff = wl.dSkip[l];
-    kernel.hOff = withState ? ssmOff(l, a.B) : 0;
+    kernel.hOff = withState ? states.ssmOff(l, a.B) : 0;
   }
 
   private void rmsnormInto(Layout a, int inSel, int inOff, int outOff, int wOff, int rstdOff) {

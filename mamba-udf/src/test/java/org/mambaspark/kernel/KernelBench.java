@@ -471,6 +471,23 @@ public final class KernelBench {
           "-",
           String.format(Locale.ROOT, "%.1f µs", us),
           "");
+      // passes of one launch, as a decode step runs: empty records (kind 0 does nothing)
+      int passes = 171;
+      k.op = StepKernel.OP_STEP;
+      k.planOff = 0;
+      k.plan = new int[passes * StepKernel.REC];
+      k.planF = new float[passes * StepKernel.REC];
+      k.put(k.plan).put(k.planF);
+      double perLaunch = perLaunchMicros(Math.max(1, launches / 20), () -> k.execute(r, passes));
+      checkOpenCl(k, "launch cost");
+      row(
+          "launch, the model kernel, " + passes + " passes",
+          Math.max(1, launches / 20) + " launches",
+          "host time per pass of one launch of empty passes (a decode step's shape)",
+          "-",
+          "-",
+          String.format(Locale.ROOT, "%.2f µs", perLaunch / passes),
+          String.format(Locale.ROOT, "%.0f µs a launch", perLaunch));
     }
   }
 
