@@ -1,14 +1,16 @@
 package org.mambaspark.kernel;
 
+import java.util.Arrays;
 import org.mambaspark.model.Architecture;
 import org.mambaspark.model.MambaConfig;
 
 /**
- * The passes of one decode step for B sequences ({@link StepKernel}): per layer rmsnorm, in_proj,
- * conv step, x_proj (Falcon-Mamba: its parts' norms), dt_proj + softplus, scan step, out_proj into
- * the residual stream; then the final norm and lm_head into {@code out}. Each matrix is read where
- * it lives (W, or its slab as fp32 bits or bf16). Built once per batch size; the records go to the
- * device once.
+ * The passes of one decode step for B sequences ({@link StepKernel}). Per layer, with few rows (the
+ * products run as GEMV): in_proj with the layer's rmsnorm and the conv step fused, x_proj, dt_proj
+ * + scan step (Falcon-Mamba's part norms inside), out_proj into the residual stream; then lm_head
+ * with the final norm fused, into {@code out}. With more rows the wide products are tiled and the
+ * norms and the conv run as passes of their own. Each matrix is read where it lives (W, or its slab
+ * as fp32 bits or bf16). Built once per batch size; the records go to the device once.
  */
 final class DecodePlan {
   final int[] records;
@@ -16,6 +18,8 @@ final class DecodePlan {
   final int passes;
   final int batch;
   private final DeviceWeights wl;
+  private final int[] rec;
+  private final float[] recEps;
   private int n;
 
   /**
@@ -27,41 +31,68 @@ final class DecodePlan {
     this.wl = wl;
     this.batch = a.B;
     int layers = c.numLayers;
-    boolean falcon = c.architecture == Architecture.FALCON_MAMBA;
-    this.passes = (falcon ? 8 : 7) * layers + 3;
-    this.records = new int[passes * StepKernel.REC];
-    this.eps = new float[passes * StepKernel.REC];
+    int most = 7 * layers + 4;
+    this.rec = new int[most * StepKernel.REC];
+    this.recEps = new float[most * StepKernel.REC];
     int B = a.B;
     int D = c.hiddenSize;
     int ED = c.intermediateSize;
     int N = c.stateSize;
     int R = c.timeStepRank;
     int P = c.xProjSize();
+    int V = c.vocabSize;
+    int K = c.convKernel;
     float e = c.layerNormEpsilon;
+    boolean falcon = c.architecture == Architecture.FALCON_MAMBA;
     add(e, StepKernel.P_EMBED, B, D, idsOff, a.x, (int) wl.emb);
     for (int l = 0; l < layers; l++) {
-      add(e, StepKernel.P_RMSNORM, B, D, a.x, a.xNorm, wl.norm[l]);
-      product(l, B, 2 * ED, D, a.xNorm, D, wl.inProj[l], a.xz, 2 * ED, wl.inProjBias[l], 0, 0);
-      add(
-          0f,
-          StepKernel.P_CONV,
-          B,
-          ED,
-          c.convKernel,
-          a.xz,
-          2 * ED,
-          a.xs,
-          wl.convW[l],
-          wl.convB[l],
-          convOff[l]);
-      product(l, B, P, ED, a.xs, ED, wl.xProj[l], a.dbc, P, -1, 0, 0);
-      if (falcon) {
-        add(c.mixerRmsEps, StepKernel.P_SEGNORM, B, P, R, N, a.dbc);
+      int[] in = matrix(l, wl.inProj[l]);
+      if (kind(B, 2 * ED) == StepKernel.P_GEMV) {
+        add(
+            e,
+            StepKernel.P_GEMV,
+            B,
+            2 * ED,
+            D,
+            a.x,
+            D,
+            in[0],
+            in[1],
+            StepKernel.C_ACT,
+            a.xz,
+            2 * ED,
+            wl.inProjBias[l],
+            0,
+            0,
+            StepKernel.FUSE_NORM | StepKernel.FUSE_CONV,
+            wl.norm[l],
+            ED,
+            K,
+            wl.convW[l],
+            wl.convB[l],
+            convOff[l],
+            a.xs);
+      } else {
+        add(e, StepKernel.P_RMSNORM, B, D, a.x, a.xNorm, wl.norm[l]);
+        product(in, B, 2 * ED, D, a.xNorm, D, a.xz, 2 * ED, wl.inProjBias[l], 0);
+        add(
+            0f,
+            StepKernel.P_CONV,
+            B,
+            ED,
+            K,
+            a.xz,
+            2 * ED,
+            a.xs,
+            wl.convW[l],
+            wl.convB[l],
+            convOff[l]);
       }
-      product(l, B, ED, R, a.dbc, P, wl.dtProj[l], a.delta, ED, wl.dtProjBias[l], 0, 1);
+      product(matrix(l, wl.xProj[l]), B, P, ED, a.xs, ED, a.dbc, P, -1, 0);
+      int[] dt = matrix(l, wl.dtProj[l]);
       add(
-          0f,
-          StepKernel.P_SCAN,
+          c.mixerRmsEps,
+          StepKernel.P_SCAN_DT,
           B,
           ED,
           N,
@@ -69,59 +100,77 @@ final class DecodePlan {
           P,
           R,
           a.xs,
-          a.delta,
           a.xz + ED,
           2 * ED,
           a.y,
           wl.a2[l],
           wl.dSkip[l],
-          ssmOff[l]);
-      product(l, B, D, ED, a.y, ED, wl.outProj[l], a.x, D, wl.outProjBias[l], 1, 0);
+          ssmOff[l],
+          dt[0],
+          dt[1],
+          wl.dtProjBias[l],
+          falcon ? 1 : 0);
+      product(matrix(l, wl.outProj[l]), B, D, ED, a.y, ED, a.x, D, wl.outProjBias[l], 1);
     }
-    int V = c.vocabSize;
-    add(e, StepKernel.P_RMSNORM, B, D, a.x, a.hidden, wl.normF);
     int headSlab = wl.staged ? wl.lmHeadSlab : -1;
-    add(
-        0f,
-        kind(B, V),
-        B,
-        V,
-        D,
-        a.hidden,
-        D,
-        headSlab,
-        (int) wl.lmHead,
-        StepKernel.C_OUT,
-        0,
-        V,
-        -1,
-        0,
-        0);
+    int head = (int) wl.lmHead;
+    if (kind(B, V) == StepKernel.P_GEMV) {
+      add(
+          e,
+          StepKernel.P_GEMV,
+          B,
+          V,
+          D,
+          a.x,
+          D,
+          headSlab,
+          head,
+          StepKernel.C_OUT,
+          0,
+          V,
+          -1,
+          0,
+          0,
+          StepKernel.FUSE_NORM,
+          wl.normF);
+    } else {
+      add(e, StepKernel.P_RMSNORM, B, D, a.x, a.hidden, wl.normF);
+      add(
+          0f,
+          StepKernel.P_GEMM,
+          B,
+          V,
+          D,
+          a.hidden,
+          D,
+          headSlab,
+          head,
+          StepKernel.C_OUT,
+          0,
+          V,
+          -1,
+          0,
+          0);
+    }
+    this.passes = n;
+    this.records = Arrays.copyOf(rec, n * StepKernel.REC);
+    this.eps = Arrays.copyOf(recEps, n * StepKernel.REC);
   }
 
   /**
-   * act[cOff] (B, N) (+)= act[aOff] (B, K) · layer l's matrix at W offset wOff (N, K)ᵀ: read from
-   * its slab in the staged placement, whose layer layout mirrors the stage area's.
+   * Where layer l's matrix at W offset wOff is read: {slab, offset}, the slab −1 for W; in the
+   * staged placement its slab, whose layer layout mirrors the stage area's.
    */
-  private void product(
-      int l,
-      int B,
-      int N,
-      int K,
-      int aOff,
-      int aRs,
-      int wOff,
-      int cOff,
-      int cRs,
-      int biasOff,
-      int accumulate,
-      int softplus) {
-    int slab = -1;
-    int bOff = wOff;
-    if (wl.staged) {
-      slab = wl.layerSlab[l];
-      bOff = (int) (wl.layerAt[l] + wOff - wl.stage);
+  private int[] matrix(int l, int wOff) {
+    if (!wl.staged) {
+      return new int[] {-1, wOff};
     }
+    return new int[] {wl.layerSlab[l], (int) (wl.layerAt[l] + wOff - wl.stage)};
+  }
+
+  /** act[cOff] (B, N) (+)= act[aOff] (B, K) · the matrix (N, K)ᵀ at {slab, offset} w. */
+  private void product(
+      int[] w, int B, int N, int K, int aOff, int aRs, int cOff, int cRs, int biasOff, int acc) {
     add(
         0f,
         kind(B, N),
@@ -130,14 +179,14 @@ final class DecodePlan {
         K,
         aOff,
         aRs,
-        slab,
-        bOff,
+        w[0],
+        w[1],
         StepKernel.C_ACT,
         cOff,
         cRs,
         biasOff,
-        accumulate,
-        softplus);
+        acc,
+        0);
   }
 
   /**
@@ -148,9 +197,9 @@ final class DecodePlan {
     return M > 8 && N >= 16 * StepKernel.TILE ? StepKernel.P_GEMM : StepKernel.P_GEMV;
   }
 
-  private void add(float epsilon, int... rec) {
-    System.arraycopy(rec, 0, records, n * StepKernel.REC, rec.length);
-    eps[n * StepKernel.REC] = epsilon;
+  private void add(float epsilon, int... r) {
+    System.arraycopy(r, 0, rec, n * StepKernel.REC, r.length);
+    recEps[n * StepKernel.REC] = epsilon;
     n++;
   }
 }

@@ -332,21 +332,36 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     kernel.put(kernel.planF);
   }
 
+  /**
+   * Aparapi's profiling keeps one event of a launch of several passes (and the runtime crashed
+   * reading them on the H100): with profiling on, each pass is a launch of its own.
+   */
+  private static final boolean PROFILING = Boolean.getBoolean("com.aparapi.enableProfiling");
+
   /** Records [first, first + n) of the launch table as one launch of n passes. */
   private void passes(int first, int n, String what) {
     kernel.op = StepKernel.OP_STEP;
-    kernel.planOff = first * StepKernel.REC;
     kernel.lmem = localArray(StepKernel.STEP_LOCAL);
     int groups = device.getMaxComputeUnits() * 8;
-    kernel.execute(
-        Range.create(device, groups * StepKernel.STEP_THREADS, StepKernel.STEP_THREADS), n);
-    launches++;
-    if (profile) {
-      long ns = KernelTimer.lastKernelNanos(kernel);
-      kernelNanos += ns;
-      if (opNanos != null) {
-        opNanos.merge(what, ns, Long::sum);
+    Range range = Range.create(device, groups * StepKernel.STEP_THREADS, StepKernel.STEP_THREADS);
+    if (PROFILING) {
+      for (int i = 0; i < n; i++) {
+        kernel.planOff = (first + i) * StepKernel.REC;
+        kernel.execute(range);
+        launches++;
+        if (profile) {
+          long ns = KernelTimer.lastKernelNanos(kernel);
+          kernelNanos += ns;
+          if (opNanos != null) {
+            opNanos.merge(
+                "step pass kind " + kernel.plan[kernel.planOff] + " (" + what + ")", ns, Long::sum);
+          }
+        }
       }
+    } else {
+      kernel.planOff = first * StepKernel.REC;
+      kernel.execute(range, n);
+      launches++;
     }
     if (!checked) {
       OpenClDevices.checkRanOnDevice(kernel, device, "the model kernel");

@@ -26,8 +26,17 @@ package org.mambaspark.kernel;
  *   <li>{@link #P_SEGNORM}: Falcon-Mamba's weightless RMSNorms of the Δ-rank, B and C parts of each
  *       x_proj row, in place (also launched alone, one pass, by the forward);
  *   <li>{@link #P_SCAN}: the selective scan's step with the D skip and the SiLU(z) gate, a thread
- *       per (b, e) walking its N states ({@code SelectiveScan.scanStep}).
+ *       per (b, e) walking its N states ({@code SelectiveScan.scanStep});
+ *   <li>{@link #P_SCAN_DT}: the same with Δ = softplus(dt_proj(δ) + bias) computed by each thread
+ *       for its channel (and Falcon-Mamba's part norms of its row), so dt_proj is no pass of its
+ *       own.
  * </ul>
+ *
+ * <p>Aparapi waits for each pass to finish before it enqueues the next (about 25 µs a pass on an
+ * H100), so passes are fused where the data allows: a GEMV may rmsnorm its rows of A on the fly
+ * ({@link #FUSE_NORM}: the layer's norm, the final norm before lm_head) and run the conv step on
+ * the columns it produces ({@link #FUSE_CONV}: in_proj's x half), leaving a Mamba-1 layer four
+ * passes: in_proj, x_proj, dt_proj + scan, out_proj.
  */
 public class StepKernel extends ScanKernel {
   static final int OP_STEP = 40;
@@ -39,22 +48,28 @@ public class StepKernel extends ScanKernel {
   static final int P_SCAN = 5;
   static final int P_GEMM = 6;
   static final int P_SEGNORM = 7;
+  static final int P_SCAN_DT = 8;
+
+  /** GEMV options (record int 14): A's rows rmsnormed on the fly; conv + SiLU on x's columns. */
+  static final int FUSE_NORM = 1;
+
+  static final int FUSE_CONV = 2;
 
   /** The tiled product's tile: 64 rows (all of a step's) × 64 columns, k in steps of 16. */
   static final int TILE = 64;
 
   static final int TILE_K = 16;
 
-  /** Ints a pass record holds: its kind, then up to 15 operands. */
-  static final int REC = 16;
+  /** Ints a pass record holds: its kind, then up to 31 operands. */
+  static final int REC = 32;
 
   /** Columns of a product a work-group computes, one per 32 lanes. */
   static final int STEP_COLS = 8;
 
   static final int STEP_THREADS = 256;
 
-  /** Local floats a step needs: eight rows' partial sums a thread. */
-  static final int STEP_LOCAL = 8 * STEP_THREADS;
+  /** Local floats a step needs: eight rows' partial sums a thread, then eight rows' 1/rms. */
+  static final int STEP_LOCAL = 8 * STEP_THREADS + 8;
 
   /** Where C goes: act, or out (the logits the host reads). */
   static final int C_ACT = 0;
@@ -84,6 +99,8 @@ public class StepKernel extends ScanKernel {
       stepEmbed(p);
     } else if (kind == P_SEGNORM) {
       segmentNorms(p);
+    } else if (kind == P_SCAN_DT) {
+      stepScanDt(p);
     }
   }
 
@@ -127,8 +144,10 @@ public class StepKernel extends ScanKernel {
   }
 
   /**
-   * [M, N, K, aOff, aRs, slab, bOff, cTo, cOff, cRs, biasOff, accumulate, softplus]: C[m, n] (+)=
-   * Σ_k act[aOff + m·aRs + k]·B[bOff + n·K + k] (+ W[biasOff + n]), B in W (slab −1) or a slab.
+   * [M, N, K, aOff, aRs, slab, bOff, cTo, cOff, cRs, biasOff, accumulate, softplus, fuse, gOff,
+   * convCols, ...conv]: C[m, n] (+)= Σ_k act[aOff + m·aRs + k]·B[bOff + n·K + k] (+ W[biasOff +
+   * n]), B in W (slab −1) or a slab. FUSE_NORM: A's rows are rmsnorm(a)·g (g at W[gOff], eps in
+   * planF); FUSE_CONV: columns n below convCols go through {@link #stepConvOne} instead of into C.
    */
   private void stepGemv(int p) {
     int M = plan[p + 1];
@@ -142,10 +161,28 @@ public class StepKernel extends ScanKernel {
     int lane = lid & 31;
     int cg = lid >> 5;
     int wg = STEP_THREADS;
+    int fuse = plan[p + 14];
+    int gOff = plan[p + 15]; // FUSE_NORM: the norm's weight (K) in W
     for (int n0 = getGroupId() * STEP_COLS; n0 < N; n0 += getNumGroups() * STEP_COLS) {
       int n = n0 + cg;
       for (int m0 = 0; m0 < M; m0 += 8) {
         int rows = min(8, M - m0);
+        if ((fuse & FUSE_NORM) != 0) {
+          // 1/rms of the block's rows, into lmem[8·wg + r]: A's rows are normed as they are used
+          for (int r = 0; r < rows; r++) {
+            int ar = aOff + (m0 + r) * aRs;
+            float ss = 0f;
+            for (int k = lid; k < K; k += wg) {
+              float v = act[ar + k];
+              ss += v * v;
+            }
+            float rs = 1f / sqrt(groupSum(ss) / K + planF[p]);
+            if (lid == 0) {
+              lmem[8 * wg + r] = rs;
+            }
+          }
+          localBarrier();
+        }
         float s0 = 0f;
         float s1 = 0f;
         float s2 = 0f;
@@ -158,13 +195,16 @@ public class StepKernel extends ScanKernel {
         int bi = bOff + n * K;
         if (n >= N) {
           rows = 0; // a column past N: only the barriers
-        } else if (slab < 0 && rows == 1) {
+        } else if (slab < 0 && rows == 1 && (fuse & FUSE_NORM) == 0) {
           for (int k = lane; k < K; k += 32) {
             s0 += act[a0 + k] * W[bi + k];
           }
         } else if (slab < 0) {
           for (int k = lane; k < K; k += 32) {
             float w = W[bi + k];
+            if ((fuse & FUSE_NORM) != 0) {
+              w = w * W[gOff + k];
+            }
             int ak = a0 + k;
             s0 += act[ak] * w;
             if (rows > 1) {
@@ -226,6 +266,9 @@ public class StepKernel extends ScanKernel {
             if (bits < 0) {
               w = -w;
             }
+            if ((fuse & FUSE_NORM) != 0) {
+              w = w * W[gOff + k];
+            }
             int ak = a0 + k;
             s0 += act[ak] * w;
             if (rows > 1) {
@@ -269,7 +312,18 @@ public class StepKernel extends ScanKernel {
           localBarrier();
         }
         if (lane < rows) {
-          stepGemvStore(p, m0 + lane, n, lmem[lane * wg + cg * 32]);
+          float v = lmem[lane * wg + cg * 32];
+          if ((fuse & FUSE_NORM) != 0) {
+            v = v * lmem[8 * wg + lane];
+          }
+          if ((fuse & FUSE_CONV) != 0 && n < plan[p + 16]) {
+            if (plan[p + 11] >= 0) {
+              v += W[plan[p + 11] + n]; // in_proj's bias, before the conv
+            }
+            stepConvOne(p, m0 + lane, n, v);
+          } else {
+            stepGemvStore(p, m0 + lane, n, v);
+          }
         }
         localBarrier();
       }
@@ -518,6 +572,108 @@ public class StepKernel extends ScanKernel {
       for (int j = 0; j < n; j++) {
         act[o + j] = act[o + j] * r;
       }
+    }
+  }
+
+  /**
+   * The conv step of one (row m, channel e) on its new input x (in_proj's output column e), fused
+   * into in_proj's epilogue; operands at record ints 16.. [convCols = ED, K, wOff, biasOff,
+   * stateOff, xsOff]. The same arithmetic as {@link #stepConv}.
+   */
+  private void stepConvOne(int p, int m, int e, float x) {
+    int ED = plan[p + 16];
+    int K = plan[p + 17];
+    int wOff = plan[p + 18];
+    int biasOff = plan[p + 19];
+    int K1 = K - 1;
+    int so = plan[p + 20] + (m * ED + e) * K1;
+    float acc = 0f;
+    if (biasOff >= 0) {
+      acc = W[biasOff + e];
+    }
+    for (int k = 0; k < K1; k++) {
+      acc += W[wOff + e * K + k] * state[so + k];
+    }
+    acc += W[wOff + e * K + K1] * x;
+    for (int k = 0; k < K1 - 1; k++) {
+      state[so + k] = state[so + k + 1];
+    }
+    if (K1 > 0) {
+      state[so + K1 - 1] = x;
+    }
+    act[plan[p + 21] + m * ED + e] = acc / (1f + exp(-acc));
+  }
+
+  /**
+   * [B, ED, N, dbcOff, P, R, uOff, zOff, zStride, yOff, a2Off, dOff, hOff, dtSlab, dtOff,
+   * dtBiasOff, falcon], eps: {@link #stepScan} with each thread's Δ = softplus(Σ_r δ[b, r]·
+   * dt_proj[e, r] + bias[e]), dt_proj (ED, R) in W (dtSlab −1) or a slab; Falcon-Mamba (falcon 1):
+   * δ, B and C each scaled by the 1/rms of its part of the row first.
+   */
+  private void stepScanDt(int p) {
+    int B = plan[p + 1];
+    int ED = plan[p + 2];
+    int N = plan[p + 3];
+    int dbcOff = plan[p + 4];
+    int P = plan[p + 5];
+    int R = plan[p + 6];
+    int uOff = plan[p + 7];
+    int zOff = plan[p + 8];
+    int zStride = plan[p + 9];
+    int yOff = plan[p + 10];
+    int a2Off = plan[p + 11];
+    int dOff = plan[p + 12];
+    int hOff = plan[p + 13];
+    int dtSlab = plan[p + 14];
+    int dtOff = plan[p + 15];
+    int dtBiasOff = plan[p + 16];
+    int falcon = plan[p + 17];
+    float eps = planF[p];
+    for (int i = getGlobalId(); i < B * ED; i += getGlobalSize()) {
+      int b = i / ED;
+      int e = i - b * ED;
+      int row = dbcOff + b * P;
+      float rD = 1f;
+      float rB = 1f;
+      float rC = 1f;
+      if (falcon == 1) {
+        float sD = 0f;
+        for (int r = 0; r < R; r++) {
+          sD += act[row + r] * act[row + r];
+        }
+        float sB = 0f;
+        float sC = 0f;
+        for (int n = 0; n < N; n++) {
+          sB += act[row + R + n] * act[row + R + n];
+          sC += act[row + R + N + n] * act[row + R + N + n];
+        }
+        rD = 1f / sqrt(sD / R + eps);
+        rB = 1f / sqrt(sB / N + eps);
+        rC = 1f / sqrt(sC / N + eps);
+      }
+      float dt = 0f;
+      for (int r = 0; r < R; r++) {
+        float w = dtSlab < 0 ? W[dtOff + e * R + r] : slabFloat(dtSlab, dtOff + e * R + r);
+        dt += act[row + r] * rD * w;
+      }
+      if (dtBiasOff >= 0) {
+        dt += W[dtBiasOff + e];
+      }
+      if (dt <= 20f) {
+        dt = log1p(exp(dt));
+      }
+      float u = act[uOff + i];
+      float du = dt * u;
+      int h0 = hOff + b * N * ED + e;
+      float y = W[dOff + e] * u;
+      for (int n = 0; n < N; n++) {
+        int hi = h0 + n * ED;
+        float h = exp2(dt * W[a2Off + n * ED + e]) * state[hi] + du * act[row + R + n] * rB;
+        state[hi] = h;
+        y += act[row + R + N + n] * rC * h;
+      }
+      float z = act[zOff + b * zStride + e];
+      act[yOff + i] = y * z / (1f + exp(-z));
     }
   }
 }

@@ -2,16 +2,20 @@ package org.mambaspark.kernel;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.mambaspark.model.Architecture;
 import org.mambaspark.model.Backends;
 import org.mambaspark.model.Initialization;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaState;
+import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
+import org.mambaspark.model.NamedTensor;
 
 /**
  * The decode step as one launch of {@link DecodePlan}'s passes equals the CPU engine's step: logits
@@ -37,8 +41,13 @@ class DecodeStepTest {
   }
 
   static MambaModel model(int V, int ED, int N, int R, int K, boolean bias) {
+    return model(Architecture.MAMBA, V, ED, N, R, K, bias);
+  }
+
+  static MambaModel model(Architecture arch, int V, int ED, int N, int R, int K, boolean bias) {
     MambaConfig c =
         MambaConfig.builder()
+            .architecture(arch)
             .vocabSize(V)
             .hiddenSize(40)
             .intermediateSize(ED)
@@ -49,7 +58,17 @@ class DecodeStepTest {
             .useBias(bias)
             .tieWordEmbeddings(!bias)
             .build();
-    return new MambaModel(Initialization.initialize(c, 5));
+    MambaWeights w = Initialization.initialize(c, 5);
+    // biases away from their zero initialisation, so that a product that skips one shows
+    SplittableRandom r = new SplittableRandom(6);
+    for (NamedTensor t : w.parameters()) {
+      if (t.name.endsWith(".bias")) {
+        for (int i = 0; i < t.data.length; i++) {
+          t.data[i] = (float) (0.2 * r.nextGaussian());
+        }
+      }
+    }
+    return new MambaModel(w);
   }
 
   /** V and ED of 1000 and more: in_proj and lm_head run as the tiled product when B > 8. */
@@ -76,6 +95,25 @@ class DecodeStepTest {
     double w = DeviceWeightsTest.worst(got, want);
     System.out.printf(
         "B=%d N=%d R=%d K=%d: decode plan vs CPU, largest rel err %.3g%n", B, N, R, K, w);
+    assertTrue(w < 2e-5, "largest rel err " + w);
+  }
+
+  /** Falcon-Mamba: the part norms inside the dt_proj + scan pass. */
+  @ParameterizedTest(name = "Falcon-Mamba B={0}")
+  @CsvSource({"1", "6", "19"})
+  void falconStepsEqualTheCpuEngine(int B) {
+    OpenClTests.assumeOpenCl();
+    MambaModel m = model(Architecture.FALCON_MAMBA, 97, 88, 6, 5, 4, true);
+    float[][] want;
+    try (ModelRunner cpu = Backends.cpu().open(m)) {
+      want = steps(cpu, B, 3);
+    }
+    float[][] got;
+    try (GpuModel g = new GpuModel(backend, m)) {
+      got = steps(g, B, 3);
+    }
+    double w = DeviceWeightsTest.worst(got, want);
+    System.out.printf("Falcon-Mamba B=%d: decode plan vs CPU, largest rel err %.3g%n", B, w);
     assertTrue(w < 2e-5, "largest rel err " + w);
   }
 

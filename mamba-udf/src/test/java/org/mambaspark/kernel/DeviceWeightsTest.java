@@ -163,9 +163,13 @@ class DeviceWeightsTest {
 
   static double worst(float[][] got, float[][] want) {
     double w = 0;
+    StringBuilder each = new StringBuilder();
     for (int i = 0; i < want.length; i++) {
-      w = Math.max(w, Fixtures.relErr(got[i], want[i]));
+      double e = Fixtures.relErr(got[i], want[i]);
+      each.append(String.format(java.util.Locale.ROOT, " %.2g", e));
+      w = Math.max(w, e);
     }
+    System.out.println("  rel err of each output:" + each);
     return w;
   }
 

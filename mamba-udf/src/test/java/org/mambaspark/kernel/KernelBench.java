@@ -762,10 +762,13 @@ public final class KernelBench {
           ms(e2e),
           String.format(
               Locale.ROOT,
-              "%.0f tokens/s; matrices read at %.0f GB/s of kernel time; prefill %.1f ms; the"
+              "%.0f tokens/s; matrices read at %s of kernel time; prefill %.1f ms; the"
                   + " state (%.1f MB) stays on the device",
               B / (median(e2e) / 1e3),
-              g.stepMatrixBytes() / (median(kernel) * 1e6),
+              kernel[0] < 0
+                  ? "- GB/s (no profiling)"
+                  : String.format(
+                      Locale.ROOT, "%.0f GB/s", g.stepMatrixBytes() / (median(kernel) * 1e6)),
               prefill[1] / 1e6,
               new MambaState(c, B).bytes() / 1e6));
     }
