@@ -540,7 +540,8 @@ public final class TrainJob implements Callable<Integer> {
                 r.gradientJobNanos,
                 r.updateJobNanos,
                 moved,
-                r.skipped));
+                r.skipped,
+                r.executors));
         long done = st.step();
         afterSteps(
             s,
@@ -621,7 +622,8 @@ public final class TrainJob implements Callable<Integer> {
                 (t1 - t0) / h,
                 (t2 - t1) / h,
                 bytes.per(h),
-                r.skipped[k] > 0));
+                r.skipped[k] > 0,
+                Set.of()));
       }
       if (!moved) {
         LOG.warn("round ending at step {}: no partition took a finite step", s + h);
@@ -689,7 +691,8 @@ public final class TrainJob implements Callable<Integer> {
 
   /**
    * One step's metrics line and log line; counts skipped steps. Steps are numbered from 1 in both
-   * (the step just taken), as the eval lines and checkpoints count them.
+   * (the step just taken), as the eval lines and checkpoints count them. The log line names the
+   * executors that computed the gradients, where known.
    */
   private String record(
       long step,
@@ -702,7 +705,8 @@ public final class TrainJob implements Callable<Integer> {
       long jobNanos,
       long updateNanos,
       TrainingTraffic.Totals moved,
-      boolean skip) {
+      boolean skip,
+      Set<String> executors) {
     long n = step + 1;
     if (skip) {
       skipped++;
@@ -717,13 +721,14 @@ public final class TrainJob implements Callable<Integer> {
       badInARow = 0;
     }
     LOG.info(
-        "step {}/{}  loss {}  lr {}  grad norm {}  {} tokens/s",
+        "step {}/{}  loss {}  lr {}  grad norm {}  {} tokens/s{}",
         n,
         steps,
         String.format("%.4f", loss),
         lr,
         String.format("%.3f", gradNorm),
-        String.format("%.0f", tokensPerS));
+        String.format("%.0f", tokensPerS),
+        executors.isEmpty() ? "" : "  gradients on executors " + String.join(", ", executors));
     return String.format(
         "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
             + "\"seconds\":%.3f,\"task_compute_max_s\":%.4f,\"job_s\":%.4f,\"update_s\":%.4f,"

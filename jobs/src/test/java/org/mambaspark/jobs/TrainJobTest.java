@@ -21,7 +21,6 @@ import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.NamedTensor;
-import org.mambaspark.spark.DataParallelTraining;
 import org.mambaspark.train.AdamW;
 import org.mambaspark.train.GradientSum;
 import org.mambaspark.train.LrSchedule;
@@ -50,6 +49,7 @@ class TrainJobTest {
             .master("local[2,2]")
             .appName("TrainJobTest")
             .config("spark.ui.enabled", "false")
+            .config("spark.plugins", FaultInjection.class.getName())
             .getOrCreate();
   }
 
@@ -130,23 +130,27 @@ class TrainJobTest {
   void aFailedTaskIsRetriedAndCountedOnce() throws Exception {
     TrainJob clean = job(tmp.resolve("clean").toString(), 2, 3);
     clean.run(spark);
-    spark
-        .sparkContext()
-        .setLocalProperty(DataParallelTraining.FAIL_FIRST_ATTEMPT_OF_PARTITION, "1");
+    FaultInjection.Seen seen = new FaultInjection.Seen();
+    spark.sparkContext().addSparkListener(seen);
+    spark.sparkContext().setLocalProperty(FaultInjection.FAIL_FIRST_ATTEMPT_OF_PARTITION, "1");
     try {
       TrainJob faulty = job(tmp.resolve("faulty").toString(), 2, 3);
       faulty.run(spark);
       double err = relErr(faulty.weights, clean.weights);
+      // each step's gradient and update jobs have a partition 1 (2 data partitions, 3 slices)
+      int failed = FaultInjection.Seen.atLeast(seen.injectedFailures, 6);
       System.out.printf(
-          "with a failed first attempt of partition 1 each step: weights rel err %.2e%n", err);
+          "%d task attempts of partition 1 failed after doing their work (3 steps): weights rel"
+              + " err %.2e%n",
+          failed, err);
+      assertTrue(failed >= 6, failed + " injected failures seen");
       // reducers add the partitions' sums in partition order, so a retried task changes nothing;
       // what remains is the engine's own run-to-run rounding (its Vector API sums round differently
       // before and after the JIT compiles them)
       assertTrue(err < 1e-6, "rel err " + err);
     } finally {
-      spark
-          .sparkContext()
-          .setLocalProperty(DataParallelTraining.FAIL_FIRST_ATTEMPT_OF_PARTITION, null);
+      spark.sparkContext().setLocalProperty(FaultInjection.FAIL_FIRST_ATTEMPT_OF_PARTITION, null);
+      spark.sparkContext().removeSparkListener(seen);
     }
   }
 
