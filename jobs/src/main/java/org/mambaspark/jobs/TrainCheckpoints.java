@@ -93,13 +93,17 @@ final class TrainCheckpoints {
     return best;
   }
 
-  /** A local copy of a checkpoint directory (the directory itself on a local file system). */
+  /**
+   * A local copy of a checkpoint directory on any file system (the directory itself, absolute, on a
+   * local one: executors resolve a relative path against their own working directory).
+   */
   java.nio.file.Path local(Path dir, String name) throws IOException {
-    if ("file".equals(fs.getScheme())) {
-      return java.nio.file.Path.of(dir.toUri().getPath());
+    FileSystem dirFs = dir.getFileSystem(fs.getConf());
+    if ("file".equals(dirFs.getScheme())) {
+      return java.nio.file.Path.of(dirFs.makeQualified(dir).toUri());
     }
     java.nio.file.Path local = work.resolve(name);
-    fs.copyToLocalFile(false, dir, new Path(local.toUri()), true);
+    dirFs.copyToLocalFile(false, dir, new Path(local.toUri()), true);
     return local;
   }
 

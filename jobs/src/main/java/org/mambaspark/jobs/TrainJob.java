@@ -468,6 +468,7 @@ public final class TrainJob implements Callable<Integer> {
               : MambaConfig.preset(preset);
     }
     intendedConfig = intended;
+    requireDriverHeap(intended, Runtime.getRuntime().maxMemory());
     tokenizerId = TrainCheckpoints.tokenizerId(initDir, intended.vocabSize);
     Map<String, String> stored = null;
     if (newest != null) {
@@ -796,6 +797,23 @@ public final class TrainJob implements Callable<Integer> {
    *
    * @param resultBytes one partition's result: a gradient, or weights and moments when averaging
    */
+  /**
+   * The driver holds the weights and AdamW's two moments in fp32 (12 bytes a parameter) from the
+   * start to the end of a run, and copies of them while it starts the sharded optimizer: a heap
+   * below the 12 bytes is refused in one line before anything is allocated.
+   */
+  static void requireDriverHeap(MambaConfig c, long heap) {
+    long need = 12 * c.parameterCount();
+    if (need > heap) {
+      throw new IllegalArgumentException(
+          String.format(
+              "the training driver holds the weights and AdamW's two moments: at least %,d MB for"
+                  + " %,d parameters, and it has %,d MB of heap. Give it more: spark-submit"
+                  + " --driver-memory, bin/mamba MAMBA_JAVA_OPTS=-Xmx...",
+              need >> 20, c.parameterCount(), heap >> 20));
+    }
+  }
+
   static void checkDriverResults(String maxResultSize, long resultBytes, int partitions) {
     long limit = org.apache.spark.network.util.JavaUtils.byteStringAsBytes(maxResultSize);
     int n = resultsAtDriver(partitions, TREE_DEPTH);

@@ -17,6 +17,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.mambaspark.cli.MambaCli;
 import org.mambaspark.io.Checkpoint;
 import org.mambaspark.model.Backends;
+import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
@@ -43,14 +44,17 @@ class TrainJobTest {
   static void start() throws Exception {
     model = JobTestSupport.writeTrainingModel(tmp.resolve("init"), 4);
     input = JobTestSupport.writeIdRows(tmp.resolve("in.jsonl"), G, L, 64, 9);
-    // local[2,2]: two threads, a failed task is retried once
-    spark =
-        SparkSession.builder()
-            .master("local[2,2]")
-            .appName("TrainJobTest")
-            .config("spark.ui.enabled", "false")
-            .config("spark.plugins", FaultInjection.class.getName())
-            .getOrCreate();
+    spark = session();
+  }
+
+  /** local[2,2]: two threads, a failed task is retried once; the tests' fault injection. */
+  static SparkSession session() {
+    return SparkSession.builder()
+        .master("local[2,2]")
+        .appName("TrainJobTest")
+        .config("spark.ui.enabled", "false")
+        .config("spark.plugins", FaultInjection.class.getName())
+        .getOrCreate();
   }
 
   @AfterAll
@@ -410,6 +414,19 @@ class TrainJobTest {
   }
 
   @Test
+  void aDriverHeapBelowTheWeightsAndMomentsIsRefusedInOneLine() {
+    MambaConfig big = MambaConfig.preset("mamba-1.4b");
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> TrainJob.requireDriverHeap(big, 4L << 30)); // the driver at -Xmx4g
+    System.out.println("mamba-1.4b, driver heap 4 GB: " + e.getMessage());
+    assertTrue(e.getMessage().contains("4,096 MB of heap"), e.getMessage());
+    assertTrue(e.getMessage().contains(String.format("%,d MB", 12 * big.parameterCount() >> 20)));
+    TrainJob.requireDriverHeap(big, 12 * big.parameterCount()); // exactly enough: no error
+  }
+
+  @Test
   void theCliCommand() throws Exception {
     String out = tmp.resolve("cli").toString();
     spark.stop(); // the command makes its own embedded session
@@ -450,12 +467,7 @@ class TrainJobTest {
           Files.exists(Path.of(out, "config.json"))
               && Files.exists(Path.of(out, "model.safetensors")));
     } finally {
-      spark =
-          SparkSession.builder()
-              .master("local[2,2]")
-              .appName("TrainJobTest")
-              .config("spark.ui.enabled", "false")
-              .getOrCreate();
+      spark = session();
     }
   }
 }
