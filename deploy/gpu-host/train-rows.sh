@@ -15,7 +15,7 @@
 # Environment: CORES (16), ROWS ("1 2 3"), DRIVER_HEAP (4g), EXECUTOR_MB (row 3: 64000), GPUS (1; 0: row 1 on
 # the CPU), SMALL=1 for a dry run on a small machine (small models, short sequences: checks the script, not the
 # numbers).
-# On a machine without the bundle: MAMBA_CP="$(cat jobs/target/cli-classpath.txt):jobs/target/classes".
+# On a machine without the bundle: MAMBA_CP="$(cat jobs/target/cli-classpath.txt):$PWD/jobs/target/classes".
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 [ $# -ge 1 ] || { sed -n '2,20p' "$0"; exit 2; }
@@ -87,14 +87,15 @@ for row in ${ROWS:-1 2 3}; do
       'BEGIN { printf "row 2: tokens/s P=2 / P=1 = %.2f (goal >= 1.8)\n", b / a }'
     ;;
   3)
-    preset=mamba-1.4b L=128 heap=${DRIVER_HEAP:-4g} mb=${EXECUTOR_MB:-64000}
-    [ "$small" = 1 ] && preset=tiny L=32 heap=${DRIVER_HEAP:-256m} mb=1024
-    python3 - "$out/ids.jsonl" "$L" <<'PY'
+    preset=mamba-1.4b V=50280 L=128 heap=${DRIVER_HEAP:-4g} mb=${EXECUTOR_MB:-64000}
+    [ "$small" = 1 ] && preset=tiny V=256 L=32 heap=${DRIVER_HEAP:-512m} mb=1024
+    python3 - "$out/ids.jsonl" "$V" "$L" <<'PY'
 import random, sys
 random.seed(3)
+V, L = int(sys.argv[2]), int(sys.argv[3])
 with open(sys.argv[1], "w") as f:
     for _ in range(4):
-        f.write('{"input_ids": [%s]}\n' % ", ".join(str(random.randrange(50280)) for _ in range(int(sys.argv[2]))))
+        f.write('{"input_ids": [%s]}\n' % ", ".join(str(random.randrange(V)) for _ in range(L)))
 PY
     stamp "row 3: TrainJob --preset $preset, 1 step of 2 x $L tokens, driver -Xmx$heap, 1 CPU executor of $cores cores"
     rm -rf "$out/run-1.4b"
