@@ -22,6 +22,7 @@ import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.NamedTensor;
+import org.mambaspark.tokenizer.Tokenizers;
 import org.mambaspark.train.AdamW;
 import org.mambaspark.train.GradientSum;
 import org.mambaspark.train.LrSchedule;
@@ -411,6 +412,42 @@ class TrainJobTest {
         assertThrows(IllegalArgumentException.class, () -> strict.run(spark));
     System.out.println("--strict: " + e.getMessage());
     assertEquals("--input " + messy + " row 2: empty (--strict)", e.getMessage());
+  }
+
+  @Test
+  void textIsTokenizedOnTheExecutorsWithoutTheDriversModelFolder() throws Exception {
+    // the driver's model folder may be a local copy of an HDFS checkpoint, on another host than
+    // the executors: the tokenizer travels with the tasks
+    Path hf = Path.of("..", "mamba-udf", "src", "test", "resources", "tokenizer", "tokenizer.json");
+    Path kept = Files.createDirectories(tmp.resolve("tokenizer-kept"));
+    Path gone = Files.createDirectories(tmp.resolve("tokenizer-gone"));
+    Files.copy(hf, kept.resolve(Tokenizers.TOKENIZER_JSON));
+    Files.copy(hf, gone.resolve(Tokenizers.TOKENIZER_JSON));
+    Path text = tmp.resolve("text.txt");
+    List<String> lines = new ArrayList<>();
+    for (int i = 0; i < 40; i++) {
+      lines.add("the quick brown fox " + i + " jumps over the lazy dog, line " + (i * 7));
+    }
+    Files.write(text, lines);
+    TrainInput withFolder =
+        TrainInput.read(spark, "--input", text.toString(), null, kept.toString(), 8, 0, 270, true);
+    TrainInput withoutFolder =
+        TrainInput.read(spark, "--input", text.toString(), null, gone.toString(), 8, 0, 270, true);
+    org.apache.hadoop.fs.FileUtil.fullyDelete(gone.toFile()); // before any task runs
+    List<int[]> want = withFolder.sequences.collect();
+    List<int[]> got = withoutFolder.sequences.collect();
+    assertEquals(want.size(), got.size());
+    int maxId = 0;
+    for (int i = 0; i < want.size(); i++) {
+      assertTrue(Arrays.equals(want.get(i), got.get(i)), "sequence " + i);
+      maxId = Math.max(maxId, Arrays.stream(got.get(i)).max().orElse(0));
+    }
+    System.out.printf(
+        "text tokenized on the executors without the driver's folder: %d sequences of 8, ids up"
+            + " to %d (the BPE's merges: not the byte fallback)%n",
+        got.size(), maxId);
+    assertTrue(got.size() > 10);
+    assertTrue(maxId >= 256, "max id " + maxId);
   }
 
   @Test
