@@ -512,7 +512,7 @@ public final class TrainJob implements Callable<Integer> {
       int p)
       throws IOException {
     org.apache.hadoop.fs.Path stateDir =
-        new org.apache.hadoop.fs.Path(checkpoints.out, ".optimizer-state");
+        new org.apache.hadoop.fs.Path(checkpoints.out, TrainCheckpoints.STATE_DIR);
     if (stateCheckpointEvery > 0) {
       sc.setCheckpointDir(stateDir.toString());
     }

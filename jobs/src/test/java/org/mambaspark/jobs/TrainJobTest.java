@@ -351,6 +351,14 @@ class TrainJobTest {
     System.out.println("existing output: " + e.getMessage());
     assertTrue(e.getMessage().contains("--output " + out + " exists"), e.getMessage());
     assertTrue(e.getMessage().contains("--overwrite"), e.getMessage());
+    // --overwrite with a run that fails before its first checkpoint: the old output stays
+    IllegalArgumentException failed =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> job(out, 1, 1, "--no-chart", "--overwrite", "--global-batch", "100").run(spark));
+    System.out.println("--overwrite, failing run: " + failed.getMessage());
+    assertTrue(Files.exists(Path.of(out, "checkpoint-00000001", "model.safetensors")));
+    assertTrue(Files.exists(Path.of(out, "model.safetensors")), "the old run is intact");
     TrainJob again = job(out, 1, 2, "--no-chart", "--overwrite");
     again.run(spark);
     assertEquals(2, again.metrics.size(), "a fresh run of 2 steps");
