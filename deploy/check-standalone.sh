@@ -10,7 +10,7 @@
 # with one executor JVM killed (kill -9) mid-job: every row once, losses as in an undisturbed run; --deploy-mode
 # cluster: a good run writes its rows and exits 0, a failing driver makes mamba-submit exit non-zero.
 #
-#   deploy/check-standalone.sh            (about 4 minutes on 2 busy cores; needs the build: mvn package)
+#   deploy/check-standalone.sh            (2 minutes on 2 cores, 4 under load; needs the build: mvn package)
 #   KEEP=1 deploy/check-standalone.sh     keeps the work folder (logs of the master, workers, executors, drivers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
