@@ -467,7 +467,7 @@ class TrainJobTest {
             () -> TrainJob.requireDriverHeap(big, 4L << 30)); // the driver at -Xmx4g
     System.out.println("mamba-1.4b, driver heap 4 GB: " + e.getMessage());
     assertTrue(e.getMessage().contains("4,096 MB of heap"), e.getMessage());
-    assertTrue(e.getMessage().contains(String.format("%,d MB", 12 * big.parameterCount() >> 20)));
+    assertTrue(e.getMessage().contains(String.format("%,d MB", (12 * big.parameterCount()) >> 20)));
     TrainJob.requireDriverHeap(big, 12 * big.parameterCount()); // exactly enough: no error
   }
 
