@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A new user's mistakes, each run for real through bin/mamba (called by deploy/check.sh, which CI runs): each must
 # end in one "error: ..." line naming what is wrong (no stack trace) and a non-zero exit, and a previous output
-# must come through intact. Also: a relative model path on a multi-JVM master works, and a token id outside the
-# vocabulary fails its row only.
+# must come through intact. Also: a relative model path on a multi-JVM master works (scoring and training), and a
+# token id outside the vocabulary fails its row only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -62,6 +62,10 @@ MAMBA_JAVA_OPTS=-Xmx200m expect_error "too little heap" score --model models/pyc
 expect_error "missing input" bin/mamba score --model models/pycode-bytes --input "$work/nothing.jsonl" \
   --output "$out" --overwrite
 expect_error "misspelt flag" score --model models/pycode-bytes --output "$out" --overwrite --batch-sise 8
+# training: the driver holds weights and moments (12 bytes a parameter); --overwrite deletes nothing before its
+# first checkpoint
+MAMBA_JAVA_OPTS=-Xmx600m expect_error "train: driver heap, --overwrite" bin/mamba train --preset mamba-130m \
+  --input "$work/in.jsonl" --output "$out" --overwrite --steps 1 --global-batch 1 --seq-len 16
 
 # A token id outside the vocabulary: that row gets the error, the others their scores.
 printf '{"id": 1, "input_ids": [1, 2, 3]}\n{"id": 2, "input_ids": [1, 999, 3]}\n' > "$work/ids.jsonl"
@@ -84,5 +88,10 @@ rows=$(cat "$rel_out"/*.json | wc -l)
 rm -rf "$rel_out"
 [ "$rows" -eq 3 ] || fail "local-cluster: expected 3 rows, got $rows"
 printf '%-34s %s\n' "relative --model, local-cluster" "$(grep '^mamba score:' "$work/lc.log" | cut -c1-120)"
+# A relative --init for training on a master with separate executor JVMs: they tokenize the text too.
+bin/mamba train --init models/pycode-bytes --input "$work/in.jsonl" --output "$work/trained" --steps 1 --global-batch 2 \
+  --micro-batch 1 --seq-len 64 --partitions 1 --no-chart --master 'local-cluster[1,1,1024]' > "$work/train.log" 2>&1 \
+  || { cat "$work/train.log"; fail "train with a relative --init on local-cluster failed"; }
+printf '%-34s %s\n' "relative --init, local-cluster" "$(grep -o 'step 1/1 .*' "$work/train.log")"
 [ "$(fingerprint)" = "$before" ] || fail "the previous output changed"
 echo "check-mistakes: every mistake gave one error line and a non-zero exit; the previous output is intact"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks of deploy/ that can run here (called by .ci/run after the build): the DAG compiles, YAML and JSON parse,
 # the notebook's cells are in order, the GPU discovery script prints valid JSON without GPUs and with a fake
-# nvidia-smi, the submit wrapper runs a real score job through Spark's SparkSubmit in local mode, and
-# deploy/check-mistakes.sh runs a new user's mistakes.
+# nvidia-smi, the submit wrapper runs a real score job through Spark's SparkSubmit in local mode,
+# deploy/check-mistakes.sh runs a new user's mistakes, deploy/check-dag.sh the Airflow DAG's command, and
+# deploy/check-standalone.sh the jobs on a real standalone cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=python3
@@ -50,3 +51,5 @@ deploy/mamba-submit --help | grep -q '^set ' && { echo "deploy: mamba-submit --h
 # a new user's mistakes: one error line each, the previous output intact
 bash deploy/check-mistakes.sh
 deploy/check-dag.sh
+# a real standalone cluster: master, two workers, kill -9 of an executor, cluster mode
+deploy/check-standalone.sh

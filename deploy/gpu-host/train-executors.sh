@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deploy/gpu-host/train-executors.sh EXECUTORS GPUS [TrainJob flags ...]
 #
-# The training job (org.mambaspark.jobs.TrainJob) on local-cluster[EXECUTORS,1,EXECUTOR_MB]: an in-process
-# standalone master and EXECUTORS workers on this host, each launching its own executor JVM. With GPUS = 1,
+# The training job (org.mambaspark.jobs.TrainJob) on local-cluster[EXECUTORS,EXECUTOR_CORES,EXECUTOR_MB]: an
+# in-process standalone master and EXECUTORS workers on this host, each launching its own executor JVM, whose one
+# task at a time has all EXECUTOR_CORES (default 1) cores for the engine's threads. With GPUS = 1,
 # Spark's resource scheduling gives every executor one GPU found by deploy/gpu-discovery.sh (one task at a
 # time per executor), and each executor binds its kernels to the OpenCL device of its address (logged);
 # workers on one host all discover the same list, so with one GPU the executors share it. GPUS = 0: no GPU
@@ -40,6 +41,8 @@ exec java ${MAMBA_JAVA_OPTS:--Xmx16g} "$MAMBA_VECTOR_MODULE" "${MAMBA_JAVA17_OPE
   -Dspark.driver.host=127.0.0.1 -Dspark.driver.bindAddress=127.0.0.1 -Dspark.ui.enabled=false \
   -Dspark.executorEnv.SPARK_SCALA_VERSION=2.12 -Dspark.executorEnv.LD_PRELOAD="${LD_PRELOAD:-}" \
   -Dspark.executor.memory="${EXECUTOR_MB:-16384}m" \
+  -Dspark.executor.cores="${EXECUTOR_CORES:-1}" -Dspark.task.cpus="${EXECUTOR_CORES:-1}" \
   -Dspark.executor.extraJavaOptions="--add-modules=jdk.incubator.vector -Djdk.reflect.useDirectMethodHandle=false ${EXECUTOR_JAVA_OPTS:-}" \
   "${resources[@]}" \
-  -cp "$MAMBA_CP" org.mambaspark.jobs.TrainJob --master "local-cluster[$executors,1,${EXECUTOR_MB:-16384}]" "$@"
+  -cp "$MAMBA_CP" org.mambaspark.jobs.TrainJob \
+  --master "local-cluster[$executors,${EXECUTOR_CORES:-1},${EXECUTOR_MB:-16384}]" "$@"

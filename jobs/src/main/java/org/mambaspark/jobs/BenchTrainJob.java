@@ -21,18 +21,19 @@ import picocli.CommandLine.Option;
 
 /**
  * {@code bin/mamba bench-train-job}: the training job for P = 1, 2, ... executors at the same
- * global batch, each executor a separate JVM with one core ({@code local-cluster[P,1,MB]}, one
- * partition per executor). One line per P: the step time, the longest task's gradient compute, the
- * bytes through the driver and through the shuffle a step (Spark's task metrics, {@link
- * org.mambaspark.spark.TrainingTraffic}), tokens/s; medians over the timed steps. Random token ids;
- * the first --warmup steps are not timed. The output directories are fresh temporary ones.
+ * global batch, each executor a separate JVM with its own C cores ({@code local-cluster[P,C,MB]},
+ * one partition per executor, one task at a time on all C cores). One line per P: the step time,
+ * the longest task's gradient compute, the bytes through the driver and through the shuffle a step
+ * (Spark's task metrics, {@link org.mambaspark.spark.TrainingTraffic}), tokens/s; medians over the
+ * timed steps. Random token ids; the first --warmup steps are not timed. The output directories are
+ * fresh temporary ones.
  */
 @Command(
     name = "bench-train-job",
     mixinStandardHelpOptions = true,
     description =
         "Training-job step time, compute, driver and shuffle bytes and tokens/s for P = 1, 2, ..."
-            + " separate executor JVMs (local-cluster[P,1,MB]) at equal global batch.")
+            + " separate executor JVMs (local-cluster[P,C,MB]) at equal global batch.")
 public final class BenchTrainJob implements Callable<Integer> {
   @Option(names = "--init", description = "model to train (default: random, --hidden-size)")
   String init;
@@ -80,9 +81,22 @@ public final class BenchTrainJob implements Callable<Integer> {
   int executorMemoryMb;
 
   @Option(
+      names = "--executor-cores",
+      defaultValue = "1",
+      description =
+          "cores of each executor JVM, all for its one task (spark.task.cpus): the engine's threads")
+  int executorCores;
+
+  @Option(
+      names = "--executor-java-options",
+      defaultValue = "",
+      description = "more JVM options for the executors (e.g. -Dmamba.backend=gpu)")
+  String executorJavaOptions;
+
+  @Option(
       names = "--master-template",
-      defaultValue = "local-cluster[%d,1,%d]",
-      description = "Spark master, %d = P and the worker memory (MB)")
+      defaultValue = "local-cluster[%d,%d,%d]",
+      description = "Spark master, %d = P, the executor cores and the worker memory (MB)")
   String masterTemplate;
 
   @Override
@@ -155,7 +169,8 @@ public final class BenchTrainJob implements Callable<Integer> {
         steps,
         warmup);
     for (int p : executors) {
-      String master = String.format(Locale.ROOT, masterTemplate, p, executorMemoryMb);
+      String master =
+          String.format(Locale.ROOT, masterTemplate, p, executorCores, executorMemoryMb);
       SparkSession spark =
           SparkSession.builder()
               .master(master)
@@ -165,9 +180,12 @@ public final class BenchTrainJob implements Callable<Integer> {
               .config("spark.driver.bindAddress", "127.0.0.1")
               .config("spark.ui.enabled", "false")
               .config("spark.ui.showConsoleProgress", "false")
-              .config("spark.executor.cores", "1")
+              .config("spark.executor.cores", Integer.toString(executorCores))
+              .config("spark.task.cpus", Integer.toString(executorCores))
               .config("spark.executor.memory", (executorMemoryMb * 3 / 4) + "m")
-              .config("spark.executor.extraJavaOptions", "--add-modules=jdk.incubator.vector")
+              .config(
+                  "spark.executor.extraJavaOptions",
+                  ("--add-modules=jdk.incubator.vector " + executorJavaOptions).trim())
               .getOrCreate();
       try {
         long deadline = System.nanoTime() + 120_000_000_000L;

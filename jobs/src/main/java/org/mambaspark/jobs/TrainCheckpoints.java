@@ -33,10 +33,14 @@ import org.slf4j.LoggerFactory;
 final class TrainCheckpoints {
   private static final Logger LOG = LoggerFactory.getLogger(TrainCheckpoints.class);
 
+  /** The folder in the output where the sharded optimizer's state is checkpointed. */
+  static final String STATE_DIR = ".optimizer-state";
+
   final FileSystem fs;
   final Path out;
   private final java.nio.file.Path work;
   private final int keep;
+  private boolean replacing; // --overwrite of an existing output, not yet deleted
 
   private TrainCheckpoints(FileSystem fs, Path out, java.nio.file.Path work, int keep) {
     this.fs = fs;
@@ -47,8 +51,8 @@ final class TrainCheckpoints {
 
   /**
    * The output directory, checked: an existing non-empty one is another run's unless the run
-   * resumes ({@code --resume}, {@code --auto-resume}) or replaces it ({@code --overwrite}, which
-   * deletes it now).
+   * resumes ({@code --resume}, {@code --auto-resume}) or replaces it ({@code --overwrite}: its
+   * contents are deleted when the first checkpoint is written).
    */
   static TrainCheckpoints open(
       Configuration hconf,
@@ -70,10 +74,28 @@ final class TrainCheckpoints {
                 + " exists and is not empty: pass --resume (or --auto-resume) to continue the run"
                 + " in it, or --overwrite to replace it");
       }
-      LOG.warn("--overwrite: deleting {}", output);
-      fs.delete(out, true);
+      LOG.warn("--overwrite: {} is replaced when the first checkpoint is written", output);
     }
-    return new TrainCheckpoints(fs, out, work, keep);
+    TrainCheckpoints c = new TrainCheckpoints(fs, out, work, keep);
+    c.replacing = exists && overwrite && !resume && !autoResume;
+    return c;
+  }
+
+  /**
+   * Deletes what --overwrite replaces, once the run has something to write (a run that fails before
+   * loses nothing), except the optimizer state's folder, which this run may be using.
+   */
+  private void replaceOnce() throws IOException {
+    if (!replacing) {
+      return;
+    }
+    for (FileStatus st : fs.listStatus(out)) {
+      if (!st.getPath().getName().equals(STATE_DIR)) {
+        fs.delete(st.getPath(), true);
+      }
+    }
+    replacing = false;
+    LOG.warn("--overwrite: deleted the previous contents of {}", out);
   }
 
   /** The newest checkpoint-N directory of the output, or null. */
@@ -93,13 +115,17 @@ final class TrainCheckpoints {
     return best;
   }
 
-  /** A local copy of a checkpoint directory (the directory itself on a local file system). */
+  /**
+   * A local copy of a checkpoint directory on any file system (the directory itself, absolute, on a
+   * local one: executors resolve a relative path against their own working directory).
+   */
   java.nio.file.Path local(Path dir, String name) throws IOException {
-    if ("file".equals(fs.getScheme())) {
-      return java.nio.file.Path.of(dir.toUri().getPath());
+    FileSystem dirFs = dir.getFileSystem(fs.getConf());
+    if ("file".equals(dirFs.getScheme())) {
+      return java.nio.file.Path.of(dirFs.makeQualified(dir).toUri());
     }
     java.nio.file.Path local = work.resolve(name);
-    fs.copyToLocalFile(false, dir, new Path(local.toUri()), true);
+    dirFs.copyToLocalFile(false, dir, new Path(local.toUri()), true);
     return local;
   }
 
@@ -203,6 +229,7 @@ final class TrainCheckpoints {
     if (last && chart != null) {
       chart.accept(local);
     }
+    replaceOnce();
     fs.mkdirs(out);
     Path tmp = new Path(out, "." + name + ".tmp");
     Path dst = new Path(out, name);

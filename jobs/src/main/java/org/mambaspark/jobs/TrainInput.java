@@ -83,6 +83,7 @@ final class TrainInput {
               + input
               + ": text input needs a model with a tokenizer (or a byte-level model)");
     }
+    TokenizerFiles tokFiles = ids || tokDir == null ? null : TokenizerFiles.of(Path.of(tokDir));
     LongAccumulator unusable = spark.sparkContext().longAccumulator("unusable rows of " + input);
     LongAccumulator dropped = spark.sparkContext().longAccumulator("dropped tokens of " + input);
     org.apache.spark.api.java.JavaPairRDD<Row, Long> numbered =
@@ -91,7 +92,10 @@ final class TrainInput {
         numbered.mapPartitions(
             it -> {
               Packer p = new Packer(L, eos);
-              Tokenizer tok = ids ? null : tokenizer(tokDir);
+              Tokenizer tok =
+                  ids
+                      ? null
+                      : tokFiles == null ? Tokenizers.byName(Tokenizers.BYTES) : tokFiles.open();
               try {
                 while (it.hasNext()) {
                   Tuple2<Row, Long> t = it.next();
@@ -124,10 +128,48 @@ final class TrainInput {
     return new TrainInput(seqs, unusable, dropped);
   }
 
-  private static Tokenizer tokenizer(String tokDir) {
-    return tokDir == null
-        ? Tokenizers.byName(Tokenizers.BYTES)
-        : Tokenizers.forModel(Path.of(tokDir)).orElse(Tokenizers.byName(Tokenizers.BYTES));
+  /**
+   * A model's tokenizer files as bytes, shipped with the tasks: the driver's model folder may be a
+   * local copy (of an HDFS checkpoint) that executors on other hosts cannot read. An executor
+   * writes them into a temporary folder, loads the tokenizer from it and deletes it.
+   */
+  static final class TokenizerFiles implements java.io.Serializable {
+    private static final long serialVersionUID = 1L;
+    private final Map<String, byte[]> files = new java.util.TreeMap<>();
+
+    /** The tokenizer files of the model folder dir (none: the byte-level tokenizer). */
+    static TokenizerFiles of(Path dir) {
+      Tokenizers.forModel(dir).ifPresent(Tokenizer::close); // errors name the user's folder
+      TokenizerFiles t = new TokenizerFiles();
+      for (String name : List.of(Tokenizers.TOKENIZER_JSON, Tokenizers.TOKENIZER_CONFIG)) {
+        Path f = dir.resolve(name);
+        if (java.nio.file.Files.isRegularFile(f)) {
+          try {
+            t.files.put(name, java.nio.file.Files.readAllBytes(f));
+          } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(f + ": cannot read", e);
+          }
+        }
+      }
+      return t;
+    }
+
+    Tokenizer open() {
+      Path dir = null;
+      try {
+        dir = java.nio.file.Files.createTempDirectory("mamba-tokenizer-");
+        for (Map.Entry<String, byte[]> f : files.entrySet()) {
+          java.nio.file.Files.write(dir.resolve(f.getKey()), f.getValue());
+        }
+        return Tokenizers.forModel(dir).orElse(Tokenizers.byName(Tokenizers.BYTES));
+      } catch (java.io.IOException e) {
+        throw new java.io.UncheckedIOException("cannot write the tokenizer's files", e);
+      } finally {
+        if (dir != null) {
+          org.apache.hadoop.fs.FileUtil.fullyDelete(dir.toFile());
+        }
+      }
+    }
   }
 
   /** The row's ids, or null for a null row or a null id; an id outside [0, V) fails. */

@@ -468,6 +468,7 @@ public final class TrainJob implements Callable<Integer> {
               : MambaConfig.preset(preset);
     }
     intendedConfig = intended;
+    requireDriverHeap(intended, Runtime.getRuntime().maxMemory());
     tokenizerId = TrainCheckpoints.tokenizerId(initDir, intended.vocabSize);
     Map<String, String> stored = null;
     if (newest != null) {
@@ -511,7 +512,7 @@ public final class TrainJob implements Callable<Integer> {
       int p)
       throws IOException {
     org.apache.hadoop.fs.Path stateDir =
-        new org.apache.hadoop.fs.Path(checkpoints.out, ".optimizer-state");
+        new org.apache.hadoop.fs.Path(checkpoints.out, TrainCheckpoints.STATE_DIR);
     if (stateCheckpointEvery > 0) {
       sc.setCheckpointDir(stateDir.toString());
     }
@@ -540,7 +541,8 @@ public final class TrainJob implements Callable<Integer> {
                 r.gradientJobNanos,
                 r.updateJobNanos,
                 moved,
-                r.skipped));
+                r.skipped,
+                r.executors));
         long done = st.step();
         afterSteps(
             s,
@@ -621,7 +623,8 @@ public final class TrainJob implements Callable<Integer> {
                 (t1 - t0) / h,
                 (t2 - t1) / h,
                 bytes.per(h),
-                r.skipped[k] > 0));
+                r.skipped[k] > 0,
+                Set.of()));
       }
       if (!moved) {
         LOG.warn("round ending at step {}: no partition took a finite step", s + h);
@@ -689,7 +692,8 @@ public final class TrainJob implements Callable<Integer> {
 
   /**
    * One step's metrics line and log line; counts skipped steps. Steps are numbered from 1 in both
-   * (the step just taken), as the eval lines and checkpoints count them.
+   * (the step just taken), as the eval lines and checkpoints count them. The log line names the
+   * executors that computed the gradients, where known.
    */
   private String record(
       long step,
@@ -702,7 +706,8 @@ public final class TrainJob implements Callable<Integer> {
       long jobNanos,
       long updateNanos,
       TrainingTraffic.Totals moved,
-      boolean skip) {
+      boolean skip,
+      Set<String> executors) {
     long n = step + 1;
     if (skip) {
       skipped++;
@@ -717,13 +722,14 @@ public final class TrainJob implements Callable<Integer> {
       badInARow = 0;
     }
     LOG.info(
-        "step {}/{}  loss {}  lr {}  grad norm {}  {} tokens/s",
+        "step {}/{}  loss {}  lr {}  grad norm {}  {} tokens/s{}",
         n,
         steps,
         String.format("%.4f", loss),
         lr,
         String.format("%.3f", gradNorm),
-        String.format("%.0f", tokensPerS));
+        String.format("%.0f", tokensPerS),
+        executors.isEmpty() ? "" : "  gradients on executors " + String.join(", ", executors));
     return String.format(
         "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,\"tokens_per_s\":%.1f,"
             + "\"seconds\":%.3f,\"task_compute_max_s\":%.4f,\"job_s\":%.4f,\"update_s\":%.4f,"
@@ -791,6 +797,23 @@ public final class TrainJob implements Callable<Integer> {
    *
    * @param resultBytes one partition's result: a gradient, or weights and moments when averaging
    */
+  /**
+   * The driver holds the weights and AdamW's two moments in fp32 (12 bytes a parameter) from the
+   * start to the end of a run, and copies of them while it starts the sharded optimizer: a heap
+   * below the 12 bytes is refused in one line before anything is allocated.
+   */
+  static void requireDriverHeap(MambaConfig c, long heap) {
+    long need = 12 * c.parameterCount();
+    if (need > heap) {
+      throw new IllegalArgumentException(
+          String.format(
+              "the training driver holds the weights and AdamW's two moments: at least %,d MB for"
+                  + " %,d parameters, and it has %,d MB of heap. Give it more: spark-submit"
+                  + " --driver-memory, bin/mamba MAMBA_JAVA_OPTS=-Xmx...",
+              need >> 20, c.parameterCount(), heap >> 20));
+    }
+  }
+
   static void checkDriverResults(String maxResultSize, long resultBytes, int partitions) {
     long limit = org.apache.spark.network.util.JavaUtils.byteStringAsBytes(maxResultSize);
     int n = resultsAtDriver(partitions, TREE_DEPTH);

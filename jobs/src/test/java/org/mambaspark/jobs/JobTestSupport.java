@@ -56,10 +56,6 @@ final class JobTestSupport {
   }
 
   /**
-   * Spark on {@code local-cluster[2,1,1024]}: an in-process master and two workers, each launching
-   * an executor JVM; returns once both executors registered (at most 90 s).
-   */
-  /**
    * The training tests' job: global batch G of L-token sequences, micro-batches of 2, constant lr
    * 1e-3, weight decay 0.1, clipping at 1, seed 0, the optimizer in 3 slices (they cut across
    * tensors) with its state checkpointed every 2 steps, then {@code extra}.
@@ -116,6 +112,11 @@ final class JobTestSupport {
     return j;
   }
 
+  /**
+   * Spark on {@code local-cluster[2,1,1024]}: an in-process master and two workers, each launching
+   * an executor JVM, with the tests' {@link FaultInjection} plugin; returns once both executors
+   * registered (at most 90 s).
+   */
   static org.apache.spark.sql.SparkSession localCluster(String app) throws InterruptedException {
     org.apache.spark.sql.SparkSession spark =
         org.apache.spark.sql.SparkSession.builder()
@@ -127,6 +128,7 @@ final class JobTestSupport {
             .config("spark.ui.enabled", "false")
             .config("spark.executor.memory", "512m")
             .config("spark.executor.extraJavaOptions", "--add-modules=jdk.incubator.vector")
+            .config("spark.plugins", FaultInjection.class.getName())
             .getOrCreate();
     awaitExecutors(spark, 2);
     return spark;

@@ -110,13 +110,20 @@ class TrainClusterTest {
     String in = input.toString(), init = model.toString();
     TrainJob clean = job(init, in, tmp.resolve("clean").toString(), 5);
     clean.run(spark);
-    // the state is checkpointed every 2 steps (JobTestSupport): step 3 recovers from step 2's
-    spark.sparkContext().setLocalProperty(DataParallelTraining.HALT_EXECUTOR_AT_STEP, "3");
+    // the state is checkpointed every 2 steps (JobTestSupport): step 4 recovers from step 2's
+    FaultInjection.Seen seen = new FaultInjection.Seen();
+    spark.sparkContext().addSparkListener(seen);
+    spark.sparkContext().setLocalProperty(FaultInjection.HALT_EXECUTOR_IN_STEP, "4");
+    spark
+        .sparkContext()
+        .setLocalProperty(FaultInjection.HALT_MARKER, tmp.resolve("halted").toString());
     TrainJob lost = job(init, in, tmp.resolve("lost").toString(), 5);
     try {
       lost.run(spark);
     } finally {
-      spark.sparkContext().setLocalProperty(DataParallelTraining.HALT_EXECUTOR_AT_STEP, null);
+      spark.sparkContext().setLocalProperty(FaultInjection.HALT_EXECUTOR_IN_STEP, null);
+      spark.sparkContext().setLocalProperty(FaultInjection.HALT_MARKER, null);
+      spark.sparkContext().removeSparkListener(seen);
     }
     double err = relErr(lost.weights, clean.weights);
     System.out.printf(
@@ -125,6 +132,8 @@ class TrainClusterTest {
         err,
         lost.metrics.stream().map(m -> LossChart.number(m, "loss")).toList(),
         clean.metrics.stream().map(m -> LossChart.number(m, "loss")).toList());
+    assertTrue(Files.exists(tmp.resolve("halted")), "an executor halted");
+    assertEquals(1, FaultInjection.Seen.atLeast(seen.executorsRemoved, 1), "one executor lost");
     assertTrue(err < 1e-6, "rel err " + err);
     JobTestSupport.awaitExecutors(spark, 2); // the worker starts a new one
   }

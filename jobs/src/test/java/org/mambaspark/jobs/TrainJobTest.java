@@ -17,11 +17,12 @@ import org.junit.jupiter.api.io.TempDir;
 import org.mambaspark.cli.MambaCli;
 import org.mambaspark.io.Checkpoint;
 import org.mambaspark.model.Backends;
+import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.NamedTensor;
-import org.mambaspark.spark.DataParallelTraining;
+import org.mambaspark.tokenizer.Tokenizers;
 import org.mambaspark.train.AdamW;
 import org.mambaspark.train.GradientSum;
 import org.mambaspark.train.LrSchedule;
@@ -44,13 +45,17 @@ class TrainJobTest {
   static void start() throws Exception {
     model = JobTestSupport.writeTrainingModel(tmp.resolve("init"), 4);
     input = JobTestSupport.writeIdRows(tmp.resolve("in.jsonl"), G, L, 64, 9);
-    // local[2,2]: two threads, a failed task is retried once
-    spark =
-        SparkSession.builder()
-            .master("local[2,2]")
-            .appName("TrainJobTest")
-            .config("spark.ui.enabled", "false")
-            .getOrCreate();
+    spark = session();
+  }
+
+  /** local[2,2]: two threads, a failed task is retried once; the tests' fault injection. */
+  static SparkSession session() {
+    return SparkSession.builder()
+        .master("local[2,2]")
+        .appName("TrainJobTest")
+        .config("spark.ui.enabled", "false")
+        .config("spark.plugins", FaultInjection.class.getName())
+        .getOrCreate();
   }
 
   @AfterAll
@@ -130,23 +135,27 @@ class TrainJobTest {
   void aFailedTaskIsRetriedAndCountedOnce() throws Exception {
     TrainJob clean = job(tmp.resolve("clean").toString(), 2, 3);
     clean.run(spark);
-    spark
-        .sparkContext()
-        .setLocalProperty(DataParallelTraining.FAIL_FIRST_ATTEMPT_OF_PARTITION, "1");
+    FaultInjection.Seen seen = new FaultInjection.Seen();
+    spark.sparkContext().addSparkListener(seen);
+    spark.sparkContext().setLocalProperty(FaultInjection.FAIL_FIRST_ATTEMPT_OF_PARTITION, "1");
     try {
       TrainJob faulty = job(tmp.resolve("faulty").toString(), 2, 3);
       faulty.run(spark);
       double err = relErr(faulty.weights, clean.weights);
+      // each step's gradient and update jobs have a partition 1 (2 data partitions, 3 slices)
+      int failed = FaultInjection.Seen.atLeast(seen.injectedFailures, 6);
       System.out.printf(
-          "with a failed first attempt of partition 1 each step: weights rel err %.2e%n", err);
+          "%d task attempts of partition 1 failed after doing their work (3 steps): weights rel"
+              + " err %.2e%n",
+          failed, err);
+      assertTrue(failed >= 6, failed + " injected failures seen");
       // reducers add the partitions' sums in partition order, so a retried task changes nothing;
       // what remains is the engine's own run-to-run rounding (its Vector API sums round differently
       // before and after the JIT compiles them)
       assertTrue(err < 1e-6, "rel err " + err);
     } finally {
-      spark
-          .sparkContext()
-          .setLocalProperty(DataParallelTraining.FAIL_FIRST_ATTEMPT_OF_PARTITION, null);
+      spark.sparkContext().setLocalProperty(FaultInjection.FAIL_FIRST_ATTEMPT_OF_PARTITION, null);
+      spark.sparkContext().removeSparkListener(seen);
     }
   }
 
@@ -342,6 +351,14 @@ class TrainJobTest {
     System.out.println("existing output: " + e.getMessage());
     assertTrue(e.getMessage().contains("--output " + out + " exists"), e.getMessage());
     assertTrue(e.getMessage().contains("--overwrite"), e.getMessage());
+    // --overwrite with a run that fails before its first checkpoint: the old output stays
+    IllegalArgumentException failed =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> job(out, 1, 1, "--no-chart", "--overwrite", "--global-batch", "100").run(spark));
+    System.out.println("--overwrite, failing run: " + failed.getMessage());
+    assertTrue(Files.exists(Path.of(out, "checkpoint-00000001", "model.safetensors")));
+    assertTrue(Files.exists(Path.of(out, "model.safetensors")), "the old run is intact");
     TrainJob again = job(out, 1, 2, "--no-chart", "--overwrite");
     again.run(spark);
     assertEquals(2, again.metrics.size(), "a fresh run of 2 steps");
@@ -406,6 +423,55 @@ class TrainJobTest {
   }
 
   @Test
+  void textIsTokenizedOnTheExecutorsWithoutTheDriversModelFolder() throws Exception {
+    // the driver's model folder may be a local copy of an HDFS checkpoint, on another host than
+    // the executors: the tokenizer travels with the tasks
+    Path hf = Path.of("..", "mamba-udf", "src", "test", "resources", "tokenizer", "tokenizer.json");
+    Path kept = Files.createDirectories(tmp.resolve("tokenizer-kept"));
+    Path gone = Files.createDirectories(tmp.resolve("tokenizer-gone"));
+    Files.copy(hf, kept.resolve(Tokenizers.TOKENIZER_JSON));
+    Files.copy(hf, gone.resolve(Tokenizers.TOKENIZER_JSON));
+    Path text = tmp.resolve("text.txt");
+    List<String> lines = new ArrayList<>();
+    for (int i = 0; i < 40; i++) {
+      lines.add("the quick brown fox " + i + " jumps over the lazy dog, line " + (i * 7));
+    }
+    Files.write(text, lines);
+    TrainInput withFolder =
+        TrainInput.read(spark, "--input", text.toString(), null, kept.toString(), 8, 0, 270, true);
+    TrainInput withoutFolder =
+        TrainInput.read(spark, "--input", text.toString(), null, gone.toString(), 8, 0, 270, true);
+    org.apache.hadoop.fs.FileUtil.fullyDelete(gone.toFile()); // before any task runs
+    List<int[]> want = withFolder.sequences.collect();
+    List<int[]> got = withoutFolder.sequences.collect();
+    assertEquals(want.size(), got.size());
+    int maxId = 0;
+    for (int i = 0; i < want.size(); i++) {
+      assertTrue(Arrays.equals(want.get(i), got.get(i)), "sequence " + i);
+      maxId = Math.max(maxId, Arrays.stream(got.get(i)).max().orElse(0));
+    }
+    System.out.printf(
+        "text tokenized on the executors without the driver's folder: %d sequences of 8, ids up"
+            + " to %d (the BPE's merges: not the byte fallback)%n",
+        got.size(), maxId);
+    assertTrue(got.size() > 10);
+    assertTrue(maxId >= 256, "max id " + maxId);
+  }
+
+  @Test
+  void aDriverHeapBelowTheWeightsAndMomentsIsRefusedInOneLine() {
+    MambaConfig big = MambaConfig.preset("mamba-1.4b");
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> TrainJob.requireDriverHeap(big, 4L << 30)); // the driver at -Xmx4g
+    System.out.println("mamba-1.4b, driver heap 4 GB: " + e.getMessage());
+    assertTrue(e.getMessage().contains("4,096 MB of heap"), e.getMessage());
+    assertTrue(e.getMessage().contains(String.format("%,d MB", (12 * big.parameterCount()) >> 20)));
+    TrainJob.requireDriverHeap(big, 12 * big.parameterCount()); // exactly enough: no error
+  }
+
+  @Test
   void theCliCommand() throws Exception {
     String out = tmp.resolve("cli").toString();
     spark.stop(); // the command makes its own embedded session
@@ -446,12 +512,7 @@ class TrainJobTest {
           Files.exists(Path.of(out, "config.json"))
               && Files.exists(Path.of(out, "model.safetensors")));
     } finally {
-      spark =
-          SparkSession.builder()
-              .master("local[2,2]")
-              .appName("TrainJobTest")
-              .config("spark.ui.enabled", "false")
-              .getOrCreate();
+      spark = session();
     }
   }
 }

@@ -25,8 +25,8 @@ import scala.Tuple2;
  * Data-parallel training on Spark besides the sharded synchronous step ({@link ShardedTraining}):
  * periodic model averaging ({@link #averageRound}: the driver broadcasts weights and moments, every
  * partition takes H local AdamW steps, a treeAggregate averages them), the held-out loss under
- * driver-held weights ({@link #evalLoss}), and what both paths share: the fault-injection hook and
- * each partition's share of a batch.
+ * driver-held weights ({@link #evalLoss}), and what both paths share: each partition's share of a
+ * batch and its held-out loss.
  *
  * <p>The gradient runs through each executor's cached {@link ModelRunner} ({@link TrainingRunners}:
  * on the GPU Spark assigned the task, else the CPU). Bytes moved per round of averaging: weights
@@ -34,25 +34,7 @@ import scala.Tuple2;
  * (docs/training.md).
  */
 public final class DataParallelTraining {
-  private static final org.slf4j.Logger LOG =
-      org.slf4j.LoggerFactory.getLogger(DataParallelTraining.class);
-
   private DataParallelTraining() {}
-
-  /**
-   * Test hook, a Spark local property (set with {@code sc.setLocalProperty} on the driver thread):
-   * the first attempt of the task for this partition throws, so that Spark retries it (fault
-   * injection).
-   */
-  public static final String FAIL_FIRST_ATTEMPT_OF_PARTITION =
-      "mamba.test.failFirstAttemptOfPartition";
-
-  /**
-   * Test hook, a Spark local property: the executor JVM that runs the first attempt of partition
-   * 0's gradient task at this step (0-based) halts, losing its cached optimizer shards and shuffle
-   * files as a crashed executor would. Never in the driver's JVM.
-   */
-  public static final String HALT_EXECUTOR_AT_STEP = "mamba.test.haltExecutorAtStep";
 
   /**
    * The weights as shipped: the config and every tensor in {@link MambaWeights#parameters()} order.
@@ -170,7 +152,6 @@ public final class DataParallelTraining {
       JavaRDD<ModelAverage> parts =
           data.mapPartitions(
               (Iterator<Tuple2<Long, int[]>> it) -> {
-                injectedFailure();
                 List<Tuple2<Long, int[]>> all = new ArrayList<>();
                 it.forEachRemaining(all::add);
                 List<List<int[]>> shares = new ArrayList<>();
@@ -204,35 +185,6 @@ public final class DataParallelTraining {
     } finally {
       state.destroy();
       indices.destroy();
-    }
-  }
-
-  /**
-   * The fault-injection hook: fails the first attempt of the partition the local property names.
-   */
-  static void injectedFailure(long step) {
-    TaskContext tc = TaskContext.get();
-    String haltAt = tc == null ? null : tc.getLocalProperty(HALT_EXECUTOR_AT_STEP);
-    if (haltAt != null
-        && Long.toString(step).equals(haltAt)
-        && tc.partitionId() == 0
-        && tc.stageAttemptNumber() == 0
-        && tc.attemptNumber() == 0
-        && !"driver".equals(org.apache.spark.SparkEnv.get().executorId())) {
-      LOG.warn("{}: test hook: halting this executor at step {}", ModelCache.jvmId(), step);
-      Runtime.getRuntime().halt(3);
-    }
-    injectedFailure();
-  }
-
-  static void injectedFailure() {
-    TaskContext tc = TaskContext.get();
-    String failPartition = tc == null ? null : tc.getLocalProperty(FAIL_FIRST_ATTEMPT_OF_PARTITION);
-    if (failPartition != null
-        && Integer.toString(tc.partitionId()).equals(failPartition)
-        && tc.attemptNumber() == 0) {
-      throw new IllegalStateException(
-          "injected failure of partition " + failPartition + ", attempt 0");
     }
   }
 

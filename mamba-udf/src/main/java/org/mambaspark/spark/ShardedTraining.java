@@ -2,13 +2,16 @@ package org.mambaspark.spark;
 
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.UUID;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.HashPartitioner;
+import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaRDD;
@@ -56,6 +59,7 @@ import scala.Tuple2;
  */
 public final class ShardedTraining {
   private static final Logger LOG = LoggerFactory.getLogger(ShardedTraining.class);
+  private static final java.util.regex.Pattern COMMA = java.util.regex.Pattern.compile(",");
 
   /** One step's outcome, from the reducers' small results. */
   public static final class StepResult {
@@ -64,6 +68,11 @@ public final class ShardedTraining {
     public float lr;
     public boolean skipped;
     public long tokens;
+
+    /**
+     * The Spark executor ids whose tasks computed the step's gradients ("driver" in local mode).
+     */
+    public final Set<String> executors = new TreeSet<>();
 
     /** The longest partition's gradient compute, and the two Spark jobs' wall times. */
     public long maxComputeNanos;
@@ -197,12 +206,10 @@ public final class ShardedTraining {
     final ParameterSlices sl = slices;
     final boolean half = bf16;
     final int S = slices.count();
-    final long at = step;
     JavaRDD<Tuple2<Integer, SliceRecord>> parts =
         data.zipPartitions(
             gathered,
             (Iterator<Tuple2<Long, int[]>> it, Iterator<Tuple2<Integer, SliceRecord>> weights) -> {
-              DataParallelTraining.injectedFailure(at);
               List<int[]> seqs = DataParallelTraining.mine(it, indices.value());
               if (seqs.isEmpty()) {
                 return Collections.emptyIterator();
@@ -215,9 +222,10 @@ public final class ShardedTraining {
                 TrainingRunners.release();
               }
               int p = TaskContext.getPartitionId();
+              String executor = SparkEnv.get().executorId();
               List<Tuple2<Integer, SliceRecord>> out = new ArrayList<>(S);
               for (int s = 0; s < S; s++) {
-                out.add(new Tuple2<>(s, SliceRecord.gradient(g, sl, s, p, half)));
+                out.add(new Tuple2<>(s, SliceRecord.gradient(g, sl, s, p, executor, half)));
               }
               return out.iterator();
             });
@@ -227,12 +235,14 @@ public final class ShardedTraining {
             .mapPartitions(ShardedTraining::sumInOrder, true);
     reduced.persist(StorageLevel.MEMORY_AND_DISK());
     sc.setJobDescription("mamba train: step " + (step + 1) + ": gradients, reduce-scatter");
-    List<double[]> stats = reduced.map(ShardedTraining::stats).collect();
+    List<Tuple2<double[], String>> stats = reduced.map(ShardedTraining::stats).collect();
     long t1 = System.nanoTime();
 
     StepResult r = new StepResult();
     double sumSquares = 0, lossSum = Double.NaN;
-    for (double[] st : stats) {
+    for (Tuple2<double[], String> stat : stats) {
+      double[] st = stat._1();
+      r.executors.addAll(Arrays.asList(COMMA.split(stat._2())));
       sumSquares += st[0];
       lossSum = st[1];
       r.tokens = (long) st[2];
@@ -438,6 +448,11 @@ public final class ShardedTraining {
     out.tokens = first.tokens;
     out.sequences = first.sequences;
     out.computeNanos = first.computeNanos;
+    Set<String> executors = new TreeSet<>();
+    for (SliceRecord r : parts) {
+      executors.add(r.executors);
+    }
+    out.executors = String.join(",", executors);
     for (SliceRecord r : parts.subList(1, parts.size())) {
       float[] g = r.data;
       for (int j = 0; j < sum.length; j++) {
@@ -458,8 +473,12 @@ public final class ShardedTraining {
     return Collections.singletonList(out).iterator();
   }
 
-  /** What the driver needs of a reduced slice: Σ g², Σ loss, tokens, the longest compute. */
-  private static double[] stats(SliceRecord r) {
-    return new double[] {r.sumSquares, r.lossSum, r.tokens, r.computeNanos};
+  /**
+   * What the driver needs of a reduced slice: Σ g², Σ loss, tokens, the longest compute; and the
+   * executors that computed its gradients.
+   */
+  private static Tuple2<double[], String> stats(SliceRecord r) {
+    return new Tuple2<>(
+        new double[] {r.sumSquares, r.lossSum, r.tokens, r.computeNanos}, r.executors);
   }
 }

@@ -19,6 +19,7 @@ public final class SliceRecord implements Externalizable {
 
   int slice;
   int partition = -1; // the data partition a gradient comes from
+  String executors = ""; // the Spark executor ids that computed a gradient, comma-separated
   double lossSum;
   long tokens;
   long sequences;
@@ -33,10 +34,16 @@ public final class SliceRecord implements Externalizable {
 
   /** A partition's gradient sum of one slice, cut from the sum's tensors when written. */
   static SliceRecord gradient(
-      GradientSum g, ParameterSlices slices, int slice, int partition, boolean bf16) {
+      GradientSum g,
+      ParameterSlices slices,
+      int slice,
+      int partition,
+      String executor,
+      boolean bf16) {
     SliceRecord r = new SliceRecord();
     r.slice = slice;
     r.partition = partition;
+    r.executors = executor;
     r.lossSum = g.lossSum;
     r.tokens = g.tokens;
     r.sequences = g.sequences;
@@ -63,6 +70,7 @@ public final class SliceRecord implements Externalizable {
   public void writeExternal(ObjectOutput out) throws IOException {
     out.writeInt(slice);
     out.writeInt(partition);
+    out.writeUTF(executors);
     out.writeDouble(lossSum);
     out.writeLong(tokens);
     out.writeLong(sequences);
@@ -95,6 +103,7 @@ public final class SliceRecord implements Externalizable {
   public void readExternal(ObjectInput in) throws IOException {
     slice = in.readInt();
     partition = in.readInt();
+    executors = in.readUTF();
     lossSum = in.readDouble();
     tokens = in.readLong();
     sequences = in.readLong();

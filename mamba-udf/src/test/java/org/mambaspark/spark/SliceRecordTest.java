@@ -57,13 +57,14 @@ class SliceRecordTest {
     for (int s = 0; s < sl.count(); s++) {
       float[] want = sl.copyOut(grads, s);
       long[] bytes = {0};
-      SliceRecord fp32 = roundTrip(SliceRecord.gradient(g, sl, s, 4, false), bytes);
+      SliceRecord fp32 = roundTrip(SliceRecord.gradient(g, sl, s, 4, "7", false), bytes);
       assertArrayEquals(want, fp32.data);
       assertEquals(4, fp32.partition);
+      assertEquals("7", fp32.executors);
       assertEquals(77, fp32.tokens);
       assertEquals(12.5, fp32.lossSum);
       assertTrue(bytes[0] < 4.04 * want.length + 200, bytes[0] + " bytes for " + want.length);
-      SliceRecord half = roundTrip(SliceRecord.gradient(g, sl, s, 4, true), bytes);
+      SliceRecord half = roundTrip(SliceRecord.gradient(g, sl, s, 4, "7", true), bytes);
       assertTrue(bytes[0] < 2.02 * want.length + 200, bytes[0] + " bytes for " + want.length);
       for (int j = 0; j < want.length; j++) {
         worstBf16 = Math.max(worstBf16, Math.abs(half.data[j] - want[j]) / Math.abs(want[j]));
