@@ -28,7 +28,8 @@ final class DecodePlan {
     this.batch = a.B;
     int layers = c.numLayers;
     boolean falcon = c.architecture == Architecture.FALCON_MAMBA;
-    this.passes = (falcon ? 8 : 7) * layers + 3;
+    boolean ssd = c.architecture == Architecture.MAMBA2;
+    this.passes = (ssd ? 6 : falcon ? 8 : 7) * layers + 3;
     this.records = new int[passes * StepKernel.REC];
     this.eps = new float[passes * StepKernel.REC];
     int B = a.B;
@@ -39,7 +40,11 @@ final class DecodePlan {
     int P = c.xProjSize();
     float e = c.layerNormEpsilon;
     add(e, StepKernel.P_EMBED, B, D, idsOff, a.x, (int) wl.emb);
-    for (int l = 0; l < layers; l++) {
+    for (int l = 0; l < layers && ssd; l++) {
+      add(e, StepKernel.P_RMSNORM, B, D, a.x, a.xNorm, wl.norm[l]);
+      ssdLayer(c, l, a, ssmOff[l], convOff[l]);
+    }
+    for (int l = 0; l < layers && !ssd; l++) {
       add(e, StepKernel.P_RMSNORM, B, D, a.x, a.xNorm, wl.norm[l]);
       product(l, B, 2 * ED, D, a.xNorm, D, wl.inProj[l], a.xz, 2 * ED, wl.inProjBias[l], 0, 0);
       add(
@@ -97,6 +102,39 @@ final class DecodePlan {
         -1,
         0,
         0);
+  }
+
+  /**
+   * A Mamba-2 mixer's step after its norm: in_proj, the conv step over xBC, the SSD step, the gated
+   * norm, out_proj into the residual stream (as {@code SsdMixer.forward} with L = 1).
+   */
+  private void ssdLayer(MambaConfig c, int l, GpuModel.Layout a, int ssmOff, int convOff) {
+    int B = a.B;
+    int D = c.hiddenSize;
+    int ED = c.intermediateSize;
+    int I = c.inProjSize();
+    int C = c.convChannels();
+    product(l, B, I, D, a.xNorm, D, wl.inProj[l], a.xz, I, wl.inProjBias[l], 0, 0);
+    add(
+        0f,
+        StepKernel.P_CONV,
+        B,
+        C,
+        c.convKernel,
+        a.xz + ED,
+        I,
+        a.xs,
+        wl.convW[l],
+        wl.convB[l],
+        convOff);
+    add(SsdRecords.scan(c, wl, l, a, 1, ssmOff), c.timeStepLimitMin, c.timeStepLimitMax);
+    add(SsdRecords.gatedNorm(c, wl, l, a), c.layerNormEpsilon);
+    product(l, B, D, ED, a.dbc, ED, wl.outProj[l], a.x, D, wl.outProjBias[l], 1, 0);
+  }
+
+  private void add(int[] rec, float... floats) {
+    add(0f, rec);
+    System.arraycopy(floats, 0, eps, (n - 1) * StepKernel.REC, floats.length);
   }
 
   /**
