@@ -16,7 +16,7 @@ final class DecodePlan {
   final int passes;
   final int batch;
   private final DeviceWeights wl;
-  private int n;
+  private int added; // records written so far
 
   /**
    * @param ssmOff per layer, the scan state (B, N, ED) in the state array
@@ -134,7 +134,7 @@ final class DecodePlan {
 
   private void add(int[] rec, float... floats) {
     add(0f, rec);
-    System.arraycopy(floats, 0, eps, (n - 1) * StepKernel.REC, floats.length);
+    System.arraycopy(floats, 0, eps, (added - 1) * StepKernel.REC, floats.length);
   }
 
   /**
@@ -187,8 +187,8 @@ final class DecodePlan {
   }
 
   private void add(float epsilon, int... rec) {
-    System.arraycopy(rec, 0, records, n * StepKernel.REC, rec.length);
-    eps[n * StepKernel.REC] = epsilon;
-    n++;
+    System.arraycopy(rec, 0, records, added * StepKernel.REC, rec.length);
+    eps[added * StepKernel.REC] = epsilon;
+    added++;
   }
 }
