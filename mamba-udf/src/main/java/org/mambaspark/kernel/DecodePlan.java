@@ -6,9 +6,10 @@ import org.mambaspark.model.MambaConfig;
 /**
  * The passes of one decode step for B sequences ({@link StepKernel}): per layer rmsnorm, in_proj,
  * conv step, x_proj (Falcon-Mamba: its parts' norms), dt_proj + softplus, scan step, out_proj into
- * the residual stream; then the final norm and lm_head into {@code out}. Each matrix is read where
- * it lives (W, or its slab as fp32 bits or bf16). Built once per batch size; the records go to the
- * device once.
+ * the residual stream (Mamba-2: rmsnorm, in_proj, conv step over xBC, {@link SsdKernel}'s scan step
+ * and gated norm, out_proj); then the final norm and lm_head into {@code out}. Each matrix is read
+ * where it lives (W, or its slab as fp32 bits or bf16). Built once per batch size; the records go
+ * to the device once.
  */
 final class DecodePlan {
   final int[] records;

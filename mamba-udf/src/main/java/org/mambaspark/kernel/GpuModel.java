@@ -723,7 +723,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         BT * D,
         BT,
         BT,
-        training ? (long) B * chunks * N * ED : ssd ? BT / L * N * ED : 0,
+        training ? (long) B * chunks * N * ED : ssd ? (long) B * N * ED : 0,
         (long) logitRows * V
       };
       for (int i = 0; i < sz.length; i++) {
