@@ -20,7 +20,7 @@ final class DecodePlan {
   private final DeviceWeights wl;
   private final int[] rec;
   private final float[] recEps;
-  private int n;
+  private int added; // records written so far
 
   /**
    * @param ssmOff per layer, the scan state (B, N, ED) in the state array
@@ -44,8 +44,13 @@ final class DecodePlan {
     int K = c.convKernel;
     float e = c.layerNormEpsilon;
     boolean falcon = c.architecture == Architecture.FALCON_MAMBA;
+    boolean ssd = c.architecture == Architecture.MAMBA2;
     add(e, StepKernel.P_EMBED, B, D, idsOff, a.x, (int) wl.emb);
-    for (int l = 0; l < layers; l++) {
+    for (int l = 0; l < layers && ssd; l++) {
+      add(e, StepKernel.P_RMSNORM, B, D, a.x, a.xNorm, wl.norm[l]);
+      ssdLayer(c, l, a, ssmOff[l], convOff[l]);
+    }
+    for (int l = 0; l < layers && !ssd; l++) {
       int[] in = matrix(l, wl.inProj[l]);
       if (kind(B, 2 * ED) == StepKernel.P_GEMV) {
         add(
@@ -152,9 +157,42 @@ final class DecodePlan {
           0,
           0);
     }
-    this.passes = n;
-    this.records = Arrays.copyOf(rec, n * StepKernel.REC);
-    this.eps = Arrays.copyOf(recEps, n * StepKernel.REC);
+    this.passes = added;
+    this.records = Arrays.copyOf(rec, added * StepKernel.REC);
+    this.eps = Arrays.copyOf(recEps, added * StepKernel.REC);
+  }
+
+  /**
+   * A Mamba-2 mixer's step after its norm: in_proj, the conv step over xBC, the SSD step, the gated
+   * norm, out_proj into the residual stream (as {@code SsdMixer.forward} with L = 1).
+   */
+  private void ssdLayer(MambaConfig c, int l, GpuModel.Layout a, int ssmOff, int convOff) {
+    int B = a.B;
+    int D = c.hiddenSize;
+    int ED = c.intermediateSize;
+    int I = c.inProjSize();
+    int C = c.convChannels();
+    product(matrix(l, wl.inProj[l]), B, I, D, a.xNorm, D, a.xz, I, wl.inProjBias[l], 0);
+    add(
+        0f,
+        StepKernel.P_CONV,
+        B,
+        C,
+        c.convKernel,
+        a.xz + ED,
+        I,
+        a.xs,
+        wl.convW[l],
+        wl.convB[l],
+        convOff);
+    add(SsdRecords.scan(c, wl, l, a, 1, ssmOff), c.timeStepLimitMin, c.timeStepLimitMax);
+    add(SsdRecords.gatedNorm(c, wl, l, a), c.layerNormEpsilon);
+    product(matrix(l, wl.outProj[l]), B, D, ED, a.dbc, ED, a.x, D, wl.outProjBias[l], 1);
+  }
+
+  private void add(int[] r, float... floats) {
+    add(0f, r);
+    System.arraycopy(floats, 0, recEps, (added - 1) * StepKernel.REC, floats.length);
   }
 
   /**
@@ -198,8 +236,8 @@ final class DecodePlan {
   }
 
   private void add(float epsilon, int... r) {
-    System.arraycopy(r, 0, rec, n * StepKernel.REC, r.length);
-    recEps[n * StepKernel.REC] = epsilon;
-    n++;
+    System.arraycopy(r, 0, rec, added * StepKernel.REC, r.length);
+    recEps[added * StepKernel.REC] = epsilon;
+    added++;
   }
 }

@@ -5,11 +5,11 @@ import org.mambaspark.model.MambaState;
 
 /**
  * The recurrent state on the device: the layout of the kernel's {@code state} array, per layer the
- * scan state h (B, N, ED) then the conv's kept inputs (B, ED, K−1), and which {@link MambaState} it
- * holds. A state's newest values stay on the device after a call (a decode step would otherwise
- * move the whole state both ways, 90 MB at B = 32 for mamba-130m); they come back when the host
- * reads the state ({@link MambaState#toHost}) or before the buffer serves another. The owner calls
- * every method under its device lock.
+ * scan state h (B, N, ED), or Mamba-2's (B, H, P, N), then the conv's kept inputs (B, C, K−1) of
+ * its C channels, and which {@link MambaState} it holds. A state's newest values stay on the device
+ * after a call (a decode step would otherwise move the whole state both ways, 90 MB at B = 32 for
+ * mamba-130m); they come back when the host reads the state ({@link MambaState#toHost}) or before
+ * the buffer serves another. The owner calls every method under its device lock.
  */
 final class DeviceState {
   private final KernelMemory kernel;
@@ -25,7 +25,7 @@ final class DeviceState {
 
   /** Floats one layer's state takes for B sequences. */
   int layerSize(int B) {
-    return B * c.stateSize * c.intermediateSize + B * c.intermediateSize * (c.convKernel - 1);
+    return B * c.stateSize * c.intermediateSize + B * c.convChannels() * (c.convKernel - 1);
   }
 
   int ssmOff(int l, int B) {

@@ -1,8 +1,11 @@
 package org.mambaspark.kernel;
 
+import java.util.Arrays;
 import java.util.Locale;
 import org.mambaspark.io.SafetensorsFile;
+import org.mambaspark.model.Architecture;
 import org.mambaspark.model.LayerWeights;
+import org.mambaspark.model.Mamba2LayerWeights;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaWeights;
 
@@ -26,6 +29,11 @@ import org.mambaspark.model.MambaWeights;
  *
  * <p>The offsets ({@link #norm}, {@link #inProj} ...) are W offsets where each parameter is read;
  * in the staged placement every layer's matrices share the stage area's offsets.
+ *
+ * <p>Mamba-2 is placed resident only: per layer norm, in_proj (I, D) and its bias, the conv (C, K)
+ * and its bias, dt_bias ({@link #dtProjBias}, H), A = −exp(A_log) ({@link #a2}, H), D ({@link
+ * #dSkip}, H), the gated norm's weight ({@link #gatedNorm}, ED), out_proj and its bias; it has no
+ * x_proj or dt_proj (their offsets are −1).
  */
 final class DeviceWeights {
   /** How a placement stores the matrices. */
@@ -71,6 +79,7 @@ final class DeviceWeights {
   final int[] dSkip;
   final int[] outProj;
   final int[] outProjBias;
+  final int[] gatedNorm;
   final int normF;
 
   /** Resident: the embedding's and lm_head's W offsets; staged: their slab element offsets. */
@@ -100,6 +109,17 @@ final class DeviceWeights {
    */
   static DeviceWeights place(MambaConfig c, Format format, long arrayFloats) {
     boolean fits = format == Format.FP32 && parameters(c) <= arrayFloats;
+    if (!fits && c.architecture == Architecture.MAMBA2) {
+      throw new IllegalArgumentException(
+          String.format(
+              Locale.ROOT,
+              "the GPU runs Mamba-2 with its parameters resident as fp32 in one device array (%,d"
+                  + " floats); this model has %,d parameters%s: run it on the CPU backend"
+                  + " (-Dmamba.backend=cpu)",
+              arrayFloats,
+              parameters(c),
+              format == Format.FP32 ? "" : " and bf16 weights were asked for"));
+    }
     return new DeviceWeights(c, format, !fits, arrayFloats);
   }
 
@@ -121,6 +141,8 @@ final class DeviceWeights {
     dSkip = new int[nl];
     outProj = new int[nl];
     outProjBias = new int[nl];
+    gatedNorm = new int[nl];
+    Arrays.fill(gatedNorm, -1);
     layerSlab = new int[nl];
     layerAt = new long[nl];
     long D = c.hiddenSize;
@@ -132,8 +154,8 @@ final class DeviceWeights {
     long V = c.vocabSize;
     long lf = layerMatrices(c);
     layerFloats = at(lf);
-    long o = 0;
-    for (int l = 0; l < nl; l++) {
+    long o = c.architecture == Architecture.MAMBA2 ? placeMamba2Layers() : 0;
+    for (int l = 0; l < nl && c.architecture != Architecture.MAMBA2; l++) {
       norm[l] = at(o);
       o += D;
       inProjBias[l] = c.useBias ? at(o) : -1;
@@ -229,6 +251,44 @@ final class DeviceWeights {
     slabElems = used;
   }
 
+  /** Mamba-2's layers, resident (see the class comment); returns the W floats they take. */
+  private long placeMamba2Layers() {
+    long D = c.hiddenSize;
+    long ED = c.intermediateSize;
+    long H = c.numHeads;
+    long C = c.convChannels();
+    long I = c.inProjSize();
+    long K = c.convKernel;
+    long o = 0;
+    for (int l = 0; l < c.numLayers; l++) {
+      norm[l] = at(o);
+      o += D;
+      inProj[l] = at(o);
+      o += I * D;
+      inProjBias[l] = c.useBias ? at(o) : -1;
+      o += c.useBias ? I : 0;
+      convW[l] = at(o);
+      o += C * K;
+      convB[l] = c.useConvBias ? at(o) : -1;
+      o += c.useConvBias ? C : 0;
+      dtProjBias[l] = at(o);
+      o += H;
+      a2[l] = at(o);
+      o += H;
+      dSkip[l] = at(o);
+      o += H;
+      gatedNorm[l] = at(o);
+      o += ED;
+      outProj[l] = at(o);
+      o += D * ED;
+      outProjBias[l] = c.useBias ? at(o) : -1;
+      o += c.useBias ? D : 0;
+      xProj[l] = -1;
+      dtProj[l] = -1;
+    }
+    return o;
+  }
+
   /** Places n elements in slab s or a later one; place = {slab, offset}; returns the slab. */
   private int fit(long[] used, int s, long n, long cap, long[] place) {
     if (n > cap) {
@@ -263,6 +323,9 @@ final class DeviceWeights {
 
   /** The model's parameter count (the floats of the resident placement). */
   static long parameters(MambaConfig c) {
+    if (c.architecture == Architecture.MAMBA2) {
+      return c.parameterCount();
+    }
     long D = c.hiddenSize;
     long ED = c.intermediateSize;
     long K = c.convKernel;
@@ -283,6 +346,9 @@ final class DeviceWeights {
   static long layerMatrices(MambaConfig c) {
     long D = c.hiddenSize;
     long ED = c.intermediateSize;
+    if (c.architecture == Architecture.MAMBA2) {
+      return (long) c.inProjSize() * D + D * ED;
+    }
     return 2 * ED * D + c.xProjSize() * ED + ED * c.timeStepRank + D * ED;
   }
 
@@ -357,6 +423,10 @@ final class DeviceWeights {
    * @throws IllegalArgumentException a parameter that is not finite, named
    */
   void pack(float[] W, int[][] slabs, MambaWeights w) {
+    if (c.architecture == Architecture.MAMBA2) {
+      packMamba2(W, w);
+      return;
+    }
     int ED = c.intermediateSize;
     int N = c.stateSize;
     for (int l = 0; l < c.numLayers; l++) {
@@ -402,6 +472,30 @@ final class DeviceWeights {
     encode(slabs[embSlab], emb, w.embeddings, -1, "embeddings");
     if (!c.tieWordEmbeddings) {
       encode(slabs[lmHeadSlab], lmHead, w.lmHead, -1, "lm_head");
+    }
+  }
+
+  private void packMamba2(float[] W, MambaWeights w) {
+    for (int l = 0; l < c.numLayers; l++) {
+      Mamba2LayerWeights lw = w.mamba2Layers[l];
+      put(W, norm[l], lw.norm);
+      put(W, inProj[l], lw.inProj);
+      put(W, inProjBias[l], lw.inProjBias);
+      put(W, convW[l], lw.conv1dWeight);
+      put(W, convB[l], lw.conv1dBias);
+      put(W, dtProjBias[l], lw.dtBias);
+      for (int h = 0; h < c.numHeads; h++) {
+        W[a2[l] + h] = (float) -Math.exp(lw.aLog[h]);
+      }
+      put(W, dSkip[l], lw.dSkip);
+      put(W, gatedNorm[l], lw.normWeight);
+      put(W, outProj[l], lw.outProj);
+      put(W, outProjBias[l], lw.outProjBias);
+    }
+    put(W, normF, w.normF);
+    put(W, (int) emb, w.embeddings);
+    if (!c.tieWordEmbeddings) {
+      put(W, (int) lmHead, w.lmHead);
     }
   }
 

@@ -44,6 +44,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private final DeviceWeights wl;
   private final DeviceState states;
   private final boolean falcon;
+  private final boolean ssd;
   private boolean checked;
 
   /** Benchmarks: accumulate OpenCL's kernel time of every launch into kernelNanos. */
@@ -104,11 +105,8 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     this.c = model.config;
     this.device = backend.device;
     this.lock = backend.lock;
-    if (c.architecture == Architecture.MAMBA2) {
-      throw new IllegalArgumentException(
-          "the GPU kernels run Mamba-1 and Falcon-Mamba; this model is " + c.architecture.hfClass);
-    }
     this.falcon = c.architecture == Architecture.FALCON_MAMBA;
+    this.ssd = c.architecture == Architecture.MAMBA2;
     this.wl = DeviceWeights.place(c, format, arrayFloats);
     wl.checkFits(device.getGlobalMemSize(), OpenClDevices.describe(device));
     kernel = new MambaKernel();
@@ -280,8 +278,9 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private DecodePlan plan;
 
   /**
-   * The launch table ({@link StepKernel#plan}): record 0 the forward's Falcon part norms for the
-   * layout of {@link #normRows} rows, then the decode plan's records.
+   * The launch table ({@link StepKernel#plan}): the forward's records ({@link #forwardSlots}:
+   * Falcon's part norms for the layout of {@link #normRows} rows, or each Mamba-2 layer's scan and
+   * gated norm, {@link #ssdRecords}), then the decode plan's records.
    */
   private int normRows = -1;
 
@@ -296,16 +295,13 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         conv[l] = states.convOff(l, B);
       }
       plan = new DecodePlan(c, wl, a, ssm, conv, a.ids);
-      int n = StepKernel.REC + plan.records.length;
-      if (kernel.plan.length != n) {
-        kernel.plan = Arrays.copyOf(kernel.plan, n);
-        kernel.planF = Arrays.copyOf(kernel.planF, n);
-      }
-      System.arraycopy(plan.records, 0, kernel.plan, StepKernel.REC, plan.records.length);
-      System.arraycopy(plan.eps, 0, kernel.planF, StepKernel.REC, plan.eps.length);
+      int head = forwardSlots() * StepKernel.REC;
+      ensureTable(head + plan.records.length);
+      System.arraycopy(plan.records, 0, kernel.plan, head, plan.records.length);
+      System.arraycopy(plan.eps, 0, kernel.planF, head, plan.eps.length);
       putTable();
     }
-    passes(1, plan.passes, "decode step (" + plan.passes + " passes)");
+    passes(forwardSlots(), plan.passes, "decode step (" + plan.passes + " passes)");
     int V = c.vocabSize;
     kernel.get(kernel.out);
     System.arraycopy(kernel.out, 0, logits, 0, B * V);
@@ -314,10 +310,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   /** Falcon-Mamba: the weightless norms of x_proj's Δ-rank, B and C parts, in place. */
   private void partNorms(Layout a) {
     if (normRows != a.BT) {
-      if (kernel.plan.length < StepKernel.REC) {
-        kernel.plan = new int[StepKernel.REC];
-        kernel.planF = new float[StepKernel.REC];
-      }
+      ensureTable(StepKernel.REC);
       int[] rec = {StepKernel.P_SEGNORM, a.BT, c.xProjSize(), c.timeStepRank, c.stateSize, a.dbc};
       System.arraycopy(rec, 0, kernel.plan, 0, rec.length);
       kernel.planF[0] = c.mixerRmsEps;
@@ -411,7 +404,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   @Override
   public double forwardBackward(MambaWeights grads, int[] ids, int B, int L, double scale) {
-    if (falcon) {
+    if (falcon || ssd) {
       return cpuTrainer().forwardBackward(grads, ids, B, L, scale);
     }
     if (wl.staged) {
@@ -504,14 +497,17 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private ModelRunner cpuTrainer;
 
   /**
-   * Falcon-Mamba's gradients come from the CPU engine (the device has no backward of its part norms
-   * yet), said loudly once per runner; its inference stays on the device.
+   * Falcon-Mamba's and Mamba-2's gradients come from the CPU engine (the device has no backward of
+   * Falcon's part norms nor of the SSD scan and gated norm yet), said loudly once per runner; their
+   * inference stays on the device.
    */
   private synchronized ModelRunner cpuTrainer() {
     if (cpuTrainer == null) {
       LoudWarning.warn(
           LOG,
-          "*** mamba: the GPU backend has no Falcon-Mamba backward: TRAINING STEPS OF THIS MODEL RUN"
+          "*** mamba: the GPU backend has no "
+              + c.architecture.hfClass
+              + " backward: TRAINING STEPS OF THIS MODEL RUN"
               + " ON THE CPU (inference stays on "
               + OpenClDevices.describe(device)
               + ")");
@@ -680,15 +676,16 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     // act
     final int x; //       (BT, D) residual stream
     final int xNorm; //   (BT, D)
-    final int xz; //      (BT, 2ED)
-    final int xs; //      (BT, ED)
-    final int dbc; //     (BT, P)
+    final int xz; //      (BT, 2ED); Mamba-2 (BT, I): [z | xBC | δ]
+    final int xs; //      (BT, ED); Mamba-2 (BT, C): silu(conv(xBC))
+    final int dbc; //     (BT, P); Mamba-2 (BT, ED): the gated norm's output
     final int delta; //   (BT, ED)
     final int y; //       (BT, ED)
     final int hidden; //  (BT, D) norm_f output
     final int rstd; //    (BT) the current layer's 1/rms
     final int rstdF; //   (BT) norm_f's
-    final int hc; //      (B, chunks, N, ED) training
+    final int
+        hc; //      (B, chunks, N, ED) training; Mamba-2 (B, H, P, N): a stateless scan's state
     final int logits; //  (logitRows, V)
     final long actTotal;
     // gact (training)
@@ -719,7 +716,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       int D = c.hiddenSize;
       int ED = c.intermediateSize;
       int N = c.stateSize;
-      int P = c.xProjSize();
+      int P = ssd ? ED : c.xProjSize();
       int V = c.vocabSize;
       ScanTiling[] t =
           ScanTiling.fewRows(B, c.intermediateSize, device.getMaxComputeUnits())
@@ -733,15 +730,15 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       long[] sz = {
         BT * D,
         BT * D,
-        BT * 2 * ED,
-        BT * ED,
+        BT * c.inProjSize(),
+        BT * c.convChannels(),
         BT * P,
         BT * ED,
         BT * ED,
         BT * D,
         BT,
         BT,
-        training ? (long) B * chunks * N * ED : 0,
+        training ? (long) B * chunks * N * ED : ssd ? (long) B * N * ED : 0,
         (long) logitRows * V
       };
       for (int i = 0; i < sz.length; i++) {
@@ -941,6 +938,10 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
    */
   private void layerForward(
       Layout a, int l, int inSel, int inOff, boolean withState, boolean residual) {
+    if (ssd) {
+      ssdLayerForward(a, l, inSel, inOff, withState);
+      return;
+    }
     int BT = a.BT;
     int D = c.hiddenSize;
     int ED = c.intermediateSize;
@@ -1011,6 +1012,97 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
           wl.outProjBias[l],
           true,
           MambaKernel.ACT_NONE);
+    }
+  }
+
+  /**
+   * A Mamba-2 layer (inference; its training runs on the CPU): rmsnorm, in_proj, the causal conv +
+   * silu over xBC, then {@link SsdKernel}'s scan and gated norm as two passes of the launch table,
+   * and out_proj added into the residual stream ({@code SsdMixer.forward}).
+   */
+  private void ssdLayerForward(Layout a, int l, int inSel, int inOff, boolean withState) {
+    int BT = a.BT;
+    int D = c.hiddenSize;
+    int ED = c.intermediateSize;
+    int I = c.inProjSize();
+    int C = c.convChannels();
+    int none = MambaKernel.ACT_NONE;
+    rmsnormInto(a, inSel, inOff, a.xNorm, wl.norm[l], -1);
+    productWithMatrix(
+        -1,
+        BT,
+        I,
+        D,
+        a.xNorm,
+        D,
+        wl.inProj[l],
+        MambaKernel.SEL_ACT,
+        a.xz,
+        I,
+        wl.inProjBias[l],
+        false,
+        none);
+    setConv(a, l, withState);
+    kernel.cvED = C;
+    kernel.cvInOff = a.xz + ED;
+    kernel.cvInStride = I;
+    launch(MambaKernel.OP_CONV, gridStride(BT * C), 256);
+    if (withState) {
+      launch(MambaKernel.OP_CONV_STATE, a.B * C, 256);
+    }
+    ssdRecords(a, withState);
+    passes(2 * l, 2, "ssd scan + gated norm");
+    productWithMatrix(
+        -1,
+        BT,
+        D,
+        ED,
+        a.dbc,
+        ED,
+        wl.outProj[l],
+        MambaKernel.SEL_ACT,
+        a.x,
+        D,
+        wl.outProjBias[l],
+        true,
+        none);
+  }
+
+  /** (B, L, with a state) of the Mamba-2 forward records in the table, or null. */
+  private String ssdRecordsFor;
+
+  /** Mamba-2: records [2l, 2l + 2) of the launch table are layer l's scan and gated norm. */
+  private void ssdRecords(Layout a, boolean withState) {
+    String key = a.B + "x" + a.L + (withState ? " state" : "");
+    if (key.equals(ssdRecordsFor)) {
+      return;
+    }
+    int REC = StepKernel.REC;
+    ensureTable(forwardSlots() * REC);
+    for (int l = 0; l < c.numLayers; l++) {
+      int[] scan =
+          SsdRecords.scan(c, wl, l, a, withState ? 1 : 0, withState ? states.ssmOff(l, a.B) : a.hc);
+      System.arraycopy(scan, 0, kernel.plan, 2 * l * REC, scan.length);
+      kernel.planF[2 * l * REC] = c.timeStepLimitMin;
+      kernel.planF[2 * l * REC + 1] = c.timeStepLimitMax;
+      int[] norm = SsdRecords.gatedNorm(c, wl, l, a);
+      System.arraycopy(norm, 0, kernel.plan, (2 * l + 1) * REC, norm.length);
+      kernel.planF[(2 * l + 1) * REC] = c.layerNormEpsilon;
+    }
+    putTable();
+    ssdRecordsFor = key;
+  }
+
+  /** Records at the head of the launch table for the forward; the decode plan's follow. */
+  private int forwardSlots() {
+    return ssd ? 2 * c.numLayers : 1;
+  }
+
+  /** The launch table holds at least n ints (the records it has are kept). */
+  private void ensureTable(int n) {
+    if (kernel.plan.length < n) {
+      kernel.plan = Arrays.copyOf(kernel.plan, n);
+      kernel.planF = Arrays.copyOf(kernel.planF, n);
     }
   }
 

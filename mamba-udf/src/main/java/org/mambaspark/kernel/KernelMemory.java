@@ -6,9 +6,9 @@ import com.aparapi.Kernel;
  * The device memory every operation shares, as flat arrays addressed by offsets (llm.c's activation
  * block), and the decoding of weights kept in slabs. Aparapi gives each Kernel instance its own
  * device buffers, so the whole model is one instance: the op families extend this class in a chain
- * ({@link ScanKernel}, {@link StepKernel}, {@link MambaKernel}) and the last one's {@code run()}
- * dispatches on {@link #op}. Each array is bound to exactly one field (two fields on one Java array
- * would be two device buffers).
+ * ({@link ScanKernel}, {@link StepKernel}, {@link SsdKernel}, {@link MambaKernel}) and the last
+ * one's {@code run()} dispatches on {@link #op}. Each array is bound to exactly one field (two
+ * fields on one Java array would be two device buffers).
  */
 public abstract class KernelMemory extends Kernel {
   /** Which operation {@link #run} performs. */

@@ -32,7 +32,7 @@ package org.mambaspark.kernel;
  * <p>Operands name their array with a selector ({@link #SEL_ACT} ...) because Aparapi kernels
  * cannot hold array references in variables; the branch is uniform across a launch.
  */
-public class MambaKernel extends StepKernel {
+public class MambaKernel extends SsdKernel {
   static final int OP_EMBED = 10;
   static final int OP_RMSNORM = 11;
   static final int OP_GEMM = 12;
@@ -257,6 +257,7 @@ public class MambaKernel extends StepKernel {
       stage();
     } else if (op == OP_STEP) {
       step();
+      ssdPass();
     }
   }
 

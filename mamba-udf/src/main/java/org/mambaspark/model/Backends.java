@@ -28,9 +28,9 @@ import org.slf4j.LoggerFactory;
  * GPU (or accelerator) count, unless {@code -Dmamba.opencl.cpu=true} admits CPU devices such as
  * PoCL (the tests run the kernels that way).
  *
- * <p>The GPU kernels compute Mamba-1 and Falcon-Mamba: a runner the GPU backend is asked to open
- * for another architecture (Mamba-2) is a CPU runner, and that is logged once per architecture,
- * loudly, with the reason.
+ * <p>The GPU kernels compute the architectures of {@code GPU_ARCHITECTURES} (Mamba-1, Mamba-2,
+ * Falcon-Mamba); a runner the GPU backend were asked to open for another would be a CPU runner,
+ * logged once per architecture, loudly, with the reason.
  */
 public final class Backends {
   public static final String BACKEND_PROPERTY = "mamba.backend";
@@ -122,8 +122,9 @@ public final class Backends {
   }
 
   /**
-   * The GPU backend, for the architectures its kernels compute (Mamba-1, Falcon-Mamba); models of
-   * other architectures get a CPU runner, so that they are never run through the wrong kernels.
+   * The GPU backend, for the architectures its kernels compute ({@link #GPU_ARCHITECTURES}); a
+   * model of another architecture gets a CPU runner, said loudly, so that it is never run through
+   * the wrong kernels.
    */
   static final class KernelArchitecturesGpu implements Backend {
     private final Backend gpu;
@@ -145,7 +146,7 @@ public final class Backends {
     @Override
     public ModelRunner open(MambaModel model) {
       Architecture a = model.config.architecture;
-      if (a == Architecture.MAMBA || a == Architecture.FALCON_MAMBA) {
+      if (GPU_ARCHITECTURES.contains(a)) {
         return gpu.open(model);
       }
       warnCpuFor(a, gpu.device());
@@ -158,6 +159,10 @@ public final class Backends {
     }
   }
 
+  /** The architectures the GPU kernels compute (every one this engine knows, today). */
+  static final EnumSet<Architecture> GPU_ARCHITECTURES =
+      EnumSet.of(Architecture.MAMBA, Architecture.MAMBA2, Architecture.FALCON_MAMBA);
+
   private static final EnumSet<Architecture> WARNED_CPU_FOR =
       EnumSet.noneOf(Architecture.class); // guarded by Backends.class
 
@@ -165,9 +170,15 @@ public final class Backends {
     if (WARNED_CPU_FOR.add(a)) {
       String banner =
           String.format(
-              "%n%s%n*** mamba: the GPU backend (%s) runs Mamba-1 and Falcon-Mamba; this is a %s model"
+              "%n%s%n*** mamba: the GPU backend (%s) runs %s; this is a %s model"
                   + " (%s)%n*** RUNNING IT ON THE CPU: %s%n%s",
-              BANNER, device, a.hfClass, a.modelType, CpuBackend.INSTANCE.device(), BANNER);
+              BANNER,
+              device,
+              GPU_ARCHITECTURES,
+              a.hfClass,
+              a.modelType,
+              CpuBackend.INSTANCE.device(),
+              BANNER);
       lastFallbackWarning = banner;
       LoudWarning.warn(LOG, banner);
     }

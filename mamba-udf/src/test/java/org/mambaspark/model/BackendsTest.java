@@ -107,32 +107,27 @@ class BackendsTest {
   }
 
   /**
-   * The GPU kernels compute Mamba-1 and Falcon-Mamba: the GPU backend opens a Mamba-2 model as a
-   * CPU runner, says so loudly, and the runner's results are the CPU engine's.
+   * The GPU kernels compute every architecture: a Mamba-2 model opened through the GPU backend runs
+   * on the GPU (not a CPU runner behind it), and its results are the CPU engine's.
    */
   @ParameterizedTest
   @org.junit.jupiter.params.provider.ValueSource(strings = {"mamba2_tiny", "mamba2_small"})
-  void otherArchitecturesRunOnTheCpuUnderTheGpuBackend(String fixture) {
+  void mamba2RunsOnTheGpuUnderTheGpuBackend(String fixture) {
     Backend b = gpu();
     MambaModel m =
         new MambaModel(org.mambaspark.io.Checkpoint.load(Fixtures.dir(fixture).resolve("model")));
+    assertTrue(Backends.GPU_ARCHITECTURES.contains(m.config.architecture));
     try (ModelRunner r = b.open(m)) {
-      assertEquals(
-          Backend.Kind.CPU, r.backend().kind(), "not through the Mamba-1 / Falcon kernels");
-      String banner = Backends.lastFallbackWarning;
-      assertTrue(
-          banner != null
-              && banner.contains("runs Mamba-1 and Falcon-Mamba")
-              && banner.contains(m.config.architecture.hfClass)
-              && banner.contains("RUNNING IT ON THE CPU"),
-          "logged loudly: " + banner);
+      assertEquals(Backend.Kind.GPU, r.backend().kind(), "through the GPU kernels");
       int B = 2, L = 9;
       int[] ids = new SplittableRandom(5).ints((long) B * L, 0, m.config.vocabSize).toArray();
       float[] got = new float[B * L * m.config.hiddenSize];
       r.forward(got, ids, B, L, null);
       Workspace ws = new Workspace(m.config);
       m.forward(ws, ids, B, L, null, null);
-      assertEquals(0.0, Fixtures.relErr(got, ws.hidden), 1e-6);
+      double err = Fixtures.relErr(got, ws.hidden);
+      System.out.printf("[%s] GPU backend vs CPU engine: rel err %.3e%n", fixture, err);
+      assertTrue(err < 1e-5, "rel err " + err);
     }
   }
 
