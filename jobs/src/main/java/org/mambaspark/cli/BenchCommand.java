@@ -77,6 +77,8 @@ final class BenchCommand implements Callable<Integer> {
 
   @Mixin CommonOptions common;
 
+  @Mixin WeightsDtypeOption weightsDtype;
+
   @Override
   public Integer call() {
     common.apply();
@@ -88,7 +90,9 @@ final class BenchCommand implements Callable<Integer> {
     System.out.printf(
         "preset %s: %s, %,d parameters; threads %d; vector API %s%n",
         preset, c, c.parameterCount(), Parallel.threads(), Simd.ENABLED ? "on" : "OFF");
-    MambaModel m = new MambaModel(Initialization.initialize(c, seed));
+    MambaModel m = new MambaModel(Initialization.initialize(c, seed), weightsDtype.dtype());
+    System.out.printf(
+        "weights: matrices in %s, %,d MB%n", m.weightsDtype.label(), m.matrixBytes() >> 20);
     SplittableRandom rnd = new SplittableRandom(seed);
     double[] rates = new double[iters];
     switch (what) {

@@ -15,6 +15,8 @@ import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.mambaspark.model.Architecture;
+import org.mambaspark.model.Backend;
+import org.mambaspark.model.Backends;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
@@ -83,10 +85,15 @@ public final class Checkpoint {
    * are held in {@code dtype}: each is read alone, in fp32, and converted before the next, so the
    * model never exists in fp32 as a whole (a bf16 checkpoint's matrices come back bit for bit). The
    * model's {@code weights} then hold the other parameters only; fp32 is {@link #load} itself.
+   * Where the JVM's backend is a GPU, a bf16 model keeps its fp32 arrays: the GPU uploads those (as
+   * bf16). int8 stays CPU-only (the GPU backend refuses it loudly and runs the model on the CPU).
    */
   public static MambaModel loadModel(Path dir, WeightMatrix.Dtype dtype) {
     if (dtype == WeightMatrix.Dtype.FP32) {
       return new MambaModel(load(dir));
+    }
+    if (dtype == WeightMatrix.Dtype.BF16 && Backends.get().kind() == Backend.Kind.GPU) {
+      return new MambaModel(load(dir), dtype);
     }
     long t0 = System.nanoTime();
     MambaConfig config = readConfig(dir);
