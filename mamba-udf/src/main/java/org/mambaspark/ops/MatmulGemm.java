@@ -554,8 +554,9 @@ final class MatmulGemm {
   }
 
   /**
-   * The dot-product forward: out[t, o] = Σ_c inp[t, c]·weight[o, c] + bias[o], threaded over groups
-   * of four output features, each group's weight rows read from memory once.
+   * The dot-product forward: out[t, o] = Σ_c inp[t, c]·weight[o, c] + bias[o], threaded over chunks
+   * of groups of four output features (taken one at a time: a slowed core takes fewer), each
+   * group's weight rows read from memory once.
    */
   static void forwardFewRows(
       boolean simd,
@@ -572,7 +573,7 @@ final class MatmulGemm {
       int OC) {
     int groups = ceilDiv(OC, 4);
     int grain = Math.max(1, FEW_GRAIN_MACS / Math.max(1, 4 * C * BT));
-    Parallel.forRange(
+    Parallel.forChunks(
         groups,
         grain,
         (g0, g1) -> {
@@ -607,7 +608,7 @@ final class MatmulGemm {
     boolean vector = simd && WeightMatrixSimd.usable();
     int groups = ceilDiv(OC, 4);
     int grain = Math.max(1, FEW_GRAIN_MACS / Math.max(1, 4 * C * BT));
-    Parallel.forRange(
+    Parallel.forChunks(
         groups,
         grain,
         (g0, g1) -> {

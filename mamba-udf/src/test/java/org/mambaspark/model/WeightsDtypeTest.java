@@ -110,7 +110,9 @@ class WeightsDtypeTest {
     assertEquals(0, loaded.weights.layers[0].inProj.length, "in_proj is held as int8 only");
     assertEquals(w.layers[1].dtProj[4], loaded.weights.layers[1].dtProj[4], "dt_proj stays fp32");
     int[] ids = new SplittableRandom(1).ints(40, 0, c.vocabSize).toArray();
-    assertEquals(0.0, relErr(logits(loaded, ids, 1, 40), logits(inMemory, ids, 1, 40)));
+    // the same int8 weights (up to the order of lane sums, which the JIT may change between calls)
+    double e = relErr(logits(loaded, ids, 1, 40), logits(inMemory, ids, 1, 40));
+    assertTrue(e < 1e-6, "loaded vs converted in memory: " + e);
     long fp32 = new MambaModel(w).matrixBytes();
     System.out.printf("matrices: fp32 %d bytes, int8 %d bytes%n", fp32, loaded.matrixBytes());
     assertTrue(loaded.matrixBytes() < fp32 * 0.3);
