@@ -111,8 +111,8 @@ class WeightsDtypeTest {
     assertEquals(w.layers[1].dtProj[4], loaded.weights.layers[1].dtProj[4], "dt_proj stays fp32");
     int[] ids = new SplittableRandom(1).ints(40, 0, c.vocabSize).toArray();
     // the same int8 weights (up to the order of lane sums, which the JIT may change between calls)
-    double e = relErr(logits(loaded, ids, 1, 40), logits(inMemory, ids, 1, 40));
-    assertTrue(e < 1e-6, "loaded vs converted in memory: " + e);
+    double drift = relErr(logits(loaded, ids, 1, 40), logits(inMemory, ids, 1, 40));
+    assertTrue(drift < 1e-6, "loaded vs converted in memory: " + drift);
     long fp32 = new MambaModel(w).matrixBytes();
     System.out.printf("matrices: fp32 %d bytes, int8 %d bytes%n", fp32, loaded.matrixBytes());
     assertTrue(loaded.matrixBytes() < fp32 * 0.3);
