@@ -170,9 +170,12 @@ public final class WeightMatrix {
         }
         break;
       default:
-        for (int i = 0; i < n; i++) {
-          int c = c0 + i;
-          dst[off + i] = scale[o * blocksPerRow + c / BLOCK] * q[base + i];
+        for (int c = c0; c < c0 + n; ) { // block by block: one scale each
+          int end = Math.min(c0 + n, (c / BLOCK + 1) * BLOCK);
+          float sc = scale[o * blocksPerRow + c / BLOCK];
+          for (; c < end; c++) {
+            dst[off + c - c0] = sc * q[base + c - c0];
+          }
         }
     }
   }
