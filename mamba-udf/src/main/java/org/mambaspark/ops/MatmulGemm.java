@@ -83,6 +83,10 @@ final class MatmulGemm {
   private static final ThreadLocal<float[]> PACK_B =
       ThreadLocal.withInitial(() -> new float[KC * NC + NC]);
 
+  /** One weight row's k block, decoded to fp32 for packing. */
+  private static final ThreadLocal<float[]> WEIGHT_ROW =
+      ThreadLocal.withInitial(() -> new float[KC]);
+
   /** An MR × NR edge tile, then the scalar kernel's B row. */
   private static final ThreadLocal<float[]> TILE =
       ThreadLocal.withInitial(() -> new float[(MR + 1) * NR]);
@@ -285,7 +289,7 @@ final class MatmulGemm {
     for (int k0 = 0; k0 < K; k0 += KC) {
       int kc = Math.min(KC, K - k0);
       if (bw != null) {
-        packWeight(bp, bw, k0, kc, j0, j1, tile);
+        packWeight(bp, bw, k0, kc, j0, j1, WEIGHT_ROW.get());
       } else {
         packB(bp, b, bOff, bKs, bJs, k0, kc, j0, j1);
       }

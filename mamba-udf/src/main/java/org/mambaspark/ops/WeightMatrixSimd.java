@@ -21,18 +21,22 @@ final class WeightMatrixSimd {
   private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
   private static final int VL = S.length();
   private static final VectorSpecies<Integer> IS = IntVector.SPECIES_PREFERRED;
-  private static final VectorSpecies<Short> SS =
-      VectorSpecies.of(short.class, VectorShape.forBitSize(16 * VL));
 
-  /** Bytes for VL floats: VL ≥ 8 (a vector shape is at least 64 bits). */
+  /** Shorts and bytes for VL floats, where the shape exists (a vector is at least 64 bits). */
+  private static final VectorSpecies<Short> SS =
+      VL >= 4 ? VectorSpecies.of(short.class, VectorShape.forBitSize(16 * VL)) : null;
+
   private static final VectorSpecies<Byte> BS =
       VL >= 8 ? VectorSpecies.of(byte.class, VectorShape.forBitSize(8 * VL)) : null;
 
   private WeightMatrixSimd() {}
 
-  /** Whether these kernels run on this CPU's vector length (int8 blocks hold whole vectors). */
+  /**
+   * Whether these kernels run at this vector length: 8 floats or more (shorter vectors take the
+   * scalar path), and int8 blocks of whole vectors.
+   */
   static boolean usable() {
-    return BS != null && WeightMatrix.BLOCK % VL == 0;
+    return SS != null && BS != null && WeightMatrix.BLOCK % VL == 0;
   }
 
   /**

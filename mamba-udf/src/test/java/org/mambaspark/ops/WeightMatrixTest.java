@@ -57,7 +57,7 @@ class WeightMatrixTest {
         assertTrue(relErr(out, ref) < 1e-5, d + " gemm " + java.util.Arrays.toString(s));
       }
     }
-    System.out.printf("WeightMatrix forward: largest relative error %.3g%n", worst);
+    System.out.printf("matmul in weight formats: largest relative error %.3g%n", worst);
   }
 
   @Test
