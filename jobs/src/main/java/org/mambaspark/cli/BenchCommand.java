@@ -3,6 +3,7 @@ package org.mambaspark.cli;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
+import org.mambaspark.jobs.BenchJob;
 import org.mambaspark.model.Backprop;
 import org.mambaspark.model.Generator;
 import org.mambaspark.model.Initialization;
@@ -77,6 +78,8 @@ final class BenchCommand implements Callable<Integer> {
 
   @Mixin CommonOptions common;
 
+  @Mixin WeightsDtypeOption weightsDtype;
+
   @Override
   public Integer call() {
     common.apply();
@@ -88,24 +91,34 @@ final class BenchCommand implements Callable<Integer> {
     System.out.printf(
         "preset %s: %s, %,d parameters; threads %d; vector API %s%n",
         preset, c, c.parameterCount(), Parallel.threads(), Simd.ENABLED ? "on" : "OFF");
-    MambaModel m = new MambaModel(Initialization.initialize(c, seed));
+    MambaModel m = new MambaModel(Initialization.initialize(c, seed), weightsDtype.dtype());
+    System.out.printf(
+        "weights: matrices in %s, %,d MB%n", m.weightsDtype.label(), m.matrixBytes() >> 20);
     SplittableRandom rnd = new SplittableRandom(seed);
     double[] rates = new double[iters];
+    double[] perCpu = new double[iters]; // tokens per CPU-second of the process: robust to load
     switch (what) {
       case "forward":
         {
           int[] ids = rnd.ints((long) batch * seqLen, 0, c.vocabSize).toArray();
           Workspace ws = new Workspace(c);
           for (int i = 0; i < warmup + iters; i++) {
-            long t0 = System.nanoTime();
+            long t0 = System.nanoTime(), c0 = BenchJob.cpuNanos();
             double loss = Scoring.meanNextTokenLoss(m, ws, ids, batch, seqLen);
             double s = (System.nanoTime() - t0) / 1e9;
             double rate = batch * (double) seqLen / s;
+            double cpuRate = batch * (double) seqLen / ((BenchJob.cpuNanos() - c0) / 1e9);
             System.out.printf(
-                "%s %d: %.3f s, %.1f tokens/s (loss %.4f)%n",
-                i < warmup ? "warmup" : "iter", i < warmup ? i : i - warmup, s, rate, loss);
+                "%s %d: %.3f s, %.1f tokens/s, %.1f per CPU-second (loss %.4f)%n",
+                i < warmup ? "warmup" : "iter",
+                i < warmup ? i : i - warmup,
+                s,
+                rate,
+                cpuRate,
+                loss);
             if (i >= warmup) {
               rates[i - warmup] = rate;
+              perCpu[i - warmup] = cpuRate;
             }
           }
           break;
@@ -122,7 +135,7 @@ final class BenchCommand implements Callable<Integer> {
           }
           Generator g = new Generator(m);
           for (int i = 0; i < warmup + iters; i++) {
-            long[] first = new long[1];
+            long[] first = new long[2];
             long t0 = System.nanoTime();
             int last = batch - 1;
             int[][] out =
@@ -132,12 +145,15 @@ final class BenchCommand implements Callable<Integer> {
                     (row, tok) -> {
                       if (row == last && first[0] == 0) {
                         first[0] = System.nanoTime();
+                        first[1] = BenchJob.cpuNanos();
                       }
                     });
             double s = (System.nanoTime() - first[0]) / 1e9;
             double rate = batch * (double) newTokens / s;
+            double cpuRate = batch * (double) newTokens / ((BenchJob.cpuNanos() - first[1]) / 1e9);
             System.out.printf(
-                "%s %d: prefill %.3f s, %d steps of B=%d %.3f s, %.1f tokens/s (%d tokens a row)%n",
+                "%s %d: prefill %.3f s, %d steps of B=%d %.3f s, %.1f tokens/s, %.1f per CPU-second"
+                    + " (%d tokens a row)%n",
                 i < warmup ? "warmup" : "iter",
                 i < warmup ? i : i - warmup,
                 (first[0] - t0) / 1e9,
@@ -145,9 +161,11 @@ final class BenchCommand implements Callable<Integer> {
                 batch,
                 s,
                 rate,
+                cpuRate,
                 out[0].length);
             if (i >= warmup) {
               rates[i - warmup] = rate;
+              perCpu[i - warmup] = cpuRate;
             }
           }
           break;
@@ -189,6 +207,10 @@ final class BenchCommand implements Callable<Integer> {
             "bench: unknown benchmark '" + what + "' (forward | generate | train)");
     }
     Arrays.sort(rates);
+    Arrays.sort(perCpu);
+    if (perCpu[0] > 0) { // train does not measure it
+      System.out.printf("tokens per CPU-second: %.1f%n", perCpu[perCpu.length / 2]);
+    }
     System.out.printf("tokens/s: %.1f%n", rates[rates.length / 2]);
     return 0;
   }

@@ -2,7 +2,6 @@ package org.mambaspark.cli;
 
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
-import org.mambaspark.io.Checkpoint;
 import org.mambaspark.io.SafetensorsFile;
 import org.mambaspark.io.SafetensorsWriter;
 import org.mambaspark.io.TensorInfo;
@@ -50,10 +49,12 @@ final class ForwardCommand implements Callable<Integer> {
 
   @Mixin CommonOptions common;
 
+  @Mixin WeightsDtypeOption weightsDtype;
+
   @Override
   public Integer call() {
     common.apply();
-    MambaModel m = new MambaModel(Checkpoint.load(model));
+    MambaModel m = weightsDtype.load(model);
     MambaConfig c = m.config;
     int B, L;
     int[] ids;

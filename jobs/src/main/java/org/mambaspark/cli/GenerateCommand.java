@@ -5,7 +5,6 @@ import java.util.Arrays;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
-import org.mambaspark.io.Checkpoint;
 import org.mambaspark.model.Generator;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.SamplingParams;
@@ -73,10 +72,12 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Mixin CommonOptions common;
 
+  @Mixin WeightsDtypeOption weightsDtype;
+
   @Override
   public Integer call() {
     common.apply();
-    MambaModel m = new MambaModel(Checkpoint.load(model));
+    MambaModel m = weightsDtype.load(model);
     Optional<Tokenizer> tok = Tokenizers.forModel(model);
     int[] ids;
     if (prompt.text != null) {

@@ -210,7 +210,7 @@ public final class BenchJob {
   }
 
   /** CPU time of this process, all threads. */
-  private static long cpuNanos() {
+  public static long cpuNanos() {
     return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
         .getProcessCpuTime();
   }

@@ -164,6 +164,16 @@ public final class JobOptions {
   }
 
   @Option(
+      names = "--weights-dtype",
+      paramLabel = "T",
+      description =
+          "fp32 (default) | bf16 | int8: the format the model's big matrices are held in"
+              + " (spark.mamba.weightsDtype)")
+  void weightsDtype(String v) {
+    put(MambaSettings.WEIGHTS_DTYPE, v);
+  }
+
+  @Option(
       names = "--progress-interval",
       paramLabel = "S",
       description = "seconds between progress lines, 0 = none (10)")

@@ -8,6 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.mambaspark.ops.WeightMatrix;
 import org.mambaspark.spark.MambaSettings;
 import picocli.CommandLine;
 
@@ -53,5 +54,13 @@ class SettingsTableTest {
         assertThrows(IllegalArgumentException.class, () -> MambaSettings.of("batchSize", "zero"));
     assertEquals(
         "spark.mamba.batchSize (--batch-size) must be an integer >= 1, got 'zero'", e.getMessage());
+    new CommandLine(job).parseArgs("--model", "m", "--weights-dtype", "int8");
+    assertEquals(WeightMatrix.Dtype.INT8, MambaSettings.of(job.job.settings()).weightsDtype);
+    e =
+        assertThrows(
+            IllegalArgumentException.class, () -> MambaSettings.of("weightsDtype", "fp16"));
+    assertEquals(
+        "spark.mamba.weightsDtype (--weights-dtype) must be fp32, bf16 or int8, got 'fp16'",
+        e.getMessage());
   }
 }

@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -14,9 +15,13 @@ import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.mambaspark.model.Architecture;
+import org.mambaspark.model.Backend;
+import org.mambaspark.model.Backends;
 import org.mambaspark.model.MambaConfig;
+import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.NamedTensor;
+import org.mambaspark.ops.WeightMatrix;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -73,6 +78,56 @@ public final class Checkpoint {
         weights.parameters().size(),
         (System.nanoTime() - t0) / 1_000_000);
     return weights;
+  }
+
+  /**
+   * Reads a checkpoint into an inference model whose big matrices ({@link MambaWeights#isMatrix})
+   * are held in {@code dtype}: each is read alone, in fp32, and converted before the next, so the
+   * model never exists in fp32 as a whole (a bf16 checkpoint's matrices come back bit for bit). The
+   * model's {@code weights} then hold the other parameters only; fp32 is {@link #load} itself.
+   * Where the JVM's backend is a GPU, a bf16 model keeps its fp32 arrays: the GPU uploads those (as
+   * bf16). int8 stays CPU-only (the GPU backend refuses it loudly and runs the model on the CPU).
+   */
+  public static MambaModel loadModel(Path dir, WeightMatrix.Dtype dtype) {
+    if (dtype == WeightMatrix.Dtype.FP32) {
+      return new MambaModel(load(dir));
+    }
+    if (dtype == WeightMatrix.Dtype.BF16 && Backends.get().kind() == Backend.Kind.GPU) {
+      return new MambaModel(load(dir), dtype);
+    }
+    long t0 = System.nanoTime();
+    MambaConfig config = readConfig(dir);
+    MambaWeights weights = MambaWeights.withoutMatrices(config);
+    Map<String, WeightMatrix> converted = new HashMap<>();
+    List<SafetensorsFile> opened = new ArrayList<>();
+    try {
+      Map<NamedTensor, TensorSource> found =
+          checkedSources(dir, config, weights.parameters(), opened);
+      for (Map.Entry<NamedTensor, TensorSource> e : found.entrySet()) {
+        NamedTensor p = e.getKey();
+        SafetensorsFile f = e.getValue().file;
+        if (MambaWeights.isMatrix(p.name)) {
+          float[] fp32 = new float[Math.toIntExact(p.numel())];
+          f.readFloats(e.getValue().name, fp32);
+          int rows = (int) p.shape[0];
+          converted.put(p.name, WeightMatrix.of(fp32, rows, fp32.length / rows, dtype));
+        } else {
+          f.readFloats(e.getValue().name, p.data);
+        }
+      }
+    } finally {
+      closeAll(opened);
+    }
+    MambaModel model = new MambaModel(weights, dtype, converted);
+    LOG.info(
+        "loaded {} from {}: {} parameters, matrices in {} ({} MB), {} ms",
+        config,
+        dir,
+        config.parameterCount(),
+        dtype.label(),
+        model.matrixBytes() >> 20,
+        (System.nanoTime() - t0) / 1_000_000);
+    return model;
   }
 
   /**

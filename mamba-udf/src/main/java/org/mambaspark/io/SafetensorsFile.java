@@ -20,6 +20,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.mambaspark.ops.Bf16;
 
 /**
  * Read access to one safetensors file (https://huggingface.co/docs/safetensors): an unsigned 64-bit
@@ -603,21 +604,14 @@ public final class SafetensorsFile implements AutoCloseable {
     return Float.intBitsToFloat(sign | ((exp - 15 + 127) << 23) | (mant << 13));
   }
 
-  /**
-   * float to bfloat16, rounding to nearest even on the dropped 16 bits; a NaN stays a NaN (the one
-   * rounding for bf16 checkpoints, wire tensors and device weights).
-   */
+  /** float to bfloat16 ({@link Bf16#round}, the one rounding). */
   public static short floatToBf16(float x) {
-    int bits = Float.floatToRawIntBits(x);
-    if (Float.isNaN(x)) {
-      return (short) ((bits >>> 16) | 0x40);
-    }
-    return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+    return Bf16.round(x);
   }
 
-  /** bfloat16 to float, exactly: bfloat16 is the top half of a float's bits. */
+  /** bfloat16 to float, exactly ({@link Bf16#widen}). */
   public static float bf16ToFloat(short bf16) {
-    return Float.intBitsToFloat((bf16 & 0xffff) << 16);
+    return Bf16.widen(bf16);
   }
 
   @Override

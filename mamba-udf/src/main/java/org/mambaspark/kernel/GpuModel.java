@@ -89,8 +89,24 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     this(
         backend,
         model,
-        DeviceWeights.Format.parse(System.getProperty(WEIGHTS_PROPERTY, "fp32")),
+        DeviceWeights.Format.parse(deviceFormat(model)),
         DeviceWeights.ARRAY_FLOATS);
+  }
+
+  /**
+   * The device format: the model's weight format (bf16 or fp32), else {@value #WEIGHTS_PROPERTY}.
+   * Uploading needs the fp32 host arrays; int8 and a model loaded without them run on the CPU.
+   */
+  static String deviceFormat(MambaModel m) {
+    if (m.weightsDtype == org.mambaspark.ops.WeightMatrix.Dtype.INT8 || !m.holdsFp32Matrices()) {
+      throw new IllegalArgumentException(
+          "the GPU kernels take fp32 or bf16 weights from fp32 host arrays; this model holds "
+              + m.weightsDtype.label()
+              + " matrices for the CPU");
+    }
+    return m.weightsDtype == org.mambaspark.ops.WeightMatrix.Dtype.BF16
+        ? "bf16"
+        : System.getProperty(WEIGHTS_PROPERTY, "fp32");
   }
 
   /**

@@ -4,6 +4,7 @@ import java.util.Arrays;
 import org.mambaspark.ops.Activations;
 import org.mambaspark.ops.Matmul;
 import org.mambaspark.ops.RmsNorm;
+import org.mambaspark.ops.WeightMatrix;
 
 /**
  * The gradient of the next-token cross-entropy, by hand, llm.c style: {@link MambaModel#forward} on
@@ -43,6 +44,12 @@ public final class Backprop {
     if (L < 2) {
       throw new IllegalArgumentException(
           "training needs sequences of at least 2 tokens, got length " + L);
+    }
+    if (model.weightsDtype != WeightMatrix.Dtype.FP32) {
+      throw new IllegalArgumentException(
+          "training needs fp32 weights; this model holds "
+              + model.weightsDtype.label()
+              + " matrices (load it without --weights-dtype)");
     }
     MambaConfig c = model.config;
     this.model = model;

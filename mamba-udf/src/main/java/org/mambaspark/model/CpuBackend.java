@@ -1,6 +1,5 @@
 package org.mambaspark.model;
 
-import org.mambaspark.ops.Matmul;
 import org.mambaspark.ops.Parallel;
 import org.mambaspark.ops.Simd;
 
@@ -74,21 +73,8 @@ public final class CpuBackend implements Backend {
     public void forwardLastLogits(float[] logits, int[] ids, int B, int L, MambaState state) {
       Workspace ws = workspaces.get();
       model.forward(ws, ids, B, L, state, null);
-      int D = model.config.hiddenSize, V = model.config.vocabSize;
-      for (int b = 0; b < B; b++) {
-        Matmul.matmulForward(
-            logits,
-            b * V,
-            V,
-            ws.hidden,
-            (b * L + L - 1) * D,
-            D,
-            model.weights.lmHead,
-            null,
-            1,
-            D,
-            V);
-      }
+      int D = model.config.hiddenSize;
+      model.lmHeadForward(logits, 0, ws.hidden, (L - 1) * D, L * D, B); // each row's last position
     }
 
     @Override

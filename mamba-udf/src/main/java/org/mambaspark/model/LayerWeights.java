@@ -21,26 +21,30 @@ public final class LayerWeights extends BlockWeights {
   public final float[] outProjBias; //  (D) or null unless use_bias
 
   public LayerWeights(MambaConfig c) {
-    this(c, true);
+    this(c, true, true);
   }
 
-  LayerWeights(MambaConfig c, boolean allocate) {
+  /**
+   * @param allocate false: every array empty (the shapes alone)
+   * @param matrices false: in_proj, x_proj and out_proj empty (an inference model holds them)
+   */
+  LayerWeights(MambaConfig c, boolean allocate, boolean matrices) {
     super(c, allocate);
     int D = c.hiddenSize,
         ED = c.intermediateSize,
         N = c.stateSize,
         R = c.timeStepRank,
         K = c.convKernel;
-    inProj = zeros(2 * ED * D, allocate);
+    inProj = zeros(2 * ED * D, allocate && matrices);
     inProjBias = c.useBias ? zeros(2 * ED, allocate) : null;
     conv1dWeight = zeros(ED * K, allocate);
     conv1dBias = c.useConvBias ? zeros(ED, allocate) : null;
-    xProj = zeros((R + 2 * N) * ED, allocate);
+    xProj = zeros((R + 2 * N) * ED, allocate && matrices);
     dtProj = zeros(ED * R, allocate);
     dtProjBias = zeros(ED, allocate);
     aLog = zeros(ED * N, allocate);
     dSkip = zeros(ED, allocate);
-    outProj = zeros(D * ED, allocate);
+    outProj = zeros(D * ED, allocate && matrices);
     outProjBias = c.useBias ? zeros(D, allocate) : null;
   }
 

@@ -21,14 +21,15 @@ public final class Mamba2LayerWeights extends BlockWeights {
   public final float[] outProjBias; //  (D) or null unless use_bias
 
   public Mamba2LayerWeights(MambaConfig c) {
-    this(c, true);
+    this(c, true, true);
   }
 
-  Mamba2LayerWeights(MambaConfig c, boolean allocate) {
+  /** See {@link LayerWeights#LayerWeights(MambaConfig, boolean, boolean)}. */
+  Mamba2LayerWeights(MambaConfig c, boolean allocate, boolean matrices) {
     super(c, allocate);
     int D = c.hiddenSize, ED = c.intermediateSize, H = c.numHeads, K = c.convKernel;
     int C = c.convChannels(), I = c.inProjSize();
-    inProj = zeros(I * D, allocate);
+    inProj = zeros(I * D, allocate && matrices);
     inProjBias = c.useBias ? zeros(I, allocate) : null;
     conv1dWeight = zeros(C * K, allocate);
     conv1dBias = c.useConvBias ? zeros(C, allocate) : null;
@@ -36,7 +37,7 @@ public final class Mamba2LayerWeights extends BlockWeights {
     aLog = zeros(H, allocate);
     dSkip = zeros(H, allocate);
     normWeight = zeros(ED, allocate);
-    outProj = zeros(D * ED, allocate);
+    outProj = zeros(D * ED, allocate && matrices);
     outProjBias = c.useBias ? zeros(D, allocate) : null;
   }
 

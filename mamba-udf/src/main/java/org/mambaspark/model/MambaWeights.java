@@ -36,26 +36,26 @@ public final class MambaWeights {
 
   /** Zero-filled weights of the given shape. */
   public MambaWeights(MambaConfig c) {
-    this(c, true);
+    this(c, true, true);
   }
 
-  private MambaWeights(MambaConfig c, boolean allocate) {
+  private MambaWeights(MambaConfig c, boolean allocate, boolean matrices) {
     this.config = c;
     int V = c.vocabSize, D = c.hiddenSize;
-    embeddings = BlockWeights.zeros(V * D, allocate);
+    embeddings = BlockWeights.zeros(V * D, allocate && matrices);
     boolean ssd = c.architecture == Architecture.MAMBA2;
     layers = new LayerWeights[ssd ? 0 : c.numLayers];
     mamba2Layers = new Mamba2LayerWeights[ssd ? c.numLayers : 0];
     blocks = new BlockWeights[c.numLayers];
     for (int i = 0; i < blocks.length; i++) {
       if (ssd) {
-        blocks[i] = mamba2Layers[i] = new Mamba2LayerWeights(c, allocate);
+        blocks[i] = mamba2Layers[i] = new Mamba2LayerWeights(c, allocate, matrices);
       } else {
-        blocks[i] = layers[i] = new LayerWeights(c, allocate);
+        blocks[i] = layers[i] = new LayerWeights(c, allocate, matrices);
       }
     }
     normF = BlockWeights.zeros(D, allocate);
-    lmHead = c.tieWordEmbeddings ? embeddings : BlockWeights.zeros(V * D, allocate);
+    lmHead = c.tieWordEmbeddings ? embeddings : BlockWeights.zeros(V * D, allocate && matrices);
     parameters = Collections.unmodifiableList(buildParameters());
   }
 
@@ -65,7 +65,29 @@ public final class MambaWeights {
    * file against it).
    */
   public static List<NamedTensor> shapes(MambaConfig c) {
-    return new MambaWeights(c, false).parameters;
+    return new MambaWeights(c, false, false).parameters;
+  }
+
+  /**
+   * Weights with every parameter allocated except the {@link #isMatrix matrices}, which are empty:
+   * an inference model in a 16- or 8-bit format holds those itself ({@link MambaModel}), and a
+   * checkpoint is loaded into it one matrix at a time, never as a whole in fp32.
+   */
+  public static MambaWeights withoutMatrices(MambaConfig c) {
+    return new MambaWeights(c, true, false);
+  }
+
+  /**
+   * Whether a parameter is one of the big matrices that {@link MambaModel} may hold in bf16 or
+   * int8: the embedding, lm_head and every layer's in_proj, x_proj and out_proj. dt_proj, conv, A,
+   * D, biases and norms stay fp32 (small, and the recurrence is sensitive to them).
+   */
+  public static boolean isMatrix(String name) {
+    return name.equals(EMBEDDINGS)
+        || name.equals(LM_HEAD)
+        || name.endsWith(".mixer.in_proj.weight")
+        || name.endsWith(".mixer.x_proj.weight")
+        || name.endsWith(".mixer.out_proj.weight");
   }
 
   public static MambaWeights zerosLike(MambaWeights w) {

@@ -39,6 +39,8 @@ interface Mixer {
   /**
    * out (B·L, D) = mixer(xNorm (B·L, D)).
    *
+   * @param m the block's big matrices as the forward reads them (w's own arrays are for the
+   *     backward and may be empty in a 16- or 8-bit inference model)
    * @param convState (B, convChannels, K-1) carried in and updated, or null for fresh sequences
    * @param ssmState (B·N·ED) carried in and updated, or null for fresh sequences
    */
@@ -46,6 +48,7 @@ interface Mixer {
       float[] out,
       float[] xNorm,
       BlockWeights w,
+      BlockMatrices m,
       Buffers act,
       float[] convState,
       float[] ssmState,

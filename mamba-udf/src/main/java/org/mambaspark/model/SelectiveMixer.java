@@ -146,6 +146,7 @@ final class SelectiveMixer implements Mixer {
       float[] out,
       float[] xNorm,
       BlockWeights bw,
+      BlockMatrices m,
       Buffers act,
       float[] convState,
       float[] ssmState,
@@ -155,13 +156,13 @@ final class SelectiveMixer implements Mixer {
     Acts a = (Acts) act;
     int BT = B * L;
     negExpTransposed(a.aT, w.aLog, ED, N);
-    Matmul.matmulForward(a.xz, 0, 2 * ED, xNorm, 0, D, w.inProj, w.inProjBias, BT, D, 2 * ED);
+    Matmul.matmulForward(a.xz, 0, 2 * ED, xNorm, 0, D, m.inProj, w.inProjBias, BT);
     Conv1d.convForward(
         a.xs, a.convPre, a.xz, 0, 2 * ED, convState, w.conv1dWeight, w.conv1dBias, B, L, ED, K);
     if (convState != null) {
       Conv1d.updateState(convState, a.xz, 0, 2 * ED, B, L, ED, K);
     }
-    Matmul.matmulForward(a.dbc, 0, P, a.xs, 0, ED, w.xProj, null, BT, ED, P);
+    Matmul.matmulForward(a.dbc, 0, P, a.xs, 0, ED, m.xProj, null, BT);
     if (falcon) {
       int[] off = {0, R, R + N};
       int[] width = {R, N, N};
@@ -182,7 +183,7 @@ final class SelectiveMixer implements Mixer {
     }
     SelectiveScan.scanForward(
         a.y, h, a.xs, a.delta, a.aT, a.dbcN, R, w.dSkip, a.xz, ED, 2 * ED, B, L, ED, N);
-    Matmul.matmulForward(out, 0, D, a.y, 0, ED, w.outProj, w.outProjBias, BT, ED, D);
+    Matmul.matmulForward(out, 0, D, a.y, 0, ED, m.outProj, w.outProjBias, BT);
   }
 
   @Override

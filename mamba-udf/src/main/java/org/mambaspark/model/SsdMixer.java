@@ -118,6 +118,7 @@ final class SsdMixer implements Mixer {
       float[] out,
       float[] xNorm,
       BlockWeights bw,
+      BlockMatrices m,
       Buffers act,
       float[] convState,
       float[] ssmState,
@@ -129,7 +130,7 @@ final class SsdMixer implements Mixer {
     for (int h = 0; h < H; h++) {
       a.a[h] = (float) -Math.exp(w.aLog[h]);
     }
-    Matmul.matmulForward(a.zxbcdt, 0, I, xNorm, 0, D, w.inProj, w.inProjBias, BT, D, I);
+    Matmul.matmulForward(a.zxbcdt, 0, I, xNorm, 0, D, m.inProj, w.inProjBias, BT);
     Conv1d.convForward(
         a.xbc, a.convPre, a.zxbcdt, ED, I, convState, w.conv1dWeight, w.conv1dBias, B, L, C, K);
     if (convState != null) {
@@ -148,7 +149,7 @@ final class SsdMixer implements Mixer {
     }
     GatedRmsNorm.gatedRmsnormForward(
         a.yn, a.rstd, a.y, a.zxbcdt, 0, I, w.normWeight, BT, ED, G, c.layerNormEpsilon);
-    Matmul.matmulForward(out, 0, D, a.yn, 0, ED, w.outProj, w.outProjBias, BT, ED, D);
+    Matmul.matmulForward(out, 0, D, a.yn, 0, ED, m.outProj, w.outProjBias, BT);
   }
 
   @Override

@@ -75,6 +75,72 @@ public final class Matmul {
     }
   }
 
+  /**
+   * {@link #matmulForward} with the weight in any {@link WeightMatrix} format: out[t, o] = Σ_c
+   * inp[t, c] · W[o, c] + bias[o] for t < BT, o < W.rows, c < W.cols; out is overwritten. fp32 runs
+   * as above; bf16 and int8 widen the weights to fp32 in registers (dot products for a few rows) or
+   * as the GEMM packs its panels (many rows).
+   */
+  public static void matmulForward(
+      float[] out,
+      int outOff,
+      int outStride,
+      float[] inp,
+      int inOff,
+      int inStride,
+      WeightMatrix weight,
+      float[] bias,
+      int BT) {
+    forward(Simd.ENABLED, out, outOff, outStride, inp, inOff, inStride, weight, bias, BT);
+  }
+
+  /** The {@link WeightMatrix} forward with the micro-kernels chosen. */
+  static void forward(
+      boolean simd,
+      float[] out,
+      int outOff,
+      int outStride,
+      float[] inp,
+      int inOff,
+      int inStride,
+      WeightMatrix weight,
+      float[] bias,
+      int BT) {
+    int C = weight.cols, OC = weight.rows;
+    if (weight.dtype == WeightMatrix.Dtype.FP32) {
+      forward(simd, out, outOff, outStride, inp, inOff, inStride, weight.f32, bias, BT, C, OC);
+    } else if (MatmulGemm.fewRows(simd, BT, C)) {
+      MatmulGemm.forwardFewRows(
+          simd, out, outOff, outStride, inp, inOff, inStride, weight, bias, BT);
+    } else {
+      MatmulGemm.gemm(simd, out, outOff, outStride, inp, inOff, inStride, weight, bias, BT);
+    }
+  }
+
+  /** The definition for a {@link WeightMatrix}, single-threaded, each weight decoded by get. */
+  public static void matmulForwardReference(
+      float[] out,
+      int outOff,
+      int outStride,
+      float[] inp,
+      int inOff,
+      int inStride,
+      WeightMatrix weight,
+      float[] bias,
+      int BT) {
+    int C = weight.cols, OC = weight.rows;
+    for (int t = 0; t < BT; t++) {
+      int io = inOff + t * inStride, oo = outOff + t * outStride;
+      for (int o = 0; o < OC; o++) {
+        float s = bias == null ? 0f : bias[o];
+        for (int c = 0; c < C; c++) {
+          s += inp[io + c] * weight.get(o, c);
+        }
+        out[oo + o] = s;
+      }
+    }
+  }
+
   /** The definition, single-threaded. Same arguments as {@link #matmulForward}. */
   public static void matmulForwardReference(
       float[] out,

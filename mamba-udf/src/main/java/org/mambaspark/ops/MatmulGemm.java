@@ -83,6 +83,10 @@ final class MatmulGemm {
   private static final ThreadLocal<float[]> PACK_B =
       ThreadLocal.withInitial(() -> new float[KC * NC + NC]);
 
+  /** One weight row's k block, decoded to fp32 for packing. */
+  private static final ThreadLocal<float[]> WEIGHT_ROW =
+      ThreadLocal.withInitial(() -> new float[KC]);
+
   /** An MR × NR edge tile, then the scalar kernel's B row. */
   private static final ThreadLocal<float[]> TILE =
       ThreadLocal.withInitial(() -> new float[(MR + 1) * NR]);
@@ -115,6 +119,67 @@ final class MatmulGemm {
       int bOff,
       int bKs,
       int bJs,
+      float[] bias,
+      boolean accumulate,
+      int M,
+      int K,
+      int N) {
+    gemm(
+        simd,
+        out,
+        outOff,
+        outRs,
+        a,
+        aOff,
+        aRs,
+        aCs,
+        b,
+        bOff,
+        bKs,
+        bJs,
+        null,
+        bias,
+        accumulate,
+        M,
+        K,
+        N);
+  }
+
+  /**
+   * The forward out[i, j] = Σ_k A[i, k]·W[j, k] + bias[j] with the weight W (N, K) in any format: B
+   * = Wᵀ, each panel decoded to fp32 as it is packed. A[i, k] = a[aOff + i·aRs + k].
+   */
+  static void gemm(
+      boolean simd,
+      float[] out,
+      int outOff,
+      int outRs,
+      float[] a,
+      int aOff,
+      int aRs,
+      WeightMatrix w,
+      float[] bias,
+      int M) {
+    gemm(
+        simd, out, outOff, outRs, a, aOff, aRs, 1, null, 0, 1, w.cols, w, bias, false, M, w.cols,
+        w.rows);
+  }
+
+  /** {@link #gemm}, with B read from {@code bw}ᵀ instead of b when bw is non-null. */
+  private static void gemm(
+      boolean simd,
+      float[] out,
+      int outOff,
+      int outRs,
+      float[] a,
+      int aOff,
+      int aRs,
+      int aCs,
+      float[] b,
+      int bOff,
+      int bKs,
+      int bJs,
+      WeightMatrix bw,
       float[] bias,
       boolean accumulate,
       int M,
@@ -165,6 +230,7 @@ final class MatmulGemm {
                 bOff,
                 bKs,
                 bJs,
+                bw,
                 bias,
                 accumulate,
                 M,
@@ -195,6 +261,7 @@ final class MatmulGemm {
       int bOff,
       int bKs,
       int bJs,
+      WeightMatrix bw,
       float[] bias,
       boolean accumulate,
       int M,
@@ -221,7 +288,11 @@ final class MatmulGemm {
     boolean ragged = i1 - i0 - last * MR < MR;
     for (int k0 = 0; k0 < K; k0 += KC) {
       int kc = Math.min(KC, K - k0);
-      packB(bp, b, bOff, bKs, bJs, k0, kc, j0, j1);
+      if (bw != null) {
+        packWeight(bp, bw, k0, kc, j0, j1, WEIGHT_ROW.get());
+      } else {
+        packB(bp, b, bOff, bKs, bJs, k0, kc, j0, j1);
+      }
       if (!inPlace) {
         packA(ap, a, aOff, aRs, aCs, k0, kc, i0, i1);
       } else if (ragged) {
@@ -388,6 +459,30 @@ final class MatmulGemm {
   }
 
   /**
+   * {@link #packB} for B = Wᵀ: bp[p·kc·NR + k·NR + j] = W[j0 + p·NR + j, k0 + k], each weight row
+   * decoded to fp32 (into {@code row}, at least kc long) before it is spread down its column.
+   */
+  private static void packWeight(
+      float[] bp, WeightMatrix w, int k0, int kc, int j0, int j1, float[] row) {
+    int np = ceilDiv(j1 - j0, NR);
+    for (int p = 0; p < np; p++) {
+      int jp = j0 + p * NR, n = Math.min(NR, j1 - jp), dst = p * kc * NR;
+      for (int j = 0; j < NR; j++) {
+        if (j < n) {
+          w.decode(jp + j, k0, kc, row, 0);
+          for (int k = 0; k < kc; k++) {
+            bp[dst + k * NR + j] = row[k];
+          }
+        } else {
+          for (int k = 0; k < kc; k++) {
+            bp[dst + k * NR + j] = 0f;
+          }
+        }
+      }
+    }
+  }
+
+  /**
    * ap[u·kc·MR + k·MR + r] = A[i0 + u·MR + r, k0 + k] for the rows [i0, i1): micro-panels of MR
    * rows interleaved by k (the order the micro-kernel broadcasts them in), zero past i1.
    */
@@ -463,8 +558,9 @@ final class MatmulGemm {
   }
 
   /**
-   * The dot-product forward: out[t, o] = Σ_c inp[t, c]·weight[o, c] + bias[o], threaded over groups
-   * of four output features, each group's weight rows read from memory once.
+   * The dot-product forward: out[t, o] = Σ_c inp[t, c]·weight[o, c] + bias[o], threaded over chunks
+   * of groups of four output features (taken one at a time: a slowed core takes fewer), each
+   * group's weight rows read from memory once.
    */
   static void forwardFewRows(
       boolean simd,
@@ -481,7 +577,7 @@ final class MatmulGemm {
       int OC) {
     int groups = ceilDiv(OC, 4);
     int grain = Math.max(1, FEW_GRAIN_MACS / Math.max(1, 4 * C * BT));
-    Parallel.forRange(
+    Parallel.forChunks(
         groups,
         grain,
         (g0, g1) -> {
@@ -492,6 +588,51 @@ final class MatmulGemm {
           } else {
             dotRowsScalar(
                 out, outOff, outStride, inp, inOff, inStride, weight, bias, BT, C, o0, o1);
+          }
+        });
+  }
+
+  /**
+   * {@link #forwardFewRows} for a weight in any {@link WeightMatrix} format: threaded over groups
+   * of four output features; without the Vector API, each weight row is decoded once and dotted
+   * with every row of inp.
+   */
+  static void forwardFewRows(
+      boolean simd,
+      float[] out,
+      int outOff,
+      int outStride,
+      float[] inp,
+      int inOff,
+      int inStride,
+      WeightMatrix w,
+      float[] bias,
+      int BT) {
+    int C = w.cols, OC = w.rows;
+    boolean vector = simd && WeightMatrixSimd.usable();
+    int groups = ceilDiv(OC, 4);
+    int grain = Math.max(1, FEW_GRAIN_MACS / Math.max(1, 4 * C * BT));
+    Parallel.forChunks(
+        groups,
+        grain,
+        (g0, g1) -> {
+          int o0 = 4 * g0, o1 = Math.min(OC, 4 * g1);
+          if (vector) {
+            WeightMatrixSimd.dotRows(
+                out, outOff, outStride, inp, inOff, inStride, w, bias, BT, o0, o1);
+          } else {
+            float[] row = new float[C];
+            for (int o = o0; o < o1; o++) {
+              w.decode(o, 0, C, row, 0);
+              for (int t = 0; t < BT; t++) {
+                int io = inOff + t * inStride;
+                float s = 0f;
+                for (int c = 0; c < C; c++) {
+                  s += inp[io + c] * row[c];
+                }
+                out[outOff + t * outStride + o] = s + (bias == null ? 0f : bias[o]);
+              }
+            }
           }
         });
   }

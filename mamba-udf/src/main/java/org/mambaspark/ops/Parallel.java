@@ -1,14 +1,21 @@
 package org.mambaspark.ops;
 
 import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.ForkJoinTask;
-import java.util.concurrent.RecursiveAction;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 
 /**
- * The engine's one thread pool. Work is split into at most {@link #threads()} contiguous ranges, so
- * a caller's loop body stays a plain indexed loop with hoisted offsets. Size: {@code
- * -Dmamba.threads=T} or {@link #setThreads}, default the available processors. Spark task threads
- * share the pool (each call blocks only its caller).
+ * The engine's one thread pool. Work is split into contiguous pieces, so a caller's loop body stays
+ * a plain indexed loop with hoisted offsets. Size: {@code -Dmamba.threads=T} or {@link
+ * #setThreads}, default the available processors.
+ *
+ * <p>The calling thread works too: it runs pieces itself while T − 1 pool workers are woken to take
+ * the others, and waits only for pieces already started. A decode step makes some hundred parallel
+ * calls of a few microseconds each; a caller that handed every piece to the pool and slept would
+ * pay a wake-up per call, and, on a busy machine, wait for a descheduled worker to start its piece
+ * (a worker that comes late finds nothing left and returns). Which thread runs a piece never
+ * changes its result. Spark task threads share the pool, each working on its own calls.
  */
 public final class Parallel {
   /** A loop body over the half-open range [from, to). */
@@ -17,7 +24,11 @@ public final class Parallel {
     void run(int from, int to);
   }
 
-  private static volatile ForkJoinPool pool = newPool(defaultThreads());
+  private static volatile int threads = defaultThreads();
+  private static volatile ForkJoinPool pool = newPool(threads);
+
+  /** Waits this long spinning for a running piece before parking between checks. */
+  private static final long SPIN_NANOS = 50_000;
 
   private Parallel() {}
 
@@ -38,22 +49,24 @@ public final class Parallel {
     return Runtime.getRuntime().availableProcessors();
   }
 
+  /** T − 1 workers: the caller is the T-th. */
   private static ForkJoinPool newPool(int threads) {
-    return new ForkJoinPool(threads);
+    return new ForkJoinPool(Math.max(1, threads - 1));
   }
 
   public static int threads() {
-    return pool.getParallelism();
+    return threads;
   }
 
   /** Resizes the pool (the CLI's {@code --threads}); calls in flight finish on the old pool. */
-  public static synchronized void setThreads(int threads) {
-    if (threads <= 0) {
-      throw new IllegalArgumentException("threads must be positive, got " + threads);
+  public static synchronized void setThreads(int t) {
+    if (t <= 0) {
+      throw new IllegalArgumentException("threads must be positive, got " + t);
     }
-    if (threads != threads()) {
+    if (t != threads) {
       ForkJoinPool old = pool;
-      pool = newPool(threads);
+      pool = newPool(t);
+      threads = t;
       old.shutdown();
     }
   }
@@ -74,33 +87,73 @@ public final class Parallel {
       body.run(0, n);
       return;
     }
-    ForkJoinPool p = pool;
-    RecursiveAction[] tasks = new RecursiveAction[pieces];
-    for (int i = 0; i < pieces; i++) {
-      int from = (int) ((long) blocks * i / pieces) * g;
-      int to = Math.min(n, (int) ((long) blocks * (i + 1) / pieces) * g);
-      tasks[i] =
-          new RecursiveAction() {
-            private static final long serialVersionUID = 1L;
+    run(pieces, i -> (int) ((long) blocks * i / pieces) * g, n, body);
+  }
 
-            @Override
-            protected void compute() {
-              body.run(from, to);
-            }
-          };
+  /**
+   * Runs {@code body} over [0, n) in pieces of {@code grain} (the last shorter), taken one at a
+   * time by the caller and the pool's workers: more pieces than threads, so that a thread slowed by
+   * another process takes fewer (memory-bound loops such as the decode step's dot products).
+   */
+  public static void forChunks(int n, int grain, RangeBody body) {
+    if (n <= 0) {
+      return;
     }
-    if (ForkJoinTask.getPool() == p) {
-      RecursiveAction.invokeAll(tasks); // already inside the pool: fork-join, no deadlock
-    } else {
-      p.invoke(
-          new RecursiveAction() {
-            private static final long serialVersionUID = 1L;
+    int g = Math.max(1, grain);
+    int pieces = (n + g - 1) / g;
+    if (pieces <= 1 || threads() <= 1) {
+      body.run(0, n);
+      return;
+    }
+    run(pieces, i -> i * g, n, body);
+  }
 
-            @Override
-            protected void compute() {
-              invokeAll(tasks);
+  /** Piece i's first index; piece i ends where piece i + 1 starts (the last at n). */
+  private interface Starts {
+    int of(int piece);
+  }
+
+  private static void run(int pieces, Starts starts, int n, RangeBody body) {
+    AtomicInteger next = new AtomicInteger();
+    AtomicInteger done = new AtomicInteger();
+    AtomicReference<Throwable> failure = new AtomicReference<>();
+    Runnable work =
+        () -> {
+          for (int i = next.getAndIncrement(); i < pieces; i = next.getAndIncrement()) {
+            try {
+              if (failure.get() == null) {
+                body.run(starts.of(i), i + 1 == pieces ? n : starts.of(i + 1));
+              }
+            } catch (Throwable t) { // handed to the caller, which rethrows it
+              failure.compareAndSet(null, t);
+            } finally {
+              done.incrementAndGet();
             }
-          });
+          }
+        };
+    ForkJoinPool p = pool;
+    int helpers = Math.min(pieces, threads()) - 1;
+    for (int h = 0; h < helpers; h++) {
+      p.execute(work);
+    }
+    work.run();
+    long t0 = System.nanoTime();
+    while (done.get() < pieces) { // only pieces that other threads have started are left
+      if (System.nanoTime() - t0 < SPIN_NANOS) {
+        Thread.onSpinWait();
+      } else {
+        LockSupport.parkNanos(20_000);
+      }
+    }
+    Throwable t = failure.get();
+    if (t instanceof RuntimeException re) {
+      throw re;
+    }
+    if (t instanceof Error e) {
+      throw e;
+    }
+    if (t != null) {
+      throw new IllegalStateException(t);
     }
   }
 

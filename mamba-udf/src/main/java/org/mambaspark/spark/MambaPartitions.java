@@ -59,7 +59,7 @@ final class MambaPartitions implements MapPartitionsFunction<Row, Row> {
     if (!rows.hasNext()) {
       return Collections.emptyIterator(); // an empty partition loads nothing
     }
-    ModelCache.Loaded m = ModelCache.get(s.model, conf.value().value(), s.threads);
+    ModelCache.Loaded m = ModelCache.get(s.model, conf.value().value(), s.threads, s.weightsDtype);
     if (metrics != null) {
       reportLoadOnSuccess(m);
     }

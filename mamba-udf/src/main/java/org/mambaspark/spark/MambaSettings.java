@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import org.mambaspark.batch.DocumentRunner;
+import org.mambaspark.ops.WeightMatrix;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -125,6 +126,13 @@ public final class MambaSettings implements Serializable {
           "0",
           "engine threads per executor JVM, shared by its tasks (0 = the cores Spark gives the"
               + " executor)");
+  public static final Key WEIGHTS_DTYPE =
+      key(
+          "weightsDtype",
+          "--weights-dtype",
+          "fp32",
+          "the big matrices in memory: fp32, bf16 (half the bytes) or int8 (a quarter; a scale per"
+              + " 32 weights); arithmetic stays fp32. GPUs take fp32 or bf16");
   public static final Key LOGPROBS =
       key(
           "logprobs",
@@ -185,6 +193,7 @@ public final class MambaSettings implements Serializable {
   public final int maxTokens;
   public final int sortWindow;
   public final int threads;
+  public final WeightMatrix.Dtype weightsDtype;
   public final boolean logprobs;
   public final String split; // "none" | "sentences"
   public final String pooling; // "mean" | "last"
@@ -232,6 +241,9 @@ public final class MambaSettings implements Serializable {
     maxTokens = integer(m, MAX_TOKENS, 1);
     sortWindow = integer(m, SORT_WINDOW, 1);
     threads = integer(m, THREADS, 0);
+    weightsDtype =
+        WeightMatrix.Dtype.parse(
+            str(m, WEIGHTS_DTYPE), WEIGHTS_DTYPE.key() + " (" + WEIGHTS_DTYPE.flag() + ")");
     logprobs = bool(m, LOGPROBS);
     split = oneOf(SPLIT, str(m, SPLIT), "none", "sentences");
     pooling = oneOf(POOLING, str(m, POOLING), "mean", "last");
@@ -389,6 +401,8 @@ public final class MambaSettings implements Serializable {
         + maxTokens
         + ", threads="
         + threads
+        + ", weightsDtype="
+        + weightsDtype.label()
         + "}";
   }
 }

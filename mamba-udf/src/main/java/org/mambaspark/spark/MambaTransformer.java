@@ -46,6 +46,7 @@ public final class MambaTransformer extends Transformer implements DefaultParams
   private final IntParam maxNewTokens;
   private final DoubleParam temperature;
   private final LongParam seed;
+  private final Param<String> weightsDtype;
 
   public MambaTransformer() {
     this(Identifiable$.MODULE$.randomUID("mamba"));
@@ -72,6 +73,8 @@ public final class MambaTransformer extends Transformer implements DefaultParams
     maxNewTokens = new IntParam(this, "maxNewTokens", "generate: at most this many new tokens");
     temperature = new DoubleParam(this, "temperature", "generate: 0 = greedy");
     seed = new LongParam(this, "seed", "generate: sampling seed");
+    weightsDtype =
+        new Param<>(this, "weightsDtype", "the big matrices in memory: fp32, bf16 or int8");
     setDefault(modelPath, "");
     setDefault(task, "score");
     setDefault(inputCol, "text");
@@ -84,6 +87,7 @@ public final class MambaTransformer extends Transformer implements DefaultParams
     setDefault(maxNewTokens, Integer.parseInt(MambaSettings.MAX_NEW_TOKENS.defaultValue()));
     setDefault(temperature, 0.0);
     setDefault(seed, 0L);
+    setDefault(weightsDtype, MambaSettings.WEIGHTS_DTYPE.defaultValue());
   }
 
   @Override
@@ -139,6 +143,10 @@ public final class MambaTransformer extends Transformer implements DefaultParams
 
   public LongParam seed() {
     return seed;
+  }
+
+  public Param<String> weightsDtype() {
+    return weightsDtype;
   }
 
   public MambaTransformer setModelPath(String v) {
@@ -202,6 +210,12 @@ public final class MambaTransformer extends Transformer implements DefaultParams
     return this;
   }
 
+  /** fp32 (default), bf16 or int8: the format the model's big matrices are held in. */
+  public MambaTransformer setWeightsDtype(String v) {
+    set(weightsDtype, v);
+    return this;
+  }
+
   public String getModelPath() {
     return $(modelPath);
   }
@@ -246,6 +260,7 @@ public final class MambaTransformer extends Transformer implements DefaultParams
     put(m, MambaSettings.MAX_NEW_TOKENS, maxNewTokens);
     put(m, MambaSettings.TEMPERATURE, temperature);
     put(m, MambaSettings.SEED, seed);
+    put(m, MambaSettings.WEIGHTS_DTYPE, weightsDtype);
     // one input column, whatever its type: the plan looks at the schema
     m.put(MambaSettings.TEXT_COL.key(), $(inputCol));
     m.put(MambaSettings.IDS_COL.key(), $(inputCol));

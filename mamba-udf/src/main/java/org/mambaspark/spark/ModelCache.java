@@ -14,6 +14,7 @@ import org.mambaspark.model.Backends;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.ModelRunner;
 import org.mambaspark.ops.Parallel;
+import org.mambaspark.ops.WeightMatrix;
 import org.mambaspark.tokenizer.Tokenizer;
 import org.mambaspark.tokenizer.Tokenizers;
 import org.slf4j.Logger;
@@ -83,11 +84,17 @@ public final class ModelCache {
    * one load). {@code threads} > 0 sizes the engine's thread pool on that first load.
    */
   public static Loaded get(String path, Configuration conf, int threads) {
-    Loaded l = MODELS.get(path);
+    return get(path, conf, threads, WeightMatrix.Dtype.FP32);
+  }
+
+  /** {@link #get(String, Configuration, int)} with the matrices held in {@code dtype}. */
+  public static Loaded get(String path, Configuration conf, int threads, WeightMatrix.Dtype dtype) {
+    String key = dtype == WeightMatrix.Dtype.FP32 ? path : path + " (" + dtype.label() + ")";
+    Loaded l = MODELS.get(key);
     if (l != null) {
       return l;
     }
-    return MODELS.computeIfAbsent(path, p -> load(p, conf, threads));
+    return MODELS.computeIfAbsent(key, k -> load(path, conf, threads, dtype));
   }
 
   /** How many models this JVM has loaded (tests: one per executor JVM). */
@@ -102,7 +109,8 @@ public final class ModelCache {
     return "executor " + exec + " (pid " + ProcessHandle.current().pid() + ")";
   }
 
-  private static Loaded load(String path, Configuration conf, int threads) {
+  private static Loaded load(
+      String path, Configuration conf, int threads, WeightMatrix.Dtype dtype) {
     long t0 = System.nanoTime();
     int t = threads > 0 ? threads : executorCores();
     if (t != Parallel.threads()) {
@@ -112,7 +120,7 @@ public final class ModelCache {
     MambaModel model;
     Tokenizer tok;
     try {
-      model = new MambaModel(Checkpoint.load(dir));
+      model = Checkpoint.loadModel(dir, dtype);
       tok = Tokenizers.forModel(dir).orElse(null);
     } catch (RuntimeException e) { // name the user's path, not the executor's local copy
       throw new IllegalStateException(
@@ -121,11 +129,16 @@ public final class ModelCache {
     int n = LOADS.incrementAndGet();
     long ms = (System.nanoTime() - t0) / 1_000_000;
     LOG.info(
-        "{}: loaded model {} ({}; tokenizer: {}) in {} ms; engine threads {}; JVM {} MB max heap;"
-            + " model #{} in this JVM",
+        "{}: loaded model {} ({}; matrices {} MB in {}{}; tokenizer: {}) in {} ms; engine threads"
+            + " {}; JVM {} MB max heap; model #{} in this JVM",
         jvmId(),
         path,
         model.config,
+        model.matrixBytes() >> 20,
+        dtype.label(),
+        model.holdsFp32Matrices() && dtype != WeightMatrix.Dtype.FP32
+            ? ", fp32 copies kept for the GPU"
+            : "",
         tok == null ? "none" : tok.describe(),
         ms,
         Parallel.threads(),

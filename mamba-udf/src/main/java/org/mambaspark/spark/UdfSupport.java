@@ -50,7 +50,7 @@ final class UdfSupport implements Serializable {
 
   synchronized ModelCache.Loaded model() {
     if (model == null) {
-      model = ModelCache.get(settings.model, conf.value(), settings.threads);
+      model = ModelCache.get(settings.model, conf.value(), settings.threads, settings.weightsDtype);
     }
     return model;
   }

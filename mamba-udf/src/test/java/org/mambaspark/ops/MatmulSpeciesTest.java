@@ -13,11 +13,11 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@link MatmulTest}'s comparisons in configurations this JVM cannot reach: the Vector API path at
- * other vector lengths ({@code FloatVector.SPECIES_PREFERRED} follows {@code -XX:MaxVectorSize}, so
- * JVMs forked with 8, 16 and 32 bytes run 2-, 4- and 8-float vectors: register tiles of 4 × 8, 4 ×
- * 16 and 4 × 32, other edges, tails and panel widths), and the scalar path as it runs without the
- * Vector API ({@code -Dmamba.simd=false}: 256-wide panels).
+ * {@link MatmulTest}'s and {@link WeightMatrixTest}'s comparisons in configurations this JVM cannot
+ * reach: the Vector API path at other vector lengths ({@code FloatVector.SPECIES_PREFERRED} follows
+ * {@code -XX:MaxVectorSize}, so JVMs forked with 8, 16 and 32 bytes run 2-, 4- and 8-float vectors:
+ * register tiles of 4 × 8, 4 × 16 and 4 × 32, other edges, tails and panel widths), and the scalar
+ * path as it runs without the Vector API ({@code -Dmamba.simd=false}: 256-wide panels).
  */
 class MatmulSpeciesTest {
   /** In the forked JVM: the forward and backward comparisons for the path this JVM runs. */
@@ -27,6 +27,7 @@ class MatmulSpeciesTest {
         Matmul.describe(),
         MatmulTest.forwardWorst(Simd.ENABLED),
         MatmulTest.backwardWorst(Simd.ENABLED));
+    new WeightMatrixTest().forwardMatchesTheDecodedReferenceInEveryFormatAndPath();
   }
 
   /** Runs {@link #main} in a JVM with the given extra options; returns its output. */

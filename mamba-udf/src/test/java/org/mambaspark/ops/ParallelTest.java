@@ -1,0 +1,104 @@
+package org.mambaspark.ops;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import java.util.concurrent.atomic.AtomicIntegerArray;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The pool with its caller working: every index run exactly once, in pieces of the promised
+ * boundaries, nested calls, and a failure in any piece rethrown to the caller.
+ */
+class ParallelTest {
+  private final int before = Parallel.threads();
+
+  @AfterEach
+  void restore() {
+    Parallel.setThreads(before);
+  }
+
+  @Test
+  void everyIndexRunsOnceWhateverTheThreadsAndGrain() {
+    for (int t : new int[] {1, 2, 3, 5}) {
+      Parallel.setThreads(t);
+      int threads = t;
+      for (int n : new int[] {1, 2, 7, 64, 1000}) {
+        for (int grain : new int[] {1, 3, 16, 2000}) {
+          AtomicIntegerArray seen = new AtomicIntegerArray(n);
+          Parallel.forRange(
+              n,
+              grain,
+              (a, b) -> {
+                assertEquals(0, a % Math.max(1, grain), "a piece starts on a grain boundary");
+                for (int i = a; i < b; i++) {
+                  seen.incrementAndGet(i);
+                }
+              });
+          AtomicIntegerArray chunks = new AtomicIntegerArray(n);
+          Parallel.forChunks(
+              n,
+              grain,
+              (a, b) -> {
+                // one thread runs [0, n) inline; otherwise a chunk is one grain
+                assertEquals(threads == 1 ? n : Math.min(n, a + grain), b, "chunk at " + a);
+                for (int i = a; i < b; i++) {
+                  chunks.incrementAndGet(i);
+                }
+              });
+          for (int i = 0; i < n; i++) {
+            assertEquals(1, seen.get(i), "forRange t=" + t + " n=" + n + " grain=" + grain);
+            assertEquals(1, chunks.get(i), "forChunks t=" + t + " n=" + n + " grain=" + grain);
+          }
+        }
+      }
+    }
+  }
+
+  @Test
+  void nestedCallsFinish() {
+    Parallel.setThreads(2);
+    int n = 40;
+    AtomicIntegerArray seen = new AtomicIntegerArray(n * n);
+    Parallel.forChunks(
+        n,
+        1,
+        (a, b) -> {
+          for (int i = a; i < b; i++) {
+            int row = i;
+            Parallel.forRange(
+                n,
+                1,
+                (c, d) -> {
+                  for (int j = c; j < d; j++) {
+                    seen.incrementAndGet(row * n + j);
+                  }
+                });
+          }
+        });
+    for (int i = 0; i < n * n; i++) {
+      assertEquals(1, seen.get(i));
+    }
+  }
+
+  @Test
+  void aFailingPieceIsRethrownToTheCaller() {
+    Parallel.setThreads(3);
+    IllegalStateException boom = new IllegalStateException("piece 5");
+    IllegalStateException e =
+        assertThrows(
+            IllegalStateException.class,
+            () ->
+                Parallel.forChunks(
+                    10,
+                    1,
+                    (a, b) -> {
+                      if (a == 5) {
+                        throw boom;
+                      }
+                    }));
+    assertSame(boom, e);
+  }
+}
