@@ -28,16 +28,12 @@ class DecodeStepTest {
 
   @BeforeAll
   static void device() {
-    if (!OpenClTests.available()) {
-      return;
-    }
-    System.setProperty(OpenClDevices.ALLOW_CPU_PROPERTY, "true");
-    backend = (GpuBackend) GpuBackend.open(0);
+    backend = OpenClTests.openBackend();
   }
 
   @AfterAll
   static void clear() {
-    System.clearProperty(OpenClDevices.ALLOW_CPU_PROPERTY);
+    OpenClTests.closeBackend();
   }
 
   static MambaModel model(int V, int ED, int N, int R, int K, boolean bias) {

@@ -31,16 +31,12 @@ class DeviceWeightsTest {
 
   @BeforeAll
   static void device() {
-    if (!OpenClTests.available()) {
-      return;
-    }
-    System.setProperty(OpenClDevices.ALLOW_CPU_PROPERTY, "true");
-    backend = (GpuBackend) GpuBackend.open(0);
+    backend = OpenClTests.openBackend();
   }
 
   @AfterAll
   static void clear() {
-    System.clearProperty(OpenClDevices.ALLOW_CPU_PROPERTY);
+    OpenClTests.closeBackend();
   }
 
   @Test

@@ -34,12 +34,10 @@ class GpuModelFixtureTest {
 
   @BeforeAll
   static void device() {
-    if (!OpenClTests.available()) {
-      return;
+    backend = OpenClTests.openBackend();
+    if (backend != null) {
+      System.out.println("GPU backend: " + backend.device());
     }
-    System.setProperty(OpenClDevices.ALLOW_CPU_PROPERTY, "true");
-    backend = (GpuBackend) GpuBackend.open(0);
-    System.out.println("GPU backend: " + backend.device());
   }
 
   @BeforeEach
@@ -49,7 +47,7 @@ class GpuModelFixtureTest {
 
   @AfterAll
   static void clear() {
-    System.clearProperty(OpenClDevices.ALLOW_CPU_PROPERTY);
+    OpenClTests.closeBackend();
   }
 
   static final class Case {

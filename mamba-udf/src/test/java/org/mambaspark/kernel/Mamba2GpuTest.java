@@ -34,16 +34,12 @@ class Mamba2GpuTest {
 
   @BeforeAll
   static void device() {
-    if (!OpenClTests.available()) {
-      return;
-    }
-    System.setProperty(OpenClDevices.ALLOW_CPU_PROPERTY, "true");
-    backend = (GpuBackend) GpuBackend.open(0);
+    backend = OpenClTests.openBackend();
   }
 
   @AfterAll
   static void clear() {
-    System.clearProperty(OpenClDevices.ALLOW_CPU_PROPERTY);
+    OpenClTests.closeBackend();
   }
 
   /** A random Mamba-2 model, its D skip and gated-norm weight away from all-ones. */

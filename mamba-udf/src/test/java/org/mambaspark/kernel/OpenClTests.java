@@ -54,4 +54,22 @@ public final class OpenClTests {
     }
     return device != null;
   }
+
+  /**
+   * The GPU backend on the test device (CPU OpenCL devices admitted), for a class's
+   * {@code @BeforeAll}; null without OpenCL (its tests then skip through {@link #assumeOpenCl}).
+   * Pair with {@link #closeBackend} in {@code @AfterAll}.
+   */
+  public static GpuBackend openBackend() {
+    if (!available()) {
+      return null;
+    }
+    System.setProperty(OpenClDevices.ALLOW_CPU_PROPERTY, "true");
+    return (GpuBackend) GpuBackend.open(0);
+  }
+
+  /** Undoes {@link #openBackend}'s admission of CPU OpenCL devices. */
+  public static void closeBackend() {
+    System.clearProperty(OpenClDevices.ALLOW_CPU_PROPERTY);
+  }
 }
