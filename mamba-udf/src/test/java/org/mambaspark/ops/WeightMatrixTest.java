@@ -97,7 +97,7 @@ class WeightMatrixTest {
     }
     assertEquals(4L * OC * C, f.bytes());
     assertEquals(2L * OC * C, h.bytes());
-    assertEquals(OC * C + 4L * OC * 3, q.bytes());
+    assertEquals((long) OC * C + 4L * OC * 3, q.bytes());
     System.out.printf("int8: largest error %.3f of a step (bound 0.5)%n", worstQ);
   }
 
