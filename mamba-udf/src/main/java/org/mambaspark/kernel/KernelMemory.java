@@ -80,12 +80,14 @@ public abstract class KernelMemory extends Kernel {
    * (24 bits, exact in a float) times 2^(e−150), and a subnormal's m times 2^−149 — exact.
    */
   final float slabFloat(int s, int i) {
-    int b = 0;
-    if (wFmt == WFMT_F32) {
-      b = slabWord(s, i);
-    } else {
-      int w = slabWord(s, i >> 1);
-      b = (i & 1) == 0 ? w << 16 : w & 0xFFFF0000;
+    return wordFloat(wFmt == WFMT_F32 ? slabWord(s, i) : slabWord(s, i >> 1), i);
+  }
+
+  /** Element i of a slab from the word that holds it (slabWord at i, or at i/2 for bf16). */
+  final float wordFloat(int word, int i) {
+    int b = word;
+    if (wFmt != WFMT_F32) {
+      b = (i & 1) == 0 ? word << 16 : word & 0xFFFF0000;
     }
     int e = (b >> 23) & 0xFF;
     int m = b & 0x7FFFFF;

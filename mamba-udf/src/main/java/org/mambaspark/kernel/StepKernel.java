@@ -17,7 +17,9 @@ package org.mambaspark.kernel;
  *   <li>{@link #P_RMSNORM}: a work-group per row ({@code RmsNorm.rmsnormForward});
  *   <li>{@link #P_GEMV}: C (M, N) (+)= A (M, K) · Wᵀ (+ bias, softplus) with W (N, K) row-major in
  *       W or in a slab; eight columns a work-group, 32 lanes a column splitting K (coalesced rows
- *       of W), each weight loaded once for up to eight rows of A ({@code Matmul.matmulForward});
+ *       of W, four loads in flight a lane), a column over up to eight warps when N is too small to
+ *       occupy every group, each weight loaded once for up to eight rows of A ({@code
+ *       Matmul.matmulForward});
  *   <li>{@link #P_GEMM}: the same product for 8 < M ≤ 64 rows, tiled (64 × 64 outputs a work-group
  *       from 64 × 16 tiles of A and W in local memory, 4 × 4 outputs a thread): with more rows the
  *       GEMV's loads of A, not the weights, would bound it;
@@ -25,11 +27,10 @@ package org.mambaspark.kernel;
  *       of those inputs ({@code Conv1d.convStep});
  *   <li>{@link #P_SEGNORM}: Falcon-Mamba's weightless RMSNorms of the Δ-rank, B and C parts of each
  *       x_proj row, in place (also launched alone, one pass, by the forward);
- *   <li>{@link #P_SCAN}: the selective scan's step with the D skip and the SiLU(z) gate, a thread
- *       per (b, e) walking its N states ({@code SelectiveScan.scanStep});
- *   <li>{@link #P_SCAN_DT}: the same with Δ = softplus(dt_proj(δ) + bias) computed by each thread
- *       for its channel (and Falcon-Mamba's part norms of its row), so dt_proj is no pass of its
- *       own.
+ *   <li>{@link #P_SCAN_DT}: the selective scan's step with the D skip and the SiLU(z) gate, a
+ *       thread per (b, e) walking its N states ({@code SelectiveScan.scanStep}), with Δ =
+ *       softplus(dt_proj(δ) + bias) computed by each thread for its channel (and Falcon-Mamba's
+ *       part norms of its row), so dt_proj is no pass of its own.
  * </ul>
  *
  * <p>Aparapi waits for each pass to finish before it enqueues the next (about 25 µs a pass on an
@@ -45,7 +46,6 @@ public class StepKernel extends ScanKernel {
   static final int P_RMSNORM = 2;
   static final int P_GEMV = 3;
   static final int P_CONV = 4;
-  static final int P_SCAN = 5;
   static final int P_GEMM = 6;
   static final int P_SEGNORM = 7;
   static final int P_SCAN_DT = 8;
@@ -93,8 +93,6 @@ public class StepKernel extends ScanKernel {
       stepRmsnorm(p);
     } else if (kind == P_CONV) {
       stepConv(p);
-    } else if (kind == P_SCAN) {
-      stepScan(p);
     } else if (kind == P_EMBED) {
       stepEmbed(p);
     } else if (kind == P_SEGNORM) {
@@ -163,8 +161,17 @@ public class StepKernel extends ScanKernel {
     int wg = STEP_THREADS;
     int fuse = plan[p + 14];
     int gOff = plan[p + 15]; // FUSE_NORM: the norm's weight (K) in W
-    for (int n0 = getGroupId() * STEP_COLS; n0 < N; n0 += getNumGroups() * STEP_COLS) {
-      int n = n0 + cg;
+    // a column's dot products split over `split` warps when there are too few columns to give
+    // every work-group one (x_proj's few dozen, out_proj's hundreds): the launch's groups all
+    // stream
+    int split = 1;
+    while (split < STEP_COLS && N * split < getNumGroups() * STEP_COLS) {
+      split = split * 2;
+    }
+    int cols = STEP_COLS / split;
+    int part = cg % split; // this warp's share of k: k ≡ lane + 128·part (mod 128·split)
+    for (int n0 = getGroupId() * cols; n0 < N; n0 += getNumGroups() * cols) {
+      int n = n0 + cg / split;
       for (int m0 = 0; m0 < M; m0 += 8) {
         int rows = min(8, M - m0);
         if ((fuse & FUSE_NORM) != 0) {
@@ -195,103 +202,120 @@ public class StepKernel extends ScanKernel {
         int bi = bOff + n * K;
         if (n >= N) {
           rows = 0; // a column past N: only the barriers
-        } else if (slab < 0 && rows == 1 && (fuse & FUSE_NORM) == 0) {
-          for (int k = lane; k < K; k += 32) {
-            s0 += act[a0 + k] * W[bi + k];
-          }
-        } else if (slab < 0) {
-          for (int k = lane; k < K; k += 32) {
-            float w = W[bi + k];
-            if ((fuse & FUSE_NORM) != 0) {
-              w = w * W[gOff + k];
-            }
-            int ak = a0 + k;
-            s0 += act[ak] * w;
-            if (rows > 1) {
-              s1 += act[ak + aRs] * w;
-            }
-            if (rows > 2) {
-              s2 += act[ak + 2 * aRs] * w;
-            }
-            if (rows > 3) {
-              s3 += act[ak + 3 * aRs] * w;
-            }
-            if (rows > 4) {
-              s4 += act[ak + 4 * aRs] * w;
-            }
-            if (rows > 5) {
-              s5 += act[ak + 5 * aRs] * w;
-            }
-            if (rows > 6) {
-              s6 += act[ak + 6 * aRs] * w;
-            }
-            if (rows > 7) {
-              s7 += act[ak + 7 * aRs] * w;
-            }
-          }
-        } else {
-          // the element decoded in place (KernelMemory#slabFloat written out: as a call it bounds
-          // the loop)
-          for (int k = lane; k < K; k += 32) {
-            int j = bi + k;
-            int wj = wFmt == WFMT_F32 ? j : j >> 1;
-            int word = 0;
+        }
+        // four weights a lane an iteration, loaded before any is used: with one load in flight a
+        // warp, the few warps this program's registers allow a compute unit cannot cover the
+        // memory latency. Past K the index is clamped and the weight zeroed.
+        for (int k = lane + 128 * part; k < K && rows > 0; k += 128 * split) {
+          int k1 = min(k + 32, K - 1);
+          int k2 = min(k + 64, K - 1);
+          int k3 = min(k + 96, K - 1);
+          float w0 = 0f;
+          float w1 = 0f;
+          float w2 = 0f;
+          float w3 = 0f;
+          if (slab < 0) {
+            w0 = W[bi + k];
+            w1 = W[bi + k1];
+            w2 = W[bi + k2];
+            w3 = W[bi + k3];
+          } else {
+            int sh = wFmt == WFMT_F32 ? 0 : 1;
+            int i0 = (bi + k) >> sh;
+            int i1 = (bi + k1) >> sh;
+            int i2 = (bi + k2) >> sh;
+            int i3 = (bi + k3) >> sh;
+            int q0 = 0;
+            int q1 = 0;
+            int q2 = 0;
+            int q3 = 0;
+            // one branch loads all four words (a helper call per word would serialise them)
             if (slab == 0) {
-              word = S0[wj];
+              q0 = S0[i0];
+              q1 = S0[i1];
+              q2 = S0[i2];
+              q3 = S0[i3];
             } else if (slab == 1) {
-              word = S1[wj];
+              q0 = S1[i0];
+              q1 = S1[i1];
+              q2 = S1[i2];
+              q3 = S1[i3];
             } else if (slab == 2) {
-              word = S2[wj];
+              q0 = S2[i0];
+              q1 = S2[i1];
+              q2 = S2[i2];
+              q3 = S2[i3];
             } else if (slab == 3) {
-              word = S3[wj];
+              q0 = S3[i0];
+              q1 = S3[i1];
+              q2 = S3[i2];
+              q3 = S3[i3];
             } else if (slab == 4) {
-              word = S4[wj];
+              q0 = S4[i0];
+              q1 = S4[i1];
+              q2 = S4[i2];
+              q3 = S4[i3];
             } else if (slab == 5) {
-              word = S5[wj];
+              q0 = S5[i0];
+              q1 = S5[i1];
+              q2 = S5[i2];
+              q3 = S5[i3];
             } else if (slab == 6) {
-              word = S6[wj];
+              q0 = S6[i0];
+              q1 = S6[i1];
+              q2 = S6[i2];
+              q3 = S6[i3];
             } else {
-              word = S7[wj];
+              q0 = S7[i0];
+              q1 = S7[i1];
+              q2 = S7[i2];
+              q3 = S7[i3];
             }
-            int bits = word;
-            if (wFmt != WFMT_F32) {
-              bits = (j & 1) == 0 ? word << 16 : word & 0xFFFF0000;
-            }
-            int e = (bits >> 23) & 0xFF;
-            int mant = bits & 0x7FFFFF;
-            if (e != 0) {
-              mant = mant | 0x800000;
-            }
-            float w = mant * W[wPow2Off + e];
-            if (bits < 0) {
-              w = -w;
-            }
-            if ((fuse & FUSE_NORM) != 0) {
-              w = w * W[gOff + k];
-            }
-            int ak = a0 + k;
-            s0 += act[ak] * w;
-            if (rows > 1) {
-              s1 += act[ak + aRs] * w;
-            }
-            if (rows > 2) {
-              s2 += act[ak + 2 * aRs] * w;
-            }
-            if (rows > 3) {
-              s3 += act[ak + 3 * aRs] * w;
-            }
-            if (rows > 4) {
-              s4 += act[ak + 4 * aRs] * w;
-            }
-            if (rows > 5) {
-              s5 += act[ak + 5 * aRs] * w;
-            }
-            if (rows > 6) {
-              s6 += act[ak + 6 * aRs] * w;
-            }
-            if (rows > 7) {
-              s7 += act[ak + 7 * aRs] * w;
-            }
+            w0 = wordFloat(q0, bi + k);
+            w1 = wordFloat(q1, bi + k1);
+            w2 = wordFloat(q2, bi + k2);
+            w3 = wordFloat(q3, bi + k3);
+          }
+          if (k + 32 >= K) {
+            w1 = 0f;
+          }
+          if (k + 64 >= K) {
+            w2 = 0f;
+          }
+          if (k + 96 >= K) {
+            w3 = 0f;
+          }
+          if ((fuse & FUSE_NORM) != 0) {
+            w0 = w0 * W[gOff + k];
+            w1 = w1 * W[gOff + k1];
+            w2 = w2 * W[gOff + k2];
+            w3 = w3 * W[gOff + k3];
+          }
+          int ak = a0 + k;
+          int d1 = k1 - k;
+          int d2 = k2 - k;
+          int d3 = k3 - k;
+          s0 += dot4(ak, d1, d2, d3, w0, w1, w2, w3);
+          if (rows > 1) {
+            s1 += dot4(ak + aRs, d1, d2, d3, w0, w1, w2, w3);
+          }
+          if (rows > 2) {
+            s2 += dot4(ak + 2 * aRs, d1, d2, d3, w0, w1, w2, w3);
+          }
+          if (rows > 3) {
+            s3 += dot4(ak + 3 * aRs, d1, d2, d3, w0, w1, w2, w3);
+          }
+          if (rows > 4) {
+            s4 += dot4(ak + 4 * aRs, d1, d2, d3, w0, w1, w2, w3);
+          }
+          if (rows > 5) {
+            s5 += dot4(ak + 5 * aRs, d1, d2, d3, w0, w1, w2, w3);
+          }
+          if (rows > 6) {
+            s6 += dot4(ak + 6 * aRs, d1, d2, d3, w0, w1, w2, w3);
+          }
+          if (rows > 7) {
+            s7 += dot4(ak + 7 * aRs, d1, d2, d3, w0, w1, w2, w3);
           }
         }
         lmem[lid] = s0;
@@ -311,8 +335,11 @@ public class StepKernel extends ScanKernel {
           }
           localBarrier();
         }
-        if (lane < rows) {
-          float v = lmem[lane * wg + cg * 32];
+        if (part == 0 && lane < rows) {
+          float v = 0f;
+          for (int w = 0; w < split; w++) {
+            v += lmem[lane * wg + (cg + w) * 32];
+          }
           if ((fuse & FUSE_NORM) != 0) {
             v = v * lmem[8 * wg + lane];
           }
@@ -443,6 +470,11 @@ public class StepKernel extends ScanKernel {
     }
   }
 
+  /** act[ak]·w0 + act[ak + d1]·w1 + act[ak + d2]·w2 + act[ak + d3]·w3: one row's four terms. */
+  private float dot4(int ak, int d1, int d2, int d3, float w0, float w1, float w2, float w3) {
+    return act[ak] * w0 + act[ak + d1] * w1 + act[ak + d2] * w2 + act[ak + d3] * w3;
+  }
+
   /** The product's epilogue: + bias, softplus, then = or += into act or out. */
   private void stepGemvStore(int p, int m, int n, float v) {
     int cTo = plan[p + 8];
@@ -500,46 +532,6 @@ public class StepKernel extends ScanKernel {
         state[so + K1 - 1] = x;
       }
       act[outOff + i] = acc / (1f + exp(-acc));
-    }
-  }
-
-  /**
-   * [B, ED, N, dbcOff, P, R, uOff, dtOff, zOff, zStride, yOff, a2Off, dOff, hOff]: per (b, e), h[n]
-   * = exp(Δ·A[n])·h[n] + Δ·B[n]·u for the state h (B, N, ED) at hOff, y = Σ C[n]·h[n] + D·u, gated
-   * by SiLU(z); B and C are columns R.. and R+N.. of the x_proj row (stride P).
-   */
-  private void stepScan(int p) {
-    int B = plan[p + 1];
-    int ED = plan[p + 2];
-    int N = plan[p + 3];
-    int dbcOff = plan[p + 4];
-    int P = plan[p + 5];
-    int R = plan[p + 6];
-    int uOff = plan[p + 7];
-    int dtOff = plan[p + 8];
-    int zOff = plan[p + 9];
-    int zStride = plan[p + 10];
-    int yOff = plan[p + 11];
-    int a2Off = plan[p + 12];
-    int dOff = plan[p + 13];
-    int hOff = plan[p + 14];
-    for (int i = getGlobalId(); i < B * ED; i += getGlobalSize()) {
-      int b = i / ED;
-      int e = i - b * ED;
-      float u = act[uOff + i];
-      float dt = act[dtOff + i];
-      float du = dt * u;
-      int bc = dbcOff + b * P + R;
-      int h0 = hOff + b * N * ED + e;
-      float y = W[dOff + e] * u;
-      for (int n = 0; n < N; n++) {
-        int hi = h0 + n * ED;
-        float h = exp2(dt * W[a2Off + n * ED + e]) * state[hi] + du * act[bc + n];
-        state[hi] = h;
-        y += act[bc + N + n] * h;
-      }
-      float z = act[zOff + b * zStride + e];
-      act[yOff + i] = y * z / (1f + exp(-z));
     }
   }
 
@@ -606,9 +598,11 @@ public class StepKernel extends ScanKernel {
 
   /**
    * [B, ED, N, dbcOff, P, R, uOff, zOff, zStride, yOff, a2Off, dOff, hOff, dtSlab, dtOff,
-   * dtBiasOff, falcon], eps: {@link #stepScan} with each thread's Δ = softplus(Σ_r δ[b, r]·
-   * dt_proj[e, r] + bias[e]), dt_proj (ED, R) in W (dtSlab −1) or a slab; Falcon-Mamba (falcon 1):
-   * δ, B and C each scaled by the 1/rms of its part of the row first.
+   * dtBiasOff, falcon], eps: per (b, e), Δ = softplus(Σ_r δ[b, r]·dt_proj[e, r] + bias[e]) with
+   * dt_proj (ED, R) in W (dtSlab −1) or a slab, then h[n] = exp(Δ·A[n])·h[n] + Δ·B[n]·u for the
+   * state h (B, N, ED) at hOff, y = Σ C[n]·h[n] + D·u, gated by SiLU(z); δ, B and C are columns
+   * 0.., R.. and R+N.. of the x_proj row (stride P). Falcon-Mamba (falcon 1): δ, B and C each
+   * scaled by the 1/rms of its part of the row first.
    */
   private void stepScanDt(int p) {
     int B = plan[p + 1];

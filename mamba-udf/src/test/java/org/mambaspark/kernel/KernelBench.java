@@ -13,6 +13,9 @@ import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaState;
 import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.Scoring;
+import org.mambaspark.model.Workspace;
+import org.mambaspark.ops.Parallel;
 import org.mambaspark.ops.SelectiveScan;
 
 /**
@@ -39,6 +42,8 @@ import org.mambaspark.ops.SelectiveScan;
  *   generate  preset=mamba-130m prompt=128 steps=64 B=1   one-token step latency, B sequences
  *             (plan=false: the step as the forward's launches instead of one launch of passes)
  *             (forward, train, generate: weights=fp32|bf16; preset=falcon-mamba-7b for 7B sizes)
+ *   cpu-forward preset=mamba2-130m B=1 L=512 threads=2   the CPU engine's scoring pass (every
+ *             token's logits and the loss) beside the GPU's: run under taskset with the anchor's cores
  *   launch-cost launches=2000   host time per launch: Aparapi's floor (a kernel of one array and
  *             one int), the same with eight more arrays, and the model's kernel (a one-element fill)
  *   bf16-loss model=models/pycode-bytes corpus=data/sample.jsonl   the mean loss of a JSON-lines
@@ -132,6 +137,9 @@ public final class KernelBench {
         break;
       case "generate":
         b.generate(b.preset(), b.i("prompt", 128), b.i("steps", 64), b.i("B", 1));
+        break;
+      case "cpu-forward":
+        b.cpuForward(b.preset(), b.i("B", 1), b.i("L", 512));
         break;
       case "launch-cost":
         b.launchCost(b.i("launches", 2000));
@@ -585,6 +593,35 @@ public final class KernelBench {
           ms(se),
           tokensPerSecond(B * L, sk, se));
     }
+  }
+
+  /**
+   * The CPU engine's scoring pass (backbone, lm_head logits for every position, loss) with {@code
+   * threads} threads, as {@code bin/mamba bench forward} times it: the engine on the GPU host's
+   * CPU, where an anchor on the same cores can run in the same call.
+   */
+  private void cpuForward(MambaConfig c, int B, int L) {
+    Parallel.setThreads(i("threads", 2));
+    MambaModel m = new MambaModel(Initialization.initialize(c, 1));
+    int[] ids = tokens(B * L, c.vocabSize, 3);
+    Workspace ws = new Workspace(c);
+    int runs = Math.max(3, runs() / 3);
+    long[] e2e = new long[runs];
+    for (int r = -Math.min(2, warmup()); r < runs; r++) {
+      long t0 = System.nanoTime();
+      Scoring.meanNextTokenLoss(m, ws, ids, B, L);
+      if (r >= 0) {
+        e2e[r] = System.nanoTime() - t0;
+      }
+    }
+    row(
+        "cpu forward " + name(c),
+        "B=" + B + " L=" + L,
+        Parallel.threads() + " threads, logits + loss",
+        "-",
+        "-",
+        ms(e2e),
+        tokensPerSecond(B * L, new long[0], e2e));
   }
 
   /**
