@@ -115,7 +115,7 @@ class TrainJobTest {
     for (int p : new int[] {1, 2, 3}) {
       TrainJob j = job(tmp.resolve("out-p" + p).toString(), p, 3);
       j.run(spark);
-      double err = relErr(j.weights, ref);
+      double err = relErr(JobTestSupport.trained(j), ref);
       System.out.printf(
           "P=%d: weights rel err %.2e vs single process; losses %s (single process %s)%n",
           p,
@@ -126,8 +126,10 @@ class TrainJobTest {
       for (int s = 0; s < 3; s++) {
         assertEquals(want[s], loss(j.metrics.get(s)), 1e-5 * want[s]);
       }
-      MambaWeights written = Checkpoint.load(tmp.resolve("out-p" + p));
-      assertTrue(relErr(written, j.weights) == 0, "the final model at the top of the output");
+      MambaWeights last = Checkpoint.load(tmp.resolve("out-p" + p).resolve("checkpoint-00000003"));
+      assertTrue(
+          relErr(last, JobTestSupport.trained(j)) == 0,
+          "the final model at the top of the output is the last checkpoint's");
     }
   }
 
@@ -141,7 +143,7 @@ class TrainJobTest {
     try {
       TrainJob faulty = job(tmp.resolve("faulty").toString(), 2, 3);
       faulty.run(spark);
-      double err = relErr(faulty.weights, clean.weights);
+      double err = relErr(JobTestSupport.trained(faulty), JobTestSupport.trained(clean));
       // each step's gradient and update jobs have a partition 1 (2 data partitions, 3 slices)
       int failed = FaultInjection.Seen.atLeast(seen.injectedFailures, 6);
       System.out.printf(
@@ -168,7 +170,7 @@ class TrainJobTest {
     assertTrue(Files.isDirectory(Path.of(out, "checkpoint-00000002")));
     TrainJob resumed = job(out, 2, 3, "--resume");
     resumed.run(spark);
-    double err = relErr(resumed.weights, straight.weights);
+    double err = relErr(JobTestSupport.trained(resumed), JobTestSupport.trained(straight));
     System.out.printf(
         "resumed after step 2: loss %.7f vs %.7f uninterrupted; weights rel err %.2e%n",
         loss(resumed.metrics.get(0)), loss(straight.metrics.get(2)), err);
@@ -189,7 +191,7 @@ class TrainJobTest {
       seqs.add(Arrays.stream(ids.split(",")).mapToInt(x -> Integer.parseInt(x.trim())).toArray());
     }
     double[] direct;
-    try (ModelRunner cpu = Backends.cpu().open(new MambaModel(j.weights))) {
+    try (ModelRunner cpu = Backends.cpu().open(new MambaModel(JobTestSupport.trained(j)))) {
       direct = TrainStep.lossSum(cpu, seqs, 4, L);
     }
     double want = direct[0] / direct[1];
@@ -236,7 +238,7 @@ class TrainJobTest {
     TrainJob j =
         job(tmp.resolve("avg-p1").toString(), 1, 3, "--sync", "average", "--local-steps", "3");
     j.run(spark);
-    double err = relErr(j.weights, ref);
+    double err = relErr(JobTestSupport.trained(j), ref);
     System.out.printf(
         "--sync average, H=3, P=1: weights rel err %.2e vs the single-process loop; losses %s vs"
             + " %s%n",
@@ -322,7 +324,7 @@ class TrainJobTest {
     fp32.run(spark);
     TrainJob bf16 = job(tmp.resolve("bf16").toString(), 2, 3, "--no-chart", "--bf16-gradients");
     bf16.run(spark);
-    double err = relErr(bf16.weights, fp32.weights);
+    double err = relErr(JobTestSupport.trained(bf16), JobTestSupport.trained(fp32));
     double worst = 0;
     for (int s = 0; s < 3; s++) {
       worst =
