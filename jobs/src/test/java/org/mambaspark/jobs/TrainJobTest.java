@@ -179,6 +179,76 @@ class TrainJobTest {
   }
 
   @Test
+  void aFreshModelIsDrawnOnTheExecutorsAsTheSingleProcessDrawsIt() throws Exception {
+    // no --init: each slice's task draws its own values; P = 2 and 3 slices must start from
+    // exactly Initialization.initialize(tiny, seed 0) to end where the single-process loop does
+    MambaWeights ref =
+        org.mambaspark.model.Initialization.initialize(
+            MambaConfig.builder().vocabSize(256).hiddenSize(64).numLayers(2).build(), 0);
+    double[] want = reference(ref);
+    TrainJob j = job(tmp.resolve("fresh").toString(), 2, 3, "--no-chart");
+    j.init = null;
+    j.preset = "tiny";
+    j.run(spark);
+    double err = relErr(JobTestSupport.trained(j), ref);
+    System.out.printf(
+        "--preset tiny drawn on the executors, P=2: weights rel err %.2e vs the single-process"
+            + " loop from Initialization.initialize; losses %s vs %s%n",
+        err,
+        j.metrics.stream().map(m -> String.format("%.7f", loss(m))).toList(),
+        Arrays.toString(want));
+    assertTrue(err < 1e-5, "rel err " + err);
+    for (int s = 0; s < 3; s++) {
+      assertEquals(want[s], loss(j.metrics.get(s)), 1e-5 * want[s]);
+    }
+  }
+
+  @Test
+  void aCheckpointInSeveralFilesLoadsAndResumesTheSameTrajectory() throws Exception {
+    // 16k files: the 45 KB model in Hugging Face's sharded layout, each file written by a task
+    String single = tmp.resolve("one-file").toString(), sharded = tmp.resolve("shards").toString();
+    TrainJob straight = job(single, 2, 3, "--no-chart", "--checkpoint-every", "1");
+    straight.run(spark);
+    job(sharded, 2, 2, "--no-chart", "--checkpoint-every", "1", "--checkpoint-shard-size", "16k")
+        .run(spark);
+    Path cp = Path.of(sharded, "checkpoint-00000002");
+    long files;
+    try (java.util.stream.Stream<Path> all = Files.list(cp)) {
+      files =
+          all.filter(
+                  f -> f.getFileName().toString().matches("model-\\d{5}-of-\\d{5}\\.safetensors"))
+              .count();
+    }
+    assertTrue(files >= 3, files + " model files");
+    assertTrue(
+        !Files.exists(cp.resolve(Checkpoint.WEIGHTS))
+            && Files.exists(cp.resolve(Checkpoint.INDEX)));
+    assertTrue(Files.exists(cp.resolve(org.mambaspark.train.TrainingState.INDEX)));
+    // the same weights and moments as the one-file checkpoint of the same step
+    Path one = Path.of(single, "checkpoint-00000002");
+    MambaWeights a = Checkpoint.load(cp), b = Checkpoint.load(one);
+    AdamW ma = new AdamW(a, 0.9f, 0.999f, 1e-8f, 0.1f),
+        mb = new AdamW(b, 0.9f, 0.999f, 1e-8f, 0.1f);
+    org.mambaspark.train.TrainingState.load(cp, ma);
+    org.mambaspark.train.TrainingState.load(one, mb);
+    double ew = relErr(a, b), em = relErr(ma.firstMoment(), mb.firstMoment());
+    double ev = relErr(ma.secondMoment(), mb.secondMoment());
+    TrainJob resumed =
+        job(sharded, 2, 3, "--resume", "--no-chart", "--checkpoint-shard-size", "16k");
+    resumed.run(spark);
+    MambaWeights top = Checkpoint.load(Path.of(sharded)); // the index and shards at the top
+    double err = relErr(top, JobTestSupport.trained(straight));
+    System.out.printf(
+        "checkpoint in %d model files: weights / moments rel diff %.2e / %.2e / %.2e vs one file;"
+            + " resumed from it: loss %.7f vs %.7f, final weights rel err %.2e%n",
+        files, ew, em, ev, loss(resumed.metrics.get(0)), loss(straight.metrics.get(2)), err);
+    assertTrue(ew < 1e-6 && em < 1e-6 && ev < 1e-6, ew + " " + em + " " + ev);
+    assertTrue(!Files.exists(Path.of(sharded, Checkpoint.WEIGHTS)));
+    assertEquals(loss(straight.metrics.get(2)), loss(resumed.metrics.get(0)), 1e-6);
+    assertTrue(err < 1e-6, "rel err " + err);
+  }
+
+  @Test
   void evalLossIsTheMeanLossOfTheHeldOutSequencesAndTheChartIsAPng() throws Exception {
     String out = tmp.resolve("eval").toString();
     // the training input as the held-out set: the final eval loss is the final model's mean loss
