@@ -319,7 +319,7 @@ public final class TrainJob implements Callable<Integer> {
   private void train(SparkSession spark, JavaSparkContext sc, Configuration hconf, Path work)
       throws IOException {
     checkpoints = TrainCheckpoints.open(hconf, output, keep, resume, autoResume, overwrite, work);
-    Map<String, String> stored = start(hconf);
+    Map<String, String> stored = start(hconf, sc.isLocal());
     final int L = seqLen;
     Data d;
     try {
@@ -470,7 +470,7 @@ public final class TrainJob implements Callable<Integer> {
    * driver's weights and optimizer, else where the executors' shards start ({@link ShardStart}: the
    * driver reads config.json and the safetensors headers, never the weights).
    */
-  private Map<String, String> start(Configuration hconf) throws IOException {
+  private Map<String, String> start(Configuration hconf, boolean localMode) throws IOException {
     boolean average = sync.equals("average");
     org.apache.hadoop.fs.Path newest = resume || autoResume ? checkpoints.newest() : null;
     if (resume && newest == null) {
@@ -495,8 +495,9 @@ public final class TrainJob implements Callable<Integer> {
               : MambaConfig.preset(preset);
     }
     intendedConfig = intended;
-    if (average) {
-      requireDriverHeap(intended, Runtime.getRuntime().maxMemory());
+    String holder = driverHolder(localMode);
+    if (holder != null) {
+      requireDriverHeap(intended, Runtime.getRuntime().maxMemory(), holder);
     }
     tokenizerId = TrainCheckpoints.tokenizerId(initDir, intended.vocabSize);
     AdamW.Settings hyper = new AdamW.Settings(0.9f, 0.999f, 1e-8f, weightDecay);
@@ -883,21 +884,32 @@ public final class TrainJob implements Callable<Integer> {
    * @param resultBytes one partition's result: a gradient, or weights and moments when averaging
    */
   /**
-   * With {@code --sync average} the driver holds the weights and AdamW's two moments in fp32 (12
-   * bytes a parameter) from the start to the end of a run: a heap below the 12 bytes is refused in
-   * one line before anything is allocated. ({@code --sync gradients} keeps them on the executors.)
+   * Where the driver's JVM holds the weights and AdamW's two moments in fp32 (12 bytes a parameter)
+   * — with {@code --sync average}, or in local mode, where it is also the executor — a heap below
+   * the 12 bytes is refused in one line before anything is allocated. With {@code --sync gradients}
+   * on separate executors the driver holds O(tensors), whatever the model's size.
+   *
+   * @param why who holds them, the start of the message
    */
-  static void requireDriverHeap(MambaConfig c, long heap) {
+  static void requireDriverHeap(MambaConfig c, long heap, String why) {
     long need = 12 * c.parameterCount();
     if (need > heap) {
       throw new IllegalArgumentException(
           String.format(
-              "--sync average: the training driver holds the weights and AdamW's two moments: at"
-                  + " least %,d MB for %,d parameters, and it has %,d MB of heap. Give it more"
-                  + " (spark-submit --driver-memory, bin/mamba MAMBA_JAVA_OPTS=-Xmx...) or use"
-                  + " --sync gradients, which keeps them on the executors",
-              need >> 20, c.parameterCount(), heap >> 20));
+              "%s the weights and AdamW's two moments: at least %,d MB for %,d parameters, and it"
+                  + " has %,d MB of heap. Give it more (spark-submit --driver-memory, bin/mamba"
+                  + " MAMBA_JAVA_OPTS=-Xmx...), or train with --sync gradients on separate"
+                  + " executors, which keeps them there",
+              why, need >> 20, c.parameterCount(), heap >> 20));
     }
+  }
+
+  /** Who holds the weights in the driver's JVM, or null when no one does. */
+  private String driverHolder(boolean localMode) {
+    if (sync.equals("average")) {
+      return "--sync average: the training driver holds";
+    }
+    return localMode ? "in local mode the driver's JVM is the executor too and holds" : null;
   }
 
   /** --checkpoint-shard-size in bytes: a size as Spark writes them (512m, 2g), at least 1 KB. */

@@ -536,11 +536,11 @@ class TrainJobTest {
     IllegalArgumentException e =
         assertThrows(
             IllegalArgumentException.class,
-            () -> TrainJob.requireDriverHeap(big, 4L << 30)); // the driver at -Xmx4g
+            () -> TrainJob.requireDriverHeap(big, 4L << 30, "--sync average: the driver holds"));
     System.out.println("mamba-1.4b, driver heap 4 GB: " + e.getMessage());
     assertTrue(e.getMessage().contains("4,096 MB of heap"), e.getMessage());
     assertTrue(e.getMessage().contains(String.format("%,d MB", (12 * big.parameterCount()) >> 20)));
-    TrainJob.requireDriverHeap(big, 12 * big.parameterCount()); // exactly enough: no error
+    TrainJob.requireDriverHeap(big, 12 * big.parameterCount(), "-"); // exactly enough: no error
   }
 
   @Test
