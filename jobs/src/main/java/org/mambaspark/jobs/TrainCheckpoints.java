@@ -272,6 +272,11 @@ final class TrainCheckpoints {
             false, true, new Path(f.toUri()), new Path(tmp, f.getFileName().toString()));
       }
     }
+    for (FileStatus st : fs.listStatus(tmp)) { // a failed task attempt's unfinished file
+      if (st.getPath().getName().startsWith(".") && st.getPath().getName().endsWith(".tmp")) {
+        fs.delete(st.getPath(), false);
+      }
+    }
     if (fs.exists(dst)) {
       fs.delete(dst, true);
     }

@@ -205,12 +205,19 @@ class TrainJobTest {
 
   @Test
   void aCheckpointInSeveralFilesLoadsAndResumesTheSameTrajectory() throws Exception {
-    // 16k files: the 45 KB model in Hugging Face's sharded layout, each file written by a task
+    // 16k files: the 45 KB model in Hugging Face's sharded layout, each file written by a task;
+    // no temporary file of a failed attempt is left behind
     String single = tmp.resolve("one-file").toString(), sharded = tmp.resolve("shards").toString();
     TrainJob straight = job(single, 2, 3, "--no-chart", "--checkpoint-every", "1");
     straight.run(spark);
-    job(sharded, 2, 2, "--no-chart", "--checkpoint-every", "1", "--checkpoint-shard-size", "16k")
-        .run(spark);
+    // every stage's partition 1 fails once after doing its work, the file writers' included
+    spark.sparkContext().setLocalProperty(FaultInjection.FAIL_FIRST_ATTEMPT_OF_PARTITION, "1");
+    try {
+      job(sharded, 2, 2, "--no-chart", "--checkpoint-every", "1", "--checkpoint-shard-size", "16k")
+          .run(spark);
+    } finally {
+      spark.sparkContext().setLocalProperty(FaultInjection.FAIL_FIRST_ATTEMPT_OF_PARTITION, null);
+    }
     Path cp = Path.of(sharded, "checkpoint-00000002");
     long files;
     try (java.util.stream.Stream<Path> all = Files.list(cp)) {
@@ -220,6 +227,11 @@ class TrainJobTest {
               .count();
     }
     assertTrue(files >= 3, files + " model files");
+    try (java.util.stream.Stream<Path> all = Files.list(cp)) {
+      assertEquals(
+          List.of(),
+          all.map(f -> f.getFileName().toString()).filter(f -> f.endsWith(".tmp")).toList());
+    }
     assertTrue(
         !Files.exists(cp.resolve(Checkpoint.WEIGHTS))
             && Files.exists(cp.resolve(Checkpoint.INDEX)));
