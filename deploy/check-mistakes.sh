@@ -62,8 +62,8 @@ MAMBA_JAVA_OPTS=-Xmx200m expect_error "too little heap" score --model models/pyc
 expect_error "missing input" bin/mamba score --model models/pycode-bytes --input "$work/nothing.jsonl" \
   --output "$out" --overwrite
 expect_error "misspelt flag" score --model models/pycode-bytes --output "$out" --overwrite --batch-sise 8
-# training: the driver holds weights and moments (12 bytes a parameter); --overwrite deletes nothing before its
-# first checkpoint
+# training in local mode: the driver's JVM is the executor too and holds the weights and moments (12 bytes a
+# parameter; on separate executors it holds neither); --overwrite deletes nothing before its first checkpoint
 MAMBA_JAVA_OPTS=-Xmx600m expect_error "train: driver heap, --overwrite" bin/mamba train --preset mamba-130m \
   --input "$work/in.jsonl" --output "$out" --overwrite --steps 1 --global-batch 1 --seq-len 16
 

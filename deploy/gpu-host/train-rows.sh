@@ -8,8 +8,8 @@
 #      the CPU (P = 2 uses twice the cores of P = 1; goal >= 1.8x): mamba-130m shape, 8 x 256 tokens a step
 #   3. mamba-1.4b shape, one training step through TrainJob with the driver at -Xmx4g (DRIVER_HEAP), one CPU
 #      executor with all CORES cores (GPU training refuses models that need staged weights, as 1.4b in fp32
-#      does). The driver holds the weights and AdamW's moments (12 bytes a parameter, 16.5 GB here), so at 4g it
-#      refuses in one line; ROWS=3 DRIVER_HEAP=48g shows the step itself.
+#      does). The driver holds neither the weights nor AdamW's moments: the executor draws its slices, steps and
+#      writes the checkpoint (model-0000i-of-0000n.safetensors + index, 1 GB files) from its tasks.
 #
 # Each row runs under its own time limit and prints its lines whatever the others do; OUT gets the logs.
 # Environment: CORES (16), ROWS ("1 2 3"), DRIVER_HEAP (4g), EXECUTOR_MB (row 3: 64000), GPUS (1; 0: row 1 on
@@ -106,7 +106,11 @@ PY
       --no-chart > "$out/row3.log" 2>&1 || status=$?
     grep -E 'TrainJob: step |sharded AdamW|^error:|OutOfMemory|out of memory' "$out/row3.log" | cut -c1-300 ||
       tail -20 "$out/row3.log"
-    echo "row 3: exit status $status$([ -f "$out/run-1.4b/model.safetensors" ] && echo ', model written')"
+    written=
+    if [ -f "$out/run-1.4b/model.safetensors" ] || [ -f "$out/run-1.4b/model.safetensors.index.json" ]; then
+      written=", model written ($(du -sh "$out/run-1.4b" | cut -f1) in all)"
+    fi
+    echo "row 3: exit status $status$written"
     ;;
   esac
 done

@@ -1,5 +1,11 @@
 package org.mambaspark.jobs;
 
+import com.sun.management.GarbageCollectionNotificationInfo;
+import java.lang.management.GarbageCollectorMXBean;
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryPoolMXBean;
+import java.lang.management.MemoryType;
+import java.lang.management.MemoryUsage;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -9,12 +15,16 @@ import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicLong;
+import javax.management.ListenerNotFoundException;
+import javax.management.Notification;
+import javax.management.NotificationEmitter;
+import javax.management.NotificationListener;
+import javax.management.openmbean.CompositeData;
 import org.apache.spark.sql.SparkSession;
 import org.mambaspark.io.Checkpoint;
 import org.mambaspark.model.Initialization;
 import org.mambaspark.model.MambaConfig;
-import org.mambaspark.model.MambaWeights;
-import org.mambaspark.train.TrainStep;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -127,14 +137,14 @@ public final class BenchTrainJob implements Callable<Integer> {
                   .build();
       Checkpoint.save(Initialization.initialize(c, 1), model);
     }
-    MambaWeights w = Checkpoint.load(model);
+    MambaConfig config = Checkpoint.validate(model); // headers only: the driver holds no weights
     Path input = work.resolve("ids.jsonl");
     SplittableRandom r = new SplittableRandom(1);
     List<String> lines = new ArrayList<>();
     for (int i = 0; i < 4 * globalBatch; i++) {
       lines.add(
           "{\"input_ids\": "
-              + Arrays.toString(r.ints(seqLen, 0, w.config.vocabSize).toArray())
+              + Arrays.toString(r.ints(seqLen, 0, config.vocabSize).toArray())
               + "}");
     }
     Files.write(input, lines, StandardCharsets.UTF_8);
@@ -150,14 +160,15 @@ public final class BenchTrainJob implements Callable<Integer> {
                 + " machine's address (set SPARK_LOCAL_IP=127.0.0.1 for loopback only)");
       }
     }
-    long paramBytes = TrainStep.parameterBytes(w);
+    long paramBytes = 4 * config.parameterCount();
     System.out.printf(
         Locale.ROOT,
         "model %s, %,d parameters (%d bytes); global batch %d x %d tokens, micro-batch %d;"
             + " --sync %s%s%s; medians of %d timed steps after %d warm-up; driver_bytes and"
             + " shuffle_bytes from Spark's task metrics (results in + broadcasts out; shuffle"
-            + " written)%n",
-        w.config,
+            + " written); driver_heap_mb: the driver's heap after its garbage collections"
+            + " during the run, the largest (an upper bound of what it holds; -Xmx %d MB)%n",
+        config,
         paramBytes / 4,
         paramBytes,
         globalBatch,
@@ -167,7 +178,8 @@ public final class BenchTrainJob implements Callable<Integer> {
         sync.equals("average") ? " --local-steps " + localSteps : "",
         bf16 ? " --bf16-gradients" : "",
         steps,
-        warmup);
+        warmup,
+        Runtime.getRuntime().maxMemory() >> 20);
     for (int p : executors) {
       String master =
           String.format(Locale.ROOT, masterTemplate, p, executorCores, executorMemoryMb);
@@ -227,20 +239,73 @@ public final class BenchTrainJob implements Callable<Integer> {
         if (bf16) {
           j.bf16Gradients = true;
         }
-        j.run(spark);
+        System.gc(); // what came before (the model written above) is not this run's
+        long heapAfterGc;
+        try (HeapAfterGc heap = new HeapAfterGc()) {
+          j.run(spark);
+          heapAfterGc = heap.largest();
+        }
         List<String> timed = j.metrics.subList(warmup, j.metrics.size());
         double step = median(timed, "seconds");
         System.out.printf(
             Locale.ROOT,
-            "P=%d step_s=%.3f compute_s=%.3f driver_bytes=%.0f shuffle_bytes=%.0f tokens_per_s=%.0f%n",
+            "P=%d step_s=%.3f compute_s=%.3f driver_bytes=%.0f shuffle_bytes=%.0f tokens_per_s=%.0f"
+                + " driver_heap_mb=%d%n",
             p,
             step,
             median(timed, "task_compute_max_s"),
             median(timed, "driver_bytes"),
             median(timed, "shuffle_bytes"),
-            (double) globalBatch * (seqLen - 1) / step);
+            (double) globalBatch * (seqLen - 1) / step,
+            heapAfterGc >> 20);
       } finally {
         spark.stop();
+      }
+    }
+  }
+
+  /**
+   * The largest heap use this JVM's garbage collections left behind while open: what the driver
+   * holds, plus what its collections had not reached yet. Listens to the collectors' notifications.
+   */
+  private static final class HeapAfterGc implements AutoCloseable, NotificationListener {
+    private final AtomicLong largest = new AtomicLong();
+
+    HeapAfterGc() {
+      for (GarbageCollectorMXBean gc : ManagementFactory.getGarbageCollectorMXBeans()) {
+        ((NotificationEmitter) gc).addNotificationListener(this, null, null);
+      }
+    }
+
+    @Override
+    public void handleNotification(Notification n, Object handback) {
+      if (!n.getType().equals(GarbageCollectionNotificationInfo.GARBAGE_COLLECTION_NOTIFICATION)) {
+        return;
+      }
+      GarbageCollectionNotificationInfo info =
+          GarbageCollectionNotificationInfo.from((CompositeData) n.getUserData());
+      long used = 0;
+      for (MemoryPoolMXBean pool : ManagementFactory.getMemoryPoolMXBeans()) {
+        MemoryUsage u = info.getGcInfo().getMemoryUsageAfterGc().get(pool.getName());
+        if (u != null && pool.getType() == MemoryType.HEAP) {
+          used += u.getUsed();
+        }
+      }
+      largest.accumulateAndGet(used, Math::max);
+    }
+
+    long largest() {
+      return largest.get();
+    }
+
+    @Override
+    public void close() {
+      for (GarbageCollectorMXBean gc : ManagementFactory.getGarbageCollectorMXBeans()) {
+        try {
+          ((NotificationEmitter) gc).removeNotificationListener(this);
+        } catch (ListenerNotFoundException e) {
+          // never added: nothing to remove
+        }
       }
     }
   }

@@ -15,20 +15,20 @@ import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.mambaspark.io.Checkpoint;
+import org.mambaspark.io.ConfigJson;
 import org.mambaspark.model.MambaConfig;
-import org.mambaspark.model.MambaWeights;
+import org.mambaspark.spark.ModelFiles;
 import org.mambaspark.tokenizer.Tokenizers;
-import org.mambaspark.train.AdamW;
-import org.mambaspark.train.TrainingState;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * A training run's output directory on any Hadoop file system: refuses to train into another run's
  * output, finds the newest {@code checkpoint-N}, checks that a resumed run is the same run (model
- * shape, tokenizer, data, batch, seed) naming what differs, and writes checkpoints atomically
- * (saved locally, copied to {@code .checkpoint-N.tmp}, renamed), keeping the newest {@code keep};
- * the last one's model, metrics and loss curve are also renamed into place at the top.
+ * shape, tokenizer, data, batch, seed) naming what differs, and writes checkpoints atomically (the
+ * executors' files and the driver's small ones gathered in {@code .checkpoint-N.tmp}, then
+ * renamed), keeping the newest {@code keep}; the last one's model, metrics and loss curve are also
+ * renamed into place at the top.
  */
 final class TrainCheckpoints {
   private static final Logger LOG = LoggerFactory.getLogger(TrainCheckpoints.class);
@@ -130,6 +130,22 @@ final class TrainCheckpoints {
   }
 
   /**
+   * A local directory with a checkpoint's small files and its safetensors files' headers (the
+   * directory itself on a local file system): what the driver reads to check a checkpoint and to
+   * locate its tensors without fetching the weights.
+   */
+  java.nio.file.Path headers(Path dir, String name) throws IOException {
+    FileSystem dirFs = dir.getFileSystem(fs.getConf());
+    if ("file".equals(dirFs.getScheme())) {
+      return java.nio.file.Path.of(dirFs.makeQualified(dir).toUri());
+    }
+    java.nio.file.Path local = work.resolve(name);
+    Files.createDirectories(local);
+    ModelFiles.copyHeaders(dirFs, dir, local);
+    return local;
+  }
+
+  /**
    * What makes a run the same run, stored in its training state and compared on resume: the model
    * shape, the tokenizer, the input (path, sequence length, sequences read) and the global batch.
    */
@@ -200,21 +216,42 @@ final class TrainCheckpoints {
       List<String> metrics) {}
 
   /**
-   * Writes checkpoint-N (model, training state, tokenizer, metrics; the loss curve when {@code
-   * chart} is given) and, for the last, the top-level copies.
+   * Writes the model and the training state of a checkpoint: into {@code local} (the driver's small
+   * files, or all of them when the driver holds the model), or straight into {@code tmp}, the
+   * checkpoint's temporary directory on the output's file system (the executors' files).
+   */
+  interface StateFiles {
+    void write(java.nio.file.Path local, Path tmp) throws IOException;
+  }
+
+  /**
+   * Writes checkpoint-N atomically: config.json, the model and the training state ({@code files}),
+   * the tokenizer, the metrics and, when {@code chart} is given, the loss curve, all into {@code
+   * .checkpoint-N.tmp}, which is renamed into place once complete; keeps the newest {@code keep}
+   * (and {@code spare}, a checkpoint the run may still read). For the last, copies the model,
+   * metrics and curve to the top of the output, each file renamed into place.
    */
   void write(
-      MambaWeights weights,
-      AdamW adam,
+      long step,
+      MambaConfig config,
       Extras x,
       boolean last,
-      java.util.function.Consumer<java.nio.file.Path> chart)
+      java.util.function.Consumer<java.nio.file.Path> chart,
+      StateFiles files,
+      Path spare)
       throws IOException {
-    String name = String.format("checkpoint-%08d", adam.step());
+    String name = String.format("checkpoint-%08d", step);
     java.nio.file.Path local = work.resolve(name);
+    org.apache.hadoop.fs.FileUtil.fullyDelete(local.toFile());
     Files.createDirectories(local);
-    Checkpoint.save(weights, local);
-    TrainingState.save(local, adam, x.seed(), x.skipped(), x.identity());
+    replaceOnce();
+    fs.mkdirs(out);
+    Path tmp = new Path(out, "." + name + ".tmp");
+    Path dst = new Path(out, name);
+    fs.delete(tmp, true);
+    fs.mkdirs(tmp);
+    ConfigJson.write(config, local.resolve(Checkpoint.CONFIG));
+    files.write(local, tmp);
     if (x.tokenizerDir() != null) {
       for (String f : new String[] {Tokenizers.TOKENIZER_JSON, Tokenizers.TOKENIZER_CONFIG}) {
         java.nio.file.Path t = x.tokenizerDir().resolve(f);
@@ -222,24 +259,29 @@ final class TrainCheckpoints {
           Files.copy(t, local.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         }
       }
-    } else if (weights.config.vocabSize >= 256) {
+    } else if (config.vocabSize >= 256) {
       Tokenizers.writeByteTokenizerMarker(local);
     }
     Files.write(local.resolve(TrainJob.METRICS), x.metrics(), StandardCharsets.UTF_8);
     if (last && chart != null) {
       chart.accept(local);
     }
-    replaceOnce();
-    fs.mkdirs(out);
-    Path tmp = new Path(out, "." + name + ".tmp");
-    Path dst = new Path(out, name);
-    fs.delete(tmp, true);
-    fs.copyFromLocalFile(false, true, new Path(local.toUri()), tmp);
+    try (java.util.stream.Stream<java.nio.file.Path> made = Files.list(local)) {
+      for (java.nio.file.Path f : (Iterable<java.nio.file.Path>) made::iterator) {
+        fs.copyFromLocalFile(
+            false, true, new Path(f.toUri()), new Path(tmp, f.getFileName().toString()));
+      }
+    }
+    for (FileStatus st : fs.listStatus(tmp)) { // a failed task attempt's unfinished file
+      if (st.getPath().getName().startsWith(".") && st.getPath().getName().endsWith(".tmp")) {
+        fs.delete(st.getPath(), false);
+      }
+    }
     if (fs.exists(dst)) {
       fs.delete(dst, true);
     }
     rename(tmp, dst);
-    LOG.info("checkpoint {} written to {}", adam.step(), dst);
+    LOG.info("checkpoint {} written to {}", step, dst);
     List<String> names = new ArrayList<>();
     for (FileStatus st : fs.listStatus(out)) {
       if (st.isDirectory() && st.getPath().getName().matches("checkpoint-\\d+")) {
@@ -248,27 +290,38 @@ final class TrainCheckpoints {
     }
     names.sort(null);
     for (int i = 0; i < names.size() - Math.max(1, keep); i++) {
-      fs.delete(new Path(out, names.get(i)), true);
+      if (spare == null || !names.get(i).equals(spare.getName())) {
+        fs.delete(new Path(out, names.get(i)), true);
+      }
     }
-    if (last) { // the final model at the top of the output, each file renamed into place
-      for (String f :
-          new String[] {
-            Checkpoint.CONFIG,
-            Checkpoint.WEIGHTS,
-            TrainJob.METRICS,
-            TrainJob.LOSS_PNG,
-            Tokenizers.TOKENIZER_JSON,
-            Tokenizers.TOKENIZER_CONFIG
-          }) {
-        java.nio.file.Path src = local.resolve(f);
-        if (!Files.exists(src)) {
-          continue;
-        }
+    if (last) {
+      publish(dst);
+    }
+    org.apache.hadoop.fs.FileUtil.fullyDelete(local.toFile());
+  }
+
+  /**
+   * The final model at the top of the output: config, weights (one file, or the index and its
+   * shards), metrics, curve and tokenizer copied from the checkpoint, each file renamed into place;
+   * weight files of another layout left there by an earlier run are removed.
+   */
+  private void publish(Path checkpoint) throws IOException {
+    List<String> published = new ArrayList<>();
+    for (FileStatus st : fs.listStatus(checkpoint)) {
+      String f = st.getPath().getName();
+      if (st.isFile() && !f.startsWith("training_state")) {
         Path t = new Path(out, "." + f + ".tmp");
         Path d = new Path(out, f);
-        fs.copyFromLocalFile(false, true, new Path(src.toUri()), t);
+        org.apache.hadoop.fs.FileUtil.copy(fs, st.getPath(), fs, t, false, true, fs.getConf());
         fs.delete(d, false);
         rename(t, d);
+        published.add(f);
+      }
+    }
+    for (FileStatus st : fs.listStatus(out)) {
+      String f = st.getPath().getName();
+      if (st.isFile() && f.startsWith("model") && !published.contains(f)) {
+        fs.delete(st.getPath(), false);
       }
     }
   }

@@ -25,9 +25,11 @@ import org.mambaspark.model.Initialization;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.spark.DataParallelTraining;
+import org.mambaspark.spark.ShardStart;
 import org.mambaspark.spark.ShardedTraining;
 import org.mambaspark.spark.TrainingTraffic;
 import org.mambaspark.train.AdamW;
+import org.mambaspark.train.CheckpointLayout;
 import org.mambaspark.train.LrSchedule;
 import org.mambaspark.train.ModelAverage;
 import org.mambaspark.train.TrainStep;
@@ -236,6 +238,15 @@ public final class TrainJob implements Callable<Integer> {
           "--sync gradients: steps between reliable checkpoints of the executors' optimizer state")
   int stateCheckpointEvery;
 
+  @Option(
+      names = "--checkpoint-shard-size",
+      defaultValue = "1g",
+      description =
+          "--sync gradients: the largest model file of a checkpoint (fp32 weights; e.g. 512m, 2g):"
+              + " a larger model is written in Hugging Face's sharded layout, each file by one"
+              + " executor task")
+  String checkpointShardSize;
+
   /** The metrics file, one JSON line per step, in every checkpoint and at the top of --output. */
   static final String METRICS = "metrics.jsonl";
 
@@ -248,15 +259,24 @@ public final class TrainJob implements Callable<Integer> {
   /** (step after which it was measured, eval loss), in order. */
   public final List<double[]> evalLosses = new ArrayList<>();
 
-  /** The trained weights (after run()). */
+  /**
+   * The trained weights after run() with {@code --sync average}, whose driver holds them; null with
+   * {@code --sync gradients}, whose driver never does (the model is in --output).
+   */
   public MambaWeights weights;
+
+  /** The trained model's shape. */
+  MambaConfig config;
 
   /** Input rows that could not be used (null or empty), and ids dropped at packing ends. */
   public long unusableRows;
 
   public long droppedTokens;
 
-  private AdamW adam;
+  private AdamW adam; //                  --sync average only
+  private ShardStart shardStart; //       --sync gradients: where the executors' shards start
+  private long startStep; //              --sync gradients: the step it starts from
+  private org.apache.hadoop.fs.Path resumedFrom;
   private long skipped;
   private int badInARow;
   private Path tokenizerDir;
@@ -299,7 +319,7 @@ public final class TrainJob implements Callable<Integer> {
   private void train(SparkSession spark, JavaSparkContext sc, Configuration hconf, Path work)
       throws IOException {
     checkpoints = TrainCheckpoints.open(hconf, output, keep, resume, autoResume, overwrite, work);
-    Map<String, String> stored = start(hconf);
+    Map<String, String> stored = start(hconf, sc.isLocal());
     final int L = seqLen;
     Data d;
     try {
@@ -341,7 +361,7 @@ public final class TrainJob implements Callable<Integer> {
     LOG.info(
         "training {} on {} sequences of {} ({} rows unusable, {} ids left over from packing) in"
             + " {} partitions ({} held out for eval); {} steps of {} sequences, --sync {}",
-        weights.config,
+        config,
         n,
         L,
         unusableRows,
@@ -388,6 +408,7 @@ public final class TrainJob implements Callable<Integer> {
     if (evalFraction > 0 && evalInput != null) {
       throw new IllegalArgumentException("give --eval-input or --eval-fraction, not both");
     }
+    shardBytes(checkpointShardSize);
   }
 
   /** The training sequences, indexed and partitioned, and the held-out ones, counted. */
@@ -406,8 +427,8 @@ public final class TrainJob implements Callable<Integer> {
         inputFormat,
         tokenizerDir == null ? null : tokenizerDir.toString(),
         seqLen,
-        weights.config.eosTokenId,
-        weights.config.vocabSize,
+        config.eosTokenId,
+        config.vocabSize,
         strict);
   }
 
@@ -445,21 +466,27 @@ public final class TrainJob implements Callable<Integer> {
   /**
    * The starting point: the newest checkpoint of --output when resuming (its metadata returned, to
    * be checked against this run), else --init's weights, else a new model of --preset. Sets the
-   * weights, the optimizer, the tokenizer directory and the run's model identity.
+   * config, the tokenizer directory and the run's model identity; with {@code --sync average} the
+   * driver's weights and optimizer, else where the executors' shards start ({@link ShardStart}: the
+   * driver reads config.json and the safetensors headers, never the weights).
    */
-  private Map<String, String> start(Configuration hconf) throws IOException {
+  private Map<String, String> start(Configuration hconf, boolean localMode) throws IOException {
+    boolean average = sync.equals("average");
     org.apache.hadoop.fs.Path newest = resume || autoResume ? checkpoints.newest() : null;
     if (resume && newest == null) {
       throw new IllegalArgumentException("--resume: no checkpoint-* in " + output);
     }
     Path initDir = null;
+    org.apache.hadoop.fs.Path src = null;
     MambaConfig intended;
     if (init != null) {
-      org.apache.hadoop.fs.Path src = new org.apache.hadoop.fs.Path(init);
-      if (!src.getFileSystem(hconf).exists(src)) {
+      src = new org.apache.hadoop.fs.Path(init);
+      org.apache.hadoop.fs.FileSystem fs = src.getFileSystem(hconf);
+      if (!fs.exists(src)) {
         throw new IllegalArgumentException("--init " + init + ": no such checkpoint directory");
       }
-      initDir = checkpoints.local(src, "init");
+      src = fs.makeQualified(src); // executors resolve a relative path against their own directory
+      initDir = average ? checkpoints.local(src, "init") : checkpoints.headers(src, "init");
       intended = org.mambaspark.io.ConfigJson.read(initDir.resolve(Checkpoint.CONFIG));
     } else {
       intended =
@@ -468,26 +495,53 @@ public final class TrainJob implements Callable<Integer> {
               : MambaConfig.preset(preset);
     }
     intendedConfig = intended;
-    requireDriverHeap(intended, Runtime.getRuntime().maxMemory());
+    String holder = driverHolder(localMode);
+    if (holder != null) {
+      requireDriverHeap(intended, Runtime.getRuntime().maxMemory(), holder);
+    }
     tokenizerId = TrainCheckpoints.tokenizerId(initDir, intended.vocabSize);
+    AdamW.Settings hyper = new AdamW.Settings(0.9f, 0.999f, 1e-8f, weightDecay);
     Map<String, String> stored = null;
     if (newest != null) {
-      Path local = checkpoints.local(newest, "resume");
-      weights = Checkpoint.load(local);
-      adam = new AdamW(weights, 0.9f, 0.999f, 1e-8f, weightDecay);
-      stored = new HashMap<>(TrainingState.load(local, adam));
-      stored.put("config", weights.config.toString()); // what the checkpoint holds, always
+      Path local =
+          average ? checkpoints.local(newest, "resume") : checkpoints.headers(newest, "resume");
+      config = org.mambaspark.io.ConfigJson.read(local.resolve(Checkpoint.CONFIG));
+      stored = new HashMap<>(TrainingState.metadata(local));
+      stored.put("config", config.toString()); // what the checkpoint holds, always
+      if (average) {
+        weights = Checkpoint.load(local);
+        adam = new AdamW(weights, hyper.beta1(), hyper.beta2(), hyper.eps(), hyper.weightDecay());
+        TrainingState.load(local, adam);
+      } else {
+        shardStart =
+            ShardStart.read(
+                config,
+                newest.toString(),
+                Checkpoint.locate(local),
+                TrainingState.locate(local, MambaWeights.shapes(config)),
+                hconf);
+        resumedFrom = newest;
+      }
+      startStep = Long.parseLong(stored.get("step"));
       skipped = Long.parseLong(stored.getOrDefault("skipped_steps", "0"));
       Path m = local.resolve(METRICS);
       if (Files.exists(m)) {
         priorMetrics.addAll(Files.readAllLines(m, StandardCharsets.UTF_8));
       }
       tokenizerDir = local;
-      LOG.info("resuming from {} at step {}", newest, adam.step());
+      LOG.info("resuming from {} at step {}", newest, startStep);
     } else {
-      weights =
-          initDir != null ? Checkpoint.load(initDir) : Initialization.initialize(intended, seed);
-      adam = new AdamW(weights, 0.9f, 0.999f, 1e-8f, weightDecay);
+      config = intended;
+      if (average) {
+        weights =
+            initDir != null ? Checkpoint.load(initDir) : Initialization.initialize(intended, seed);
+        adam = new AdamW(weights, hyper.beta1(), hyper.beta2(), hyper.eps(), hyper.weightDecay());
+      } else {
+        shardStart =
+            initDir != null
+                ? ShardStart.read(config, src.toString(), Checkpoint.locate(initDir), null, hconf)
+                : ShardStart.fresh(config, seed);
+      }
       tokenizerDir = initDir;
     }
     return stored;
@@ -516,9 +570,13 @@ public final class TrainJob implements Callable<Integer> {
     if (stateCheckpointEvery > 0) {
       sc.setCheckpointDir(stateDir.toString());
     }
+    AdamW.Settings hyper = new AdamW.Settings(0.9f, 0.999f, 1e-8f, weightDecay);
     ShardedTraining st =
-        new ShardedTraining(sc, weights, adam, p, slices, bf16Gradients, stateCheckpointEvery);
+        new ShardedTraining(
+            sc, shardStart, hyper, startStep, p, slices, bf16Gradients, stateCheckpointEvery);
     st.countBroadcasts(traffic);
+    CheckpointLayout layout =
+        new CheckpointLayout(MambaWeights.shapes(config), shardBytes(checkpointShardSize));
     try {
       while (st.step() < steps) {
         long s = st.step();
@@ -549,10 +607,21 @@ public final class TrainJob implements Callable<Integer> {
             done,
             lines,
             evalRdd == null ? null : () -> st.evalLoss(evalRdd, microBatch, seqLen, TREE_DEPTH),
-            () -> st.collectInto(weights, adam));
-      }
-      if (steps == 0 || adam.step() != st.step()) {
-        st.collectInto(weights, adam);
+            (last, x, chart) ->
+                checkpoints.write(
+                    done,
+                    config,
+                    x,
+                    last,
+                    chart,
+                    (local, tmp) -> {
+                      layout.writeIndexes(local);
+                      st.writeCheckpoint(
+                          tmp.toString(),
+                          layout,
+                          TrainingState.metadata(hyper, done, seed, skipped, identity));
+                    },
+                    st.needsStart() ? resumedFrom : null));
       }
     } finally {
       st.close();
@@ -638,7 +707,18 @@ public final class TrainJob implements Callable<Integer> {
               : () ->
                   DataParallelTraining.evalLoss(
                       sc, evalRdd, weights, microBatch, seqLen, TREE_DEPTH),
-          () -> {});
+          (last, x, chart) ->
+              checkpoints.write(
+                  adam.step(),
+                  config,
+                  x,
+                  last,
+                  chart,
+                  (local, tmp) -> {
+                    Checkpoint.save(weights, local);
+                    TrainingState.save(local, adam, x.seed(), x.skipped(), x.identity());
+                  },
+                  null));
     }
   }
 
@@ -647,12 +727,21 @@ public final class TrainJob implements Callable<Integer> {
     double[] lossSum();
   }
 
+  /** Writes a checkpoint: the last one, or one on the way. */
+  private interface CheckpointWriter {
+    void write(
+        boolean last,
+        TrainCheckpoints.Extras x,
+        java.util.function.Consumer<java.nio.file.Path> chart)
+        throws IOException;
+  }
+
   /**
    * After the steps from s to done: the eval loss when due (on the last line), the metrics, the
-   * non-finite-run guard, and a checkpoint when due ({@code sync} brings the weights and moments to
-   * the driver first).
+   * non-finite-run guard, and a checkpoint when due.
    */
-  private void afterSteps(long s, long done, List<String> lines, Eval eval, Runnable sync)
+  private void afterSteps(
+      long s, long done, List<String> lines, Eval eval, CheckpointWriter checkpoint)
       throws IOException {
     boolean last = done == steps;
     if (eval != null && (last || (evalEvery > 0 && done / evalEvery > s / evalEvery))) {
@@ -678,14 +767,11 @@ public final class TrainJob implements Callable<Integer> {
           badInARow + " non-finite steps in a row at step " + done + ": stopping");
     }
     if (last || (checkpointEvery > 0 && done / checkpointEvery > s / checkpointEvery)) {
-      sync.run();
       List<String> all = new ArrayList<>(priorMetrics);
       all.addAll(metrics);
-      checkpoints.write(
-          weights,
-          adam,
-          new TrainCheckpoints.Extras(seed, skipped, identity, tokenizerDir, all),
+      checkpoint.write(
           last,
+          new TrainCheckpoints.Extras(seed, skipped, identity, tokenizerDir, all),
           noChart ? null : dir -> drawLossChart(all, dir));
     }
   }
@@ -798,20 +884,47 @@ public final class TrainJob implements Callable<Integer> {
    * @param resultBytes one partition's result: a gradient, or weights and moments when averaging
    */
   /**
-   * The driver holds the weights and AdamW's two moments in fp32 (12 bytes a parameter) from the
-   * start to the end of a run, and copies of them while it starts the sharded optimizer: a heap
-   * below the 12 bytes is refused in one line before anything is allocated.
+   * Where the driver's JVM holds the weights and AdamW's two moments in fp32 (12 bytes a parameter)
+   * — with {@code --sync average}, or in local mode, where it is also the executor — a heap below
+   * the 12 bytes is refused in one line before anything is allocated. With {@code --sync gradients}
+   * on separate executors the driver holds O(tensors), whatever the model's size.
+   *
+   * @param why who holds them, the start of the message
    */
-  static void requireDriverHeap(MambaConfig c, long heap) {
+  static void requireDriverHeap(MambaConfig c, long heap, String why) {
     long need = 12 * c.parameterCount();
     if (need > heap) {
       throw new IllegalArgumentException(
           String.format(
-              "the training driver holds the weights and AdamW's two moments: at least %,d MB for"
-                  + " %,d parameters, and it has %,d MB of heap. Give it more: spark-submit"
-                  + " --driver-memory, bin/mamba MAMBA_JAVA_OPTS=-Xmx...",
-              need >> 20, c.parameterCount(), heap >> 20));
+              "%s the weights and AdamW's two moments: at least %,d MB for %,d parameters, and it"
+                  + " has %,d MB of heap. Give it more (spark-submit --driver-memory, bin/mamba"
+                  + " MAMBA_JAVA_OPTS=-Xmx...), or train with --sync gradients on separate"
+                  + " executors, which keeps them there",
+              why, need >> 20, c.parameterCount(), heap >> 20));
     }
+  }
+
+  /** Who holds the weights in the driver's JVM, or null when no one does. */
+  private String driverHolder(boolean localMode) {
+    if (sync.equals("average")) {
+      return "--sync average: the training driver holds";
+    }
+    return localMode ? "in local mode the driver's JVM is the executor too and holds" : null;
+  }
+
+  /** --checkpoint-shard-size in bytes: a size as Spark writes them (512m, 2g), at least 1 KB. */
+  static long shardBytes(String size) {
+    long b;
+    try {
+      b = org.apache.spark.network.util.JavaUtils.byteStringAsBytes(size);
+    } catch (NumberFormatException e) {
+      b = -1;
+    }
+    if (b < 1024) {
+      throw new IllegalArgumentException(
+          "--checkpoint-shard-size must be a size of at least 1k (e.g. 512m, 2g), got " + size);
+    }
+    return b;
   }
 
   static void checkDriverResults(String maxResultSize, long resultBytes, int partitions) {
@@ -846,8 +959,8 @@ public final class TrainJob implements Callable<Integer> {
           String.format(
               "%s: D=%d, %d layers, %s",
               new org.apache.hadoop.fs.Path(output).getName(),
-              weights.config.hiddenSize,
-              weights.config.numLayers,
+              config.hiddenSize,
+              config.numLayers,
               evalLosses.isEmpty()
                   ? "train loss"
                   : String.format(

@@ -44,6 +44,35 @@ final class JobTestSupport {
     return dir;
   }
 
+  /**
+   * A finished run's weights: the driver's with {@code --sync average}, else the model the
+   * executors wrote to the top of --output (any file system), loaded here.
+   */
+  static org.mambaspark.model.MambaWeights trained(TrainJob j) throws IOException {
+    if (j.weights != null) {
+      return j.weights;
+    }
+    org.apache.hadoop.fs.Path out = new org.apache.hadoop.fs.Path(j.output);
+    org.apache.hadoop.fs.FileSystem fs =
+        out.getFileSystem(new org.apache.hadoop.conf.Configuration());
+    if ("file".equals(fs.getScheme())) {
+      return Checkpoint.load(Path.of(fs.makeQualified(out).toUri()));
+    }
+    Path local = Files.createTempDirectory("trained-");
+    try {
+      for (org.apache.hadoop.fs.FileStatus st : fs.listStatus(out)) {
+        if (st.isFile()) {
+          fs.copyToLocalFile(
+              st.getPath(),
+              new org.apache.hadoop.fs.Path(local.resolve(st.getPath().getName()).toUri()));
+        }
+      }
+      return Checkpoint.load(local);
+    } finally {
+      org.apache.hadoop.fs.FileUtil.fullyDelete(local.toFile());
+    }
+  }
+
   /** G JSON lines {@code {"input_ids": [...]}} of L random ids below V. */
   static Path writeIdRows(Path file, int G, int L, int V, long seed) throws IOException {
     java.util.SplittableRandom r = new java.util.SplittableRandom(seed);

@@ -91,7 +91,7 @@ class TrainClusterTest {
     int driverReloads = DataParallelTraining.trainingModelReloads();
     TrainJob j = job(model.toString(), input.toString(), tmp.resolve("out").toString(), 3);
     j.run(spark);
-    double err = relErr(j.weights, ref);
+    double err = relErr(JobTestSupport.trained(j), ref);
     System.out.printf(
         "local-cluster[2,1,1024], 2 partitions, 3 steps: weights rel err %.2e vs the"
             + " single-process loop%n",
@@ -125,7 +125,7 @@ class TrainClusterTest {
       spark.sparkContext().setLocalProperty(FaultInjection.HALT_MARKER, null);
       spark.sparkContext().removeSparkListener(seen);
     }
-    double err = relErr(lost.weights, clean.weights);
+    double err = relErr(JobTestSupport.trained(lost), JobTestSupport.trained(clean));
     System.out.printf(
         "an executor JVM halted during step 4 of 5: weights rel err %.2e vs the run without it;"
             + " step losses %s vs %s%n",
@@ -163,7 +163,7 @@ class TrainClusterTest {
           !fs.exists(new org.apache.hadoop.fs.Path(out + "/checkpoint-00000001")), "--keep 1");
       TrainJob resumed = job(init, in, out, 3, "--resume");
       resumed.run(spark);
-      double err = relErr(resumed.weights, straight.weights);
+      double err = relErr(JobTestSupport.trained(resumed), JobTestSupport.trained(straight));
       double a = LossChart.number(resumed.metrics.get(0), "loss");
       double b = LossChart.number(straight.metrics.get(2), "loss");
       System.out.printf(

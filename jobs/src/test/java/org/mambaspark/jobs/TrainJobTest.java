@@ -115,7 +115,7 @@ class TrainJobTest {
     for (int p : new int[] {1, 2, 3}) {
       TrainJob j = job(tmp.resolve("out-p" + p).toString(), p, 3);
       j.run(spark);
-      double err = relErr(j.weights, ref);
+      double err = relErr(JobTestSupport.trained(j), ref);
       System.out.printf(
           "P=%d: weights rel err %.2e vs single process; losses %s (single process %s)%n",
           p,
@@ -126,8 +126,10 @@ class TrainJobTest {
       for (int s = 0; s < 3; s++) {
         assertEquals(want[s], loss(j.metrics.get(s)), 1e-5 * want[s]);
       }
-      MambaWeights written = Checkpoint.load(tmp.resolve("out-p" + p));
-      assertTrue(relErr(written, j.weights) == 0, "the final model at the top of the output");
+      MambaWeights last = Checkpoint.load(tmp.resolve("out-p" + p).resolve("checkpoint-00000003"));
+      assertTrue(
+          relErr(last, JobTestSupport.trained(j)) == 0,
+          "the final model at the top of the output is the last checkpoint's");
     }
   }
 
@@ -141,7 +143,7 @@ class TrainJobTest {
     try {
       TrainJob faulty = job(tmp.resolve("faulty").toString(), 2, 3);
       faulty.run(spark);
-      double err = relErr(faulty.weights, clean.weights);
+      double err = relErr(JobTestSupport.trained(faulty), JobTestSupport.trained(clean));
       // each step's gradient and update jobs have a partition 1 (2 data partitions, 3 slices)
       int failed = FaultInjection.Seen.atLeast(seen.injectedFailures, 6);
       System.out.printf(
@@ -168,12 +170,94 @@ class TrainJobTest {
     assertTrue(Files.isDirectory(Path.of(out, "checkpoint-00000002")));
     TrainJob resumed = job(out, 2, 3, "--resume");
     resumed.run(spark);
-    double err = relErr(resumed.weights, straight.weights);
+    double err = relErr(JobTestSupport.trained(resumed), JobTestSupport.trained(straight));
     System.out.printf(
         "resumed after step 2: loss %.7f vs %.7f uninterrupted; weights rel err %.2e%n",
         loss(resumed.metrics.get(0)), loss(straight.metrics.get(2)), err);
     assertEquals(loss(straight.metrics.get(2)), loss(resumed.metrics.get(0)), 1e-6);
     assertTrue(err < 1e-6);
+  }
+
+  @Test
+  void aFreshModelIsDrawnOnTheExecutorsAsTheSingleProcessDrawsIt() throws Exception {
+    // no --init: each slice's task draws its own values; P = 2 and 3 slices must start from
+    // exactly Initialization.initialize(tiny, seed 0) to end where the single-process loop does
+    MambaWeights ref =
+        org.mambaspark.model.Initialization.initialize(
+            MambaConfig.builder().vocabSize(256).hiddenSize(64).numLayers(2).build(), 0);
+    double[] want = reference(ref);
+    TrainJob j = job(tmp.resolve("fresh").toString(), 2, 3, "--no-chart");
+    j.init = null;
+    j.preset = "tiny";
+    j.run(spark);
+    double err = relErr(JobTestSupport.trained(j), ref);
+    System.out.printf(
+        "--preset tiny drawn on the executors, P=2: weights rel err %.2e vs the single-process"
+            + " loop from Initialization.initialize; losses %s vs %s%n",
+        err,
+        j.metrics.stream().map(m -> String.format("%.7f", loss(m))).toList(),
+        Arrays.toString(want));
+    assertTrue(err < 1e-5, "rel err " + err);
+    for (int s = 0; s < 3; s++) {
+      assertEquals(want[s], loss(j.metrics.get(s)), 1e-5 * want[s]);
+    }
+  }
+
+  @Test
+  void aCheckpointInSeveralFilesLoadsAndResumesTheSameTrajectory() throws Exception {
+    // 16k files: the 45 KB model in Hugging Face's sharded layout, each file written by a task;
+    // no temporary file of a failed attempt is left behind
+    String single = tmp.resolve("one-file").toString(), sharded = tmp.resolve("shards").toString();
+    TrainJob straight = job(single, 2, 3, "--no-chart", "--checkpoint-every", "1");
+    straight.run(spark);
+    // every stage's partition 1 fails once after doing its work, the file writers' included
+    spark.sparkContext().setLocalProperty(FaultInjection.FAIL_FIRST_ATTEMPT_OF_PARTITION, "1");
+    try {
+      job(sharded, 2, 2, "--no-chart", "--checkpoint-every", "1", "--checkpoint-shard-size", "16k")
+          .run(spark);
+    } finally {
+      spark.sparkContext().setLocalProperty(FaultInjection.FAIL_FIRST_ATTEMPT_OF_PARTITION, null);
+    }
+    Path cp = Path.of(sharded, "checkpoint-00000002");
+    long files;
+    try (java.util.stream.Stream<Path> all = Files.list(cp)) {
+      files =
+          all.filter(
+                  f -> f.getFileName().toString().matches("model-\\d{5}-of-\\d{5}\\.safetensors"))
+              .count();
+    }
+    assertTrue(files >= 3, files + " model files");
+    try (java.util.stream.Stream<Path> all = Files.list(cp)) {
+      assertEquals(
+          List.of(),
+          all.map(f -> f.getFileName().toString()).filter(f -> f.endsWith(".tmp")).toList());
+    }
+    assertTrue(
+        !Files.exists(cp.resolve(Checkpoint.WEIGHTS))
+            && Files.exists(cp.resolve(Checkpoint.INDEX)));
+    assertTrue(Files.exists(cp.resolve(org.mambaspark.train.TrainingState.INDEX)));
+    // the same weights and moments as the one-file checkpoint of the same step
+    Path one = Path.of(single, "checkpoint-00000002");
+    MambaWeights a = Checkpoint.load(cp), b = Checkpoint.load(one);
+    AdamW ma = new AdamW(a, 0.9f, 0.999f, 1e-8f, 0.1f),
+        mb = new AdamW(b, 0.9f, 0.999f, 1e-8f, 0.1f);
+    org.mambaspark.train.TrainingState.load(cp, ma);
+    org.mambaspark.train.TrainingState.load(one, mb);
+    double ew = relErr(a, b), em = relErr(ma.firstMoment(), mb.firstMoment());
+    double ev = relErr(ma.secondMoment(), mb.secondMoment());
+    TrainJob resumed =
+        job(sharded, 2, 3, "--resume", "--no-chart", "--checkpoint-shard-size", "16k");
+    resumed.run(spark);
+    MambaWeights top = Checkpoint.load(Path.of(sharded)); // the index and shards at the top
+    double err = relErr(top, JobTestSupport.trained(straight));
+    System.out.printf(
+        "checkpoint in %d model files: weights / moments rel diff %.2e / %.2e / %.2e vs one file;"
+            + " resumed from it: loss %.7f vs %.7f, final weights rel err %.2e%n",
+        files, ew, em, ev, loss(resumed.metrics.get(0)), loss(straight.metrics.get(2)), err);
+    assertTrue(ew < 1e-6 && em < 1e-6 && ev < 1e-6, ew + " " + em + " " + ev);
+    assertTrue(!Files.exists(Path.of(sharded, Checkpoint.WEIGHTS)));
+    assertEquals(loss(straight.metrics.get(2)), loss(resumed.metrics.get(0)), 1e-6);
+    assertTrue(err < 1e-6, "rel err " + err);
   }
 
   @Test
@@ -189,7 +273,7 @@ class TrainJobTest {
       seqs.add(Arrays.stream(ids.split(",")).mapToInt(x -> Integer.parseInt(x.trim())).toArray());
     }
     double[] direct;
-    try (ModelRunner cpu = Backends.cpu().open(new MambaModel(j.weights))) {
+    try (ModelRunner cpu = Backends.cpu().open(new MambaModel(JobTestSupport.trained(j)))) {
       direct = TrainStep.lossSum(cpu, seqs, 4, L);
     }
     double want = direct[0] / direct[1];
@@ -236,7 +320,7 @@ class TrainJobTest {
     TrainJob j =
         job(tmp.resolve("avg-p1").toString(), 1, 3, "--sync", "average", "--local-steps", "3");
     j.run(spark);
-    double err = relErr(j.weights, ref);
+    double err = relErr(JobTestSupport.trained(j), ref);
     System.out.printf(
         "--sync average, H=3, P=1: weights rel err %.2e vs the single-process loop; losses %s vs"
             + " %s%n",
@@ -322,7 +406,7 @@ class TrainJobTest {
     fp32.run(spark);
     TrainJob bf16 = job(tmp.resolve("bf16").toString(), 2, 3, "--no-chart", "--bf16-gradients");
     bf16.run(spark);
-    double err = relErr(bf16.weights, fp32.weights);
+    double err = relErr(JobTestSupport.trained(bf16), JobTestSupport.trained(fp32));
     double worst = 0;
     for (int s = 0; s < 3; s++) {
       worst =
@@ -464,11 +548,11 @@ class TrainJobTest {
     IllegalArgumentException e =
         assertThrows(
             IllegalArgumentException.class,
-            () -> TrainJob.requireDriverHeap(big, 4L << 30)); // the driver at -Xmx4g
+            () -> TrainJob.requireDriverHeap(big, 4L << 30, "--sync average: the driver holds"));
     System.out.println("mamba-1.4b, driver heap 4 GB: " + e.getMessage());
     assertTrue(e.getMessage().contains("4,096 MB of heap"), e.getMessage());
     assertTrue(e.getMessage().contains(String.format("%,d MB", (12 * big.parameterCount()) >> 20)));
-    TrainJob.requireDriverHeap(big, 12 * big.parameterCount()); // exactly enough: no error
+    TrainJob.requireDriverHeap(big, 12 * big.parameterCount(), "-"); // exactly enough: no error
   }
 
   @Test

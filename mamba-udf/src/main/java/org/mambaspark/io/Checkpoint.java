@@ -211,19 +211,9 @@ public final class Checkpoint {
    */
   private static Path openSources(
       Path dir, Map<String, SafetensorsFile> source, List<SafetensorsFile> opened) {
-    Path single = dir.resolve(WEIGHTS);
-    if (Files.exists(single)) {
-      SafetensorsFile f = SafetensorsFile.open(single);
-      opened.add(f);
-      for (String name : f.names()) {
-        source.put(name, f);
-      }
-      return single;
-    }
-    Path index = dir.resolve(INDEX);
-    if (Files.exists(index)) {
-      openShards(dir, index, source, opened);
-      return index;
+    Path described = openSources(dir, WEIGHTS, INDEX, source, opened);
+    if (described != null) {
+      return described;
     }
     Path pickle = findPickle(dir);
     if (pickle != null) {
@@ -237,6 +227,113 @@ public final class Checkpoint {
     }
     throw new CheckpointException(
         dir, "no " + WEIGHTS + " or " + INDEX + " in the checkpoint directory");
+  }
+
+  /**
+   * Opens a set of tensors kept as one file ({@code single}) or as an index and its shards, each
+   * file once, and fills {@code source}. Returns the file that lists the tensors, or null when
+   * {@code dir} has neither.
+   */
+  private static Path openSources(
+      Path dir,
+      String single,
+      String index,
+      Map<String, SafetensorsFile> source,
+      List<SafetensorsFile> opened) {
+    Path one = dir.resolve(single);
+    if (Files.exists(one)) {
+      SafetensorsFile f = SafetensorsFile.open(one);
+      opened.add(f);
+      for (String name : f.names()) {
+        source.put(name, f);
+      }
+      return one;
+    }
+    Path listed = dir.resolve(index);
+    if (Files.exists(listed)) {
+      openShards(dir, listed, source, opened);
+      return listed;
+    }
+    return null;
+  }
+
+  /**
+   * Where every parameter's data lies in the checkpoint {@code dir}, in {@link
+   * MambaWeights#parameters()} order, after every check {@link #load} makes; reads the headers
+   * only. What a process needs to read any range of the weights without loading them: a Spark
+   * executor reads its own slice's bytes, the driver never holds the model.
+   */
+  public static List<TensorLocation> locate(Path dir) {
+    MambaConfig config = readConfig(dir);
+    List<NamedTensor> expected = MambaWeights.shapes(config);
+    List<SafetensorsFile> opened = new ArrayList<>();
+    try {
+      Map<NamedTensor, TensorSource> found = checkedSources(dir, config, expected, opened);
+      List<TensorLocation> out = new ArrayList<>();
+      for (NamedTensor p : expected) {
+        TensorSource src = found.get(p);
+        out.add(TensorLocation.of(src.file, src.name));
+      }
+      return out;
+    } finally {
+      closeAll(opened);
+    }
+  }
+
+  /**
+   * Every tensor of a set kept in {@code dir} as one file ({@code single}) or as {@code index} and
+   * its shards (the training state's layout follows the model's), by name, from the headers.
+   *
+   * @throws CheckpointException naming the directory when it holds neither
+   */
+  public static Map<String, TensorLocation> locateAll(Path dir, String single, String index) {
+    Map<String, SafetensorsFile> source = new LinkedHashMap<>();
+    List<SafetensorsFile> opened = new ArrayList<>();
+    try {
+      requireSources(dir, single, index, source, opened);
+      Map<String, TensorLocation> out = new LinkedHashMap<>();
+      for (Map.Entry<String, SafetensorsFile> e : source.entrySet()) {
+        out.put(e.getKey(), TensorLocation.of(e.getValue(), e.getKey()));
+      }
+      return out;
+    } finally {
+      closeAll(opened);
+    }
+  }
+
+  /** The {@code __metadata__} of a tensor set's single file, or of its index's first shard. */
+  public static Map<String, String> metadata(Path dir, String single, String index) {
+    Map<String, SafetensorsFile> source = new LinkedHashMap<>();
+    List<SafetensorsFile> opened = new ArrayList<>();
+    try {
+      requireSources(dir, single, index, source, opened);
+      return opened.get(0).metadata();
+    } finally {
+      closeAll(opened);
+    }
+  }
+
+  private static void requireSources(
+      Path dir,
+      String single,
+      String index,
+      Map<String, SafetensorsFile> source,
+      List<SafetensorsFile> opened) {
+    if (openSources(dir, single, index, source, opened) == null) {
+      throw new CheckpointException(dir, "no " + single + " or " + index + " in the directory");
+    }
+  }
+
+  /**
+   * Writes a Hugging Face index ({@code {"metadata": {"total_size": bytes}, "weight_map": {tensor:
+   * file}}}) atomically: what transformers and {@link #load} read for a model in several files.
+   */
+  public static void writeIndex(Path file, Map<String, String> weightMap, long totalSize) {
+    Map<String, Object> root = new LinkedHashMap<>();
+    root.put("metadata", Map.of("total_size", totalSize));
+    root.put("weight_map", weightMap);
+    byte[] json = Json.compact(root);
+    AtomicFiles.write(file, ch -> AtomicFiles.writeFully(ch, java.nio.ByteBuffer.wrap(json)));
   }
 
   /**

@@ -394,6 +394,24 @@ public final class SafetensorsFile implements AutoCloseable {
     readInto(t, dst, null);
   }
 
+  /** The absolute position in the file of the tensor's first byte. */
+  public long fileOffset(String name) {
+    return dataStart + info(name).begin();
+  }
+
+  /**
+   * Decodes {@code count} little-endian elements of a floating dtype ("F32", "F16", "BF16", "F64")
+   * from {@code src}'s position on into dst[off ...]: for bytes read elsewhere than through this
+   * class (a range of a tensor from a Hadoop stream).
+   */
+  public static void decodeFloats(String dtype, ByteBuffer src, float[] dst, int off, int count) {
+    Dtype d = Dtype.valueOf(dtype);
+    if (!d.floating) {
+      throw new IllegalArgumentException("not a floating dtype: " + dtype);
+    }
+    decodeFloats(d, src.slice().order(ByteOrder.LITTLE_ENDIAN), dst, off, count);
+  }
+
   /**
    * An integer or boolean tensor (I64, I32, I16, I8, U32, U16, U8, BOOL as 0/1) as a new long[].
    */

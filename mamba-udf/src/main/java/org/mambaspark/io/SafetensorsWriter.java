@@ -36,24 +36,29 @@ public final class SafetensorsWriter {
   private final Map<String, String> metadata = new LinkedHashMap<>();
   private final Map<String, Entry> tensors = new LinkedHashMap<>();
 
-  /** One tensor to write: exactly one of floats / longs is non-null. */
+  /**
+   * One tensor to write: at most one of floats / longs is non-null; neither for an F32 tensor whose
+   * data the caller streams after {@link #prefix}.
+   */
   private static final class Entry {
     final long[] shape;
     final float[] floats;
     final long[] longs;
+    final long numel;
 
-    Entry(long[] shape, float[] floats, long[] longs) {
+    Entry(long[] shape, float[] floats, long[] longs, long numel) {
       this.shape = shape;
       this.floats = floats;
       this.longs = longs;
+      this.numel = numel;
     }
 
     String dtype() {
-      return floats != null ? "F32" : "I64";
+      return longs == null ? "F32" : "I64";
     }
 
     long byteLength() {
-      return floats != null ? 4L * floats.length : 8L * longs.length;
+      return (longs == null ? 4L : 8L) * numel;
     }
   }
 
@@ -69,15 +74,47 @@ public final class SafetensorsWriter {
   /** Adds an F32 tensor; {@code data.length} must equal the product of {@code shape}. */
   public SafetensorsWriter addFloats(String name, long[] shape, float[] data) {
     checkNew(name, shape, data.length);
-    tensors.put(name, new Entry(shape.clone(), data, null));
+    tensors.put(name, new Entry(shape.clone(), data, null, data.length));
     return this;
   }
 
   /** Adds an I64 tensor; {@code data.length} must equal the product of {@code shape}. */
   public SafetensorsWriter addLongs(String name, long[] shape, long[] data) {
     checkNew(name, shape, data.length);
-    tensors.put(name, new Entry(shape.clone(), null, data));
+    tensors.put(name, new Entry(shape.clone(), null, data, data.length));
     return this;
+  }
+
+  /**
+   * Declares an F32 tensor without its data: the caller writes {@link #prefix} and then every
+   * declared tensor's floats, little-endian, in the order declared (a file assembled from pieces
+   * that no one process holds together). {@link #write} refuses a writer with declared tensors.
+   */
+  public SafetensorsWriter declareFloats(String name, long[] shape) {
+    long numel = 1;
+    for (long d : shape) {
+      numel *= d;
+    }
+    checkNew(name, shape, numel);
+    tensors.put(name, new Entry(shape.clone(), null, null, numel));
+    return this;
+  }
+
+  /** The file's bytes before the data: the 8-byte header length and the header. */
+  public byte[] prefix() {
+    byte[] header = header();
+    ByteBuffer b = ByteBuffer.allocate(8 + header.length).order(ByteOrder.LITTLE_ENDIAN);
+    b.putLong(header.length).put(header);
+    return b.array();
+  }
+
+  /** The size of the whole file: prefix and data. */
+  public long fileSize() {
+    long n = prefix().length;
+    for (Entry e : tensors.values()) {
+      n += e.byteLength();
+    }
+    return n;
   }
 
   /** Adds a parameter under its checkpoint name, as F32. */
@@ -85,7 +122,7 @@ public final class SafetensorsWriter {
     return addFloats(t.name, t.shape, t.data);
   }
 
-  private void checkNew(String name, long[] shape, int length) {
+  private void checkNew(String name, long[] shape, long length) {
     if (name == null || name.isEmpty() || name.equals(SafetensorsFile.METADATA_KEY)) {
       throw new IllegalArgumentException("invalid tensor name: " + name);
     }
@@ -120,6 +157,12 @@ public final class SafetensorsWriter {
 
   /** Writes the file, replacing any existing one atomically. */
   public void write(Path file) {
+    for (Map.Entry<String, Entry> e : tensors.entrySet()) {
+      if (e.getValue().floats == null && e.getValue().longs == null) {
+        throw new IllegalStateException(
+            "tensor '" + e.getKey() + "' was declared without data: stream it after prefix()");
+      }
+    }
     byte[] header = header();
     AtomicFiles.write(
         file,

@@ -1,7 +1,5 @@
 package org.mambaspark.model;
 
-import java.util.SplittableRandom;
-
 /**
  * The token-mixing half of a residual block, the one part that differs between the architectures
  * (vLLM's mamba_mixer / mamba_mixer2 split): everything around it (embedding, the block's pre-norm
@@ -34,7 +32,7 @@ interface Mixer {
   Buffers newScratch(int B, int L);
 
   /** Draws the mixer's parameters (the block norm is set by the caller). */
-  void initialize(BlockWeights w, SplittableRandom rnd);
+  void initialize(BlockWeights w, InitDraws rnd);
 
   /**
    * out (B·L, D) = mixer(xNorm (B·L, D)).

@@ -1,7 +1,6 @@
 package org.mambaspark.model;
 
 import java.util.Arrays;
-import java.util.SplittableRandom;
 import org.mambaspark.ops.Activations;
 import org.mambaspark.ops.Conv1d;
 import org.mambaspark.ops.Matmul;
@@ -298,7 +297,7 @@ final class SelectiveMixer implements Mixer {
    * time_step_max] floored at time_step_floor, A_log[e, n] = log(n + 1) (S4D-real), D = 1.
    */
   @Override
-  public void initialize(BlockWeights bw, SplittableRandom rnd) {
+  public void initialize(BlockWeights bw, InitDraws rnd) {
     LayerWeights l = (LayerWeights) bw;
     Initialization.uniform(l.inProj, 1 / Math.sqrt(D), rnd);
     Initialization.uniform(l.conv1dWeight, 1 / Math.sqrt(K), rnd);

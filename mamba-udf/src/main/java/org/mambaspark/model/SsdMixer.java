@@ -1,7 +1,6 @@
 package org.mambaspark.model;
 
 import java.util.Arrays;
-import java.util.SplittableRandom;
 import org.mambaspark.ops.Activations;
 import org.mambaspark.ops.Conv1d;
 import org.mambaspark.ops.GatedRmsNorm;
@@ -263,7 +262,7 @@ final class SsdMixer implements Mixer {
    * [time_step_min, time_step_max], floored), A_log[h] = log(h + 1), D = 1, norm weight 1.
    */
   @Override
-  public void initialize(BlockWeights bw, SplittableRandom rnd) {
+  public void initialize(BlockWeights bw, InitDraws rnd) {
     Mamba2LayerWeights l = (Mamba2LayerWeights) bw;
     Initialization.uniform(l.inProj, 1 / Math.sqrt(D), rnd);
     Initialization.uniform(l.conv1dWeight, 1 / Math.sqrt(K), rnd);

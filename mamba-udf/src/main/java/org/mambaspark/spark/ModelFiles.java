@@ -84,11 +84,7 @@ public final class ModelFiles {
       } else {
         tmp = Files.createTempDirectory("mamba-inspect-");
         local = tmp;
-        for (FileStatus f : fs.listStatus(p)) {
-          if (f.isFile()) {
-            standIn(fs, f, tmp.resolve(f.getPath().getName()));
-          }
-        }
+        copyHeaders(fs, p, tmp);
       }
       MambaConfig config = Checkpoint.validate(local);
       Optional<String> tok;
@@ -108,6 +104,27 @@ public final class ModelFiles {
     } finally {
       if (tmp != null) {
         deleteRecursively(tmp);
+      }
+    }
+  }
+
+  /**
+   * Fills {@code to} with stand-ins of the files of {@code dir} (any Hadoop file system): the small
+   * files and every JSON file copied, the safetensors files as their headers followed by holes of
+   * their true sizes. What a driver reads to check a checkpoint and locate its tensors ({@link
+   * Checkpoint#locate}) without fetching the weights.
+   */
+  public static void copyHeaders(FileSystem fs, Path dir, java.nio.file.Path to)
+      throws IOException {
+    for (FileStatus f : fs.listStatus(dir)) {
+      if (f.isFile()) {
+        java.nio.file.Path dst = to.resolve(f.getPath().getName());
+        String name = f.getPath().getName();
+        if (name.endsWith(".json") || name.endsWith(".jsonl")) {
+          fs.copyToLocalFile(false, f.getPath(), new Path(dst.toUri()), true);
+        } else {
+          standIn(fs, f, dst);
+        }
       }
     }
   }

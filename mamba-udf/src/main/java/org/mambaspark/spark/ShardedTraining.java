@@ -5,10 +5,13 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.UUID;
+import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.HashPartitioner;
 import org.apache.spark.SparkEnv;
@@ -18,10 +21,12 @@ import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.storage.StorageLevel;
+import org.apache.spark.util.SerializableConfiguration;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
 import org.mambaspark.train.AdamW;
+import org.mambaspark.train.CheckpointLayout;
 import org.mambaspark.train.GradientSum;
 import org.mambaspark.train.LrSchedule;
 import org.mambaspark.train.ParameterSlices;
@@ -51,11 +56,12 @@ import scala.Tuple2;
  *
  * <p>The gradient function is deterministic and side-effect free and the state changes only through
  * new RDDs, so a retried task or a recomputed partition gives the same floats. The state is
- * recoverable: its lineage goes back to the starting point (a broadcast of the initial weights and
- * moments) through the steps' shuffles; every {@code stateCheckpointEvery} steps it is written with
- * Spark's reliable RDD checkpoint (the context's checkpoint directory), which truncates the
- * lineage. A lost executor is recomputed from these, never re-initialised. The driver holds the
- * weights only when {@link #collectInto} asks for them (checkpoints, the end).
+ * recoverable: its lineage goes back to the starting point (each shard made on its executor by
+ * {@link ShardStart}: initialised, or read from a checkpoint) through the steps' shuffles; every
+ * {@code stateCheckpointEvery} steps it is written with Spark's reliable RDD checkpoint (the
+ * context's checkpoint directory), which truncates the lineage. A lost executor is recomputed from
+ * these. The driver never holds the weights or the moments: the shards start on the executors and
+ * {@link #writeCheckpoint} writes checkpoints from them; what the driver keeps is O(tensors + S).
  */
 public final class ShardedTraining {
   private static final Logger LOG = LoggerFactory.getLogger(ShardedTraining.class);
@@ -97,10 +103,11 @@ public final class ShardedTraining {
   private TrainingTraffic traffic;
 
   /**
-   * Starts from the driver's weights and optimizer (fresh or restored moments and step): they are
-   * broadcast once, as shards, and the driver's copies are not used again until {@link
-   * #collectInto}.
+   * Starts from {@code start}: each shard is made by its own task where it lives (a fresh model's
+   * values for its slice, or its byte ranges of a checkpoint), so the driver never holds the
+   * weights or the moments.
    *
+   * @param step the optimizer's step at the start (a resumed run's)
    * @param partitions the data partitions the weights are gathered to
    * @param sliceCount S, or 0 for slices of about 16 MB
    * @param bf16 gradients on the wire as bfloat16 (weights and moments stay fp32)
@@ -109,52 +116,39 @@ public final class ShardedTraining {
    */
   public ShardedTraining(
       JavaSparkContext sc,
-      MambaWeights w,
-      AdamW opt,
+      ShardStart start,
+      AdamW.Settings hyper,
+      long step,
       int partitions,
       int sliceCount,
       boolean bf16,
       int stateCheckpointEvery) {
     this.sc = sc;
-    this.config = w.config;
-    this.slices = ParameterSlices.of(w, sliceCount);
-    this.hyper = opt.settings();
+    this.config = start.config();
+    this.slices = ParameterSlices.of(MambaWeights.shapes(config), sliceCount);
+    this.hyper = hyper;
     this.partitions = partitions;
     this.bf16 = bf16;
     this.stateCheckpointEvery = stateCheckpointEvery;
-    this.step = opt.step();
+    this.step = step;
     if (stateCheckpointEvery > 0 && !sc.getCheckpointDir().isPresent()) {
       throw new IllegalArgumentException(
           "the sharded optimizer checkpoints its state every "
               + stateCheckpointEvery
               + " steps: set the Spark checkpoint directory first");
     }
-    float[][] tw = ParameterSlices.arrays(w),
-        tm = ParameterSlices.arrays(opt.firstMoment()),
-        tv = ParameterSlices.arrays(opt.secondMoment());
     int S = slices.count();
-    OptimizerShard[] shards = new OptimizerShard[S];
-    boolean fresh = opt.step() == 0; // zero moments: created where the shards live
-    for (int s = 0; s < S; s++) {
-      shards[s] =
-          new OptimizerShard(
-              s,
-              slices.copyOut(tw, s),
-              fresh ? null : slices.copyOut(tm, s),
-              fresh ? null : slices.copyOut(tv, s));
-    }
-    Broadcast<OptimizerShard[]> start = sc.broadcast(shards);
-    lineage.add(new Tuple2<>(step, start));
     List<Integer> ids = new ArrayList<>();
     for (int s = 0; s < S; s++) {
       ids.add(s);
     }
+    final ParameterSlices sl = slices;
     setState(
         JavaPairRDD.fromJavaRDD(
-            sc.parallelize(ids, S).map(s -> new Tuple2<>(s, start.value()[s].copy()))));
+            sc.parallelize(ids, S).map(s -> new Tuple2<>(s, start.make(sl, s)))));
     LOG.info(
-        "sharded AdamW: {} parameters in {} slices of about {} MB; {} data partitions; gradients"
-            + " as {}",
+        "sharded AdamW: {} parameters in {} slices of about {} MB, made on the executors; {} data"
+            + " partitions; gradients as {}",
         slices.parameters(),
         S,
         String.format("%.1f", 4.0 * slices.parameters() / S / 1e6),
@@ -312,28 +306,58 @@ public final class ShardedTraining {
   }
 
   /**
-   * Copies the current weights and moments to the driver (one slice at a time: the driver's
-   * collected results never exceed one shard) and sets the optimizer's step.
+   * Whether a lost shard would still be made again from the start (no reliable checkpoint of the
+   * state yet): the checkpoint a run resumed from must stay until then.
    */
-  public void collectInto(MambaWeights w, AdamW opt) {
-    float[][] tw = ParameterSlices.arrays(w),
-        tm = ParameterSlices.arrays(opt.firstMoment()),
-        tv = ParameterSlices.arrays(opt.secondMoment());
-    sc.setJobDescription("mamba train: step " + step + ": collecting the state");
-    Iterator<OptimizerShard> it = state.values().toLocalIterator();
-    int seen = 0;
-    while (it.hasNext()) {
-      OptimizerShard sh = it.next();
-      slices.copyIn(sh.w, sh.slice, tw);
-      slices.copyIn(sh.m, sh.slice, tm);
-      slices.copyIn(sh.v, sh.slice, tv);
-      seen++;
+  public boolean needsStart() {
+    return checkpointed == null;
+  }
+
+  /**
+   * Writes the current weights and moments into {@code dir} (any Hadoop file system) as the files
+   * of {@code layout}, from the executors: the slices' pieces of each file go through the shuffle
+   * to one task, which streams them in order into the file (under a name of its own, then renamed,
+   * so a retried or speculative task leaves no torn file). The driver receives K small results and
+   * checks every file's size against its header.
+   *
+   * @param stateMetadata what the state files carry besides the moments (step, seed, ...)
+   */
+  public void writeCheckpoint(
+      String dir, CheckpointLayout layout, Map<String, String> stateMetadata) throws IOException {
+    final ParameterSlices sl = slices;
+    final CheckpointLayout lay = layout;
+    final Map<String, String> meta = new LinkedHashMap<>(stateMetadata);
+    final SerializableConfiguration conf = new SerializableConfiguration(sc.hadoopConfiguration());
+    sc.setJobDescription("mamba train: step " + step + ": checkpoint written by the executors");
+    List<Tuple2<Integer, Long>> written =
+        state
+            .flatMapToPair(sh -> CheckpointPieces.cut(sl, lay, sh._2()).iterator())
+            .partitionBy(new HashPartitioner(layout.files()))
+            .mapPartitions(it -> CheckpointPieces.write(it, sl, lay, meta, dir, conf.value()))
+            .collect();
+    Path d = new Path(dir);
+    FileSystem fs = d.getFileSystem(sc.hadoopConfiguration());
+    for (int k = 0; k < layout.files(); k++) {
+      long[] want = {layout.modelWriter(k).fileSize(), layout.stateWriter(k, meta).fileSize()};
+      String[] names = {layout.modelFile(k), layout.stateFile(k)};
+      for (int i = 0; i < 2; i++) {
+        Path f = new Path(d, names[i]);
+        long got = fs.exists(f) ? fs.getFileStatus(f).getLen() : -1;
+        if (got != want[i]) {
+          throw new IOException(
+              f
+                  + ": "
+                  + (got < 0 ? "missing" : got + " bytes")
+                  + " after the write, expected "
+                  + want[i]);
+        }
+      }
     }
-    if (seen != slices.count()) {
-      throw new IllegalStateException(
-          "collected " + seen + " optimizer shards, expected " + slices.count());
-    }
-    opt.setStep(step);
+    LOG.info(
+        "step {}: {} checkpoint files written by the executors into {}",
+        step,
+        2 * written.size(),
+        dir);
   }
 
   /** Drops the cached state and the broadcasts its lineage needed. */
@@ -378,8 +402,8 @@ public final class ShardedTraining {
   }
 
   /**
-   * After a reliable checkpoint of the state: the lineage before it (starting point, older batches'
-   * indices, the previous checkpoint's files) is no longer needed.
+   * After a reliable checkpoint of the state: the lineage before it (older batches' indices, the
+   * previous checkpoint's files) is no longer needed.
    */
   private void afterMaterialized() {
     if (!state.rdd().isCheckpointed()) {

@@ -42,11 +42,18 @@ public final class ParameterSlices implements Serializable {
 
   /** The weights' parameters in {@code count} slices (0 = about {@link #DEFAULT_SLICE_FLOATS}). */
   public static ParameterSlices of(MambaWeights w, int count) {
-    List<NamedTensor> ps = w.parameters();
+    return of(w.parameters(), count);
+  }
+
+  /**
+   * The parameters named and shaped by {@code ps} ({@link MambaWeights#shapes}: no data needed) in
+   * {@code count} slices.
+   */
+  public static ParameterSlices of(List<NamedTensor> ps, int count) {
     long[] start = new long[ps.size() + 1];
     boolean[] decays = new boolean[ps.size()];
     for (int i = 0; i < ps.size(); i++) {
-      start[i + 1] = start[i] + ps.get(i).data.length;
+      start[i + 1] = start[i] + ps.get(i).numel();
       decays[i] = AdamW.decays(ps.get(i));
     }
     long n = start[ps.size()];
@@ -63,6 +70,11 @@ public final class ParameterSlices implements Serializable {
 
   public long parameters() {
     return tensorStart[tensorStart.length - 1];
+  }
+
+  /** The slice's first element in the flat vector. */
+  public long start(int slice) {
+    return sliceStart[slice];
   }
 
   public int length(int slice) {

@@ -232,7 +232,7 @@ class CheckpointTest {
   }
 
   @Test
-  void acceptsEmbeddingAliasConvWithoutMiddleDimAndBf16() {
+  void acceptsEmbeddingAliasConvWithoutMiddleDimAndBf16() throws IOException {
     Path dir = copyModel("tiny", tmp.resolve("alias"));
     MambaWeights ref = Checkpoint.load(dir);
     Map<String, T> src = readAll(dir.resolve("model.safetensors"));
@@ -273,6 +273,25 @@ class CheckpointTest {
       }
     }
     assertTrue(maxRel < 1.0 / 128, "bf16 keeps 8 significant bits");
+    // any range of any tensor read where locate() says it lies gives the loaded floats (what a
+    // Spark executor reads of its slice)
+    List<TensorLocation> at = Checkpoint.locate(dir);
+    java.util.SplittableRandom cut = new java.util.SplittableRandom(5);
+    try (java.nio.channels.FileChannel ch =
+        java.nio.channels.FileChannel.open(dir.resolve(Checkpoint.WEIGHTS))) {
+      for (int t = 0; t < at.size(); t++) {
+        float[] want = bf.parameters().get(t).data;
+        int from = cut.nextInt(want.length), n = 1 + cut.nextInt(want.length - from);
+        TensorLocation loc = at.get(t);
+        ByteBuffer bytes = ByteBuffer.allocate(n * loc.elementBytes());
+        ch.read(bytes, loc.offset() + (long) from * loc.elementBytes());
+        float[] got = new float[n];
+        SafetensorsFile.decodeFloats(loc.dtype(), bytes.flip(), got, 0, n);
+        for (int i = 0; i < n; i++) {
+          assertEquals(want[from + i], got[i], 0f, loc.name() + "[" + (from + i) + "]");
+        }
+      }
+    }
     System.out.printf(
         "embedding alias and (ED, K) conv weights load; both embedding names refused; BF16 weights load"
             + " exactly as truncated floats (largest relative change %.2g)%n",
