@@ -31,6 +31,7 @@ p.add_argument("--shape", default="130m")
 p.add_argument("--batch", type=int, default=1)
 p.add_argument("--seq-len", type=int, default=2048)
 p.add_argument("--new-tokens", type=int, default=64)
+p.add_argument("--iters", type=int, default=3, help="forward: timed runs after the warm-up")
 p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
 p.add_argument("--mambapy", action="store_true", help="Mamba-1 forward through mamba.py's parallel scan")
 a = p.parse_args()
@@ -71,9 +72,9 @@ with torch.no_grad():
         ids = torch.randint(0, V, (a.batch, a.seq_len), device=a.device)
         m(input_ids=ids, use_cache=False)
         sync(reset_peak=True); t = time.perf_counter()
-        for _ in range(3):
+        for _ in range(a.iters):
             m(input_ids=ids, use_cache=False)
-        sync(); dt = (time.perf_counter() - t) / 3
+        sync(); dt = (time.perf_counter() - t) / a.iters
         print(f"{name} forward B={a.batch} L={a.seq_len}{' mambapy' if a.mambapy else ''}: {a.batch * a.seq_len / dt:,.0f} "
               f"tokens/s ({dt * 1e3:.1f} ms, peak {peak():.1f} GiB)")
     else:

@@ -68,8 +68,8 @@ public class StepKernel extends ScanKernel {
 
   static final int STEP_THREADS = 256;
 
-  /** Local floats a step needs: eight rows' partial sums a thread, then eight rows' 1/rms. */
-  static final int STEP_LOCAL = 8 * STEP_THREADS + 8;
+  /** Local floats a step needs: eight rows' partial sums a thread, then up to 64 rows' 1/rms. */
+  static final int STEP_LOCAL = 8 * STEP_THREADS + 64;
 
   /** Where C goes: act, or out (the logits the host reads). */
   static final int C_ACT = 0;
@@ -161,12 +161,28 @@ public class StepKernel extends ScanKernel {
     int wg = STEP_THREADS;
     int fuse = plan[p + 14];
     int gOff = plan[p + 15]; // FUSE_NORM: the norm's weight (K) in W
-    // a column's dot products split over `split` warps when there are too few columns to give
-    // every work-group one (x_proj's few dozen, out_proj's hundreds): the launch's groups all
-    // stream
+    // a column's dot products split over `split` warps while the columns still fit one round of
+    // the launch's groups (x_proj's few dozen, out_proj's hundreds): more groups stream at once,
+    // and no group takes a second round
     int split = 1;
-    while (split < STEP_COLS && N * split < getNumGroups() * STEP_COLS) {
+    while (split < STEP_COLS && N * split * 2 <= getNumGroups() * STEP_COLS) {
       split = split * 2;
+    }
+    if ((fuse & FUSE_NORM) != 0) {
+      // 1/rms of every row, once a group, into lmem[8·wg + m]: A's rows are normed as they are used
+      for (int m = 0; m < M; m++) {
+        int ar = aOff + m * aRs;
+        float ss = 0f;
+        for (int k = lid; k < K; k += wg) {
+          float v = act[ar + k];
+          ss += v * v;
+        }
+        float rs = 1f / sqrt(groupSum(ss) / K + planF[p]);
+        if (lid == 0) {
+          lmem[8 * wg + m] = rs;
+        }
+      }
+      localBarrier();
     }
     int cols = STEP_COLS / split;
     int part = cg % split; // this warp's share of k: k ≡ lane + 128·part (mod 128·split)
@@ -174,22 +190,6 @@ public class StepKernel extends ScanKernel {
       int n = n0 + cg / split;
       for (int m0 = 0; m0 < M; m0 += 8) {
         int rows = min(8, M - m0);
-        if ((fuse & FUSE_NORM) != 0) {
-          // 1/rms of the block's rows, into lmem[8·wg + r]: A's rows are normed as they are used
-          for (int r = 0; r < rows; r++) {
-            int ar = aOff + (m0 + r) * aRs;
-            float ss = 0f;
-            for (int k = lid; k < K; k += wg) {
-              float v = act[ar + k];
-              ss += v * v;
-            }
-            float rs = 1f / sqrt(groupSum(ss) / K + planF[p]);
-            if (lid == 0) {
-              lmem[8 * wg + r] = rs;
-            }
-          }
-          localBarrier();
-        }
         float s0 = 0f;
         float s1 = 0f;
         float s2 = 0f;
@@ -341,7 +341,7 @@ public class StepKernel extends ScanKernel {
             v += lmem[lane * wg + (cg + w) * 32];
           }
           if ((fuse & FUSE_NORM) != 0) {
-            v = v * lmem[8 * wg + lane];
+            v = v * lmem[8 * wg + m0 + lane];
           }
           if ((fuse & FUSE_CONV) != 0 && n < plan[p + 16]) {
             if (plan[p + 11] >= 0) {
