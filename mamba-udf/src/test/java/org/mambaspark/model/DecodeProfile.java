@@ -31,13 +31,14 @@ public final class DecodeProfile {
     "in_proj",
     "conv+state",
     "x_proj",
-    "dt_proj+softplus",
+    "dt_proj",
     "scan",
     "out_proj",
     "residual add",
     "norm_f",
     "lm_head",
-    "argmax"
+    "argmax",
+    "softplus"
   };
 
   private static final com.sun.management.OperatingSystemMXBean OS =
@@ -85,7 +86,8 @@ public final class DecodeProfile {
     MambaState state = new MambaState(c, 1);
     float[] x = new float[D], xNorm = new float[D], o = new float[D], hidden = new float[D];
     float[] xz = new float[2 * ED], xs = new float[ED], dbc = new float[P], delta = new float[ED];
-    float[] y = new float[ED], aT = new float[N * ED], logits = new float[V];
+    float[] y = new float[ED], logits = new float[V];
+    SelectiveMixer.Acts acts = (SelectiveMixer.Acts) model.mixer.newActivations(1, 1, false, 1);
     SplittableRandom rnd = new SplittableRandom(7);
     int token = rnd.nextInt(V);
     for (int pass = 0; pass < 2; pass++) { // the first pass warms up
@@ -98,19 +100,19 @@ public final class DecodeProfile {
           LayerWeights lw = (LayerWeights) w.blocks[l];
           RmsNorm.rmsnormForward(xNorm, null, x, lw.norm, 1, D, c.layerNormEpsilon);
           lap(0);
-          SelectiveMixer.negExpTransposed(aT, lw.aLog, ED, N);
+          float[] aT = acts.aT(lw.aLog, ED, N);
           lap(1);
           Matmul.matmulForward(xz, 0, 2 * ED, xNorm, 0, D, in[l], lw.inProjBias, 1);
           lap(2);
-          Conv1d.convForward(
-              xs, null, xz, 0, 2 * ED, state.conv(l), lw.conv1dWeight, lw.conv1dBias, 1, 1, ED, K);
-          Conv1d.updateState(state.conv(l), xz, 0, 2 * ED, 1, 1, ED, K);
+          Conv1d.convStep(
+              xs, xz, 0, 2 * ED, state.conv(l), lw.conv1dWeight, lw.conv1dBias, 1, ED, K);
           lap(3);
           Matmul.matmulForward(dbc, 0, P, xs, 0, ED, xp[l], null, 1);
           lap(4);
           Matmul.matmulForward(delta, 0, ED, dbc, 0, P, lw.dtProj, lw.dtProjBias, 1, R, ED);
-          Activations.softplusForward(delta, 0, ED, 1, ED);
           lap(5);
+          Activations.softplusForward(delta, 0, ED, 1, ED);
+          lap(12);
           SelectiveScan.scanForward(
               y, state.ssm(l), xs, delta, aT, dbc, R, lw.dSkip, xz, ED, 2 * ED, 1, 1, ED, N);
           lap(6);

@@ -17,6 +17,10 @@ public final class GemvProbe {
   private GemvProbe() {}
 
   public static void main(String[] args) {
+    if (args.length > 0 && args[0].equals("short")) {
+      shortRows(Integer.parseInt(args[1]), Integer.parseInt(args[2]));
+      return;
+    }
     int OC = args.length > 0 ? Integer.parseInt(args[0]) : 3072;
     int C = args.length > 1 ? Integer.parseInt(args[1]) : 768;
     int count = args.length > 2 ? Integer.parseInt(args[2]) : 24;
@@ -88,6 +92,35 @@ public final class GemvProbe {
     return (jdk.incubator.vector.FloatVector)
         jdk.incubator.vector.ByteVector.fromArray(BS, q, i)
             .convertShape(jdk.incubator.vector.VectorOperators.B2F, S, 0);
+  }
+
+  /** The Vector API dot products against the scalar ones on short rows (dt_proj: C = 48). */
+  static void shortRows(int OC, int C) {
+    SplittableRandom r = new SplittableRandom(5);
+    float[] w = new float[OC * C], x = new float[C], out = new float[OC];
+    for (int i = 0; i < w.length; i++) {
+      w[i] = (float) r.nextGaussian();
+    }
+    java.lang.management.ThreadMXBean tm = java.lang.management.ManagementFactory.getThreadMXBean();
+    for (int pass = 0; pass < 4; pass++) {
+      boolean simd = pass % 2 == 0;
+      long t0 = tm.getCurrentThreadCpuTime();
+      int n = 0;
+      for (; n < 20000; n++) {
+        if (simd) {
+          MatmulSimd.dotRows(out, 0, OC, x, 0, C, w, null, 1, C, 0, OC);
+        } else {
+          MatmulGemm.dotRowsScalar(out, 0, OC, x, 0, C, w, null, 1, C, 0, OC);
+        }
+      }
+      System.out.printf(
+          Locale.ROOT,
+          "(%d, %d) %s: %.2f us each%n",
+          OC,
+          C,
+          simd ? "vector" : "scalar",
+          (tm.getCurrentThreadCpuTime() - t0) / 1e3 / n);
+    }
   }
 
   private static final java.util.Map<WeightMatrix, byte[]> PANELS = new java.util.HashMap<>();
