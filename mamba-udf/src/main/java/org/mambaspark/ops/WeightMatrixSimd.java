@@ -59,80 +59,43 @@ final class WeightMatrixSimd {
       int BT,
       int o0,
       int o1) {
-    int C = w.cols, P = WeightMatrix.PANEL_ROWS;
-    int o = o0;
-    for (; o < o1 && o % P != 0; o++) { // up to the first panel
-      dotRow(out, outOff, outStride, inp, inOff, inStride, w, bias, BT, o);
-    }
-    for (; o + P <= Math.min(o1, w.panelRows); o += P) {
-      for (int t = 0; t < BT; t++) {
-        int oo = outOff + t * outStride + o, xo = inOff + t * inStride;
-        if (w.dtype == WeightMatrix.Dtype.BF16) {
-          panelBf16(out, oo, inp, xo, w, o);
-        } else {
-          panelInt8(out, oo, inp, xo, w, o);
-        }
-        if (bias != null) {
-          for (int r = 0; r < P; r++) {
-            out[oo + r] += bias[o + r];
+    int P = WeightMatrix.PANEL_ROWS, panelEnd = Math.min(o1, w.panelRows);
+    for (int o = o0; o < o1; ) {
+      if (o % P == 0 && o + P <= panelEnd) {
+        for (int t = 0; t < BT; t++) {
+          int oo = outOff + t * outStride + o, xo = inOff + t * inStride;
+          if (w.dtype == WeightMatrix.Dtype.BF16) {
+            panelBf16(out, oo, inp, xo, w, o);
+          } else {
+            panelInt8(out, oo, inp, xo, w, o);
+          }
+          if (bias != null) {
+            for (int r = 0; r < P; r++) {
+              out[oo + r] += bias[o + r];
+            }
           }
         }
+        o += P;
+      } else { // a row outside the whole panels of [o0, o1): decoded one weight at a time
+        for (int t = 0; t < BT; t++) {
+          out[outOff + t * outStride + o] =
+              tail(inp, inOff + t * inStride, w, o, 0) + (bias == null ? 0f : bias[o]);
+        }
+        o++;
       }
-    }
-    for (; o < o1; o++) {
-      dotRow(out, outOff, outStride, inp, inOff, inStride, w, bias, BT, o);
-    }
-  }
-
-  /** Row o of out for every t, each weight decoded by get (rows outside whole panels). */
-  private static void dotRow(
-      float[] out,
-      int outOff,
-      int outStride,
-      float[] inp,
-      int inOff,
-      int inStride,
-      WeightMatrix w,
-      float[] bias,
-      int BT,
-      int o) {
-    for (int t = 0; t < BT; t++) {
-      int xo = inOff + t * inStride;
-      float s = 0f;
-      for (int c = 0; c < w.cols; c++) {
-        s += inp[xo + c] * w.get(o, c);
-      }
-      out[outOff + t * outStride + o] = s + (bias == null ? 0f : bias[o]);
     }
   }
 
   /**
    * out[oo + r] = Σ_c inp[xo + c]·W[o + r, c], r < 4, for the panel of rows o..o+3 in bf16: its 16
-   * columns of four rows at a time (128 contiguous bytes), two runs per step into eight sums.
+   * columns of four rows at a time (128 contiguous bytes).
    */
   private static void panelBf16(float[] out, int oo, float[] inp, int xo, WeightMatrix m, int o) {
     short[] w = m.bf16;
     int C = m.cols, cp = m.panelCols, base = o * C;
     FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
-    FloatVector u0 = s0, u1 = s0, u2 = s0, u3 = s0;
-    int c = 0;
-    for (; c + 32 <= cp; c += 32) {
-      int i = base + 4 * c; // this run of the panel; the next run starts 64 weights on
-      for (int h = 0; h < 16; h += VL) {
-        FloatVector x = FloatVector.fromArray(S, inp, xo + c + h);
-        s0 = widen(w, i + h).fma(x, s0);
-        s1 = widen(w, i + 16 + h).fma(x, s1);
-        s2 = widen(w, i + 32 + h).fma(x, s2);
-        s3 = widen(w, i + 48 + h).fma(x, s3);
-        FloatVector y = FloatVector.fromArray(S, inp, xo + c + 16 + h);
-        u0 = widen(w, i + 64 + h).fma(y, u0);
-        u1 = widen(w, i + 80 + h).fma(y, u1);
-        u2 = widen(w, i + 96 + h).fma(y, u2);
-        u3 = widen(w, i + 112 + h).fma(y, u3);
-      }
-    }
-    for (; c < cp; c += 16) {
-      int i = base + 4 * c;
+    for (int c = 0; c < cp; c += 16) {
+      int i = base + 4 * c; // this run of the panel: 16 columns of its four rows
       for (int h = 0; h < 16; h += VL) {
         FloatVector x = FloatVector.fromArray(S, inp, xo + c + h);
         s0 = widen(w, i + h).fma(x, s0);
@@ -141,10 +104,10 @@ final class WeightMatrixSimd {
         s3 = widen(w, i + 48 + h).fma(x, s3);
       }
     }
-    out[oo] = s0.add(u0).reduceLanes(ADD) + tail(inp, xo, m, o, cp);
-    out[oo + 1] = s1.add(u1).reduceLanes(ADD) + tail(inp, xo, m, o + 1, cp);
-    out[oo + 2] = s2.add(u2).reduceLanes(ADD) + tail(inp, xo, m, o + 2, cp);
-    out[oo + 3] = s3.add(u3).reduceLanes(ADD) + tail(inp, xo, m, o + 3, cp);
+    out[oo] = s0.reduceLanes(ADD) + tail(inp, xo, m, o, cp);
+    out[oo + 1] = s1.reduceLanes(ADD) + tail(inp, xo, m, o + 1, cp);
+    out[oo + 2] = s2.reduceLanes(ADD) + tail(inp, xo, m, o + 2, cp);
+    out[oo + 3] = s3.reduceLanes(ADD) + tail(inp, xo, m, o + 3, cp);
   }
 
   /** VL bf16 weights from w[i], as floats (exact). */
