@@ -80,9 +80,9 @@ public final class WeightMatrix {
   public final int cols; // C
 
   final float[] f32; //   (OC, C)               FP32, else null
-  final short[] bf16; //  (OC, C)               BF16, else null
-  final byte[] q; //      (OC, C)               INT8, else null
-  final float[] scale; // (OC, blocksPerRow)    INT8, else null
+  final short[] bf16; //  (OC, C)               BF16 in the panel layout, else null
+  final byte[] q; //      (OC, C)               INT8 in the panel layout, else null
+  final float[] scale; // (OC, blocksPerRow)    INT8 in the panel layout, else null
   final int blocksPerRow;
   final int panelRows; // rows in whole panels: rows - rows % PANEL_ROWS
   final int panelCols; // columns interleaved: cols - cols % PANEL_COLS

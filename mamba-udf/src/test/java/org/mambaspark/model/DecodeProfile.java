@@ -15,7 +15,10 @@ import org.mambaspark.ops.WeightMatrix;
  * Where a Mamba-1 decode step's time goes (B = 1, L = 1): the step taken apart into the pieces
  * {@link SelectiveMixer#forward} and {@link MambaModel#forward} run, each timed by the wall clock
  * and by the process's CPU time, summed over the layers and averaged over the steps; then the whole
- * step uninstrumented through {@link CpuBackend}, for comparison. A plain main, not a test.
+ * step uninstrumented through {@link CpuBackend}, for comparison. The process CPU clock ticks in
+ * steps of 10 ms here, so a piece's CPU column means little; the totals and the wall column do (run
+ * with one thread on a busy machine and read the wall column against the CPU total). A plain main,
+ * not a test.
  *
  * <pre>
  * java --add-modules jdk.incubator.vector -cp mamba-udf/target/classes:mamba-udf/target/test-classes:DEPS \
