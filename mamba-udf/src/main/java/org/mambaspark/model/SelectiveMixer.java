@@ -1,6 +1,7 @@
 package org.mambaspark.model;
 
 import java.util.Arrays;
+import java.util.IdentityHashMap;
 import org.mambaspark.ops.Activations;
 import org.mambaspark.ops.Conv1d;
 import org.mambaspark.ops.Matmul;
@@ -52,7 +53,10 @@ final class SelectiveMixer implements Mixer {
     final float[] dbcN; //    (BT, R+2N)   Falcon: its parts rmsnormed; else dbc itself
     final float[] delta; //   (BT, ED)     softplus(dt_proj(Δ rank))
     final float[] y; //       (BT, ED)     gated scan output, out_proj's input
-    final float[] aT; //      (N, ED)      A = -exp(A_log)ᵀ of this layer
+    // A = -exp(A_log)ᵀ (N, ED) per layer, by the layer's A_log array: an inference workspace
+    // shares one Acts among the layers, and a decode step would otherwise pay N·ED exps and a
+    // transpose in every layer for every token
+    private final IdentityHashMap<float[], float[][]> aTByALog = new IdentityHashMap<>();
     private float[] h0; //    (B, N, ED)   the zero state of fresh sequences (grown on demand)
     // Saved for the backward pass only (null in inference):
     final float[] convPre; // (BT, ED)     conv output before silu
@@ -69,11 +73,28 @@ final class SelectiveMixer implements Mixer {
       dbcN = falcon ? new float[BT * P] : dbc;
       delta = new float[BT * ED];
       y = new float[BT * ED];
-      aT = new float[N * ED];
       convPre = training ? new float[BT * ED] : null;
       dtPre = training ? new float[BT * ED] : null;
       hChunks = training ? new float[B * SelectiveScan.chunkCount(L, scanChunk) * N * ED] : null;
       rstdDbc = falcon ? new float[3 * BT] : null;
+    }
+
+    /**
+     * A = -exp(aLog)ᵀ (N, ED), recomputed only when aLog differs from the A_log it was last
+     * computed from: an optimizer or a test may change A_log in place between calls, and comparing
+     * the two arrays costs a fraction of the exps.
+     */
+    float[] aT(float[] aLog, int ED, int N) {
+      float[][] e = aTByALog.get(aLog);
+      if (e == null) {
+        e = new float[][] {new float[N * ED], new float[ED * N]};
+        aTByALog.put(aLog, e);
+      } else if (Arrays.equals(e[1], aLog)) {
+        return e[0];
+      }
+      negExpTransposed(e[0], aLog, ED, N);
+      System.arraycopy(aLog, 0, e[1], 0, ED * N);
+      return e[0];
     }
 
     /** A zeroed state of {@code size} floats (an inference workspace's B varies per call). */
@@ -124,10 +145,7 @@ final class SelectiveMixer implements Mixer {
     return new Scratch(c, falcon, B, L);
   }
 
-  /**
-   * aT (N, ED) = -exp(A_log)ᵀ, transposed for the scan's channel-contiguous loop. Recomputed per
-   * forward (N·ED exps a layer, vectorized: small next to the layer) so that it can never go stale.
-   */
+  /** aT (N, ED) = -exp(A_log)ᵀ, transposed for the scan's channel-contiguous loop. */
   static void negExpTransposed(float[] aT, float[] aLog, int ED, int N) {
     for (int e = 0; e < ED; e++) {
       for (int n = 0; n < N; n++) {
@@ -154,12 +172,16 @@ final class SelectiveMixer implements Mixer {
     LayerWeights w = (LayerWeights) bw;
     Acts a = (Acts) act;
     int BT = B * L;
-    negExpTransposed(a.aT, w.aLog, ED, N);
+    float[] aT = a.aT(w.aLog, ED, N);
     Matmul.matmulForward(a.xz, 0, 2 * ED, xNorm, 0, D, m.inProj, w.inProjBias, BT);
-    Conv1d.convForward(
-        a.xs, a.convPre, a.xz, 0, 2 * ED, convState, w.conv1dWeight, w.conv1dBias, B, L, ED, K);
-    if (convState != null) {
-      Conv1d.updateState(convState, a.xz, 0, 2 * ED, B, L, ED, K);
+    if (L == 1 && convState != null && a.convPre == null) { // a decode step
+      Conv1d.convStep(a.xs, a.xz, 0, 2 * ED, convState, w.conv1dWeight, w.conv1dBias, B, ED, K);
+    } else {
+      Conv1d.convForward(
+          a.xs, a.convPre, a.xz, 0, 2 * ED, convState, w.conv1dWeight, w.conv1dBias, B, L, ED, K);
+      if (convState != null) {
+        Conv1d.updateState(convState, a.xz, 0, 2 * ED, B, L, ED, K);
+      }
     }
     Matmul.matmulForward(a.dbc, 0, P, a.xs, 0, ED, m.xProj, null, BT);
     if (falcon) {
@@ -178,10 +200,10 @@ final class SelectiveMixer implements Mixer {
     float[] h = ssmState != null ? ssmState : a.zeroState(B * N * ED);
     if (a.hChunks != null) {
       SelectiveScan.saveChunkStates(
-          a.hChunks, a.scanChunk, h, a.xs, a.delta, a.aT, a.dbcN, R, B, L, ED, N);
+          a.hChunks, a.scanChunk, h, a.xs, a.delta, aT, a.dbcN, R, B, L, ED, N);
     }
     SelectiveScan.scanForward(
-        a.y, h, a.xs, a.delta, a.aT, a.dbcN, R, w.dSkip, a.xz, ED, 2 * ED, B, L, ED, N);
+        a.y, h, a.xs, a.delta, aT, a.dbcN, R, w.dSkip, a.xz, ED, 2 * ED, B, L, ED, N);
     Matmul.matmulForward(out, 0, D, a.y, 0, ED, m.outProj, w.outProjBias, BT);
   }
 
@@ -201,6 +223,7 @@ final class SelectiveMixer implements Mixer {
     Acts a = (Acts) act;
     Scratch s = (Scratch) scratch;
     int BT = B * L;
+    float[] aT = a.aT(lw.aLog, ED, N);
     Arrays.fill(s.dy, 0f);
     Matmul.matmulBackward(
         s.dy, 0, ED, g.outProj, g.outProjBias, dout, 0, D, a.y, 0, ED, lw.outProj, BT, ED, D);
@@ -222,7 +245,7 @@ final class SelectiveMixer implements Mixer {
         a.scanChunk,
         a.xs,
         a.delta,
-        a.aT,
+        aT,
         a.dbcN,
         R,
         lw.dSkip,
@@ -234,7 +257,6 @@ final class SelectiveMixer implements Mixer {
         ED,
         N);
     // A = -exp(A_log)  =>  dA_log = dA · A   (dAT and aT are (N, ED); A_log is (ED, N))
-    float[] aT = a.aT;
     for (int e = 0; e < ED; e++) {
       for (int n = 0; n < N; n++) {
         g.aLog[e * N + n] += s.dAT[n * ED + e] * aT[n * ED + e];

@@ -69,6 +69,51 @@ public final class Conv1d {
   }
 
   /**
+   * One decode step, L = 1 with a state: {@link #convForward} (no preact) then {@link
+   * #updateState}, fused into one pass over the channels: out[b, e] = silu(bias[e] + Σ_{k<K-1}
+   * weight[e, k]·state[b, e, k] + weight[e, K-1]·x[b, e]), then state[b, e] shifts left by one and
+   * takes x[b, e] last. The same sums in the same order as the pair it replaces, which read the
+   * state with a stride of K-1 once per tap.
+   *
+   * @param out (B, ED)
+   * @param inp x[b, e] at inp[b*inStride + inOff + e]
+   * @param state (B, ED, K-1), updated
+   */
+  public static void convStep(
+      float[] out,
+      float[] inp,
+      int inOff,
+      int inStride,
+      float[] state,
+      float[] weight,
+      float[] bias,
+      int B,
+      int ED,
+      int K) {
+    int K1 = K - 1;
+    for (int b = 0; b < B; b++) {
+      int o = b * ED, xo = b * inStride + inOff;
+      for (int e = 0; e < ED; e++) {
+        int so = (o + e) * K1, wo = e * K;
+        float x = inp[xo + e];
+        float acc = bias == null ? 0f : bias[e];
+        for (int k = 0; k < K1; k++) {
+          acc += weight[wo + k] * state[so + k];
+        }
+        acc += weight[wo + K1] * x;
+        out[o + e] = acc;
+        for (int k = 0; k + 1 < K1; k++) {
+          state[so + k] = state[so + k + 1];
+        }
+        if (K1 > 0) {
+          state[so + K1 - 1] = x;
+        }
+      }
+      Activations.siluInPlace(out, o, ED);
+    }
+  }
+
+  /**
    * Shifts this piece's inputs into the state: afterwards state holds the last K-1 inputs seen (B,
    * ED, K-1).
    */

@@ -16,6 +16,13 @@ import java.util.concurrent.locks.LockSupport;
  * pay a wake-up per call, and, on a busy machine, wait for a descheduled worker to start its piece
  * (a worker that comes late finds nothing left and returns). Which thread runs a piece never
  * changes its result. Spark task threads share the pool, each working on its own calls.
+ *
+ * <p>With {@code -Dmamba.lingerMicros=M} (default 0: off), a worker that has finished its pieces
+ * lingers, spinning, for up to M µs for the next call and takes pieces of it at once; a call finds
+ * such a worker and submits no task for it. A decode step makes its calls a few to a few hundred
+ * microseconds apart, so its helper stays awake through the step instead of being woken for each
+ * matrix. The spinning costs CPU time, and on a machine with no idle core it takes it from the
+ * threads that do the work: off unless asked for.
  */
 public final class Parallel {
   /** A loop body over the half-open range [from, to). */
@@ -29,6 +36,17 @@ public final class Parallel {
 
   /** Waits this long spinning for a running piece before parking between checks. */
   private static final long SPIN_NANOS = 50_000;
+
+  /**
+   * How long a worker that ran out of pieces waits, spinning, for the next call (0: not at all).
+   */
+  private static volatile long lingerNanos = lingerFromProperty();
+
+  /** The newest call's work loop, which lingering workers join. */
+  private static final AtomicReference<Runnable> LATEST = new AtomicReference<>();
+
+  /** Workers lingering now: a call submits tasks only for the helpers beyond them. */
+  private static final AtomicInteger LINGERING = new AtomicInteger();
 
   private Parallel() {}
 
@@ -47,6 +65,32 @@ public final class Parallel {
           "mamba.threads must be a positive integer, got '" + p + "'");
     }
     return Runtime.getRuntime().availableProcessors();
+  }
+
+  private static long lingerFromProperty() {
+    String p = System.getProperty("mamba.lingerMicros");
+    if (p == null || p.isBlank()) {
+      return 0;
+    }
+    try {
+      long us = Long.parseLong(p.trim());
+      if (us >= 0) {
+        return us * 1000;
+      }
+    } catch (NumberFormatException e) {
+      // fall through to the error below
+    }
+    throw new IllegalArgumentException(
+        "mamba.lingerMicros must be a non-negative integer, got '" + p + "'");
+  }
+
+  /** Sets the linger time (tests); 0 switches lingering off. */
+  static void setLingerNanos(long nanos) {
+    lingerNanos = Math.max(0, nanos);
+  }
+
+  static long lingerNanos() {
+    return lingerNanos;
   }
 
   /** T − 1 workers: the caller is the T-th. */
@@ -133,8 +177,15 @@ public final class Parallel {
         };
     ForkJoinPool p = pool;
     int helpers = Math.min(pieces, threads()) - 1;
-    for (int h = 0; h < helpers; h++) {
-      p.execute(work);
+    if (lingerNanos > 0) {
+      LATEST.set(work);
+      for (int h = Math.min(helpers, LINGERING.get()); h < helpers; h++) {
+        p.execute(() -> linger(work));
+      }
+    } else {
+      for (int h = 0; h < helpers; h++) {
+        p.execute(work);
+      }
     }
     work.run();
     long t0 = System.nanoTime();
@@ -145,6 +196,7 @@ public final class Parallel {
         LockSupport.parkNanos(20_000);
       }
     }
+    LATEST.compareAndSet(work, null); // keeps no finished call's arrays reachable
     Throwable t = failure.get();
     if (t instanceof RuntimeException re) {
       throw re;
@@ -154,6 +206,32 @@ public final class Parallel {
     }
     if (t != null) {
       throw new IllegalStateException(t);
+    }
+  }
+
+  /**
+   * Runs {@code work}, then the work of each newer call that comes within the linger time of the
+   * last; a call's pieces are taken one at a time, so joining late or finding nothing left is
+   * harmless.
+   */
+  private static void linger(Runnable work) {
+    work.run();
+    LINGERING.incrementAndGet();
+    try {
+      Runnable last = work;
+      long t0 = System.nanoTime();
+      while (System.nanoTime() - t0 < lingerNanos) {
+        Runnable next = LATEST.get();
+        if (next != null && next != last) {
+          next.run();
+          last = next;
+          t0 = System.nanoTime();
+        } else {
+          Thread.onSpinWait();
+        }
+      }
+    } finally {
+      LINGERING.decrementAndGet();
     }
   }
 

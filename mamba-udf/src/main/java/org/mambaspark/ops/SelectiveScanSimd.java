@@ -14,6 +14,9 @@ final class SelectiveScanSimd {
   private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
   private static final int VL = S.length();
 
+  /** State updates (exp, two multiply-adds) below which a piece is not worth another thread. */
+  private static final int SCAN_GRAIN = 1 << 15;
+
   private SelectiveScanSimd() {}
 
   static void scanForward(
@@ -33,9 +36,11 @@ final class SelectiveScanSimd {
       int ED,
       int N) {
     int blocks = (ED + VL - 1) / VL;
+    // pieces of at least SCAN_GRAIN state updates: a decode step's scan (L = 1, some 25k updates)
+    // runs on the caller, cheaper than handing half of it to a worker that must be woken
     Parallel.forRange(
         B * blocks,
-        1,
+        Math.max(1, SCAN_GRAIN / (L * VL * N)),
         (from, to) -> {
           for (int job = from; job < to; job++) {
             int b = job / blocks;

@@ -15,7 +15,16 @@ import java.util.Locale;
  *       rounded to nearest (1.125 bytes a weight).
  * </ul>
  *
- * The arithmetic is fp32 whatever the format: {@link Matmul#matmulForward(float[], int, int,
+ * The 16- and 8-bit copies are laid out for the decode step's matrix-vector product, which reads
+ * each weight once and is bound by how fast memory streams: rows in panels of {@link #PANEL_ROWS},
+ * each panel's rows interleaved by {@link #PANEL_COLS} columns (W[4p + r, 16j + i] at (4p)·C + 64j
+ * + 16r + i), so that the product of four rows walks one contiguous stream, which the hardware
+ * prefetcher follows, instead of four short ones. Columns past the last multiple of 16 follow the
+ * panel's interleaved part row by row; rows past the last multiple of 4 stay row-major. The int8
+ * scales are interleaved the same way (a panel's four scales of block b side by side). {@link #get}
+ * is the definition of the layout.
+ *
+ * <p>The arithmetic is fp32 whatever the format: {@link Matmul#matmulForward(float[], int, int,
  * float[], int, int, WeightMatrix, float[], int)} takes dot products for a few rows and the packed
  * GEMM (decoding each panel as it packs it) for many.
  */
@@ -60,15 +69,23 @@ public final class WeightMatrix {
   /** Weights per int8 scale, along a row. */
   public static final int BLOCK = 32;
 
+  /** Rows per panel of the 16- and 8-bit layouts. */
+  static final int PANEL_ROWS = 4;
+
+  /** Columns per interleaved run of a panel's row (a divisor of {@link #BLOCK}). */
+  static final int PANEL_COLS = 16;
+
   public final Dtype dtype;
   public final int rows; // OC
   public final int cols; // C
 
   final float[] f32; //   (OC, C)               FP32, else null
-  final short[] bf16; //  (OC, C)               BF16, else null
-  final byte[] q; //      (OC, C)               INT8, else null
-  final float[] scale; // (OC, blocksPerRow)    INT8, else null
+  final short[] bf16; //  (OC, C)               BF16 in the panel layout, else null
+  final byte[] q; //      (OC, C)               INT8 in the panel layout, else null
+  final float[] scale; // (OC, blocksPerRow)    INT8 in the panel layout, else null
   final int blocksPerRow;
+  final int panelRows; // rows in whole panels: rows - rows % PANEL_ROWS
+  final int panelCols; // columns interleaved: cols - cols % PANEL_COLS
 
   private WeightMatrix(
       Dtype dtype, int rows, int cols, float[] f32, short[] bf16, byte[] q, float[] scale) {
@@ -80,6 +97,33 @@ public final class WeightMatrix {
     this.q = q;
     this.scale = scale;
     this.blocksPerRow = (cols + BLOCK - 1) / BLOCK;
+    this.panelRows = rows - rows % PANEL_ROWS;
+    this.panelCols = cols - cols % PANEL_COLS;
+  }
+
+  /** Where W[o, c] is in the bf16 or int8 array (the panel layout above). */
+  int index(int o, int c) {
+    if (o >= panelRows) {
+      return o * cols + c;
+    }
+    int base = (o - o % PANEL_ROWS) * cols, r = o % PANEL_ROWS;
+    if (c < panelCols) {
+      return base + (c / PANEL_COLS) * PANEL_ROWS * PANEL_COLS + r * PANEL_COLS + c % PANEL_COLS;
+    }
+    return base + PANEL_ROWS * panelCols + r * (cols - panelCols) + c - panelCols;
+  }
+
+  /** Where row o's scale of block b is in the int8 scales. */
+  int scaleIndex(int o, int b) {
+    if (o >= panelRows) {
+      return o * blocksPerRow + b;
+    }
+    return (o - o % PANEL_ROWS) * blocksPerRow + b * PANEL_ROWS + o % PANEL_ROWS;
+  }
+
+  /** Columns from c on that lie side by side in the array: to the run's end, at most end. */
+  private int run(int c, int end) {
+    return c < panelCols ? Math.min(end, (c / PANEL_COLS + 1) * PANEL_COLS) - c : end - c;
   }
 
   /**
@@ -96,24 +140,26 @@ public final class WeightMatrix {
         return new WeightMatrix(dtype, OC, C, w, null, null, null);
       case BF16:
         {
-          short[] h = new short[w.length];
+          WeightMatrix m = new WeightMatrix(dtype, OC, C, null, new short[w.length], null, null);
           Parallel.forRange(
-              w.length,
-              1 << 16,
-              (i0, i1) -> {
-                for (int i = i0; i < i1; i++) {
-                  h[i] = Bf16.round(w[i]);
+              OC,
+              64,
+              (o0, o1) -> {
+                for (int o = o0; o < o1; o++) {
+                  for (int c = 0; c < C; c++) {
+                    m.bf16[m.index(o, c)] = Bf16.round(w[o * C + c]);
+                  }
                 }
               });
-          return new WeightMatrix(dtype, OC, C, null, h, null, null);
+          return m;
         }
       case INT8:
         {
           int nb = (C + BLOCK - 1) / BLOCK;
-          byte[] q = new byte[w.length];
-          float[] s = new float[OC * nb];
-          Parallel.forRange(OC, 64, (o0, o1) -> quantizeRows(q, s, w, C, nb, o0, o1));
-          return new WeightMatrix(dtype, OC, C, null, null, q, s);
+          WeightMatrix m =
+              new WeightMatrix(dtype, OC, C, null, null, new byte[w.length], new float[OC * nb]);
+          Parallel.forRange(OC, 64, (o0, o1) -> m.quantizeRows(w, o0, o1));
+          return m;
         }
       default:
         throw new IllegalStateException("unknown dtype " + dtype);
@@ -121,9 +167,10 @@ public final class WeightMatrix {
   }
 
   /** Rows [o0, o1) to int8: per block, scale = max |w| / 127 and q = round(w / scale). */
-  private static void quantizeRows(byte[] q, float[] s, float[] w, int C, int nb, int o0, int o1) {
+  private void quantizeRows(float[] w, int o0, int o1) {
+    int C = cols;
     for (int o = o0; o < o1; o++) {
-      for (int b = 0; b < nb; b++) {
+      for (int b = 0; b < blocksPerRow; b++) {
         int c0 = o * C + b * BLOCK, c1 = o * C + Math.min(C, (b + 1) * BLOCK);
         float max = 0f;
         for (int i = c0; i < c1; i++) {
@@ -135,10 +182,10 @@ public final class WeightMatrix {
           max = Math.max(max, a);
         }
         float sc = max / 127f;
-        s[o * nb + b] = sc;
+        scale[scaleIndex(o, b)] = sc;
         float inv = sc == 0f ? 0f : 1f / sc;
         for (int i = c0; i < c1; i++) {
-          q[i] = (byte) Math.max(-127, Math.min(127, Math.round(w[i] * inv)));
+          q[index(o, i - o * C)] = (byte) Math.max(-127, Math.min(127, Math.round(w[i] * inv)));
         }
       }
     }
@@ -146,37 +193,37 @@ public final class WeightMatrix {
 
   /** W[o, c], decoded: the definition the fast paths are checked against. */
   public float get(int o, int c) {
-    int i = o * cols + c;
     switch (dtype) {
       case FP32:
-        return f32[i];
+        return f32[o * cols + c];
       case BF16:
-        return Bf16.widen(bf16[i]);
+        return Bf16.widen(bf16[index(o, c)]);
       default:
-        return scale[o * blocksPerRow + c / BLOCK] * q[i];
+        return scale[scaleIndex(o, c / BLOCK)] * q[index(o, c)];
     }
   }
 
   /** dst[off + i] = W[o, c0 + i] for i < n. */
   public void decode(int o, int c0, int n, float[] dst, int off) {
-    int base = o * cols + c0;
-    switch (dtype) {
-      case FP32:
-        System.arraycopy(f32, base, dst, off, n);
-        break;
-      case BF16:
-        for (int i = 0; i < n; i++) {
-          dst[off + i] = Bf16.widen(bf16[base + i]);
+    if (dtype == Dtype.FP32) {
+      System.arraycopy(f32, o * cols + c0, dst, off, n);
+      return;
+    }
+    int end = c0 + n;
+    for (int c = c0; c < end; ) { // run by run: contiguous in the array, within one int8 block
+      int len = run(c, end), i = index(o, c), d = off + c - c0;
+      if (dtype == Dtype.BF16) {
+        for (int k = 0; k < len; k++) {
+          dst[d + k] = Bf16.widen(bf16[i + k]);
         }
-        break;
-      default:
-        for (int c = c0; c < c0 + n; ) { // block by block: one scale each
-          int end = Math.min(c0 + n, (c / BLOCK + 1) * BLOCK);
-          float sc = scale[o * blocksPerRow + c / BLOCK];
-          for (; c < end; c++) {
-            dst[off + c - c0] = sc * q[base + c - c0];
-          }
+      } else {
+        len = Math.min(len, (c / BLOCK + 1) * BLOCK - c);
+        float sc = scale[scaleIndex(o, c / BLOCK)];
+        for (int k = 0; k < len; k++) {
+          dst[d + k] = sc * q[i + k];
         }
+      }
+      c += len;
     }
   }
 

@@ -1,5 +1,6 @@
 package org.mambaspark.ops;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.SplittableRandom;
@@ -97,6 +98,32 @@ class BackwardFiniteDifferenceTest {
       check("conv K=" + K + " dweight", w, dw, f);
       check("conv K=" + K + " dbias", b, db, f);
     }
+  }
+
+  /** The fused decode step equals convForward + updateState at L = 1, output and state. */
+  @Test
+  void convStepIsForwardThenUpdateState() {
+    double worst = 0;
+    for (int K : new int[] {1, 2, 4, 5}) {
+      SplittableRandom r = new SplittableRandom(10 + K);
+      int B = 3, ED = 37, inStride = 2 * ED + 3, inOff = 2;
+      float[] inp = MatmulTest.rand(r, B * inStride);
+      float[] w = MatmulTest.rand(r, ED * K);
+      float[] bias = K % 2 == 0 ? MatmulTest.rand(r, ED) : null;
+      float[] state = MatmulTest.rand(r, B * ED * (K - 1));
+      float[] refState = state.clone();
+      float[] ref = new float[B * ED];
+      Conv1d.convForward(ref, null, inp, inOff, inStride, refState, w, bias, B, 1, ED, K);
+      Conv1d.updateState(refState, inp, inOff, inStride, B, 1, ED, K);
+      float[] out = new float[B * ED];
+      Conv1d.convStep(out, inp, inOff, inStride, state, w, bias, B, ED, K);
+      for (int i = 0; i < out.length; i++) {
+        worst = Math.max(worst, Math.abs(out[i] - ref[i]));
+      }
+      assertArrayEquals(ref, out, 1e-6f, "output, K = " + K);
+      assertArrayEquals(refState, state, 0f, "state, K = " + K);
+    }
+    System.out.printf("conv step vs forward + updateState: largest difference %.3g%n", worst);
   }
 
   @Test

@@ -10,14 +10,26 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The pool with its caller working: every index run exactly once, in pieces of the promised
- * boundaries, nested calls, and a failure in any piece rethrown to the caller.
+ * boundaries, nested calls, and a failure in any piece rethrown to the caller, with and without
+ * workers lingering between calls.
  */
 class ParallelTest {
   private final int before = Parallel.threads();
+  private final long lingerBefore = Parallel.lingerNanos();
 
   @AfterEach
   void restore() {
     Parallel.setThreads(before);
+    Parallel.setLingerNanos(lingerBefore);
+  }
+
+  /** The same with workers lingering for the next call (-Dmamba.lingerMicros). */
+  @Test
+  void allOfTheAboveWithLingeringWorkers() {
+    Parallel.setLingerNanos(500_000);
+    everyIndexRunsOnceWhateverTheThreadsAndGrain();
+    nestedCallsFinish();
+    aFailingPieceIsRethrownToTheCaller();
   }
 
   @Test

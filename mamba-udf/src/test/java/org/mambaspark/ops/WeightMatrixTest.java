@@ -101,6 +101,51 @@ class WeightMatrixTest {
     System.out.printf("int8: largest error %.3f of a step (bound 0.5)%n", worstQ);
   }
 
+  /**
+   * The panel layout: get and decode agree with the fp32 weights they came from (within the
+   * format's rounding), for rows and columns outside whole panels too, and the Vector API product
+   * over a range of rows that starts and ends inside panels equals the reference on those rows.
+   */
+  @Test
+  void panelLayoutDecodesEveryWeightAndAnyRowRange() {
+    SplittableRandom r = new SplittableRandom(11);
+    double worst = 0;
+    for (int[] shape : new int[][] {{13, 40}, {8, 64}, {7, 15}, {17, 97}}) {
+      int OC = shape[0], C = shape[1];
+      float[] w = MatmulTest.rand(r, OC * C);
+      float[] x = MatmulTest.rand(r, C);
+      for (WeightMatrix.Dtype d :
+          new WeightMatrix.Dtype[] {WeightMatrix.Dtype.BF16, WeightMatrix.Dtype.INT8}) {
+        WeightMatrix m = WeightMatrix.of(w, OC, C, d);
+        float[] row = new float[C + 3];
+        for (int o = 0; o < OC; o++) {
+          m.decode(o, 2, C - 3, row, 1);
+          for (int c = 0; c < C; c++) {
+            float tol = d == WeightMatrix.Dtype.BF16 ? Math.abs(w[o * C + c]) / 128 : 0.04f;
+            assertEquals(w[o * C + c], m.get(o, c), tol, d + " W[" + o + ", " + c + "]");
+            if (c >= 2 && c < C - 1) {
+              assertEquals(m.get(o, c), row[1 + c - 2], 0f, d + " decode W[" + o + ", " + c + "]");
+            }
+          }
+        }
+        if (!Simd.ENABLED || !WeightMatrixSimd.usable()) {
+          continue;
+        }
+        int o0 = 1, o1 = OC - 2;
+        float[] ref = new float[OC], out = new float[OC];
+        Matmul.matmulForwardReference(ref, 0, OC, x, 0, C, m, null, 1);
+        WeightMatrixSimd.dotRows(out, 0, OC, x, 0, C, m, null, 1, o0, o1);
+        for (int o = o0; o < o1; o++) {
+          worst = Math.max(worst, Math.abs(out[o] - ref[o]) / (1e-6 + Math.abs(ref[o])));
+          assertEquals(ref[o], out[o], 1e-4f * (1 + Math.abs(ref[o])), d + " row " + o);
+        }
+        assertEquals(0f, out[0], 0f, "rows outside [o0, o1) untouched");
+        assertEquals(0f, out[OC - 1], 0f, "rows outside [o0, o1) untouched");
+      }
+    }
+    System.out.printf("panel rows [o0, o1): largest relative difference %.3g%n", worst);
+  }
+
   @Test
   void badInputIsRefusedWithOneLine() {
     float[] w = {1f, Float.NaN, 2f, 3f};
