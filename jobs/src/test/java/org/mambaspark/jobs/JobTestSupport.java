@@ -37,10 +37,24 @@ final class JobTestSupport {
 
   /** A tiny training model (V=64, D=24, N=6, 2 layers) initialised with this seed. */
   static Path writeTrainingModel(Path dir, long seed) throws IOException {
+    return writeTrainingModel(dir, seed, org.mambaspark.model.Architecture.MAMBA);
+  }
+
+  /**
+   * The same small model in another architecture: Mamba-2 with two groups of three heads of 4
+   * channels and chunks of 8 (the training rows' 17 positions end inside a chunk), or Falcon-Mamba.
+   */
+  static Path writeTrainingModel(Path dir, long seed, org.mambaspark.model.Architecture arch)
+      throws IOException {
     Files.createDirectories(dir);
-    MambaConfig c =
-        MambaConfig.builder().vocabSize(64).hiddenSize(24).numLayers(2).stateSize(6).build();
-    Checkpoint.save(Initialization.initialize(c, seed), dir);
+    MambaConfig.Builder b =
+        MambaConfig.builder().architecture(arch).vocabSize(64).hiddenSize(24).numLayers(2);
+    if (arch == org.mambaspark.model.Architecture.MAMBA2) {
+      b.expand(1).headDim(4).nGroups(2).stateSize(5).chunkSize(8);
+    } else {
+      b.stateSize(6);
+    }
+    Checkpoint.save(Initialization.initialize(b.build(), seed), dir);
     return dir;
   }
 

@@ -14,8 +14,11 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.mambaspark.cli.MambaCli;
 import org.mambaspark.io.Checkpoint;
+import org.mambaspark.model.Architecture;
 import org.mambaspark.model.Backends;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
@@ -106,6 +109,28 @@ class TrainJobTest {
   static double loss(String metricsLine) {
     int i = metricsLine.indexOf("\"loss\":") + 7;
     return Double.parseDouble(metricsLine.substring(i, metricsLine.indexOf(',', i)));
+  }
+
+  /** Mamba-2 and Falcon-Mamba train the same way: P = 1 and 3 give the single-process update. */
+  @ParameterizedTest
+  @EnumSource(
+      value = Architecture.class,
+      names = {"MAMBA2", "FALCON_MAMBA"})
+  void otherArchitecturesGiveTheSingleProcessUpdate(Architecture arch) throws Exception {
+    Path m = JobTestSupport.writeTrainingModel(tmp.resolve("init-" + arch), 5, arch);
+    MambaWeights ref = Checkpoint.load(m);
+    double[] want = reference(ref);
+    for (int p : new int[] {1, 3}) {
+      String out = tmp.resolve("out-" + arch + "-p" + p).toString();
+      TrainJob j = JobTestSupport.trainJob(m.toString(), input.toString(), out, 3, G, L, p);
+      j.run(spark);
+      double err = relErr(JobTestSupport.trained(j), ref);
+      System.out.printf("%s P=%d: weights rel err %.2e vs single process%n", arch, p, err);
+      assertTrue(err < 1e-5, arch + " P=" + p + " rel err " + err);
+      for (int s = 0; s < 3; s++) {
+        assertEquals(want[s], loss(j.metrics.get(s)), 1e-5 * want[s]);
+      }
+    }
   }
 
   @Test
