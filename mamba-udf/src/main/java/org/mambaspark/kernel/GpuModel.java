@@ -123,6 +123,13 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     this.lock = backend.lock;
     this.falcon = c.architecture == Architecture.FALCON_MAMBA;
     this.ssd = c.architecture == Architecture.MAMBA2;
+    if (ssd && c.stateSize > SsdKernel.SCAN_MAX_N) {
+      throw new IllegalArgumentException(
+          "the GPU's Mamba-2 scan takes state_size up to "
+              + SsdKernel.SCAN_MAX_N
+              + ", this model has "
+              + c.stateSize);
+    }
     this.wl = DeviceWeights.place(c, format, arrayFloats);
     wl.checkFits(device.getGlobalMemSize(), OpenClDevices.describe(device));
     kernel = new MambaKernel();

@@ -11,10 +11,9 @@ package org.mambaspark.kernel;
  *   <li>{@link #P_SSD_SCAN}: Δ = clamp(softplus(δ + dt_bias), time_step_limit) and the SSD
  *       recurrence h_t = exp(Δ_t·A)·h_{t-1} + Δ_t·x_t ⊗ B_t, y_t = h_t·C_t + D·x_t, walked in time
  *       ({@code Ssd.ssdScanReference}, {@code Ssd.ssdStep}; Δ as {@code SsdMixer}'s
- *       timeStepForward). A work-group per (sequence, head), grid-stride; each thread owns S states
- *       apart of one channel p's N (S a power of two, S·P ≤ the group), and a channel's S partial
- *       sums of y meet in local memory. The state (B, H, P, N) is the caller's in {@code state}
- *       (h_0 in, h_L out) or, without one, a scratch area of {@code act} starting from zero;
+ *       timeStepForward), split by channel (see the pass). The state (B, H, P, N) is the caller's
+ *       in {@code state} (h_0 in, h_L out) or, without one, a scratch area of {@code act} starting
+ *       from zero;
  *   <li>{@link #P_GATED_NORM}: out = rmsnorm_per_group(y · silu(z)) · weight, a work-group per
  *       (row, group) ({@code GatedRmsNorm.gatedRmsnormForward}).
  * </ul>
@@ -34,11 +33,29 @@ public class SsdKernel extends StepKernel {
     }
   }
 
+  /** States of one channel a thread keeps in registers in {@link #ssdScan}. */
+  static final int SCAN_STATES = 4;
+
+  /** Positions {@link #ssdScan} walks between barriers: its partial sums of y fill T·wg of lmem. */
+  static final int SCAN_STEPS = 8;
+
+  /** The largest state size N {@link #ssdScan} takes: every thread of a group on one channel. */
+  static final int SCAN_MAX_N = SCAN_STATES * STEP_THREADS;
+
   /**
    * [B, L, H, P, G, N, xbcOff, C, deltaOff, I, yOff, wOff, hOff, inState], planF [lo, hi]: rows b·L
    * + t; x, B, C in the conv output act[xbcOff + row·C ...] = [x (H·P) | B (G·N) | C (G·N)]; δ at
    * act[deltaOff + row·I + h]; y (B·L, H·P) at yOff; dt_bias, A, D (H each) at W[wOff], W[wOff +
-   * H], W[wOff + 2H]; the state at hOff in {@code state} when inState is 1, else in {@code act}.
+   * H], W[wOff + 2H]; the state at hOff in {@code state} when inState is 1, else in {@code act}
+   * (from zero).
+   *
+   * <p>A channel's N states evolve apart from every other channel's, so the work is split by
+   * channel, not only by (sequence, head): S threads share a channel (S a power of two, S·{@value
+   * #SCAN_STATES} ≥ N), each keeping its {@value #SCAN_STATES} states n = s, s + S, … in registers
+   * for the whole walk, and a work-group takes wg/S channels of one head. Every {@value
+   * #SCAN_STEPS} positions, the threads write their partial sums of y_t = Σ_n h_t·C_t to lmem and
+   * meet at one barrier; Δ and exp(Δ·A) of those positions are computed once per group, not once
+   * per thread.
    */
   private void ssdScan(int p) {
     int B = plan[p + 1];
@@ -58,77 +75,136 @@ public class SsdKernel extends StepKernel {
     float lo = planF[p];
     float hi = planF[p + 1];
     int lid = getLocalId();
-    int wg = getLocalSize();
-    int S = 1; // splits of N per channel
-    while (S * 2 * P <= wg && S * 2 <= N) {
+    int wg = STEP_THREADS;
+    int S = 1;
+    while (S * SCAN_STATES < N) {
       S = S * 2;
     }
+    int pc = wg / S; // channels a group
     int s = lid % S;
-    int pl = lid / S;
-    int perPass = wg / S; // channels a pass over the head's P
+    int ch = lid / S;
+    int blocks = (P + pc - 1) / pc;
     int ED = H * P;
     int hpg = H / G;
-    for (int bh = getGroupId(); bh < B * H; bh += getNumGroups()) {
+    int dtAt = SCAN_STEPS * wg; // Δ of the round's positions, then exp(Δ·A)
+    for (int item = getGroupId(); item < B * H * blocks; item += getNumGroups()) {
+      int bh = item / blocks;
+      int first = (item - bh * blocks) * pc; // the group's first channel
+      int pp = first + ch;
       int b = bh / H;
       int h = bh - b * H;
       int g = h / hpg;
-      float bias = W[wOff + h];
       float A = W[wOff + H + h];
       float Dh = W[wOff + 2 * H + h];
-      int h0 = hOff + bh * P * N;
-      for (int t = 0; t < L; t++) {
-        int row = b * L + t;
-        float raw = act[deltaOff + row * I + h] + bias;
-        float dt = raw;
-        if (raw <= 20f) {
-          dt = log1p(exp(raw));
+      int live = 0;
+      if (pp < P) {
+        live = 1;
+      }
+      int si = hOff + (bh * P + pp) * N + s; // this thread's first state
+      float h0 = 0f;
+      float h1 = 0f;
+      float h2 = 0f;
+      float h3 = 0f;
+      if (live == 1 && inState == 1) {
+        h0 = stateIn(si, s, N);
+        h1 = stateIn(si + S, s + S, N);
+        h2 = stateIn(si + 2 * S, s + 2 * S, N);
+        h3 = stateIn(si + 3 * S, s + 3 * S, N);
+      }
+      for (int t0 = 0; t0 < L; t0 += SCAN_STEPS) {
+        int T = min(SCAN_STEPS, L - t0);
+        localBarrier(); // the previous round's sums are read
+        if (lid < T) {
+          float dt = ssdDelta(deltaOff, I, wOff, b * L + t0 + lid, h, lo, hi);
+          lmem[dtAt + lid] = dt;
+          lmem[dtAt + SCAN_STEPS + lid] = exp(dt * A);
         }
-        dt = min(max(dt, lo), hi);
-        float decay = exp(dt * A);
-        int xo = xbcOff + row * C;
-        int bo = xo + ED + g * N;
-        int co = xo + ED + G * N + g * N;
-        for (int p0 = 0; p0 < P; p0 += perPass) {
-          int pp = p0 + pl;
+        localBarrier();
+        for (int j = 0; j < T; j++) {
           float acc = 0f;
-          float x = 0f;
-          if (pp < P) {
-            x = act[xo + h * P + pp];
-            float dtx = dt * x;
-            int hi0 = h0 + pp * N;
-            for (int n = s; n < N; n += S) {
-              int i = hi0 + n;
-              float hv = 0f;
-              if (inState == 1) {
-                hv = state[i];
-              } else if (t > 0) {
-                hv = act[i];
-              }
-              hv = decay * hv + dtx * act[bo + n];
-              if (inState == 1) {
-                state[i] = hv;
-              } else {
-                act[i] = hv;
-              }
-              acc += hv * act[co + n];
+          if (live == 1) {
+            int xo = xbcOff + (b * L + t0 + j) * C;
+            float dtx = lmem[dtAt + j] * act[xo + h * P + pp];
+            float decay = lmem[dtAt + SCAN_STEPS + j];
+            int bo = xo + ED + g * N + s;
+            int co = bo + G * N;
+            if (s < N) {
+              h0 = decay * h0 + dtx * act[bo];
+              acc += h0 * act[co];
+            }
+            if (s + S < N) {
+              h1 = decay * h1 + dtx * act[bo + S];
+              acc += h1 * act[co + S];
+            }
+            if (s + 2 * S < N) {
+              h2 = decay * h2 + dtx * act[bo + 2 * S];
+              acc += h2 * act[co + 2 * S];
+            }
+            if (s + 3 * S < N) {
+              h3 = decay * h3 + dtx * act[bo + 3 * S];
+              acc += h3 * act[co + 3 * S];
             }
           }
-          if (S > 1) {
-            localBarrier();
-            lmem[lid] = acc;
-            localBarrier();
-            if (s == 0) {
-              for (int j = 1; j < S; j++) {
-                acc += lmem[lid + j];
-              }
+          lmem[j * wg + lid] = acc;
+        }
+        localBarrier();
+        // y of (position j, channel k): its S partial sums, read from a rotated start so that the
+        // threads of a warp hit different banks
+        for (int o = lid; o < T * pc; o += wg) {
+          int j = o / pc;
+          int k = o - j * pc;
+          if (first + k < P) {
+            int base = j * wg + k * S;
+            float y = 0f;
+            for (int r = 0; r < S; r++) {
+              y += lmem[base + (r + k) % S];
             }
-          }
-          if (s == 0 && pp < P) {
-            act[yOff + row * ED + h * P + pp] = acc + Dh * x;
+            int row = b * L + t0 + j;
+            act[yOff + row * ED + h * P + first + k] =
+                y + Dh * act[xbcOff + row * C + h * P + first + k];
           }
         }
       }
+      if (live == 1) {
+        stateOut(si, s, N, inState, h0);
+        stateOut(si + S, s + S, N, inState, h1);
+        stateOut(si + 2 * S, s + 2 * S, N, inState, h2);
+        stateOut(si + 3 * S, s + 3 * S, N, inState, h3);
+      }
     }
+  }
+
+  /** The carried state's element at i (state index n), or 0 past N. */
+  private float stateIn(int i, int n, int N) {
+    float v = 0f;
+    if (n < N) {
+      v = state[i];
+    }
+    return v;
+  }
+
+  /** The scan's final state element v to {@code state} (inState 1) or the act scratch, if n < N. */
+  private void stateOut(int i, int n, int N, int inState, float v) {
+    if (n < N) {
+      if (inState == 1) {
+        state[i] = v;
+      } else {
+        act[i] = v;
+      }
+    }
+  }
+
+  /**
+   * Δ of (row, head h) as the forward computes it: clamp(softplus(act[deltaOff + row·I + h] +
+   * dt_bias[h]), lo, hi).
+   */
+  private float ssdDelta(int deltaOff, int I, int wOff, int row, int h, float lo, float hi) {
+    float raw = act[deltaOff + row * I + h] + W[wOff + h];
+    float dt = raw;
+    if (raw <= 20f) {
+      dt = log1p(exp(raw));
+    }
+    return min(max(dt, lo), hi);
   }
 
   /**

@@ -79,7 +79,8 @@ class Mamba2GpuTest {
     "32, 16, 1, 32, 4, 8, false, Infinity, 2, 19",
     "80, 40, 4, 9, 2, 5, true, Infinity, 2, 13",
     "9, 3, 3, 70, 1, 3, false, 0.2, 5, 7",
-    "150, 300, 1, 3, 4, 4, false, Infinity, 2, 6"
+    "150, 300, 1, 3, 4, 4, false, Infinity, 2, 6",
+    "16, 8, 2, 130, 4, 16, false, Infinity, 1, 37"
   })
   void gpuRunnerEqualsTheCpuEngine(
       int D, int P, int G, int N, int K, int Q, boolean bias, float dtMax, int B, int L) {
@@ -145,6 +146,20 @@ class Mamba2GpuTest {
       out[2 + 2 * l] = s.conv(l).clone();
     }
     return out;
+  }
+
+  /** A state size beyond what the scan's threads hold in registers is refused in one line. */
+  @Test
+  void aStateSizeBeyondTheScansRegistersIsRefused() {
+    OpenClTests.assumeOpenCl();
+    int N = SsdKernel.SCAN_MAX_N + 1;
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> new GpuModel(backend, model(8, 4, 1, N, 2, 4, false, Float.POSITIVE_INFINITY)));
+    System.out.println("refused: " + e.getMessage());
+    assertTrue(
+        e.getMessage().contains("state_size") && e.getMessage().contains(" " + N), e.getMessage());
   }
 
   /** A Mamba-2 model beyond one device array (or asked for as bf16) is refused in one line. */
