@@ -841,7 +841,8 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       gactTotal = g[14];
       int nEb = (ED + scanBwd.ce - 1) / scanBwd.ce;
       long nRb = (BT + COLSUM_ROWS - 1) / COLSUM_ROWS;
-      long scanPart = (long) nEb * BT * 2 * N + (long) B * N * ED + (long) B * ED;
+      // the selective scan backward's partial sums (Mamba-2's scan backward keeps its own in gact)
+      long scanPart = ssd ? 0 : (long) nEb * BT * 2 * N + (long) B * N * ED + (long) B * ED;
       long widest =
           Math.max(D, Math.max(c.inProjSize(), (long) c.convChannels() * (c.convKernel + 1)));
       long colPart = nRb * widest;
