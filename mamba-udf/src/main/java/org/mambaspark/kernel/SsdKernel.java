@@ -42,6 +42,7 @@ package org.mambaspark.kernel;
  * tests.
  */
 public class SsdKernel extends StepKernel {
+  // Kinds from P_SSD_SCAN up are this class's; MambaKernel.run sends the smaller ones to step().
   static final int P_SSD_SCAN = 20;
   static final int P_GATED_NORM = 21;
   static final int P_GATED_NORM_BWD = 22;
