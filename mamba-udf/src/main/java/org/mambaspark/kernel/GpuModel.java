@@ -6,17 +6,14 @@ import java.util.Arrays;
 import java.util.concurrent.locks.ReentrantLock;
 import org.mambaspark.model.Architecture;
 import org.mambaspark.model.Backend;
-import org.mambaspark.model.Backends;
 import org.mambaspark.model.LayerWeights;
+import org.mambaspark.model.Mamba2LayerWeights;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaState;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.TokenIds;
-import org.mambaspark.ops.LoudWarning;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * A {@link MambaModel} resident on an OpenCL device: the same forward, scoring, generation step and
@@ -34,7 +31,6 @@ import org.slf4j.LoggerFactory;
  * device).
  */
 final class GpuModel implements ModelRunner, MambaState.Holder {
-  private static final Logger LOG = LoggerFactory.getLogger(GpuModel.class);
   private final GpuBackend backend;
   private final MambaModel model;
   private final MambaConfig c;
@@ -302,10 +298,10 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   /**
    * The launch table ({@link StepKernel#plan}): the forward's records ({@link #forwardSlots}:
-   * Falcon's part norms for the layout of {@link #normRows} rows, or each Mamba-2 layer's scan and
+   * Falcon's part norms for the layout {@link #normRows} names, or each Mamba-2 layer's scan and
    * gated norm, {@link #ssdRecords}), then the decode plan's records.
    */
-  private int normRows = -1;
+  private long normRows = -1;
 
   /** One token a sequence through {@link StepKernel}: a single launch of the plan's passes. */
   private void decodeStep(float[] logits, Layout a) {
@@ -323,6 +319,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       System.arraycopy(plan.records, 0, kernel.plan, head, plan.records.length);
       System.arraycopy(plan.eps, 0, kernel.planF, head, plan.eps.length);
       putTable();
+      ssdBackwardFor = -1; // its records were where the plan's now are
     }
     passes(forwardSlots(), plan.passes, "decode step (" + plan.passes + " passes)");
     int V = c.vocabSize;
@@ -330,17 +327,34 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     System.arraycopy(kernel.out, 0, logits, 0, B * V);
   }
 
-  /** Falcon-Mamba: the weightless norms of x_proj's Δ-rank, B and C parts, in place. */
+  /**
+   * Falcon-Mamba: the weightless norms of x_proj's Δ-rank, B and C parts, in place, their 1/rms
+   * kept for the backward ({@link #partNormsBackward}, the table's next record).
+   */
   private void partNorms(Layout a) {
-    if (normRows != a.BT) {
-      ensureTable(StepKernel.REC);
-      int[] rec = {StepKernel.P_SEGNORM, a.BT, c.xProjSize(), c.timeStepRank, c.stateSize, a.dbc};
-      System.arraycopy(rec, 0, kernel.plan, 0, rec.length);
+    long key = 2L * a.BT + (a.training ? 1 : 0); // a training layout's gradient offsets
+    if (normRows != key) {
+      ensureTable(2 * StepKernel.REC);
+      int P = c.xProjSize();
+      int R = c.timeStepRank;
+      int N = c.stateSize;
+      int[] fwd = {StepKernel.P_SEGNORM, a.BT, P, R, N, a.dbc, a.partRstd};
+      int[] bwd = {StepKernel.P_SEGNORM_BWD, a.BT, P, R, N, a.dbc, a.partRstd, a.ddbc};
+      System.arraycopy(fwd, 0, kernel.plan, 0, fwd.length);
+      System.arraycopy(bwd, 0, kernel.plan, StepKernel.REC, bwd.length);
       kernel.planF[0] = c.mixerRmsEps;
       putTable();
-      normRows = a.BT;
+      normRows = key;
     }
     passes(0, 1, "falcon part norms");
+  }
+
+  /**
+   * Falcon-Mamba: x_proj's output gradient (ddbc) from the normed parts' gradient, in place; the
+   * records are {@link #partNorms}'s, which the layer's recompute has just run.
+   */
+  private void partNormsBackward() {
+    passes(1, 1, "falcon part norms backward");
   }
 
   private void putTable() {
@@ -427,9 +441,6 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   @Override
   public double forwardBackward(MambaWeights grads, int[] ids, int B, int L, double scale) {
-    if (falcon || ssd) {
-      return cpuTrainer().forwardBackward(grads, ids, B, L, scale);
-    }
     if (wl.staged) {
       throw new UnsupportedOperationException(
           "GPU training keeps every parameter and its gradient in one device array (2 GiB, about"
@@ -475,9 +486,6 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         states.evict();
         closed = true;
         kernel.dispose();
-        if (cpuTrainer != null) {
-          cpuTrainer.close();
-        }
       }
     } finally {
       lock.unlock();
@@ -515,28 +523,6 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     } finally {
       lock.unlock();
     }
-  }
-
-  private ModelRunner cpuTrainer;
-
-  /**
-   * Falcon-Mamba's and Mamba-2's gradients come from the CPU engine (the device has no backward of
-   * Falcon's part norms nor of the SSD scan and gated norm yet), said loudly once per runner; their
-   * inference stays on the device.
-   */
-  private synchronized ModelRunner cpuTrainer() {
-    if (cpuTrainer == null) {
-      LoudWarning.warn(
-          LOG,
-          "*** mamba: the GPU backend has no "
-              + c.architecture.hfClass
-              + " backward: TRAINING STEPS OF THIS MODEL RUN"
-              + " ON THE CPU (inference stays on "
-              + OpenClDevices.describe(device)
-              + ")");
-      cpuTrainer = Backends.cpu().open(model);
-    }
-    return cpuTrainer;
   }
 
   // ---- weights
@@ -651,7 +637,21 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   private void addGradients(MambaWeights grads) {
     float[] G = kernel.G;
-    for (int l = 0; l < c.numLayers; l++) {
+    for (int l = 0; l < grads.mamba2Layers.length; l++) {
+      Mamba2LayerWeights g = grads.mamba2Layers[l];
+      add(g.norm, G, wl.norm[l]);
+      add(g.inProj, G, wl.inProj[l]);
+      add(g.inProjBias, G, wl.inProjBias[l]);
+      add(g.conv1dWeight, G, wl.convW[l]);
+      add(g.conv1dBias, G, wl.convB[l]);
+      add(g.dtBias, G, wl.dtProjBias[l]);
+      add(g.aLog, G, wl.a2[l]);
+      add(g.dSkip, G, wl.dSkip[l]);
+      add(g.normWeight, G, wl.gatedNorm[l]);
+      add(g.outProj, G, wl.outProj[l]);
+      add(g.outProjBias, G, wl.outProjBias[l]);
+    }
+    for (int l = 0; l < grads.layers.length; l++) {
       LayerWeights g = grads.layers[l];
       add(g.norm, G, wl.norm[l]);
       add(g.inProj, G, wl.inProj[l]);
@@ -707,11 +707,15 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     final int hidden; //  (BT, D) norm_f output
     final int rstd; //    (BT) the current layer's 1/rms
     final int rstdF; //   (BT) norm_f's
+    final int partRstd; // (3, BT) Falcon-Mamba: the 1/rms of x_proj's Δ-rank, B and C parts
     final int
         hc; //      (B, chunks, N, ED) training; Mamba-2 (B, H, P, N): a stateless scan's state
+    final int ssdSave; // Mamba-2 training: (B, ssdChunks, H, P, N) the states at chunk starts
     final int logits; //  (logitRows, V)
     final long actTotal;
-    // gact (training)
+    // gact (training); Mamba-2: dxz (BT, I), dxs (BT, C) the conv output's, ddbc (BT, ED) the gated
+    // norm output's, ddelta (BT, ED) dΔ's terms per channel, dpre (BT, C) also the gated norm's
+    // weight-gradient terms (BT, ED) before the conv's backward uses it
     final int dx;
     final int dxNorm;
     final int dxz;
@@ -721,8 +725,21 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     final int dy;
     final int dhidden;
     final int dpre;
+    final int ssdHs; //   Mamba-2: (B, H, P, ssdQ, N) one chunk's states
+    final int ssdDh; //   (B, H, P, ssdQ, N) their gradients
+    final int ssdCarry; // (B, H, P, N) dh carried into the previous chunk
+    final int ssdSumA; // (B, H, P) Σ_t of dA's terms
+    final int ssdSumD; // (B, H, P) Σ_t of dD's terms
     final long gactTotal;
     final long partTotal;
+
+    /**
+     * Mamba-2's training scan: positions a chunk (the smallest power of two ≥ √L, which keeps the
+     * saved chunk-start states and one chunk's states equally small) and chunks.
+     */
+    final int ssdQ;
+
+    final int ssdChunks;
     // ids
     final int ids;
     final int tgt;
@@ -748,8 +765,15 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       scanFwd = training ? t[1] : L <= scanStep.chunk() ? scanStep : t[0];
       scanBwd = t[2];
       chunks = (L + scanFwd.chunk() - 1) / scanFwd.chunk();
+      int q = 1;
+      while ((long) q * q < L) {
+        q *= 2;
+      }
+      ssdQ = q;
+      ssdChunks = (L + q - 1) / q;
       logitRows = (int) Math.min(BT, Math.max(128, (1 << 26) / V));
-      long[] o = new long[13];
+      long state = (long) B * N * ED;
+      long[] o = new long[15];
       long[] sz = {
         BT * D,
         BT * D,
@@ -761,7 +785,9 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         BT * D,
         BT,
         BT,
-        training ? (long) B * chunks * N * ED : ssd ? (long) B * N * ED : 0,
+        falcon ? 3 * BT : 0,
+        ssd ? state : training ? (long) B * chunks * N * ED : 0,
+        ssd && training ? ssdChunks * state : 0,
         (long) logitRows * V
       };
       for (int i = 0; i < sz.length; i++) {
@@ -777,11 +803,29 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       hidden = (int) o[7];
       rstd = (int) o[8];
       rstdF = (int) o[9];
-      hc = (int) o[10];
-      logits = (int) o[11];
-      actTotal = o[12];
-      long[] g = new long[10];
-      long[] gz = {BT * D, BT * D, BT * 2 * ED, BT * ED, BT * P, BT * ED, BT * ED, BT * D, BT * ED};
+      partRstd = (int) o[10];
+      hc = (int) o[11];
+      ssdSave = (int) o[12];
+      logits = (int) o[13];
+      actTotal = o[14];
+      long[] g = new long[15];
+      long convOut = BT * c.convChannels();
+      long[] gz = {
+        BT * D,
+        BT * D,
+        BT * c.inProjSize(),
+        convOut,
+        BT * P,
+        BT * ED,
+        BT * ED,
+        BT * D,
+        convOut,
+        ssd ? q * state : 0,
+        ssd ? q * state : 0,
+        ssd ? state : 0,
+        ssd ? (long) B * ED : 0,
+        ssd ? (long) B * ED : 0
+      };
       if (training) {
         for (int i = 0; i < gz.length; i++) {
           g[i + 1] = g[i] + gz[i];
@@ -796,11 +840,19 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       dy = (int) g[6];
       dhidden = (int) g[7];
       dpre = (int) g[8];
-      gactTotal = g[9];
+      ssdHs = (int) g[9];
+      ssdDh = (int) g[10];
+      ssdCarry = (int) g[11];
+      ssdSumA = (int) g[12];
+      ssdSumD = (int) g[13];
+      gactTotal = g[14];
       int nEb = (ED + scanBwd.ce - 1) / scanBwd.ce;
       long nRb = (BT + COLSUM_ROWS - 1) / COLSUM_ROWS;
-      long scanPart = (long) nEb * BT * 2 * N + (long) B * N * ED + (long) B * ED;
-      long colPart = nRb * Math.max(2L * ED, Math.max(D, (long) ED * (c.convKernel + 1)));
+      // the selective scan backward's partial sums (Mamba-2's scan backward keeps its own in gact)
+      long scanPart = ssd ? 0 : (long) nEb * BT * 2 * N + (long) B * N * ED + (long) B * ED;
+      long widest =
+          Math.max(D, Math.max(c.inProjSize(), (long) c.convChannels() * (c.convKernel + 1)));
+      long colPart = nRb * widest;
       partTotal = training ? Math.max(SPLIT_K_PART, Math.max(scanPart, colPart)) : 0;
       ids = 0;
       tgt = B * L;
@@ -962,7 +1014,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private void layerForward(
       Layout a, int l, int inSel, int inOff, boolean withState, boolean residual) {
     if (ssd) {
-      ssdLayerForward(a, l, inSel, inOff, withState);
+      ssdLayerForward(a, l, inSel, inOff, withState, residual);
       return;
     }
     int BT = a.BT;
@@ -1039,18 +1091,19 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   }
 
   /**
-   * A Mamba-2 layer (inference; its training runs on the CPU): rmsnorm, in_proj, the causal conv +
-   * silu over xBC, then {@link SsdKernel}'s scan and gated norm as two passes of the launch table,
-   * and out_proj added into the residual stream ({@code SsdMixer.forward}).
+   * A Mamba-2 layer: rmsnorm, in_proj, the causal conv + silu over xBC, then {@link SsdKernel}'s
+   * scan and gated norm as two passes of the launch table, and, unless recomputing for the
+   * backward, out_proj added into the residual stream ({@code SsdMixer.forward}).
    */
-  private void ssdLayerForward(Layout a, int l, int inSel, int inOff, boolean withState) {
+  private void ssdLayerForward(
+      Layout a, int l, int inSel, int inOff, boolean withState, boolean residual) {
     int BT = a.BT;
     int D = c.hiddenSize;
     int ED = c.intermediateSize;
     int I = c.inProjSize();
     int C = c.convChannels();
     int none = MambaKernel.ACT_NONE;
-    rmsnormInto(a, inSel, inOff, a.xNorm, wl.norm[l], -1);
+    rmsnormInto(a, inSel, inOff, a.xNorm, wl.norm[l], a.training ? a.rstd : -1);
     productWithMatrix(
         -1,
         BT,
@@ -1065,16 +1118,16 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         wl.inProjBias[l],
         false,
         none);
-    setConv(a, l, withState);
-    kernel.cvED = C;
-    kernel.cvInOff = a.xz + ED;
-    kernel.cvInStride = I;
+    setSsdConv(a, l, withState);
     launch(MambaKernel.OP_CONV, gridStride(BT * C), 256);
     if (withState) {
       launch(MambaKernel.OP_CONV_STATE, a.B * C, 256);
     }
     ssdRecords(a, withState);
     passes(2 * l, 2, "ssd scan + gated norm");
+    if (!residual) {
+      return;
+    }
     productWithMatrix(
         -1,
         BT,
@@ -1096,7 +1149,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   /** Mamba-2: records [2l, 2l + 2) of the launch table are layer l's scan and gated norm. */
   private void ssdRecords(Layout a, boolean withState) {
-    String key = a.B + "x" + a.L + (withState ? " state" : "");
+    String key = a.B + "x" + a.L + (withState ? " state" : "") + (a.training ? " training" : "");
     if (key.equals(ssdRecordsFor)) {
       return;
     }
@@ -1116,9 +1169,12 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     ssdRecordsFor = key;
   }
 
-  /** Records at the head of the launch table for the forward; the decode plan's follow. */
+  /**
+   * Records at the head of the launch table for the forward (and Falcon-Mamba's part norms'
+   * backward); the decode plan's, or Mamba-2's backward's, follow.
+   */
   private int forwardSlots() {
-    return ssd ? 2 * c.numLayers : 1;
+    return ssd ? 2 * c.numLayers : 2;
   }
 
   /** The launch table holds at least n ints (the records it has are kept). */
@@ -1180,6 +1236,14 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     kernel.cvStateOff = withState && c.convKernel > 1 ? states.convOff(l, a.B) : -1;
   }
 
+  /** {@link #setConv} for Mamba-2's conv over xBC, in_proj's columns [ED, ED + C). */
+  private void setSsdConv(Layout a, int l, boolean withState) {
+    setConv(a, l, withState);
+    kernel.cvED = c.convChannels();
+    kernel.cvInOff = a.xz + c.intermediateSize;
+    kernel.cvInStride = c.inProjSize();
+  }
+
   private void setScan(Layout a, int l, boolean withState) {
     int ED = c.intermediateSize;
     kernel.sB = a.B;
@@ -1232,186 +1296,47 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private void backwardAll(Layout a, float scale) {
     int BT = a.BT;
     int D = c.hiddenSize;
-    int ED = c.intermediateSize;
-    int R = c.timeStepRank;
-    int P = c.xProjSize();
     int V = c.vocabSize;
     int ACT = MambaKernel.SEL_ACT;
     int GA = MambaKernel.SEL_GACT;
-    int W = MambaKernel.SEL_W;
     int G = MambaKernel.SEL_G;
     int SAVED = MambaKernel.SEL_SAVED;
-    int none = MambaKernel.ACT_NONE;
     // cross-entropy and lm_head, in row blocks: dhidden, dlm_head
     fill(GA, a.dhidden, BT * D);
     for (int r0 = 0; r0 < BT; r0 += a.logitRows) {
       int n = Math.min(a.logitRows, BT - r0);
       lmHeadCrossEntropy(a, r0, n, scale, true);
-      matmul(
-          new Product(
-              n,
-              D,
-              V,
-              new Product.View(ACT, a.logits, V, 1),
-              new Product.View(W, (int) wl.lmHead, D, 1),
-              new Product.View(GA, a.dhidden + r0 * D, D, 1),
-              -1,
-              true,
-              none));
-      matmul(
-          new Product(
-              V,
-              D,
-              n,
-              new Product.View(ACT, a.logits, 1, V),
-              new Product.View(ACT, a.hidden + r0 * D, D, 1),
-              new Product.View(G, (int) wl.lmHead, D, 1),
-              -1,
-              true,
-              none));
+      linearBackward(
+          n,
+          V,
+          D,
+          ACT,
+          a.logits,
+          V,
+          (int) wl.lmHead,
+          a.hidden + r0 * D,
+          D,
+          a.dhidden + r0 * D,
+          D,
+          true);
     }
     // norm_f
     fill(GA, a.dx, BT * D);
     rmsnormBackward(a, GA, a.dhidden, ACT, a.x, wl.normF, a.rstdF);
+    int I = c.inProjSize();
     for (int l = c.numLayers - 1; l >= 0; l--) {
       int in = l * BT * D;
       layerForward(a, l, SAVED, in, false, false);
-      // out_proj
-      matmul(
-          new Product(
-              BT,
-              ED,
-              D,
-              new Product.View(GA, a.dx, D, 1),
-              new Product.View(W, wl.outProj[l], ED, 1),
-              new Product.View(GA, a.dy, ED, 1),
-              -1,
-              false,
-              none));
-      matmul(
-          new Product(
-              D,
-              ED,
-              BT,
-              new Product.View(GA, a.dx, 1, D),
-              new Product.View(ACT, a.y, ED, 1),
-              new Product.View(G, wl.outProj[l], ED, 1),
-              -1,
-              true,
-              none));
-      if (wl.outProjBias[l] >= 0) {
-        colsum(BT, D, GA, a.dx, D, G, wl.outProjBias[l]);
+      fill(GA, a.dxz, BT * I);
+      if (ssd) {
+        ssdMixerBackward(a, l);
+      } else {
+        selectiveMixerBackward(a, l);
       }
-      // scan
-      fill(GA, a.ddbc, BT * P); // the scan writes du (dxs), dΔ and dz; dB|dC are added
-      fill(GA, a.dxz, BT * 2 * ED);
-      setScan(a, l, false);
-      kernel.dyOff = a.dy;
-      kernel.duOff = a.dxs;
-      kernel.ddtOff = a.ddelta;
-      kernel.ddbcOff = a.ddbc;
-      kernel.dzOff = a.dxz + ED;
-      int nEb = (ED + a.scanBwd.ce - 1) / a.scanBwd.ce;
-      kernel.pBcOff = 0;
-      kernel.pAOff = nEb * BT * 2 * c.stateSize;
-      kernel.pDOff = kernel.pAOff + a.B * c.stateSize * ED;
-      kernel.sGradMode = 1;
-      kernel.dAOff = wl.a2[l];
-      kernel.dDOff = wl.dSkip[l];
-      kernel.sCe = a.scanBwd.ce;
-      kernel.sSeg = a.scanBwd.segments;
-      kernel.sItems = a.scanBwd.items;
-      launch(ScanKernel.OP_SCAN_BWD4, a.B * nEb * a.scanBwd.threads(), a.scanBwd.threads());
-      launch(ScanKernel.OP_SCAN_BWD_REDUCE, BT * 2 * c.stateSize + c.stateSize * ED + ED, 128);
-      // Δ = softplus(dt_proj(dbc[:, :R]))
-      kernel.eN = BT * ED;
-      kernel.eDstOff = a.ddelta;
-      kernel.eSrcOff = a.delta;
-      launch(MambaKernel.OP_SOFTPLUS_BWD, BT * ED, 256);
-      matmul(
-          new Product(
-              BT,
-              R,
-              ED,
-              new Product.View(GA, a.ddelta, ED, 1),
-              new Product.View(W, wl.dtProj[l], R, 1),
-              new Product.View(GA, a.ddbc, P, 1),
-              -1,
-              true,
-              none));
-      matmul(
-          new Product(
-              ED,
-              R,
-              BT,
-              new Product.View(GA, a.ddelta, 1, ED),
-              new Product.View(ACT, a.dbc, P, 1),
-              new Product.View(G, wl.dtProj[l], R, 1),
-              -1,
-              true,
-              none));
-      colsum(BT, ED, GA, a.ddelta, ED, G, wl.dtProjBias[l]);
-      // x_proj
-      matmul(
-          new Product(
-              BT,
-              ED,
-              P,
-              new Product.View(GA, a.ddbc, P, 1),
-              new Product.View(W, wl.xProj[l], ED, 1),
-              new Product.View(GA, a.dxs, ED, 1),
-              -1,
-              true,
-              none));
-      matmul(
-          new Product(
-              P,
-              ED,
-              BT,
-              new Product.View(GA, a.ddbc, 1, P),
-              new Product.View(ACT, a.xs, ED, 1),
-              new Product.View(G, wl.xProj[l], ED, 1),
-              -1,
-              true,
-              none));
-      // conv + silu
-      setConv(a, l, false);
-      kernel.cvOutOff = a.dpre;
-      kernel.cvDxsOff = a.dxs;
-      kernel.cvDxOff = a.dxz;
-      kernel.cvPartOff = 0;
-      kernel.cvRowBlock = COLSUM_ROWS;
-      kernel.cvGwOff = wl.convW[l];
-      kernel.cvGbOff = wl.convB[l];
-      launch(MambaKernel.OP_CONV_BWD_DPRE, BT * ED, 256);
-      launch(MambaKernel.OP_CONV_BWD_DX, BT * ED, 256);
-      launch(MambaKernel.OP_CONV_BWD_DW, ((BT + COLSUM_ROWS - 1) / COLSUM_ROWS) * ED, 128);
-      launch(MambaKernel.OP_CONV_BWD_DW_FIN, ED * (c.convKernel + 1), 128);
       // in_proj
-      matmul(
-          new Product(
-              BT,
-              D,
-              2 * ED,
-              new Product.View(GA, a.dxz, 2 * ED, 1),
-              new Product.View(W, wl.inProj[l], D, 1),
-              new Product.View(GA, a.dxNorm, D, 1),
-              -1,
-              false,
-              none));
-      matmul(
-          new Product(
-              2 * ED,
-              D,
-              BT,
-              new Product.View(GA, a.dxz, 1, 2 * ED),
-              new Product.View(ACT, a.xNorm, D, 1),
-              new Product.View(G, wl.inProj[l], D, 1),
-              -1,
-              true,
-              none));
+      linearBackward(BT, I, D, GA, a.dxz, I, wl.inProj[l], a.xNorm, D, a.dxNorm, D, false);
       if (wl.inProjBias[l] >= 0) {
-        colsum(BT, 2 * ED, GA, a.dxz, 2 * ED, G, wl.inProjBias[l]);
+        colsum(BT, I, GA, a.dxz, I, G, wl.inProjBias[l]);
       }
       // the layer's rmsnorm
       rmsnormBackward(a, GA, a.dxNorm, SAVED, in, wl.norm[l], a.rstd);
@@ -1424,6 +1349,180 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     kernel.embOff = (int) wl.emb;
     kernel.embD = D;
     launch(MambaKernel.OP_EMBED_BWD, kernel.ebUnique * D, 256);
+  }
+
+  /**
+   * A linear layer's backward ({@code Matmul.matmulBackward}) for y (M, N) = x (M, K) · Wᵀ, W (N,
+   * K) at wOff: dx (gact, row stride dxRs) (+)= dy · W and dW += dyᵀ · x, with dy at (dySel, dyOff,
+   * row stride dyRs) and x in act (row stride xRs); a bias's gradient is the caller's column sum.
+   */
+  private void linearBackward(
+      int M,
+      int N,
+      int K,
+      int dySel,
+      int dyOff,
+      int dyRs,
+      int wOff,
+      int xOff,
+      int xRs,
+      int dxOff,
+      int dxRs,
+      boolean accumulate) {
+    int none = MambaKernel.ACT_NONE;
+    matmul(
+        new Product(
+            M,
+            K,
+            N,
+            new Product.View(dySel, dyOff, dyRs, 1),
+            new Product.View(MambaKernel.SEL_W, wOff, K, 1),
+            new Product.View(MambaKernel.SEL_GACT, dxOff, dxRs, 1),
+            -1,
+            accumulate,
+            none));
+    matmul(
+        new Product(
+            N,
+            K,
+            M,
+            new Product.View(dySel, dyOff, 1, dyRs),
+            new Product.View(MambaKernel.SEL_ACT, xOff, xRs, 1),
+            new Product.View(MambaKernel.SEL_G, wOff, K, 1),
+            -1,
+            true,
+            none));
+  }
+
+  /**
+   * dy (BT, ED) = dx · out_proj, d out_proj += dxᵀ · the layer's out_proj input at act[inOff], d
+   * bias += Σ_t dx.
+   */
+  private void outProjBackward(Layout a, int l, int inOff, int dyOff) {
+    int BT = a.BT;
+    int D = c.hiddenSize;
+    int ED = c.intermediateSize;
+    int GA = MambaKernel.SEL_GACT;
+    int G = MambaKernel.SEL_G;
+    linearBackward(BT, D, ED, GA, a.dx, D, wl.outProj[l], inOff, ED, dyOff, ED, false);
+    if (wl.outProjBias[l] >= 0) {
+      colsum(BT, D, GA, a.dx, D, G, wl.outProjBias[l]);
+    }
+  }
+
+  /**
+   * The causal conv + SiLU's backward for the conv fields set ({@link #setConv}): from its output's
+   * gradient at gact[dxsOff] (BT, channels) into in_proj's output gradient (dxz), and its weight
+   * and bias gradients.
+   */
+  private void convBackward(Layout a, int l, int dxsOff) {
+    int BT = a.BT;
+    int channels = kernel.cvED;
+    kernel.cvOutOff = a.dpre;
+    kernel.cvDxsOff = dxsOff;
+    kernel.cvDxOff = a.dxz + (kernel.cvInOff - a.xz);
+    kernel.cvPartOff = 0;
+    kernel.cvRowBlock = COLSUM_ROWS;
+    kernel.cvGwOff = wl.convW[l];
+    kernel.cvGbOff = wl.convB[l];
+    launch(MambaKernel.OP_CONV_BWD_DPRE, BT * channels, 256);
+    launch(MambaKernel.OP_CONV_BWD_DX, BT * channels, 256);
+    launch(MambaKernel.OP_CONV_BWD_DW, ((BT + COLSUM_ROWS - 1) / COLSUM_ROWS) * channels, 128);
+    launch(MambaKernel.OP_CONV_BWD_DW_FIN, channels * (c.convKernel + 1), 128);
+  }
+
+  /**
+   * Mamba-1's and Falcon-Mamba's mixer backward, from dx (the layer's output gradient) to dxz
+   * (in_proj's output gradient), over the layer's recomputed forward ({@code SelectiveMixer}).
+   */
+  private void selectiveMixerBackward(Layout a, int l) {
+    int BT = a.BT;
+    int ED = c.intermediateSize;
+    int R = c.timeStepRank;
+    int P = c.xProjSize();
+    int GA = MambaKernel.SEL_GACT;
+    int G = MambaKernel.SEL_G;
+    outProjBackward(a, l, a.y, a.dy);
+    // scan
+    fill(GA, a.ddbc, BT * P); // the scan writes du (dxs), dΔ and dz; dB|dC are added
+    setScan(a, l, false);
+    kernel.dyOff = a.dy;
+    kernel.duOff = a.dxs;
+    kernel.ddtOff = a.ddelta;
+    kernel.ddbcOff = a.ddbc;
+    kernel.dzOff = a.dxz + ED;
+    int nEb = (ED + a.scanBwd.ce - 1) / a.scanBwd.ce;
+    kernel.pBcOff = 0;
+    kernel.pAOff = nEb * BT * 2 * c.stateSize;
+    kernel.pDOff = kernel.pAOff + a.B * c.stateSize * ED;
+    kernel.sGradMode = 1;
+    kernel.dAOff = wl.a2[l];
+    kernel.dDOff = wl.dSkip[l];
+    kernel.sCe = a.scanBwd.ce;
+    kernel.sSeg = a.scanBwd.segments;
+    kernel.sItems = a.scanBwd.items;
+    launch(ScanKernel.OP_SCAN_BWD4, a.B * nEb * a.scanBwd.threads(), a.scanBwd.threads());
+    launch(ScanKernel.OP_SCAN_BWD_REDUCE, BT * 2 * c.stateSize + c.stateSize * ED + ED, 128);
+    // Δ = softplus(dt_proj(dbc[:, :R]))
+    kernel.eN = BT * ED;
+    kernel.eDstOff = a.ddelta;
+    kernel.eSrcOff = a.delta;
+    launch(MambaKernel.OP_SOFTPLUS_BWD, BT * ED, 256);
+    linearBackward(BT, ED, R, GA, a.ddelta, ED, wl.dtProj[l], a.dbc, P, a.ddbc, P, true);
+    colsum(BT, ED, GA, a.ddelta, ED, G, wl.dtProjBias[l]);
+    if (falcon) {
+      partNormsBackward();
+    }
+    // x_proj
+    linearBackward(BT, P, ED, GA, a.ddbc, P, wl.xProj[l], a.xs, ED, a.dxs, ED, true);
+    setConv(a, l, false);
+    convBackward(a, l, a.dxs);
+  }
+
+  /**
+   * Mamba-2's mixer backward ({@code SsdMixer.backward}), from dx to dxz over the layer's
+   * recomputed forward: out_proj, then {@link SsdRecords#backward}'s passes (the gated norm, the
+   * SSD scan by chunks from the last, dδ, d A_log and d D) as one launch, the column sums of the
+   * gated norm's weight and dt_bias gradients, and the conv over xBC.
+   */
+  private void ssdMixerBackward(Layout a, int l) {
+    int BT = a.BT;
+    int ED = c.intermediateSize;
+    int C = c.convChannels();
+    int I = c.inProjSize();
+    int GA = MambaKernel.SEL_GACT;
+    int G = MambaKernel.SEL_G;
+    outProjBackward(a, l, a.dbc, a.ddbc);
+    int n = SsdRecords.backwardPasses(a);
+    ssdBackwardRecords(a);
+    passes(forwardSlots() + l * n, n, "ssd backward");
+    colsum(BT, ED, GA, a.dpre, ED, G, wl.gatedNorm[l]);
+    colsum(BT, c.numHeads, GA, a.dxz + ED + C, I, G, wl.dtProjBias[l]);
+    setSsdConv(a, l, false);
+    convBackward(a, l, a.dxs);
+  }
+
+  /** The B·L of the Mamba-2 backward records in the table, or -1. */
+  private long ssdBackwardFor = -1;
+
+  /**
+   * Mamba-2: each layer's {@link SsdRecords#backward} records after the forward's, where the decode
+   * plan's go (which is then rebuilt when next needed).
+   */
+  private void ssdBackwardRecords(Layout a) {
+    long key = ((long) a.B << 32) | a.L;
+    if (key == ssdBackwardFor) {
+      return;
+    }
+    int REC = StepKernel.REC;
+    int n = SsdRecords.backwardPasses(a);
+    ensureTable((forwardSlots() + c.numLayers * n) * REC);
+    for (int l = 0; l < c.numLayers; l++) {
+      SsdRecords.backward(kernel.plan, kernel.planF, forwardSlots() + l * n, c, wl, l, a);
+    }
+    putTable();
+    plan = null;
+    ssdBackwardFor = key;
   }
 
   /** dinp (dx) += rmsnorm backward; dweight via column partials (Σ_t dout·inp·rstd). */

@@ -256,8 +256,13 @@ public class MambaKernel extends SsdKernel {
     } else if (op == OP_STAGE) {
       stage();
     } else if (op == OP_STEP) {
-      step();
-      ssdPass();
+      // One dispatch on the pass's kind, not two in a row: a CPU OpenCL compiler (PoCL) copies the
+      // code that follows each barrier, and after step()'s barriers would come all of ssdPass().
+      if (plan[planOff + getPassId() * REC] < P_SSD_SCAN) {
+        step();
+      } else {
+        ssdPass();
+      }
     }
   }
 

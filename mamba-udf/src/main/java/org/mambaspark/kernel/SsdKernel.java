@@ -17,10 +17,38 @@ package org.mambaspark.kernel;
  *   <li>{@link #P_GATED_NORM}: out = rmsnorm_per_group(y · silu(z)) · weight, a work-group per
  *       (row, group) ({@code GatedRmsNorm.gatedRmsnormForward}).
  * </ul>
+ *
+ * <p>The training backward's passes (one launch a layer, {@link SsdRecords#backward}), each the
+ * gradient of the pass above it read in reverse:
+ *
+ * <ul>
+ *   <li>{@link #P_GATED_NORM_BWD}: dy and dz of the gated norm, and each row's term of d weight
+ *       (summed over rows by the column-sum op), a work-group per (row, group) ({@code
+ *       GatedRmsNorm.gatedRmsnormBackward});
+ *   <li>{@link #P_SSD_STATES_BWD}, per chunk of Q positions from the last: a thread per (sequence,
+ *       head, channel p) recomputes its N states over the chunk from the state the forward saved at
+ *       the chunk's start, then walks the chunk backwards carrying dh_t = exp(Δ_{t+1}·A)·dh_{t+1} +
+ *       dy_t·C_t: dx, its term of dΔ (summed over p by {@link #P_SSD_DT_BWD}) and its partial sums
+ *       of dA and dD (summed by {@link #P_SSD_PARAM_BWD}), keeping h_t and dh_t of the chunk for
+ *       {@link #P_SSD_BC_BWD};
+ *   <li>{@link #P_SSD_BC_BWD}: dB_t and dC_t of a chunk, a thread per (sequence, position, group,
+ *       n) summing over the group's heads and their channels — no atomics;
+ *   <li>{@link #P_SSD_DT_BWD}: dΔ through the clamp and the softplus into dδ (in_proj's gradient);
+ *   <li>{@link #P_SSD_PARAM_BWD}: dA_log = A·Σ dA and dD, a thread per head.
+ * </ul>
+ *
+ * Checked against {@code SsdMixer.backward} (and through it the fixtures) by the GPU backend's
+ * tests.
  */
 public class SsdKernel extends StepKernel {
+  // Kinds from P_SSD_SCAN up are this class's; MambaKernel.run sends the smaller ones to step().
   static final int P_SSD_SCAN = 20;
   static final int P_GATED_NORM = 21;
+  static final int P_GATED_NORM_BWD = 22;
+  static final int P_SSD_STATES_BWD = 23;
+  static final int P_SSD_BC_BWD = 24;
+  static final int P_SSD_DT_BWD = 25;
+  static final int P_SSD_PARAM_BWD = 26;
 
   /** This pass's record, when it is one of Mamba-2's. */
   final void ssdPass() {
@@ -30,6 +58,16 @@ public class SsdKernel extends StepKernel {
       ssdScan(p);
     } else if (kind == P_GATED_NORM) {
       gatedNorm(p);
+    } else if (kind == P_GATED_NORM_BWD) {
+      gatedNormBackward(p);
+    } else if (kind == P_SSD_STATES_BWD) {
+      ssdStatesBackward(p);
+    } else if (kind == P_SSD_BC_BWD) {
+      ssdBcBackward(p);
+    } else if (kind == P_SSD_DT_BWD) {
+      ssdDtBackward(p);
+    } else if (kind == P_SSD_PARAM_BWD) {
+      ssdParamBackward(p);
     }
   }
 
@@ -43,11 +81,12 @@ public class SsdKernel extends StepKernel {
   static final int SCAN_MAX_N = SCAN_STATES * STEP_THREADS;
 
   /**
-   * [B, L, H, P, G, N, xbcOff, C, deltaOff, I, yOff, wOff, hOff, inState], planF [lo, hi]: rows b·L
-   * + t; x, B, C in the conv output act[xbcOff + row·C ...] = [x (H·P) | B (G·N) | C (G·N)]; δ at
-   * act[deltaOff + row·I + h]; y (B·L, H·P) at yOff; dt_bias, A, D (H each) at W[wOff], W[wOff +
-   * H], W[wOff + 2H]; the state at hOff in {@code state} when inState is 1, else in {@code act}
-   * (from zero).
+   * [B, L, H, P, G, N, xbcOff, C, deltaOff, I, yOff, wOff, hOff, inState, saveOff, Q], planF [lo,
+   * hi]: rows b·L + t; x, B, C in the conv output act[xbcOff + row·C ...] = [x (H·P) | B (G·N) | C
+   * (G·N)]; δ at act[deltaOff + row·I + h]; y (B·L, H·P) at yOff; dt_bias, A, D (H each) at
+   * W[wOff], W[wOff + H], W[wOff + 2H]; the state at hOff in {@code state} when inState is 1, else
+   * in {@code act} (from zero). With saveOff ≥ 0 (training) the state before each chunk of Q
+   * positions goes to act[saveOff ...] as (B, chunks, H, P, N), for the backward.
    *
    * <p>A channel's N states evolve apart from every other channel's, so the work is split by
    * channel, not only by (sequence, head): S threads share a channel (S a power of two, S·{@value
@@ -72,6 +111,9 @@ public class SsdKernel extends StepKernel {
     int wOff = plan[p + 12];
     int hOff = plan[p + 13];
     int inState = plan[p + 14];
+    int saveOff = plan[p + 15];
+    int Q = plan[p + 16];
+    int nQ = (L + Q - 1) / Q;
     float lo = planF[p];
     float hi = planF[p + 1];
     int lid = getLocalId();
@@ -123,6 +165,13 @@ public class SsdKernel extends StepKernel {
         for (int j = 0; j < T; j++) {
           float acc = 0f;
           if (live == 1) {
+            if (saveOff >= 0 && (t0 + j) % Q == 0) {
+              int sv = saveOff + ((b * nQ + (t0 + j) / Q) * ED + h * P + pp) * N + s;
+              stateOut(sv, s, N, 0, h0);
+              stateOut(sv + S, s + S, N, 0, h1);
+              stateOut(sv + 2 * S, s + 2 * S, N, 0, h2);
+              stateOut(sv + 3 * S, s + 3 * S, N, 0, h3);
+            }
             int xo = xbcOff + (b * L + t0 + j) * C;
             float dtx = lmem[dtAt + j] * act[xo + h * P + pp];
             float decay = lmem[dtAt + SCAN_STEPS + j];
@@ -183,7 +232,7 @@ public class SsdKernel extends StepKernel {
     return v;
   }
 
-  /** The scan's final state element v to {@code state} (inState 1) or the act scratch, if n < N. */
+  /** A state element v (index n) to {@code state} (inState 1) or to act, if n < N. */
   private void stateOut(int i, int n, int N, int inState, float v) {
     if (n < N) {
       if (inState == 1) {
@@ -243,6 +292,295 @@ public class SsdKernel extends StepKernel {
         act[outOff + row * ED + e0 + i] = u * r * W[wOff + e0 + i];
       }
       localBarrier();
+    }
+  }
+
+  /**
+   * [rows, ED, G, yOff, zOff, zStride, wOff, doutOff, dyOff, dzOff, dzStride, dwOff], eps: the
+   * gradient of {@link #gatedNorm} from its output's gradient gact[doutOff + row·ED + e]: with u =
+   * y·silu(z), r its group's 1/rms (recomputed) and c = r³/K·Σ_group dout·weight·u, du = r·weight·
+   * dout − c·u, gact[dyOff ...] = du·silu(z), gact[dzOff + row·dzStride + e] = du·y·silu'(z), and
+   * gact[dwOff + row·ED + e] = dout·u·r (the row's term of d weight).
+   */
+  private void gatedNormBackward(int p) {
+    int rows = plan[p + 1];
+    int ED = plan[p + 2];
+    int G = plan[p + 3];
+    int yOff = plan[p + 4];
+    int zOff = plan[p + 5];
+    int zStride = plan[p + 6];
+    int wOff = plan[p + 7];
+    int doutOff = plan[p + 8];
+    int dyOff = plan[p + 9];
+    int dzOff = plan[p + 10];
+    int dzStride = plan[p + 11];
+    int dwOff = plan[p + 12];
+    float eps = planF[p];
+    int K = ED / G;
+    int lid = getLocalId();
+    int wg = getLocalSize();
+    for (int rg = getGroupId(); rg < rows * G; rg += getNumGroups()) {
+      int row = rg / G;
+      int e0 = (rg - row * G) * K;
+      int yo = yOff + row * ED + e0;
+      int zo = zOff + row * zStride + e0;
+      int go = row * ED + e0;
+      float ss = 0f;
+      float dot = 0f;
+      for (int i = lid; i < K; i += wg) {
+        float z = act[zo + i];
+        float u = act[yo + i] * (z / (1f + exp(-z)));
+        ss += u * u;
+        dot += gact[doutOff + go + i] * W[wOff + e0 + i] * u;
+      }
+      float r = 1f / sqrt(groupSum(ss) / K + eps);
+      float c = r * r * r * groupSum(dot) / K;
+      for (int i = lid; i < K; i += wg) {
+        float z = act[zo + i];
+        float y = act[yo + i];
+        float sg = 1f / (1f + exp(-z));
+        float u = y * z * sg;
+        float dout = gact[doutOff + go + i];
+        float du = r * W[wOff + e0 + i] * dout - c * u;
+        gact[dyOff + go + i] = du * z * sg;
+        gact[dzOff + row * dzStride + e0 + i] = du * y * sg * (1f + z * (1f - sg));
+        gact[dwOff + go + i] = dout * u * r;
+      }
+      localBarrier();
+    }
+  }
+
+  /**
+   * [B, L, H, P, G, N, xbcOff, C, deltaOff, I, wOff, saveOff, Q, k, dyOff, dxbcOff, ddtOff, hsOff,
+   * dhOff, carryOff, dAOff, dDOff], planF [lo, hi]: chunk k (positions [kQ, kQ + Q) ∩ [0, L)) of
+   * the SSD scan's backward, a thread per (b, h, p) = b·H·P + e; chunks run from the last. Inputs
+   * as {@link #ssdScan}'s, the chunk-start states at saveOff, dy (B·L, H·P) at gact[dyOff]. Writes
+   * dx into gact[dxbcOff + row·C + e]; Σ_n dh·(x·B + A·exp(ΔA)·h_{t−1}) (dΔ's term) at gact[ddtOff
+   * + row·H·P + e]; h_t and dh_t of the chunk at gact[hsOff / dhOff + ((b·H·P + e)·Q + t − kQ)·N +
+   * n]; dh of the chunk's first position (the next chunk's carry) at gact[carryOff + (b·H·P + e)·N
+   * + n]; and the running Σ_t of Δ·exp(ΔA)·Σ_n dh·h_{t−1} (dA) and of dy·x (dD) at gact[dAOff /
+   * dDOff + b·H·P + e].
+   */
+  private void ssdStatesBackward(int p) {
+    int B = plan[p + 1];
+    int L = plan[p + 2];
+    int H = plan[p + 3];
+    int P = plan[p + 4];
+    int G = plan[p + 5];
+    int N = plan[p + 6];
+    int xbcOff = plan[p + 7];
+    int C = plan[p + 8];
+    int deltaOff = plan[p + 9];
+    int I = plan[p + 10];
+    int wOff = plan[p + 11];
+    int saveOff = plan[p + 12];
+    int Q = plan[p + 13];
+    int k = plan[p + 14];
+    int dyOff = plan[p + 15];
+    int dxbcOff = plan[p + 16];
+    int ddtOff = plan[p + 17];
+    int hsOff = plan[p + 18];
+    int dhOff = plan[p + 19];
+    int carryOff = plan[p + 20];
+    int dAOff = plan[p + 21];
+    int dDOff = plan[p + 22];
+    float lo = planF[p];
+    float hi = planF[p + 1];
+    int ED = H * P;
+    int hpg = H / G;
+    int nQ = (L + Q - 1) / Q;
+    int t0 = k * Q;
+    int t1 = min(L, t0 + Q);
+    for (int bhp = getGlobalId(); bhp < B * ED; bhp += getGlobalSize()) {
+      int b = bhp / ED;
+      int e = bhp - b * ED;
+      int h = e / P;
+      int g = h / hpg;
+      float A = W[wOff + H + h];
+      float Dh = W[wOff + 2 * H + h];
+      int sv = saveOff + ((b * nQ + k) * ED + e) * N;
+      int hs = hsOff + bhp * Q * N;
+      int dhs = dhOff + bhp * Q * N;
+      int carry = carryOff + bhp * N;
+      // the chunk's states, from the one saved at its start
+      for (int t = t0; t < t1; t++) {
+        int row = b * L + t;
+        float dt = ssdDelta(deltaOff, I, wOff, row, h, lo, hi);
+        float decay = exp(dt * A);
+        float dtx = dt * act[xbcOff + row * C + e];
+        int bo = xbcOff + row * C + ED + g * N;
+        int cur = hs + (t - t0) * N;
+        for (int n = 0; n < N; n++) {
+          float prev = 0f;
+          if (t == t0) {
+            prev = act[sv + n];
+          } else {
+            prev = gact[cur - N + n];
+          }
+          gact[cur + n] = decay * prev + dtx * act[bo + n];
+        }
+      }
+      // backwards through the chunk
+      float aNext = 0f; // exp(Δ_{t+1}·A): 0 after the last position
+      float sumA = 0f;
+      float sumD = 0f;
+      if (t1 < L) {
+        aNext = exp(ssdDelta(deltaOff, I, wOff, b * L + t1, h, lo, hi) * A);
+        sumA = gact[dAOff + bhp];
+        sumD = gact[dDOff + bhp];
+      }
+      for (int t = t1 - 1; t >= t0; t--) {
+        int row = b * L + t;
+        float dt = ssdDelta(deltaOff, I, wOff, row, h, lo, hi);
+        float decay = exp(dt * A);
+        float x = act[xbcOff + row * C + e];
+        float dy = gact[dyOff + row * ED + e];
+        int bo = xbcOff + row * C + ED + g * N;
+        int co = bo + G * N;
+        int cur = hs + (t - t0) * N;
+        int dcur = dhs + (t - t0) * N;
+        float sumB = 0f; // Σ_n dh·B
+        float sumH = 0f; // Σ_n dh·h_{t−1}
+        for (int n = 0; n < N; n++) {
+          float dh = dy * act[co + n];
+          if (aNext != 0f) {
+            dh += aNext * gact[carry + n];
+          }
+          gact[carry + n] = dh;
+          gact[dcur + n] = dh;
+          float prev = 0f;
+          if (t == t0) {
+            prev = act[sv + n];
+          } else {
+            prev = gact[cur - N + n];
+          }
+          sumB += dh * act[bo + n];
+          sumH += dh * prev;
+        }
+        gact[dxbcOff + row * C + e] = dt * sumB + Dh * dy;
+        gact[ddtOff + row * ED + e] = x * sumB + A * decay * sumH;
+        sumA += dt * decay * sumH;
+        sumD += dy * x;
+        aNext = decay;
+      }
+      gact[dAOff + bhp] = sumA;
+      gact[dDOff + bhp] = sumD;
+    }
+  }
+
+  /**
+   * [B, L, H, P, G, N, xbcOff, C, deltaOff, I, wOff, Q, k, dyOff, dxbcOff, hsOff, dhOff], planF
+   * [lo, hi]: dB_t = Σ_{h of g} Δ_t,h·Σ_p dh_t·x_t and dC_t = Σ_{h of g} Σ_p dy_t·h_t for the
+   * positions of chunk k, from {@link #ssdStatesBackward}'s h_t and dh_t, into gact[dxbcOff + row·C
+   * + ED (+ G·N) + g·N + n]; a thread per (b, position, g, n).
+   */
+  private void ssdBcBackward(int p) {
+    int B = plan[p + 1];
+    int L = plan[p + 2];
+    int H = plan[p + 3];
+    int P = plan[p + 4];
+    int G = plan[p + 5];
+    int N = plan[p + 6];
+    int xbcOff = plan[p + 7];
+    int C = plan[p + 8];
+    int deltaOff = plan[p + 9];
+    int I = plan[p + 10];
+    int wOff = plan[p + 11];
+    int Q = plan[p + 12];
+    int k = plan[p + 13];
+    int dyOff = plan[p + 14];
+    int dxbcOff = plan[p + 15];
+    int hsOff = plan[p + 16];
+    int dhOff = plan[p + 17];
+    float lo = planF[p];
+    float hi = planF[p + 1];
+    int ED = H * P;
+    int hpg = H / G;
+    int t0 = k * Q;
+    int q = min(L, t0 + Q) - t0;
+    for (int i = getGlobalId(); i < B * q * G * N; i += getGlobalSize()) {
+      int n = i % N;
+      int g = (i / N) % G;
+      int tt = (i / (N * G)) % q;
+      int b = i / (N * G * q);
+      int row = b * L + t0 + tt;
+      float dB = 0f;
+      float dC = 0f;
+      for (int h = g * hpg; h < (g + 1) * hpg; h++) {
+        float sx = 0f;
+        for (int pp = 0; pp < P; pp++) {
+          int e = h * P + pp;
+          int s = ((b * ED + e) * Q + tt) * N + n;
+          sx += gact[dhOff + s] * act[xbcOff + row * C + e];
+          dC += gact[dyOff + row * ED + e] * gact[hsOff + s];
+        }
+        dB += ssdDelta(deltaOff, I, wOff, row, h, lo, hi) * sx;
+      }
+      gact[dxbcOff + row * C + ED + g * N + n] = dB;
+      gact[dxbcOff + row * C + ED + G * N + g * N + n] = dC;
+    }
+  }
+
+  /**
+   * [rows, H, P, deltaOff, I, wOff, ddtOff, dOff], planF [lo, hi]: dΔ = Σ_p of {@link
+   * #ssdStatesBackward}'s terms, through the clamp (zero where softplus is outside [lo, hi], as
+   * torch.clamp) and the softplus, into dδ at gact[dOff + row·I + h]; a thread per (row, h).
+   */
+  private void ssdDtBackward(int p) {
+    int rows = plan[p + 1];
+    int H = plan[p + 2];
+    int P = plan[p + 3];
+    int deltaOff = plan[p + 4];
+    int I = plan[p + 5];
+    int wOff = plan[p + 6];
+    int ddtOff = plan[p + 7];
+    int dOff = plan[p + 8];
+    float lo = planF[p];
+    float hi = planF[p + 1];
+    for (int i = getGlobalId(); i < rows * H; i += getGlobalSize()) {
+      int row = i / H;
+      int h = i - row * H;
+      float d = 0f;
+      for (int pp = 0; pp < P; pp++) {
+        d += gact[ddtOff + row * H * P + h * P + pp];
+      }
+      float raw = act[deltaOff + row * I + h] + W[wOff + h];
+      float sp = raw;
+      if (raw <= 20f) {
+        sp = log1p(exp(raw));
+        d = d / (1f + exp(-raw));
+      }
+      if (sp < lo || sp > hi) {
+        d = 0f;
+      }
+      gact[dOff + row * I + h] = d;
+    }
+  }
+
+  /**
+   * [B, H, P, wOff, dAOff, dDOff]: G[wOff + H + h] += A_h·Σ_{b,p} dA (A = −exp(A_log), so this is d
+   * A_log) and G[wOff + 2H + h] += Σ_{b,p} dD, from {@link #ssdStatesBackward}'s sums; a thread per
+   * head.
+   */
+  private void ssdParamBackward(int p) {
+    int B = plan[p + 1];
+    int H = plan[p + 2];
+    int P = plan[p + 3];
+    int wOff = plan[p + 4];
+    int dAOff = plan[p + 5];
+    int dDOff = plan[p + 6];
+    for (int h = getGlobalId(); h < H; h += getGlobalSize()) {
+      float sA = 0f;
+      float sD = 0f;
+      for (int b = 0; b < B; b++) {
+        for (int pp = 0; pp < P; pp++) {
+          int i = (b * H + h) * P + pp;
+          sA += gact[dAOff + i];
+          sD += gact[dDOff + i];
+        }
+      }
+      G[wOff + H + h] += W[wOff + H + h] * sA;
+      G[wOff + 2 * H + h] += sD;
     }
   }
 }

@@ -26,7 +26,8 @@ package org.mambaspark.kernel;
  *   <li>{@link #P_CONV}: the depthwise conv's step over the kept K−1 inputs, + SiLU, and the shift
  *       of those inputs ({@code Conv1d.convStep});
  *   <li>{@link #P_SEGNORM}: Falcon-Mamba's weightless RMSNorms of the Δ-rank, B and C parts of each
- *       x_proj row, in place (also launched alone, one pass, by the forward);
+ *       x_proj row, in place (also launched alone, one pass, by the forward), and {@link
+ *       #P_SEGNORM_BWD}, their gradient (launched by the training backward);
  *   <li>{@link #P_SCAN_DT}: the selective scan's step with the D skip and the SiLU(z) gate, a
  *       thread per (b, e) walking its N states ({@code SelectiveScan.scanStep}), with Δ =
  *       softplus(dt_proj(δ) + bias) computed by each thread for its channel (and Falcon-Mamba's
@@ -49,6 +50,7 @@ public class StepKernel extends ScanKernel {
   static final int P_GEMM = 6;
   static final int P_SEGNORM = 7;
   static final int P_SCAN_DT = 8;
+  static final int P_SEGNORM_BWD = 9;
 
   /** GEMV options (record int 14): A's rows rmsnormed on the fly; conv + SiLU on x's columns. */
   static final int FUSE_NORM = 1;
@@ -99,6 +101,8 @@ public class StepKernel extends ScanKernel {
       segmentNorms(p);
     } else if (kind == P_SCAN_DT) {
       stepScanDt(p);
+    } else if (kind == P_SEGNORM_BWD) {
+      segmentNormsBackward(p);
     }
   }
 
@@ -536,8 +540,10 @@ public class StepKernel extends ScanKernel {
   }
 
   /**
-   * [rows, P, R, N, dbcOff], eps: each row's parts [0, R), [R, R+N), [R+N, R+2N) of act[dbcOff +
-   * row·P ...] become v·rsqrt(mean(v²) + eps), a thread per (row, part).
+   * [rows, P, R, N, dbcOff, rstdOff], eps: each row's parts [0, R), [R, R+N), [R+N, R+2N) of
+   * act[dbcOff + row·P ...] become v·r with r = 1/sqrt(mean(v²) + eps), a thread per (row, part)
+   * ({@code RmsNorm.rmsnormColumnsForward}); r goes to act[rstdOff + part·rows + row] when rstdOff
+   * ≥ 0 (the training backward's).
    */
   private void segmentNorms(int p) {
     int rows = plan[p + 1];
@@ -545,6 +551,7 @@ public class StepKernel extends ScanKernel {
     int R = plan[p + 3];
     int N = plan[p + 4];
     int dbcOff = plan[p + 5];
+    int rstdOff = plan[p + 6];
     float eps = planF[p];
     for (int i = getGlobalId(); i < rows * 3; i += getGlobalSize()) {
       int row = i / 3;
@@ -563,6 +570,44 @@ public class StepKernel extends ScanKernel {
       float r = 1f / sqrt(ss / n + eps);
       for (int j = 0; j < n; j++) {
         act[o + j] = act[o + j] * r;
+      }
+      if (rstdOff >= 0) {
+        act[rstdOff + part * rows + row] = r;
+      }
+    }
+  }
+
+  /**
+   * [rows, P, R, N, dbcOff, rstdOff, dOff]: the gradient of {@link #segmentNorms}, in place in
+   * gact[dOff + row·P ...], from its output v·r (act[dbcOff ...]) and r: with y = v·r and dy the
+   * gradient of y, dv = r·(dy − y·Σ dy·y / n) ({@code RmsNorm.rmsnormColumnsBackward}'s r·dy −
+   * r³/n·v·Σ dy·v, written with the output the forward kept), a thread per (row, part).
+   */
+  private void segmentNormsBackward(int p) {
+    int rows = plan[p + 1];
+    int P = plan[p + 2];
+    int R = plan[p + 3];
+    int N = plan[p + 4];
+    int dbcOff = plan[p + 5];
+    int rstdOff = plan[p + 6];
+    int dOff = plan[p + 7];
+    for (int i = getGlobalId(); i < rows * 3; i += getGlobalSize()) {
+      int row = i / 3;
+      int part = i - row * 3;
+      int o = row * P;
+      int n = R;
+      if (part > 0) {
+        o += R + (part - 1) * N;
+        n = N;
+      }
+      float dot = 0f;
+      for (int j = 0; j < n; j++) {
+        dot += gact[dOff + o + j] * act[dbcOff + o + j];
+      }
+      float r = act[rstdOff + part * rows + row];
+      float m = dot / n;
+      for (int j = 0; j < n; j++) {
+        gact[dOff + o + j] = r * (gact[dOff + o + j] - act[dbcOff + o + j] * m);
       }
     }
   }

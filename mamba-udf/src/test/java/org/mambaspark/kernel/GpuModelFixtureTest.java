@@ -24,8 +24,8 @@ import org.mambaspark.model.NamedTensor;
  * The whole model through the GPU backend against Hugging Face transformers' float64 outputs in
  * fixtures/: every hidden state, the logits and the loss within 1e-5 relative error, greedy
  * generation identical (prefill + one-token steps with the state on the device), streaming in
- * pieces equal to one pass, and every parameter gradient within 1e-4; for Mamba-1, Falcon-Mamba and
- * Mamba-2 (the last two's gradients the runner takes from the CPU engine, saying so).
+ * pieces equal to one pass, and every parameter gradient within 1e-4, computed on the device; for
+ * Mamba-1, Falcon-Mamba and Mamba-2.
  */
 class GpuModelFixtureTest {
   static final double TOL = 1e-5;

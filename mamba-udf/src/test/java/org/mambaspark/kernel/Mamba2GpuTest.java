@@ -26,7 +26,8 @@ import org.mambaspark.model.NamedTensor;
  * sizes from 3 to 300 (more channels than a work-group has threads), 1 to 4 groups, N from 3 to 70,
  * conv widths 1 to 4, chunk sizes that do not divide L, B > 1, biases, an untied head, a clamped Δ.
  * Checked: hidden states and per-token losses of fresh sequences, the last logits of a prefill and
- * a decode step with the state, pieces carrying the state against one pass, and the state itself.
+ * a decode step with the state, pieces carrying the state against one pass, and the state itself;
+ * and the training loss and every parameter gradient of the device's backward.
  */
 class Mamba2GpuTest {
   static final double TOL = 2e-5;
@@ -115,6 +116,58 @@ class Mamba2GpuTest {
     assertTrue(ws < TOL, "decode rel err " + ws);
     assertTrue(wp < TOL, "pieces rel err " + wp);
     assertTrue(onePass < TOL, "pieces vs one pass rel err " + onePass);
+  }
+
+  /** Gradients within 1e-4 of the CPU engine's (float32 both, summed in other orders). */
+  static final double GRAD_TOL = 1e-4;
+
+  /**
+   * The device's backward against the CPU engine's: lengths whose training chunks (the smallest
+   * power of two ≥ √L) leave a ragged last one, a single position's chunk (L = 2), one chunk (L =
+   * 3), groups of several heads, a clamped Δ (whose gradient the clamp stops), biases.
+   */
+  @ParameterizedTest(name = "D={0} P={1} G={2} N={3} K={4} Q={5} bias={6} dt<={7} B={8} L={9}")
+  @CsvSource({
+    "24, 6, 2, 5, 3, 4, true, 0.3, 3, 11",
+    "32, 16, 1, 32, 4, 8, false, Infinity, 2, 19",
+    "40, 5, 4, 9, 2, 5, true, Infinity, 2, 37",
+    "9, 3, 3, 70, 1, 3, false, 0.2, 5, 7",
+    "20, 4, 1, 8, 4, 16, false, Infinity, 1, 2",
+    "12, 8, 3, 4, 3, 2, true, Infinity, 4, 3"
+  })
+  void gradientsEqualTheCpuEngine(
+      int D, int P, int G, int N, int K, int Q, boolean bias, float dtMax, int B, int L) {
+    OpenClTests.assumeOpenCl();
+    MambaModel m = model(D, P, G, N, K, Q, bias, dtMax);
+    int[] ids = DeviceWeightsTest.ids(B * L, m.config.vocabSize);
+    double scale = 1.0 / (B * (L - 1));
+    MambaWeights want = MambaWeights.zerosLike(m.weights);
+    MambaWeights got = MambaWeights.zerosLike(m.weights);
+    double lossWant;
+    double lossGot;
+    try (ModelRunner cpu = Backends.cpu().open(m)) {
+      lossWant = cpu.forwardBackward(want, ids, B, L, scale);
+    }
+    try (GpuModel g = new GpuModel(backend, m)) {
+      lossGot = g.forwardBackward(got, ids, B, L, scale);
+    }
+    double lossErr = Math.abs(lossGot - lossWant) / Math.abs(lossWant);
+    assertTrue(lossErr < TOL, "training loss rel err " + lossErr);
+    double worst = 0;
+    String worstName = "";
+    for (int i = 0; i < got.parameters().size(); i++) {
+      NamedTensor a = got.parameters().get(i);
+      double err = Fixtures.relErr(a.data, want.parameters().get(i).data);
+      if (err >= worst) {
+        worst = err;
+        worstName = a.name;
+      }
+      assertTrue(err < GRAD_TOL, "grad." + a.name + " rel err " + err);
+    }
+    System.out.printf(
+        "mamba2 D=%d P=%d G=%d N=%d K=%d B=%d L=%d: gpu vs cpu training loss rel err %.3g,"
+            + " largest gradient rel err %.3g (%s)%n",
+        D, P, G, N, K, B, L, lossErr, worst, worstName);
   }
 
   /** Hidden states of pieces of 1, 2, then 4 positions carrying a state; then that state. */

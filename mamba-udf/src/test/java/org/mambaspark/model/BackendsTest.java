@@ -149,7 +149,9 @@ class BackendsTest {
   /**
    * Shapes the fixtures do not have, for {@link #gpuRunnerMatchesTheCpuRunner}: (config, B, L). The
    * second runs the forward scan over several chunks with a ragged last one (L = 150 against chunks
-   * of 64) at a large odd N, a wide conv and time-step rank 1; the third N = 1, K = 2.
+   * of 64) at a large odd N, a wide conv and time-step rank 1; the third N = 1, K = 2; the last two
+   * are Falcon-Mamba's (its part norms, forward and backward, on the device), one with an eps large
+   * enough to matter.
    */
   static Stream<Arguments> shapes() {
     MambaConfig wide =
@@ -176,7 +178,21 @@ class BackendsTest {
     return Stream.of(
         Arguments.of("odd", randomModel().config, 3, 41),
         Arguments.of("long, N=33, K=5, R=1", wide, 2, 150),
-        Arguments.of("N=1, K=2, L=2", narrow, 1, 2));
+        Arguments.of("N=1, K=2, L=2", narrow, 1, 2),
+        Arguments.of(
+            "falcon, odd",
+            randomModel().config.toBuilder().architecture(Architecture.FALCON_MAMBA).build(),
+            3,
+            23),
+        Arguments.of(
+            "falcon, N=33, K=5, R=1, eps 0.05",
+            wide.toBuilder()
+                .architecture(Architecture.FALCON_MAMBA)
+                .mixerRmsEps(0.05f)
+                .numLayers(2)
+                .build(),
+            2,
+            77));
   }
 
   static MambaModel randomModel(MambaConfig c) {
