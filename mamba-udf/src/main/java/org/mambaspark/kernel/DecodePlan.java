@@ -185,7 +185,10 @@ final class DecodePlan {
         wl.convW[l],
         wl.convB[l],
         convOff);
-    add(SsdRecords.scan(c, wl, l, a, 1, ssmOff), c.timeStepLimitMin, c.timeStepLimitMax);
+    add(
+        SsdRecords.scan(c, wl, l, a, 1, ssmOff, StepKernel.STEP_LOCAL),
+        c.timeStepLimitMin,
+        c.timeStepLimitMax);
     add(SsdRecords.gatedNorm(c, wl, l, a), c.layerNormEpsilon);
     product(matrix(l, wl.outProj[l]), B, D, ED, a.dbc, ED, a.x, D, wl.outProjBias[l], 1);
   }

@@ -370,8 +370,13 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   /** Records [first, first + n) of the launch table as one launch of n passes. */
   private void passes(int first, int n, String what) {
+    passes(first, n, what, StepKernel.STEP_LOCAL);
+  }
+
+  /** As {@link #passes(int, int, String)}, with local floats other than a step's. */
+  private void passes(int first, int n, String what, int localFloats) {
     kernel.op = StepKernel.OP_STEP;
-    kernel.lmem = localArray(StepKernel.STEP_LOCAL);
+    kernel.lmem = localArray(localFloats);
     int groups = device.getMaxComputeUnits() * 8;
     Range range = Range.create(device, groups * StepKernel.STEP_THREADS, StepKernel.STEP_THREADS);
     if (PROFILING) {
@@ -1124,7 +1129,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       launch(MambaKernel.OP_CONV_STATE, a.B * C, 256);
     }
     ssdRecords(a, withState);
-    passes(2 * l, 2, "ssd scan + gated norm");
+    passes(2 * l, 2, "ssd scan + gated norm", SsdKernel.SCAN_LOCAL);
     if (!residual) {
       return;
     }
@@ -1157,7 +1162,14 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     ensureTable(forwardSlots() * REC);
     for (int l = 0; l < c.numLayers; l++) {
       int[] scan =
-          SsdRecords.scan(c, wl, l, a, withState ? 1 : 0, withState ? states.ssmOff(l, a.B) : a.hc);
+          SsdRecords.scan(
+              c,
+              wl,
+              l,
+              a,
+              withState ? 1 : 0,
+              withState ? states.ssmOff(l, a.B) : a.hc,
+              SsdKernel.SCAN_LOCAL);
       System.arraycopy(scan, 0, kernel.plan, 2 * l * REC, scan.length);
       kernel.planF[2 * l * REC] = c.timeStepLimitMin;
       kernel.planF[2 * l * REC + 1] = c.timeStepLimitMax;

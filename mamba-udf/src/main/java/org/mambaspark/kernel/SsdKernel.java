@@ -74,27 +74,39 @@ public class SsdKernel extends StepKernel {
   /** States of one channel a thread keeps in registers in {@link #ssdScan}. */
   static final int SCAN_STATES = 4;
 
-  /** Positions {@link #ssdScan} walks between barriers: its partial sums of y fill T·wg of lmem. */
+  /** The most positions {@link #ssdScan} walks between two barriers. */
   static final int SCAN_STEPS = 8;
 
-  /** The largest state size N {@link #ssdScan} takes: every thread of a group on one channel. */
-  static final int SCAN_MAX_N = SCAN_STATES * STEP_THREADS;
+  /**
+   * Local floats of a launch that holds the forward's scans: 8 positions of staged B, C, x and Δ
+   * and of partial sums for N up to 128 (fewer positions a round for larger N).
+   */
+  static final int SCAN_LOCAL = 17 * STEP_THREADS + 64;
 
   /**
-   * [B, L, H, P, G, N, xbcOff, C, deltaOff, I, yOff, wOff, hOff, inState, saveOff, Q], planF [lo,
-   * hi]: rows b·L + t; x, B, C in the conv output act[xbcOff + row·C ...] = [x (H·P) | B (G·N) | C
-   * (G·N)]; δ at act[deltaOff + row·I + h]; y (B·L, H·P) at yOff; dt_bias, A, D (H each) at
-   * W[wOff], W[wOff + H], W[wOff + 2H]; the state at hOff in {@code state} when inState is 1, else
-   * in {@code act} (from zero). With saveOff ≥ 0 (training) the state before each chunk of Q
-   * positions goes to act[saveOff ...] as (B, chunks, H, P, N), for the backward.
+   * The largest state size N {@link #ssdScan} takes: one position's staging must fit a step
+   * launch's local memory ({@link #STEP_LOCAL}), and the states its threads' registers.
+   */
+  static final int SCAN_MAX_N = 512;
+
+  /**
+   * [B, L, H, P, G, N, xbcOff, C, deltaOff, I, yOff, wOff, hOff, inState, saveOff, Q, localFloats],
+   * planF [lo, hi]: rows b·L + t; x, B, C in the conv output act[xbcOff + row·C ...] = [x (H·P) | B
+   * (G·N) | C (G·N)]; δ at act[deltaOff + row·I + h]; y (B·L, H·P) at yOff; dt_bias, A, D (H each)
+   * at W[wOff], W[wOff + H], W[wOff + 2H]; the state at hOff in {@code state} when inState is 1,
+   * else in {@code act} (from zero). With saveOff ≥ 0 (training) the state before each chunk of Q
+   * positions goes to act[saveOff ...] as (B, chunks, H, P, N), for the backward. localFloats: the
+   * launch's lmem floats.
    *
    * <p>A channel's N states evolve apart from every other channel's, so the work is split by
    * channel, not only by (sequence, head): S threads share a channel (S a power of two, S·{@value
    * #SCAN_STATES} ≥ N), each keeping its {@value #SCAN_STATES} states n = s, s + S, … in registers
-   * for the whole walk, and a work-group takes wg/S channels of one head. Every {@value
-   * #SCAN_STEPS} positions, the threads write their partial sums of y_t = Σ_n h_t·C_t to lmem and
-   * meet at one barrier; Δ and exp(Δ·A) of those positions are computed once per group, not once
-   * per thread.
+   * for the whole walk, and a work-group takes wg/S channels of one head. The walk goes in rounds
+   * of T ≤ {@value #SCAN_STEPS} positions: the group stages the round's B_t and C_t (its group's),
+   * its channels' x_t, Δ_t and exp(Δ_t·A) in lmem with coalesced loads (so the recurrence waits on
+   * local memory, not on device memory, and each exponential is computed once a group), walks the T
+   * positions writing each thread's partial sum of y_t = Σ_n h_t·C_t to lmem, and then sums a
+   * channel's S partials.
    */
   private void ssdScan(int p) {
     int B = plan[p + 1];
@@ -113,6 +125,7 @@ public class SsdKernel extends StepKernel {
     int inState = plan[p + 14];
     int saveOff = plan[p + 15];
     int Q = plan[p + 16];
+    int localFloats = plan[p + 17]; // ('local' is an OpenCL keyword)
     int nQ = (L + Q - 1) / Q;
     float lo = planF[p];
     float hi = planF[p + 1];
@@ -128,7 +141,14 @@ public class SsdKernel extends StepKernel {
     int blocks = (P + pc - 1) / pc;
     int ED = H * P;
     int hpg = H / G;
-    int dtAt = SCAN_STEPS * wg; // Δ of the round's positions, then exp(Δ·A)
+    // lmem: partial sums (tMax·wg) | Δ (tMax) | exp(Δ·A) (tMax) | B (tMax·N) | C (tMax·N) | x
+    // (tMax·pc)
+    int tMax = min(SCAN_STEPS, localFloats / (wg + 2 + 2 * N + pc));
+    int dtAt = tMax * wg;
+    int decayAt = dtAt + tMax;
+    int bAt = decayAt + tMax;
+    int cAt = bAt + tMax * N;
+    int xAt = cAt + tMax * N;
     for (int item = getGroupId(); item < B * H * blocks; item += getNumGroups()) {
       int bh = item / blocks;
       int first = (item - bh * blocks) * pc; // the group's first channel
@@ -153,13 +173,29 @@ public class SsdKernel extends StepKernel {
         h2 = stateIn(si + 2 * S, s + 2 * S, N);
         h3 = stateIn(si + 3 * S, s + 3 * S, N);
       }
-      for (int t0 = 0; t0 < L; t0 += SCAN_STEPS) {
-        int T = min(SCAN_STEPS, L - t0);
+      for (int t0 = 0; t0 < L; t0 += tMax) {
+        int T = min(tMax, L - t0);
+        int xo0 = xbcOff + (b * L + t0) * C;
         localBarrier(); // the previous round's sums are read
+        for (int o = lid; o < T * N; o += wg) {
+          int j = o / N;
+          int src = xo0 + j * C + ED + g * N + o - j * N;
+          lmem[bAt + o] = act[src];
+          lmem[cAt + o] = act[src + G * N];
+        }
+        for (int o = lid; o < T * pc; o += wg) {
+          int j = o / pc;
+          int k = o - j * pc;
+          float x = 0f;
+          if (first + k < P) {
+            x = act[xo0 + j * C + h * P + first + k];
+          }
+          lmem[xAt + o] = x;
+        }
         if (lid < T) {
           float dt = ssdDelta(deltaOff, I, wOff, b * L + t0 + lid, h, lo, hi);
           lmem[dtAt + lid] = dt;
-          lmem[dtAt + SCAN_STEPS + lid] = exp(dt * A);
+          lmem[decayAt + lid] = exp(dt * A);
         }
         localBarrier();
         for (int j = 0; j < T; j++) {
@@ -172,26 +208,25 @@ public class SsdKernel extends StepKernel {
               stateOut(sv + 2 * S, s + 2 * S, N, 0, h2);
               stateOut(sv + 3 * S, s + 3 * S, N, 0, h3);
             }
-            int xo = xbcOff + (b * L + t0 + j) * C;
-            float dtx = lmem[dtAt + j] * act[xo + h * P + pp];
-            float decay = lmem[dtAt + SCAN_STEPS + j];
-            int bo = xo + ED + g * N + s;
-            int co = bo + G * N;
+            float dtx = lmem[dtAt + j] * lmem[xAt + j * pc + ch];
+            float decay = lmem[decayAt + j];
+            int bo = bAt + j * N + s;
+            int co = cAt + j * N + s;
             if (s < N) {
-              h0 = decay * h0 + dtx * act[bo];
-              acc += h0 * act[co];
+              h0 = decay * h0 + dtx * lmem[bo];
+              acc += h0 * lmem[co];
             }
             if (s + S < N) {
-              h1 = decay * h1 + dtx * act[bo + S];
-              acc += h1 * act[co + S];
+              h1 = decay * h1 + dtx * lmem[bo + S];
+              acc += h1 * lmem[co + S];
             }
             if (s + 2 * S < N) {
-              h2 = decay * h2 + dtx * act[bo + 2 * S];
-              acc += h2 * act[co + 2 * S];
+              h2 = decay * h2 + dtx * lmem[bo + 2 * S];
+              acc += h2 * lmem[co + 2 * S];
             }
             if (s + 3 * S < N) {
-              h3 = decay * h3 + dtx * act[bo + 3 * S];
-              acc += h3 * act[co + 3 * S];
+              h3 = decay * h3 + dtx * lmem[bo + 3 * S];
+              acc += h3 * lmem[co + 3 * S];
             }
           }
           lmem[j * wg + lid] = acc;
@@ -206,11 +241,9 @@ public class SsdKernel extends StepKernel {
             int base = j * wg + k * S;
             float y = 0f;
             for (int r = 0; r < S; r++) {
-              y += lmem[base + (r + k) % S];
+              y += lmem[base + ((r + k) & (S - 1))];
             }
-            int row = b * L + t0 + j;
-            act[yOff + row * ED + h * P + first + k] =
-                y + Dh * act[xbcOff + row * C + h * P + first + k];
+            act[yOff + (b * L + t0 + j) * ED + h * P + first + k] = y + Dh * lmem[xAt + o];
           }
         }
       }

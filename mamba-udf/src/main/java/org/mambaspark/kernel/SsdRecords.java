@@ -17,9 +17,10 @@ final class SsdRecords {
    *
    * @param inState 1: the state (B, H, P, N) at hOff of the device's state array, carried; 0: a
    *     scratch state at hOff of act, from zero
+   * @param local the local floats of the launch that runs it
    */
   static int[] scan(
-      MambaConfig c, DeviceWeights wl, int l, GpuModel.Layout a, int inState, int hOff) {
+      MambaConfig c, DeviceWeights wl, int l, GpuModel.Layout a, int inState, int hOff, int local) {
     int ED = c.intermediateSize;
     int I = c.inProjSize();
     int C = c.convChannels();
@@ -44,7 +45,8 @@ final class SsdRecords {
       hOff,
       inState,
       a.training ? a.ssdSave : -1,
-      a.ssdQ
+      a.ssdQ,
+      local
     };
   }
 

@@ -81,7 +81,8 @@ class Mamba2GpuTest {
     "80, 40, 4, 9, 2, 5, true, Infinity, 2, 13",
     "9, 3, 3, 70, 1, 3, false, 0.2, 5, 7",
     "150, 300, 1, 3, 4, 4, false, Infinity, 2, 6",
-    "16, 8, 2, 130, 4, 16, false, Infinity, 1, 37"
+    "16, 8, 2, 130, 4, 16, false, Infinity, 1, 37",
+    "8, 4, 1, 512, 2, 8, true, Infinity, 1, 9"
   })
   void gpuRunnerEqualsTheCpuEngine(
       int D, int P, int G, int N, int K, int Q, boolean bias, float dtMax, int B, int L) {
