@@ -7,6 +7,12 @@
 #   driver of --deploy-mode cluster, which a standalone worker starts without them. The list is
 #   conf/java17-opens.args (a java @-file, also the test JVMs' through the pom), read here into an array.
 MAMBA_VECTOR_MODULE="--add-modules=jdk.incubator.vector"
+# MAMBA_MEMORY_OPTS: transparent huge pages for the Java heap, on Linux (elsewhere the JVM does not know the flag).
+#   A decode step streams every weight from memory once a token; on 4 KB pages the hardware prefetcher starts
+#   over at each page, and one thread read an in_proj-shaped matrix at 9.5 GB/s where huge pages give 15.7
+#   (docs/benchmarks.md). Empty where the kernel has them off; the JVM then says so once and runs as before.
+MAMBA_MEMORY_OPTS=()
+if [ "$(uname -s)" = Linux ]; then MAMBA_MEMORY_OPTS=(-XX:+UseTransparentHugePages); fi
 MAMBA_JAVA17_OPENS=()
 while read -r -a words; do
   [ "${#words[@]}" -gt 0 ] || continue

@@ -35,14 +35,14 @@ fi
 source "$root/bin/jvm-signals.sh"
 # spark.testing: local-cluster executors take the driver's classpath (there is no Spark distribution here)
 # shellcheck disable=SC2086
-exec java ${MAMBA_JAVA_OPTS:--Xmx16g} "$MAMBA_VECTOR_MODULE" "${MAMBA_JAVA17_OPENS[@]}" \
+exec java ${MAMBA_JAVA_OPTS:--Xmx16g} "$MAMBA_VECTOR_MODULE" ${MAMBA_MEMORY_OPTS[@]+"${MAMBA_MEMORY_OPTS[@]}"} "${MAMBA_JAVA17_OPENS[@]}" \
   -Dlog4j2.configurationFile="$root/conf/log4j2.properties" \
   -Dspark.testing=1 -Dspark.test.home="${TMPDIR:-/tmp}" \
   -Dspark.driver.host=127.0.0.1 -Dspark.driver.bindAddress=127.0.0.1 -Dspark.ui.enabled=false \
   -Dspark.executorEnv.SPARK_SCALA_VERSION=2.12 -Dspark.executorEnv.LD_PRELOAD="${LD_PRELOAD:-}" \
   -Dspark.executor.memory="${EXECUTOR_MB:-16384}m" \
   -Dspark.executor.cores="${EXECUTOR_CORES:-1}" -Dspark.task.cpus="${EXECUTOR_CORES:-1}" \
-  -Dspark.executor.extraJavaOptions="--add-modules=jdk.incubator.vector -Djdk.reflect.useDirectMethodHandle=false ${EXECUTOR_JAVA_OPTS:-}" \
+  -Dspark.executor.extraJavaOptions="--add-modules=jdk.incubator.vector ${MAMBA_MEMORY_OPTS[*]+${MAMBA_MEMORY_OPTS[*]} }-Djdk.reflect.useDirectMethodHandle=false ${EXECUTOR_JAVA_OPTS:-}" \
   "${resources[@]}" \
   -cp "$MAMBA_CP" org.mambaspark.jobs.TrainJob \
   --master "local-cluster[$executors,${EXECUTOR_CORES:-1},${EXECUTOR_MB:-16384}]" "$@"

@@ -44,7 +44,7 @@ bench() {
       -Dspark.task.resource.gpu.amount=1 -Dspark.worker.resource.gpu.discoveryScript="$root/deploy/gpu-discovery.sh")
   fi
   shift
-  timeout "$limit" java -Xmx8g "$MAMBA_VECTOR_MODULE" "${MAMBA_JAVA17_OPENS[@]}" \
+  timeout "$limit" java -Xmx8g "$MAMBA_VECTOR_MODULE" ${MAMBA_MEMORY_OPTS[@]+"${MAMBA_MEMORY_OPTS[@]}"} "${MAMBA_JAVA17_OPENS[@]}" \
     -Dlog4j2.configurationFile="$root/conf/log4j2.properties" -Dspark.executorEnv.LD_PRELOAD="${LD_PRELOAD:-}" \
     "${gpu_opts[@]+"${gpu_opts[@]}"}" -cp "$MAMBA_CP" org.mambaspark.cli.MambaCli bench-train-job "$@"
 }

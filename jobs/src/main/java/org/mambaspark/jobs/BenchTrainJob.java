@@ -197,7 +197,9 @@ public final class BenchTrainJob implements Callable<Integer> {
               .config("spark.executor.memory", (executorMemoryMb * 3 / 4) + "m")
               .config(
                   "spark.executor.extraJavaOptions",
-                  ("--add-modules=jdk.incubator.vector " + executorJavaOptions).trim())
+                  SparkMasters.withOption(
+                      SparkMasters.withOption(executorJavaOptions, SparkMasters.VECTOR_MODULE),
+                      SparkMasters.HUGE_PAGES))
               .getOrCreate();
       try {
         long deadline = System.nanoTime() + 120_000_000_000L;

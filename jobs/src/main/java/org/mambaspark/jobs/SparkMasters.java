@@ -26,6 +26,14 @@ final class SparkMasters {
   /** What the jobs' vectorized engine needs on every JVM it runs in. */
   static final String VECTOR_MODULE = "--add-modules=jdk.incubator.vector";
 
+  /**
+   * Transparent huge pages for the heap of the executors this JVM launches, on Linux only (elsewhere
+   * the JVM refuses the flag): a decode step streams every weight once a token, and on 4 KB pages the
+   * hardware prefetcher starts over at each page (bin/jvm-options.sh gives the same to the CLI).
+   */
+  static final String HUGE_PAGES =
+      System.getProperty("os.name", "").startsWith("Linux") ? "-XX:+UseTransparentHugePages" : "";
+
   private static final Pattern KNOWN =
       Pattern.compile(
           "local(\\[(\\*|\\d+)(,\\d+)?])?|local-cluster\\[\\d+,\\d+,\\d+]|spark://.+|yarn"
@@ -63,7 +71,9 @@ final class SparkMasters {
       conf.setIfMissing("spark.executor.memory", m.group(3) + "m"); // fits the worker
       conf.set(
           "spark.executor.extraJavaOptions",
-          withOption(conf.get("spark.executor.extraJavaOptions", ""), VECTOR_MODULE));
+          withOption(
+              withOption(conf.get("spark.executor.extraJavaOptions", ""), VECTOR_MODULE),
+              HUGE_PAGES));
     }
   }
 
@@ -83,7 +93,7 @@ final class SparkMasters {
   /** {@code options} with {@code option} appended unless it is already there. */
   static String withOption(String options, String option) {
     String o = options == null ? "" : options.trim();
-    return o.contains(option) ? o : (o.isEmpty() ? option : o + " " + option);
+    return o.contains(option) ? o : (o.isEmpty() ? option : o + " " + option).trim();
   }
 
   /**
