@@ -2,6 +2,7 @@ package org.mambaspark.model;
 
 import java.util.Arrays;
 import java.util.function.IntConsumer;
+import org.mambaspark.ops.Parallel;
 
 /**
  * Autoregressive generation for one sequence, or several decoded together, on a {@link ModelRunner}
@@ -95,6 +96,24 @@ public final class Generator {
     MambaState batch = gather(c, states, live, nLive);
     Arrays.fill(states, null); // the one-row states are in the batch now
     float[] stepLogits = new float[nLive * V];
+    try (Parallel.Session decoding = Parallel.decoding()) {
+      return decode(out, count, live, nLive, batch, stepLogits, samplers, params, onToken);
+    }
+  }
+
+  /** The token-by-token loop over the live rows' batch state, until every row has stopped. */
+  private int[][] decode(
+      int[][] out,
+      int[] count,
+      int[] live,
+      int nLive,
+      MambaState batch,
+      float[] stepLogits,
+      Sampler[] samplers,
+      SamplingParams[] params,
+      TokenSink onToken) {
+    MambaConfig c = runner.model().config;
+    int V = c.vocabSize;
     int[] step = new int[nLive];
     int[] keep = new int[nLive];
     while (true) {

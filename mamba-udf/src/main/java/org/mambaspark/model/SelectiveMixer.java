@@ -174,7 +174,8 @@ final class SelectiveMixer implements Mixer {
     int BT = B * L;
     float[] aT = a.aT(w.aLog, ED, N);
     Matmul.matmulForward(a.xz, 0, 2 * ED, xNorm, 0, D, m.inProj, w.inProjBias, BT);
-    if (L == 1 && convState != null && a.convPre == null) { // a decode step
+    boolean step = L == 1 && convState != null && a.convPre == null; // a decode step
+    if (step) {
       Conv1d.convStep(a.xs, a.xz, 0, 2 * ED, convState, w.conv1dWeight, w.conv1dBias, B, ED, K);
     } else {
       Conv1d.convForward(
@@ -192,18 +193,24 @@ final class SelectiveMixer implements Mixer {
             a.dbcN, a.rstdDbc, s * BT, a.dbc, off[s], P, BT, width[s], c.mixerRmsEps);
       }
     }
-    Matmul.matmulForward(a.delta, 0, ED, a.dbcN, 0, P, w.dtProj, w.dtProjBias, BT, R, ED);
-    if (a.dtPre != null) {
-      System.arraycopy(a.delta, 0, a.dtPre, 0, BT * ED);
-    }
-    Activations.softplusForward(a.delta, 0, ED, BT, ED);
     float[] h = ssmState != null ? ssmState : a.zeroState(B * N * ED);
-    if (a.hChunks != null) {
-      SelectiveScan.saveChunkStates(
-          a.hChunks, a.scanChunk, h, a.xs, a.delta, aT, a.dbcN, R, B, L, ED, N);
+    if (step) {
+      SelectiveScan.stepForward(
+          a.y, h, a.xs, a.delta, aT, a.dbcN, R, w.dtProj, w.dtProjBias, w.dSkip, a.xz, ED,
+          2 * ED, B, ED, N);
+    } else {
+      Matmul.matmulForward(a.delta, 0, ED, a.dbcN, 0, P, w.dtProj, w.dtProjBias, BT, R, ED);
+      if (a.dtPre != null) {
+        System.arraycopy(a.delta, 0, a.dtPre, 0, BT * ED);
+      }
+      Activations.softplusForward(a.delta, 0, ED, BT, ED);
+      if (a.hChunks != null) {
+        SelectiveScan.saveChunkStates(
+            a.hChunks, a.scanChunk, h, a.xs, a.delta, aT, a.dbcN, R, B, L, ED, N);
+      }
+      SelectiveScan.scanForward(
+          a.y, h, a.xs, a.delta, aT, a.dbcN, R, w.dSkip, a.xz, ED, 2 * ED, B, L, ED, N);
     }
-    SelectiveScan.scanForward(
-        a.y, h, a.xs, a.delta, aT, a.dbcN, R, w.dSkip, a.xz, ED, 2 * ED, B, L, ED, N);
     Matmul.matmulForward(out, 0, D, a.y, 0, ED, m.outProj, w.outProjBias, BT);
   }
 

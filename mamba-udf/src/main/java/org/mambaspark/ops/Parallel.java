@@ -1,6 +1,7 @@
 package org.mambaspark.ops;
 
 import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
@@ -17,12 +18,15 @@ import java.util.concurrent.locks.LockSupport;
  * (a worker that comes late finds nothing left and returns). Which thread runs a piece never
  * changes its result. Spark task threads share the pool, each working on its own calls.
  *
- * <p>With {@code -Dmamba.lingerMicros=M} (default 0: off), a worker that has finished its pieces
- * lingers, spinning, for up to M µs for the next call and takes pieces of it at once; a call finds
- * such a worker and submits no task for it. A decode step makes its calls a few to a few hundred
- * microseconds apart, so its helper stays awake through the step instead of being woken for each
- * matrix. The spinning costs CPU time, and on a machine with no idle core it takes it from the
- * threads that do the work: off unless asked for.
+ * <p>A worker that has finished its pieces may linger, spinning, for up to M µs for the next call
+ * and take pieces of it at once; a call finds such a worker and submits no task for it. A decode
+ * step makes its calls a few to a few hundred microseconds apart, so its helpers stay awake through
+ * the step instead of being woken for each matrix. The spinning costs CPU time, and on a machine
+ * with no idle core it takes it from the threads that do the work. So by default workers linger
+ * ({@link #DECODE_LINGER_MICROS}) only while exactly one {@link #decoding} session runs in the JVM
+ * (a generate loop; several at once, as Spark tasks sharing an executor, would fill its cores with
+ * spinning); {@code -Dmamba.lingerMicros=M} sets M for every call instead, and 0 switches
+ * lingering off.
  */
 public final class Parallel {
   /** A loop body over the half-open range [from, to). */
@@ -38,9 +42,16 @@ public final class Parallel {
   private static final long SPIN_NANOS = 50_000;
 
   /**
-   * How long a worker that ran out of pieces waits, spinning, for the next call (0: not at all).
+   * How long a worker that ran out of pieces waits, spinning, for the next call (0: not at all);
+   * negative: not set, lingering then follows {@link #decoding} sessions.
    */
   private static volatile long lingerNanos = lingerFromProperty();
+
+  /** The linger of a lone decode session: a step's calls come within tens of microseconds. */
+  static final long DECODE_LINGER_MICROS = 200;
+
+  /** Decode sessions running now (see {@link #decoding}). */
+  private static final AtomicInteger DECODING = new AtomicInteger();
 
   /** The newest call's work loop, which lingering workers join. */
   private static final AtomicReference<Runnable> LATEST = new AtomicReference<>();
@@ -70,7 +81,7 @@ public final class Parallel {
   private static long lingerFromProperty() {
     String p = System.getProperty("mamba.lingerMicros");
     if (p == null || p.isBlank()) {
-      return 0;
+      return -1;
     }
     try {
       long us = Long.parseLong(p.trim());
@@ -84,13 +95,47 @@ public final class Parallel {
         "mamba.lingerMicros must be a non-negative integer, got '" + p + "'");
   }
 
-  /** Sets the linger time (tests); 0 switches lingering off. */
+  /**
+   * Sets the linger time (tests); 0 switches lingering off, a negative value restores the default
+   * (lingering during a lone decode session).
+   */
   static void setLingerNanos(long nanos) {
-    lingerNanos = Math.max(0, nanos);
+    lingerNanos = nanos < 0 ? -1 : nanos;
   }
 
-  static long lingerNanos() {
+  /** The linger setting as set (negative: the default), for tests to restore. */
+  static long lingerSetting() {
     return lingerNanos;
+  }
+
+  /** The linger a call made now gets. */
+  static long lingerNanos() {
+    long l = lingerNanos;
+    if (l >= 0) {
+      return l;
+    }
+    return DECODING.get() == 1 ? DECODE_LINGER_MICROS * 1000 : 0;
+  }
+
+  /** A {@link #decoding} session; closing it ends the session. */
+  public interface Session extends AutoCloseable {
+    @Override
+    void close();
+  }
+
+  /**
+   * Marks a token-by-token decode loop (try-with-resources around it): while it is the only one in
+   * the JVM, pool workers linger between its calls unless {@code mamba.lingerMicros} says
+   * otherwise.
+   */
+  public static Session decoding() {
+    DECODING.incrementAndGet();
+    AtomicBoolean open = new AtomicBoolean(true);
+    return () -> {
+      if (open.compareAndSet(true, false)) {
+        DECODING.decrementAndGet();
+      }
+    };
   }
 
   /** T − 1 workers: the caller is the T-th. */
@@ -177,10 +222,11 @@ public final class Parallel {
         };
     ForkJoinPool p = pool;
     int helpers = Math.min(pieces, threads()) - 1;
-    if (lingerNanos > 0) {
+    long linger = lingerNanos();
+    if (linger > 0) {
       LATEST.set(work);
       for (int h = Math.min(helpers, LINGERING.get()); h < helpers; h++) {
-        p.execute(() -> linger(work));
+        p.execute(() -> linger(work, linger));
       }
     } else {
       for (int h = 0; h < helpers; h++) {
@@ -214,13 +260,13 @@ public final class Parallel {
    * last; a call's pieces are taken one at a time, so joining late or finding nothing left is
    * harmless.
    */
-  private static void linger(Runnable work) {
+  private static void linger(Runnable work, long nanos) {
     work.run();
     LINGERING.incrementAndGet();
     try {
       Runnable last = work;
       long t0 = System.nanoTime();
-      while (System.nanoTime() - t0 < lingerNanos) {
+      while (System.nanoTime() - t0 < nanos) {
         Runnable next = LATEST.get();
         if (next != null && next != last) {
           next.run();

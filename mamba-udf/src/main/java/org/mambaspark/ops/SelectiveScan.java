@@ -61,6 +61,44 @@ public final class SelectiveScan {
   }
 
   /**
+   * One decode step (L = 1) from x_proj's output on: Δ = softplus(dt_proj(δ) + bias), the state
+   * update and y, as {@link Matmul#matmulForward} of dt_proj, {@link
+   * Activations#softplusForward} and {@link #scanForward} (which it runs where there is no Vector
+   * API: they are its reference). The fast path takes the three per block of channels in one
+   * parallel call, so that a step's small pieces are shared by the pool's threads instead of left to
+   * the caller.
+   *
+   * @param delta (B, ED) out: Δ after softplus
+   * @param dtProj (ED, R) dt_proj weight; dtBias (ED) its bias
+   */
+  public static void stepForward(
+      float[] y,
+      float[] h,
+      float[] u,
+      float[] delta,
+      float[] A,
+      float[] dbc,
+      int R,
+      float[] dtProj,
+      float[] dtBias,
+      float[] D,
+      float[] z,
+      int zOff,
+      int zStride,
+      int B,
+      int ED,
+      int N) {
+    if (Simd.ENABLED) {
+      SelectiveScanSimd.stepForward(
+          y, h, u, delta, A, dbc, R, dtProj, dtBias, D, z, zOff, zStride, B, ED, N);
+    } else {
+      Matmul.matmulForward(delta, 0, ED, dbc, 0, R + 2 * N, dtProj, dtBias, B, R, ED);
+      Activations.softplusForward(delta, 0, ED, B, ED);
+      scanForward(y, h, u, delta, A, dbc, R, D, z, zOff, zStride, B, 1, ED, N);
+    }
+  }
+
+  /**
    * The definition: one channel (b, e) at a time, sequential in t, as selective_scan_ref. Same
    * arguments.
    */

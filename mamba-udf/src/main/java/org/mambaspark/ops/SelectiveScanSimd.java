@@ -50,6 +50,47 @@ final class SelectiveScanSimd {
         });
   }
 
+  /** Channel blocks (VL channels each) a piece of the decode step takes: some 20 µs of work. */
+  private static final int STEP_BLOCKS = 8;
+
+  /**
+   * {@link SelectiveScan#stepForward}: per block of VL channels of a row, dt_proj's rows, softplus
+   * and the scan step; the blocks in pieces taken one at a time (a worker that comes late leaves
+   * its pieces to the caller).
+   */
+  static void stepForward(
+      float[] y,
+      float[] h,
+      float[] u,
+      float[] delta,
+      float[] A,
+      float[] dbc,
+      int R,
+      float[] dtProj,
+      float[] dtBias,
+      float[] D,
+      float[] z,
+      int zOff,
+      int zStride,
+      int B,
+      int ED,
+      int N) {
+    int blocks = (ED + VL - 1) / VL, P = R + 2 * N;
+    Parallel.forChunks(
+        B * blocks,
+        STEP_BLOCKS,
+        (from, to) -> {
+          for (int job = from; job < to; job++) {
+            int b = job / blocks;
+            int e0 = (job - b * blocks) * VL, e1 = Math.min(ED, e0 + VL);
+            MatmulSimd.dotRows(
+                delta, b * ED, ED, dbc, b * P, P, dtProj, dtBias, 1, R, e0, e1);
+            ActivationsSimd.softplus(delta, b * ED + e0, e1 - e0);
+            scanBlock(y, h, u, delta, A, dbc, R, D, z, zOff, zStride, b, e0, 1, ED, N);
+          }
+        });
+  }
+
   private static void scanBlock(
       float[] y,
       float[] h,

@@ -15,7 +15,7 @@ import org.junit.jupiter.api.Test;
  */
 class ParallelTest {
   private final int before = Parallel.threads();
-  private final long lingerBefore = Parallel.lingerNanos();
+  private final long lingerBefore = Parallel.lingerSetting();
 
   @AfterEach
   void restore() {
@@ -30,6 +30,31 @@ class ParallelTest {
     everyIndexRunsOnceWhateverTheThreadsAndGrain();
     nestedCallsFinish();
     aFailingPieceIsRethrownToTheCaller();
+  }
+
+  /**
+   * Unset, workers linger only while one decode session runs; set, the setting holds everywhere.
+   */
+  @Test
+  void workersLingerDuringALoneDecodeSessionUnlessSetOtherwise() {
+    Parallel.setLingerNanos(-1);
+    long decode = Parallel.DECODE_LINGER_MICROS * 1000;
+    assertEquals(0, Parallel.lingerNanos(), "no session");
+    try (Parallel.Session one = Parallel.decoding()) {
+      assertEquals(decode, Parallel.lingerNanos(), "one session");
+      try (Parallel.Session two = Parallel.decoding()) {
+        assertEquals(0, Parallel.lingerNanos(), "two sessions share the cores");
+        two.close(); // closing twice counts once
+      }
+      assertEquals(decode, Parallel.lingerNanos(), "one session again");
+      everyIndexRunsOnceWhateverTheThreadsAndGrain();
+      nestedCallsFinish();
+      aFailingPieceIsRethrownToTheCaller();
+      Parallel.setLingerNanos(0);
+      assertEquals(0, Parallel.lingerNanos(), "mamba.lingerMicros=0 switches it off");
+    }
+    Parallel.setLingerNanos(300_000);
+    assertEquals(300_000, Parallel.lingerNanos(), "set: everywhere");
   }
 
   @Test
