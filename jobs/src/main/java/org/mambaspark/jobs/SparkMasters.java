@@ -27,9 +27,10 @@ final class SparkMasters {
   static final String VECTOR_MODULE = "--add-modules=jdk.incubator.vector";
 
   /**
-   * Transparent huge pages for the heap of the executors this JVM launches, on Linux only (elsewhere
-   * the JVM refuses the flag): a decode step streams every weight once a token, and on 4 KB pages the
-   * hardware prefetcher starts over at each page (bin/jvm-options.sh gives the same to the CLI).
+   * Transparent huge pages for the heap of the executors this JVM launches, on Linux only
+   * (elsewhere the JVM refuses the flag): a decode step streams every weight once a token, and on 4
+   * KB pages the hardware prefetcher starts over at each page (bin/jvm-options.sh gives the same to
+   * the CLI).
    */
   static final String HUGE_PAGES =
       System.getProperty("os.name", "").startsWith("Linux") ? "-XX:+UseTransparentHugePages" : "";

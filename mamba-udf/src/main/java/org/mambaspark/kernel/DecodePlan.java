@@ -26,8 +26,7 @@ final class DecodePlan {
    * @param ssmOff per layer, the scan state (B, N, ED) in the state array
    * @param convOff per layer, the conv's kept inputs (B, ED, K−1)
    */
-  DecodePlan(
-      MambaConfig c, DeviceWeights wl, GpuModel.Layout a, int[] ssmOff, int[] convOff, int idsOff) {
+  DecodePlan(MambaConfig c, DeviceWeights wl, Layout a, int[] ssmOff, int[] convOff, int idsOff) {
     this.wl = wl;
     this.batch = a.B;
     int layers = c.numLayers;
@@ -166,7 +165,7 @@ final class DecodePlan {
    * A Mamba-2 mixer's step after its norm: in_proj, the conv step over xBC, the SSD step, the gated
    * norm, out_proj into the residual stream (as {@code SsdMixer.forward} with L = 1).
    */
-  private void ssdLayer(MambaConfig c, int l, GpuModel.Layout a, int ssmOff, int convOff) {
+  private void ssdLayer(MambaConfig c, int l, Layout a, int ssmOff, int convOff) {
     int B = a.B;
     int D = c.hiddenSize;
     int ED = c.intermediateSize;

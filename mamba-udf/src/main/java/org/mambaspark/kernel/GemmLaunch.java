@@ -3,7 +3,7 @@ package org.mambaspark.kernel;
 /**
  * Host side of {@link MambaKernel#OP_GEMM}: sets the product's fields and launches it as a GEMV (M
  * ≤ 8 rows), a split-K GEMM plus its sum, or one tiled GEMM — shared by the whole model ({@link
- * GpuModel}) and the tests' single-op harness, which launch differently.
+ * LaunchContext}) and the tests' single-op harness, which launch differently.
  */
 final class GemmLaunch {
   private GemmLaunch() {}

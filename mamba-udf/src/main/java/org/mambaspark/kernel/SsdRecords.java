@@ -4,7 +4,7 @@ import org.mambaspark.model.MambaConfig;
 
 /**
  * The launch-table records of {@link SsdKernel}'s passes for one Mamba-2 layer, shared by the
- * forward over sequences ({@link GpuModel}) and the decode step ({@link DecodePlan}), and the
+ * forward over sequences ({@link ForwardPlan}) and the decode step ({@link DecodePlan}), and the
  * training backward's ({@link #backward}).
  */
 final class SsdRecords {
@@ -20,7 +20,7 @@ final class SsdRecords {
    * @param local the local floats of the launch that runs it
    */
   static int[] scan(
-      MambaConfig c, DeviceWeights wl, int l, GpuModel.Layout a, int inState, int hOff, int local) {
+      MambaConfig c, DeviceWeights wl, int l, Layout a, int inState, int hOff, int local) {
     int ED = c.intermediateSize;
     int I = c.inProjSize();
     int C = c.convChannels();
@@ -51,7 +51,7 @@ final class SsdRecords {
   }
 
   /** The gated norm of layer l: y · silu(z) (z: in_proj's first ED columns) into the dbc area. */
-  static int[] gatedNorm(MambaConfig c, DeviceWeights wl, int l, GpuModel.Layout a) {
+  static int[] gatedNorm(MambaConfig c, DeviceWeights wl, int l, Layout a) {
     int ED = c.intermediateSize;
     return new int[] {
       SsdKernel.P_GATED_NORM, a.BT, ED, c.nGroups, a.y, a.xz, c.inProjSize(), a.dbc, wl.gatedNorm[l]
@@ -59,7 +59,7 @@ final class SsdRecords {
   }
 
   /** Records {@link #backward} writes for one layer of the layout. */
-  static int backwardPasses(GpuModel.Layout a) {
+  static int backwardPasses(Layout a) {
     return 3 + 2 * a.ssdChunks;
   }
 
@@ -71,13 +71,7 @@ final class SsdRecords {
    * at {@code dxs}, dΔ's per-channel terms at {@code ddelta}.
    */
   static void backward(
-      int[] plan,
-      float[] planF,
-      int at,
-      MambaConfig c,
-      DeviceWeights wl,
-      int l,
-      GpuModel.Layout a) {
+      int[] plan, float[] planF, int at, MambaConfig c, DeviceWeights wl, int l, Layout a) {
     int REC = StepKernel.REC;
     int ED = c.intermediateSize;
     int I = c.inProjSize();

@@ -196,8 +196,22 @@ final class SelectiveMixer implements Mixer {
     float[] h = ssmState != null ? ssmState : a.zeroState(B * N * ED);
     if (step) {
       SelectiveScan.stepForward(
-          a.y, h, a.xs, a.delta, aT, a.dbcN, R, w.dtProj, w.dtProjBias, w.dSkip, a.xz, ED,
-          2 * ED, B, ED, N);
+          a.y,
+          h,
+          a.xs,
+          a.delta,
+          aT,
+          a.dbcN,
+          R,
+          w.dtProj,
+          w.dtProjBias,
+          w.dSkip,
+          a.xz,
+          ED,
+          2 * ED,
+          B,
+          ED,
+          N);
     } else {
       Matmul.matmulForward(a.delta, 0, ED, a.dbcN, 0, P, w.dtProj, w.dtProjBias, BT, R, ED);
       if (a.dtPre != null) {

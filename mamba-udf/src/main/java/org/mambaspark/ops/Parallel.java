@@ -25,8 +25,8 @@ import java.util.concurrent.locks.LockSupport;
  * with no idle core it takes it from the threads that do the work. So by default workers linger
  * ({@link #DECODE_LINGER_MICROS}) only while exactly one {@link #decoding} session runs in the JVM
  * (a generate loop; several at once, as Spark tasks sharing an executor, would fill its cores with
- * spinning); {@code -Dmamba.lingerMicros=M} sets M for every call instead, and 0 switches
- * lingering off.
+ * spinning); {@code -Dmamba.lingerMicros=M} sets M for every call instead, and 0 switches lingering
+ * off.
  */
 public final class Parallel {
   /** A loop body over the half-open range [from, to). */

@@ -62,11 +62,10 @@ public final class SelectiveScan {
 
   /**
    * One decode step (L = 1) from x_proj's output on: Δ = softplus(dt_proj(δ) + bias), the state
-   * update and y, as {@link Matmul#matmulForward} of dt_proj, {@link
-   * Activations#softplusForward} and {@link #scanForward} (which it runs where there is no Vector
-   * API: they are its reference). The fast path takes the three per block of channels in one
-   * parallel call, so that a step's small pieces are shared by the pool's threads instead of left to
-   * the caller.
+   * update and y, as {@link Matmul#matmulForward} of dt_proj, {@link Activations#softplusForward}
+   * and {@link #scanForward} (which it runs where there is no Vector API: they are its reference).
+   * The fast path takes the three per block of channels in one parallel call, so that a step's
+   * small pieces are shared by the pool's threads instead of left to the caller.
    *
    * @param delta (B, ED) out: Δ after softplus
    * @param dtProj (ED, R) dt_proj weight; dtBias (ED) its bias

@@ -83,8 +83,7 @@ final class SelectiveScanSimd {
           for (int job = from; job < to; job++) {
             int b = job / blocks;
             int e0 = (job - b * blocks) * VL, e1 = Math.min(ED, e0 + VL);
-            MatmulSimd.dotRows(
-                delta, b * ED, ED, dbc, b * P, P, dtProj, dtBias, 1, R, e0, e1);
+            MatmulSimd.dotRows(delta, b * ED, ED, dbc, b * P, P, dtProj, dtBias, 1, R, e0, e1);
             ActivationsSimd.softplus(delta, b * ED + e0, e1 - e0);
             scanBlock(y, h, u, delta, A, dbc, R, D, z, zOff, zStride, b, e0, 1, ED, N);
           }

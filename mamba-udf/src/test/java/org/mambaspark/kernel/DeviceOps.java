@@ -139,7 +139,7 @@ final class DeviceOps implements AutoCloseable {
     int oDw = g.add(dweight);
     int oDb = g.add(dbias);
     load(a, ga, w, g);
-    int rb = GpuModel.COLSUM_ROWS;
+    int rb = BackwardPlan.COLSUM_ROWS;
     kernel.part = new float[(int) Math.max((long) ((BT + rb - 1) / rb) * OC, 16L * OC * C)];
     int GA = MambaKernel.SEL_GACT;
     if (dinp != null) {
@@ -234,7 +234,7 @@ final class DeviceOps implements AutoCloseable {
     int oW = w.add(weight);
     int oDw = g.add(dweight);
     load(a, ga, w, g);
-    int rb = GpuModel.COLSUM_ROWS;
+    int rb = BackwardPlan.COLSUM_ROWS;
     kernel.part = new float[((BT + rb - 1) / rb) * D];
     kernel.rnD = D;
     kernel.rnInSel = MambaKernel.SEL_ACT;
@@ -334,7 +334,7 @@ final class DeviceOps implements AutoCloseable {
     int oDw = g.add(dweight);
     int oDb = dbias == null ? -1 : g.add(dbias);
     load(a, ga, w, g);
-    int rb = GpuModel.COLSUM_ROWS;
+    int rb = BackwardPlan.COLSUM_ROWS;
     int nRb = (B * L + rb - 1) / rb;
     kernel.part = new float[nRb * ED * (K + 1)];
     setConv(B, L, ED, K, oIn + inOff, inStride, oDpre, oW, oB);
@@ -425,7 +425,7 @@ final class DeviceOps implements AutoCloseable {
     int oE = w.add(emb);
     int oG = g.add(dEmb);
     load(a, ga, w, g);
-    // ids | tokens | starts | positions, as GpuModel lays them out
+    // ids | tokens | starts | positions, as Layout lays them out
     int V = emb.length / D;
     int[] count = new int[V + 1];
     for (int t = 0; t < BT; t++) {
@@ -520,7 +520,7 @@ final class DeviceOps implements AutoCloseable {
       int rows, int cols, int srcSel, int srcOff, int stride, int dstSel, int dstOff) {
     kernel.cpRows = rows;
     kernel.cpCols = cols;
-    kernel.cpRowBlock = GpuModel.COLSUM_ROWS;
+    kernel.cpRowBlock = BackwardPlan.COLSUM_ROWS;
     kernel.cpMode = 0;
     kernel.cpASel = srcSel;
     kernel.cpAOff = srcOff;
@@ -528,7 +528,7 @@ final class DeviceOps implements AutoCloseable {
     kernel.cpPartOff = 0;
     kernel.cpDstSel = dstSel;
     kernel.cpDstOff = dstOff;
-    int nRb = (rows + GpuModel.COLSUM_ROWS - 1) / GpuModel.COLSUM_ROWS;
+    int nRb = (rows + BackwardPlan.COLSUM_ROWS - 1) / BackwardPlan.COLSUM_ROWS;
     launch(MambaKernel.OP_COLSUM_PART, nRb * cols, 128);
     launch(MambaKernel.OP_COLSUM_FIN, cols, 128);
   }

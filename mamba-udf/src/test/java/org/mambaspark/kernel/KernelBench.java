@@ -551,13 +551,13 @@ public final class KernelBench {
       long[] kernel = new long[runs];
       long[] e2e = new long[runs];
       for (int r = -Math.min(2, warmup()); r < runs; r++) {
-        g.profile = true;
-        g.kernelNanos = 0;
+        g.launch.profile = true;
+        g.launch.kernelNanos = 0;
         long t0 = System.nanoTime();
         g.forward(hidden, ids, B, L, null);
         long t1 = System.nanoTime();
         if (r >= 0) {
-          kernel[r] = g.kernelNanos;
+          kernel[r] = g.launch.kernelNanos;
           e2e[r] = t1 - t0;
         }
       }
@@ -575,12 +575,12 @@ public final class KernelBench {
       long[] sk = new long[runs];
       long[] se = new long[runs];
       for (int r = -1; r < runs; r++) {
-        g.kernelNanos = 0;
+        g.launch.kernelNanos = 0;
         long t0 = System.nanoTime();
         g.nextTokenLossSum(null, ids, B, L);
         long t1 = System.nanoTime();
         if (r >= 0) {
-          sk[r] = g.kernelNanos;
+          sk[r] = g.launch.kernelNanos;
           se[r] = t1 - t0;
         }
       }
@@ -683,11 +683,11 @@ public final class KernelBench {
     if (!Boolean.getBoolean("com.aparapi.enableProfiling")) {
       return;
     }
-    g.profile = true;
-    g.opNanos = new java.util.HashMap<>();
+    g.launch.profile = true;
+    g.launch.opNanos = new java.util.HashMap<>();
     call.run();
-    java.util.Map<String, Long> m = g.opNanos;
-    g.opNanos = null;
+    java.util.Map<String, Long> m = g.launch.opNanos;
+    g.launch.opNanos = null;
     long total = m.values().stream().mapToLong(Long::longValue).sum();
     m.entrySet().stream()
         .sorted((a, b) -> Long.compare(b.getValue(), a.getValue()))
@@ -731,13 +731,13 @@ public final class KernelBench {
       long[] kernel = new long[runs];
       long[] e2e = new long[runs];
       for (int r = -1; r < runs; r++) {
-        g.profile = true;
-        g.kernelNanos = 0;
+        g.launch.profile = true;
+        g.launch.kernelNanos = 0;
         long t0 = System.nanoTime();
         g.forwardBackward(grads, ids, B, L, 1.0 / (B * (L - 1)));
         long t1 = System.nanoTime();
         if (r >= 0) {
-          kernel[r] = g.kernelNanos;
+          kernel[r] = g.launch.kernelNanos;
           e2e[r] = t1 - t0;
         }
       }
@@ -766,22 +766,22 @@ public final class KernelBench {
       long[] prefill = new long[2];
       for (int rep = -1; rep < 1; rep++) {
         MambaState state = new MambaState(c, B);
-        g.profile = true;
-        g.kernelNanos = 0;
+        g.launch.profile = true;
+        g.launch.kernelNanos = 0;
         long t0 = System.nanoTime();
         g.forwardLastLogits(logits, ids, B, prompt, state);
-        prefill[0] = g.kernelNanos;
+        prefill[0] = g.launch.kernelNanos;
         prefill[1] = System.nanoTime() - t0;
         int[] step = new int[B];
         for (int s = 0; s < steps; s++) {
           for (int b = 0; b < B; b++) {
             step[b] = argmax(logits, b * V, V);
           }
-          g.kernelNanos = 0;
+          g.launch.kernelNanos = 0;
           long t1 = System.nanoTime();
           g.forwardLastLogits(logits, step, B, 1, state);
           if (rep >= 0) {
-            kernel[s] = g.kernelNanos > 0 ? g.kernelNanos : -1; // -1: not profiled
+            kernel[s] = g.launch.kernelNanos > 0 ? g.launch.kernelNanos : -1; // -1: not profiled
             e2e[s] = System.nanoTime() - t1;
           }
         }
@@ -812,9 +812,9 @@ public final class KernelBench {
   }
 
   private static long launchesPerCall(GpuModel g, Runnable call) {
-    long before = g.launches;
+    long before = g.launch.launches;
     call.run();
-    return g.launches - before;
+    return g.launch.launches - before;
   }
 
   // ---- helpers

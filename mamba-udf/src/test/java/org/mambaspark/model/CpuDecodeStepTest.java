@@ -36,8 +36,7 @@ class CpuDecodeStepTest {
             .convKernel(4)
             .numLayers(2)
             .build();
-    return Stream.concat(
-        BackendsTest.shapes(), Stream.of(Arguments.of("ED=300", wide, 3, 9)));
+    return Stream.concat(BackendsTest.shapes(), Stream.of(Arguments.of("ED=300", wide, 3, 9)));
   }
 
   @ParameterizedTest(name = "{0}")
@@ -66,8 +65,7 @@ class CpuDecodeStepTest {
             cpu.forward(step, tokens, B, 1, state);
             for (int b = 0; b < B; b++) {
               for (int d = 0; d < D; d++) {
-                worst =
-                    Math.max(worst, Math.abs(step[b * D + d] - whole[(b * L + t) * D + d]));
+                worst = Math.max(worst, Math.abs(step[b * D + d] - whole[(b * L + t) * D + d]));
               }
             }
           }
