@@ -96,9 +96,9 @@ public final class Generator {
     MambaState batch = gather(c, states, live, nLive);
     Arrays.fill(states, null); // the one-row states are in the batch now
     float[] stepLogits = new float[nLive * V];
-    try (Parallel.Session decoding = Parallel.decoding()) {
-      return decode(out, count, live, nLive, batch, stepLogits, samplers, params, onToken);
-    }
+    int n = nLive;
+    return Parallel.decoding(
+        () -> decode(out, count, live, n, batch, stepLogits, samplers, params, onToken));
   }
 
   /** The token-by-token loop over the live rows' batch state, until every row has stopped. */

@@ -1,10 +1,10 @@
 package org.mambaspark.ops;
 
 import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.Supplier;
 
 /**
  * The engine's one thread pool. Work is split into contiguous pieces, so a caller's loop body stays
@@ -23,8 +23,8 @@ import java.util.concurrent.locks.LockSupport;
  * step makes its calls a few to a few hundred microseconds apart, so its helpers stay awake through
  * the step instead of being woken for each matrix. The spinning costs CPU time, and on a machine
  * with no idle core it takes it from the threads that do the work. So by default workers linger
- * ({@link #DECODE_LINGER_MICROS}) only while exactly one {@link #decoding} session runs in the JVM
- * (a generate loop; several at once, as Spark tasks sharing an executor, would fill its cores with
+ * ({@link #DECODE_LINGER_MICROS}) only while exactly one {@link #decoding} loop runs in the JVM (a
+ * generate loop; several at once, as Spark tasks sharing an executor, would fill its cores with
  * spinning); {@code -Dmamba.lingerMicros=M} sets M for every call instead, and 0 switches lingering
  * off.
  */
@@ -43,14 +43,14 @@ public final class Parallel {
 
   /**
    * How long a worker that ran out of pieces waits, spinning, for the next call (0: not at all);
-   * negative: not set, lingering then follows {@link #decoding} sessions.
+   * negative: not set, lingering then follows {@link #decoding} loops.
    */
   private static volatile long lingerNanos = lingerFromProperty();
 
-  /** The linger of a lone decode session: a step's calls come within tens of microseconds. */
+  /** The linger of a lone decode loop: a step's calls come within tens of microseconds. */
   static final long DECODE_LINGER_MICROS = 200;
 
-  /** Decode sessions running now (see {@link #decoding}). */
+  /** Decode loops running now (see {@link #decoding}). */
   private static final AtomicInteger DECODING = new AtomicInteger();
 
   /** The newest call's work loop, which lingering workers join. */
@@ -97,7 +97,7 @@ public final class Parallel {
 
   /**
    * Sets the linger time (tests); 0 switches lingering off, a negative value restores the default
-   * (lingering during a lone decode session).
+   * (lingering during a lone decode loop).
    */
   static void setLingerNanos(long nanos) {
     lingerNanos = nanos < 0 ? -1 : nanos;
@@ -117,25 +117,17 @@ public final class Parallel {
     return DECODING.get() == 1 ? DECODE_LINGER_MICROS * 1000 : 0;
   }
 
-  /** A {@link #decoding} session; closing it ends the session. */
-  public interface Session extends AutoCloseable {
-    @Override
-    void close();
-  }
-
   /**
-   * Marks a token-by-token decode loop (try-with-resources around it): while it is the only one in
-   * the JVM, pool workers linger between its calls unless {@code mamba.lingerMicros} says
-   * otherwise.
+   * Runs a token-by-token decode loop: while it is the only one in the JVM, pool workers linger
+   * between its calls unless {@code mamba.lingerMicros} says otherwise.
    */
-  public static Session decoding() {
+  public static <T> T decoding(Supplier<T> loop) {
     DECODING.incrementAndGet();
-    AtomicBoolean open = new AtomicBoolean(true);
-    return () -> {
-      if (open.compareAndSet(true, false)) {
-        DECODING.decrementAndGet();
-      }
-    };
+    try {
+      return loop.get();
+    } finally {
+      DECODING.decrementAndGet();
+    }
   }
 
   /** T − 1 workers: the caller is the T-th. */

@@ -53,23 +53,27 @@ class CpuDecodeStepTest {
         MambaState state = new MambaState(m.config, B);
         float[] step = new float[B * D];
         int[] tokens = new int[B];
-        double worst = 0, scale = 0;
+        double scale = 0;
         for (float v : whole) {
           scale = Math.max(scale, Math.abs(v));
         }
-        try (Parallel.Session decoding = Parallel.decoding()) {
-          for (int t = 0; t < L; t++) {
-            for (int b = 0; b < B; b++) {
-              tokens[b] = ids[b * L + t];
-            }
-            cpu.forward(step, tokens, B, 1, state);
-            for (int b = 0; b < B; b++) {
-              for (int d = 0; d < D; d++) {
-                worst = Math.max(worst, Math.abs(step[b * D + d] - whole[(b * L + t) * D + d]));
-              }
-            }
-          }
-        }
+        double worst =
+            Parallel.decoding(
+                () -> {
+                  double w = 0;
+                  for (int t = 0; t < L; t++) {
+                    for (int b = 0; b < B; b++) {
+                      tokens[b] = ids[b * L + t];
+                    }
+                    cpu.forward(step, tokens, B, 1, state);
+                    for (int b = 0; b < B; b++) {
+                      for (int d = 0; d < D; d++) {
+                        w = Math.max(w, Math.abs(step[b * D + d] - whole[(b * L + t) * D + d]));
+                      }
+                    }
+                  }
+                  return w;
+                });
         double rel = worst / scale;
         System.out.printf(
             Locale.ROOT,

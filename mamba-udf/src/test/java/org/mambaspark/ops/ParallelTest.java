@@ -32,27 +32,40 @@ class ParallelTest {
     aFailingPieceIsRethrownToTheCaller();
   }
 
-  /**
-   * Unset, workers linger only while one decode session runs; set, the setting holds everywhere.
-   */
+  /** Unset, workers linger only while one decode loop runs; set, the setting holds everywhere. */
   @Test
-  void workersLingerDuringALoneDecodeSessionUnlessSetOtherwise() {
+  void workersLingerDuringALoneDecodeLoopUnlessSetOtherwise() {
     Parallel.setLingerNanos(-1);
     long decode = Parallel.DECODE_LINGER_MICROS * 1000;
-    assertEquals(0, Parallel.lingerNanos(), "no session");
-    try (Parallel.Session one = Parallel.decoding()) {
-      assertEquals(decode, Parallel.lingerNanos(), "one session");
-      try (Parallel.Session two = Parallel.decoding()) {
-        assertEquals(0, Parallel.lingerNanos(), "two sessions share the cores");
-        two.close(); // closing twice counts once
-      }
-      assertEquals(decode, Parallel.lingerNanos(), "one session again");
-      everyIndexRunsOnceWhateverTheThreadsAndGrain();
-      nestedCallsFinish();
-      aFailingPieceIsRethrownToTheCaller();
-      Parallel.setLingerNanos(0);
-      assertEquals(0, Parallel.lingerNanos(), "mamba.lingerMicros=0 switches it off");
-    }
+    assertEquals(0, Parallel.lingerNanos(), "no loop");
+    Parallel.decoding(
+        () -> {
+          assertEquals(decode, Parallel.lingerNanos(), "one loop");
+          Parallel.decoding(
+              () -> {
+                assertEquals(0, Parallel.lingerNanos(), "two loops share the cores");
+                return null;
+              });
+          assertEquals(decode, Parallel.lingerNanos(), "one loop again");
+          everyIndexRunsOnceWhateverTheThreadsAndGrain();
+          nestedCallsFinish();
+          aFailingPieceIsRethrownToTheCaller();
+          return null;
+        });
+    assertThrows(
+        IllegalStateException.class,
+        () ->
+            Parallel.decoding(
+                () -> {
+                  throw new IllegalStateException("a loop that fails");
+                }));
+    assertEquals(0, Parallel.lingerNanos(), "loops that ended, by returning or throwing");
+    Parallel.setLingerNanos(0);
+    Parallel.decoding(
+        () -> {
+          assertEquals(0, Parallel.lingerNanos(), "mamba.lingerMicros=0 switches it off");
+          return null;
+        });
     Parallel.setLingerNanos(300_000);
     assertEquals(300_000, Parallel.lingerNanos(), "set: everywhere");
   }
