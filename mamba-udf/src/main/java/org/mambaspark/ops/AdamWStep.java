@@ -36,15 +36,45 @@ public final class AdamWStep {
       float decay,
       float stepSize,
       float bc2Sqrt) {
+    adamwStep(p, m, v, g, 1f, p, m, v, start, end, beta1, beta2, eps, decay, stepSize, bc2Sqrt);
+  }
+
+  /**
+   * The update of elements [start, end) read from p, m, v and written to pOut, mOut, vOut (the same
+   * arrays for an update in place; others when the old state must stay as it was, as a sharded
+   * optimizer's cached state must), with the gradient scaled by gScale as it is read (a clipping
+   * coefficient; 1 leaves it exact).
+   */
+  public static void adamwStep(
+      float[] p,
+      float[] m,
+      float[] v,
+      float[] g,
+      float gScale,
+      float[] pOut,
+      float[] mOut,
+      float[] vOut,
+      int start,
+      int end,
+      float beta1,
+      float beta2,
+      float eps,
+      float decay,
+      float stepSize,
+      float bc2Sqrt) {
     Parallel.forRange(
         end - start,
         1 << 16,
         (lo, hi) -> {
           int from = start + lo, to = start + hi;
           if (Simd.ENABLED) {
-            AdamWStepSimd.step(p, m, v, g, from, to, beta1, beta2, eps, decay, stepSize, bc2Sqrt);
+            AdamWStepSimd.step(
+                p, m, v, g, gScale, pOut, mOut, vOut, from, to, beta1, beta2, eps, decay, stepSize,
+                bc2Sqrt);
           } else {
-            stepRange(p, m, v, g, from, to, beta1, beta2, eps, decay, stepSize, bc2Sqrt);
+            stepRange(
+                p, m, v, g, gScale, pOut, mOut, vOut, from, to, beta1, beta2, eps, decay, stepSize,
+                bc2Sqrt);
           }
         });
   }
@@ -54,6 +84,10 @@ public final class AdamWStep {
       float[] m,
       float[] v,
       float[] g,
+      float gScale,
+      float[] pOut,
+      float[] mOut,
+      float[] vOut,
       int from,
       int to,
       float beta1,
@@ -63,11 +97,13 @@ public final class AdamWStep {
       float stepSize,
       float bc2Sqrt) {
     for (int j = from; j < to; j++) {
-      float gj = g[j];
-      m[j] = beta1 * m[j] + (1 - beta1) * gj;
-      v[j] = beta2 * v[j] + (1 - beta2) * gj * gj;
-      float denom = (float) Math.sqrt(v[j]) / bc2Sqrt + eps;
-      p[j] = p[j] * decay - stepSize * m[j] / denom;
+      float gj = g[j] * gScale;
+      float mj = beta1 * m[j] + (1 - beta1) * gj;
+      float vj = beta2 * v[j] + (1 - beta2) * gj * gj;
+      mOut[j] = mj;
+      vOut[j] = vj;
+      float denom = (float) Math.sqrt(vj) / bc2Sqrt + eps;
+      pOut[j] = p[j] * decay - stepSize * mj / denom;
     }
   }
 }

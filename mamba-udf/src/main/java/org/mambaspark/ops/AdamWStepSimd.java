@@ -19,6 +19,10 @@ final class AdamWStepSimd {
       float[] m,
       float[] v,
       float[] g,
+      float gScale,
+      float[] pOut,
+      float[] mOut,
+      float[] vOut,
       int from,
       int to,
       float beta1,
@@ -29,14 +33,15 @@ final class AdamWStepSimd {
       float bc2Sqrt) {
     int j = from;
     for (; j <= to - VL; j += VL) {
-      FloatVector gj = FloatVector.fromArray(S, g, j);
+      FloatVector gj = FloatVector.fromArray(S, g, j).mul(gScale);
       FloatVector mj = FloatVector.fromArray(S, m, j).mul(beta1).add(gj.mul(1 - beta1));
       FloatVector vj = FloatVector.fromArray(S, v, j).mul(beta2).add(gj.mul(1 - beta2).mul(gj));
-      mj.intoArray(m, j);
-      vj.intoArray(v, j);
+      mj.intoArray(mOut, j);
+      vj.intoArray(vOut, j);
       FloatVector denom = vj.lanewise(VectorOperators.SQRT).div(bc2Sqrt).add(eps);
-      FloatVector.fromArray(S, p, j).mul(decay).sub(mj.mul(stepSize).div(denom)).intoArray(p, j);
+      FloatVector.fromArray(S, p, j).mul(decay).sub(mj.mul(stepSize).div(denom)).intoArray(pOut, j);
     }
-    AdamWStep.stepRange(p, m, v, g, j, to, beta1, beta2, eps, decay, stepSize, bc2Sqrt);
+    AdamWStep.stepRange(
+        p, m, v, g, gScale, pOut, mOut, vOut, j, to, beta1, beta2, eps, decay, stepSize, bc2Sqrt);
   }
 }

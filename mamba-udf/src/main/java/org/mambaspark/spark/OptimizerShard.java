@@ -28,15 +28,11 @@ public final class OptimizerShard implements Externalizable {
   }
 
   /**
-   * A copy to update: a cached shard is never changed in place (a recomputation reads it). Null
-   * moments (a shard that never stepped, shipped without them) become zeros.
+   * The shard an update writes into, zeros of this one's size: a cached shard is never changed in
+   * place (a recomputation reads it).
    */
-  OptimizerShard copy() {
-    return new OptimizerShard(
-        slice,
-        w.clone(),
-        m == null ? new float[w.length] : m.clone(),
-        v == null ? new float[w.length] : v.clone());
+  OptimizerShard successor() {
+    return new OptimizerShard(slice, new float[w.length], new float[w.length], new float[w.length]);
   }
 
   @Override

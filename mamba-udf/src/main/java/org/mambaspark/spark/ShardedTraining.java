@@ -261,14 +261,23 @@ public final class ShardedTraining {
                   if (skip || !red.hasNext()) {
                     return Collections.singletonList(old).iterator();
                   }
-                  OptimizerShard n = old._2().copy();
-                  float[] g = red.next().data.clone(); // the cached sum stays as computed
-                  if (scale != 1f) {
-                    for (int j = 0; j < g.length; j++) {
-                      g[j] *= scale;
-                    }
-                  }
-                  sl.adamw(n.slice, h, t, lr, n.w, n.m, n.v, g);
+                  OptimizerShard o = old._2(), n = o.successor();
+                  // read from the cached shard and the cached gradient sum, written to fresh
+                  // arrays: both stay as they were for a recomputation; moments never stepped
+                  // are the successor's zeros
+                  sl.adamw(
+                      o.slice,
+                      h,
+                      t,
+                      lr,
+                      o.w,
+                      o.m == null ? n.m : o.m,
+                      o.v == null ? n.v : o.v,
+                      red.next().data,
+                      scale,
+                      n.w,
+                      n.m,
+                      n.v);
                   return Collections.singletonList(new Tuple2<>(n.slice, n)).iterator();
                 }));
     step = t;

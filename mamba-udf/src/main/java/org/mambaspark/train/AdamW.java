@@ -123,11 +123,35 @@ public final class AdamW {
       float[] g,
       int from,
       int to) {
+    update(h, t, lr, decays, p, m, v, g, 1f, p, m, v, from, to);
+  }
+
+  /**
+   * {@link #update(Settings, long, float, boolean, float[], float[], float[], float[], int, int)}
+   * reading p, m, v and writing pOut, mOut, vOut, the gradient scaled by gScale as it is read (see
+   * {@link AdamWStep}).
+   */
+  public static void update(
+      Settings h,
+      long t,
+      float lr,
+      boolean decays,
+      float[] p,
+      float[] m,
+      float[] v,
+      float[] g,
+      float gScale,
+      float[] pOut,
+      float[] mOut,
+      float[] vOut,
+      int from,
+      int to) {
     double bc1 = 1 - Math.pow(h.beta1(), (double) t);
     float bc2Sqrt = (float) Math.sqrt(1 - Math.pow(h.beta2(), (double) t));
     float stepSize = (float) (lr / bc1);
     float decay = decays ? 1f - lr * h.weightDecay() : 1f;
     AdamWStep.adamwStep(
-        p, m, v, g, from, to, h.beta1(), h.beta2(), h.eps(), decay, stepSize, bc2Sqrt);
+        p, m, v, g, gScale, pOut, mOut, vOut, from, to, h.beta1(), h.beta2(), h.eps(), decay,
+        stepSize, bc2Sqrt);
   }
 }

@@ -123,9 +123,31 @@ public final class ParameterSlices implements Serializable {
    */
   public void adamw(
       int slice, AdamW.Settings h, long t, float lr, float[] p, float[] m, float[] v, float[] g) {
+    adamw(slice, h, t, lr, p, m, v, g, 1f, p, m, v);
+  }
+
+  /**
+   * The same step reading p, m, v and writing pOut, mOut, vOut, the gradient scaled by gScale as it
+   * is read: a cached state stays as it was and the gradient is not copied to be clipped.
+   */
+  public void adamw(
+      int slice,
+      AdamW.Settings h,
+      long t,
+      float lr,
+      float[] p,
+      float[] m,
+      float[] v,
+      float[] g,
+      float gScale,
+      float[] pOut,
+      float[] mOut,
+      float[] vOut) {
     forEachSegment(
         slice,
-        (tensor, to, so, n) -> AdamW.update(h, t, lr, decays[tensor], p, m, v, g, so, so + n));
+        (tensor, to, so, n) ->
+            AdamW.update(
+                h, t, lr, decays[tensor], p, m, v, g, gScale, pOut, mOut, vOut, so, so + n));
   }
 
   /** The data arrays of the weights' parameters, in parameters() order. */

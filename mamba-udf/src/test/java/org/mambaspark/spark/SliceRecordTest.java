@@ -2,6 +2,7 @@ package org.mambaspark.spark;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayInputStream;
@@ -100,8 +101,10 @@ class SliceRecordTest {
     OptimizerShard fresh = roundTrip(new OptimizerShard(2, a[0], null, null), bytes);
     assertArrayEquals(a[0], fresh.w);
     assertTrue(bytes[0] < 4 * 70_001 * 1.01 + 200, "no moments shipped: " + bytes[0] + " bytes");
-    OptimizerShard started = fresh.copy();
-    assertArrayEquals(new float[70_001], started.m);
-    assertArrayEquals(new float[70_001], started.v);
+    assertNull(fresh.m, "moments of a shard that never stepped");
+    OptimizerShard next = fresh.successor();
+    assertEquals(2, next.slice);
+    assertArrayEquals(new float[70_001], next.m);
+    assertArrayEquals(new float[70_001], next.v);
   }
 }

@@ -88,4 +88,43 @@ class ParameterSlicesTest {
           tied, sl.count());
     }
   }
+
+  /**
+   * The sharded update reads the cached state and gradient and writes fresh arrays, the clipping
+   * scale applied as the gradient is read: the same floats as the update in place on a scaled copy,
+   * and the inputs unchanged.
+   */
+  @Test
+  void adamWIntoOtherArraysWithAScaledGradientEqualsTheUpdateInPlace() {
+    MambaWeights w = model(false, 2), g = model(false, 3);
+    ParameterSlices sl = ParameterSlices.of(w, 3);
+    AdamW.Settings h = new AdamW(w, 0.9f, 0.999f, 1e-8f, 0.1f).settings();
+    float[][] p = ParameterSlices.arrays(w), gt = ParameterSlices.arrays(g);
+    SplittableRandom r = new SplittableRandom(6);
+    for (int s = 0; s < sl.count(); s++) {
+      int n = sl.length(s);
+      float[] p0 = sl.copyOut(p, s), g0 = sl.copyOut(gt, s);
+      float[] m0 = new float[n], v0 = new float[n];
+      for (int j = 0; j < n; j++) {
+        m0[j] = (float) (0.01 * r.nextGaussian());
+        v0[j] = (float) (1e-4 * r.nextDouble());
+      }
+      float scale = 0.37f;
+      float[] pIn = p0.clone(), mIn = m0.clone(), vIn = v0.clone(), gIn = g0.clone();
+      float[] pOut = new float[n], mOut = new float[n], vOut = new float[n];
+      sl.adamw(s, h, 4, 3e-3f, pIn, mIn, vIn, gIn, scale, pOut, mOut, vOut);
+      float[] gScaled = g0.clone();
+      for (int j = 0; j < n; j++) {
+        gScaled[j] *= scale;
+      }
+      sl.adamw(s, h, 4, 3e-3f, p0, m0, v0, gScaled);
+      assertArrayEquals(p0, pOut, "weights, slice " + s);
+      assertArrayEquals(m0, mOut, "m, slice " + s);
+      assertArrayEquals(v0, vOut, "v, slice " + s);
+      assertArrayEquals(g0, gIn, "the gradient is read, not scaled in place");
+      assertArrayEquals(sl.copyOut(p, s), pIn, "the old weights stay");
+    }
+    System.out.println(
+        "AdamW into other arrays with a scaled gradient equals AdamW in place, bit for bit");
+  }
 }
