@@ -8,37 +8,6 @@ package org.mambaspark.ops;
 public final class AdamWStep {
   private AdamWStep() {}
 
-  public static void adamwStep(
-      float[] p,
-      float[] m,
-      float[] v,
-      float[] g,
-      float beta1,
-      float beta2,
-      float eps,
-      float decay,
-      float stepSize,
-      float bc2Sqrt) {
-    adamwStep(p, m, v, g, 0, p.length, beta1, beta2, eps, decay, stepSize, bc2Sqrt);
-  }
-
-  /** The update of elements [start, end) only (a slice of a flat parameter vector). */
-  public static void adamwStep(
-      float[] p,
-      float[] m,
-      float[] v,
-      float[] g,
-      int start,
-      int end,
-      float beta1,
-      float beta2,
-      float eps,
-      float decay,
-      float stepSize,
-      float bc2Sqrt) {
-    adamwStep(p, m, v, g, 1f, p, m, v, start, end, beta1, beta2, eps, decay, stepSize, bc2Sqrt);
-  }
-
   /**
    * The update of elements [start, end) read from p, m, v and written to pOut, mOut, vOut (the same
    * arrays for an update in place; others when the old state must stay as it was, as a sharded
