@@ -118,17 +118,11 @@ public final class ParameterSlices implements Serializable {
   }
 
   /**
-   * AdamW step t (1-based) on one slice: p, m, v, g hold the slice's elements; each segment decays
-   * as its tensor would ({@link AdamW#decays}).
-   */
-  public void adamw(
-      int slice, AdamW.Settings h, long t, float lr, float[] p, float[] m, float[] v, float[] g) {
-    adamw(slice, h, t, lr, p, m, v, g, 1f, p, m, v);
-  }
-
-  /**
-   * The same step reading p, m, v and writing pOut, mOut, vOut, the gradient scaled by gScale as it
-   * is read: a cached state stays as it was and the gradient is not copied to be clipped.
+   * AdamW step t (1-based) on one slice: p, m, v, g hold the slice's elements, read, and the step
+   * is written to pOut, mOut, vOut (p, m, v themselves for an update in place; other arrays keep a
+   * cached state as it was), the gradient scaled by gScale as it is read (a clipping coefficient,
+   * so the gradient is not copied to be clipped). Each segment decays as its tensor would ({@link
+   * AdamW#decays}).
    */
   public void adamw(
       int slice,

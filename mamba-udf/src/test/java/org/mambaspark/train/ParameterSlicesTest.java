@@ -75,7 +75,7 @@ class ParameterSlicesTest {
         a.update(whole, g, lr);
         for (int s = 0; s < sl.count(); s++) {
           float[] ps = sl.copyOut(p, s);
-          sl.adamw(s, h, t, lr, ps, m[s], v[s], sl.copyOut(gt, s));
+          sl.adamw(s, h, t, lr, ps, m[s], v[s], sl.copyOut(gt, s), 1f, ps, m[s], v[s]);
           sl.copyIn(ps, s, p);
         }
       }
@@ -117,7 +117,7 @@ class ParameterSlicesTest {
       for (int j = 0; j < n; j++) {
         gScaled[j] *= scale;
       }
-      sl.adamw(s, h, 4, 3e-3f, p0, m0, v0, gScaled);
+      sl.adamw(s, h, 4, 3e-3f, p0, m0, v0, gScaled, 1f, p0, m0, v0);
       assertArrayEquals(p0, pOut, "weights, slice " + s);
       assertArrayEquals(m0, mOut, "m, slice " + s);
       assertArrayEquals(v0, vOut, "v, slice " + s);
