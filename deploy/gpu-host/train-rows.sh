@@ -12,7 +12,8 @@
 #      does). The driver holds neither the weights nor AdamW's moments: the executor draws its slices, steps and
 #      writes the checkpoint (model-0000i-of-0000n.safetensors + index, 1 GB files) from its tasks.
 #
-# Each row runs under its own time limit and prints its lines whatever the others do; OUT gets the logs.
+# Each row runs under its own time limit and prints its lines whatever the others do; OUT gets the logs, and for
+# rows 1 and 2 Spark's event logs (OUT/events-rowN) with a line per stage from stage-times.py (OUT/rowN-stages.txt).
 # Environment: CORES (16), ROWS ("1 2 3"), DRIVER_HEAP (4g), EXECUTOR_MB (row 3: 64000), GPUS (1; 0: row 1 on
 # the CPU), SMALL=1 for a dry run on a small machine (small models, short sequences: checks the script, not the
 # numbers).
@@ -36,10 +37,12 @@ gpus=${GPUS:-1}
 small=${SMALL:-0}
 stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
 
-# bench LIMIT_S cpu|gpu ARGS...: bench-train-job in a JVM of its own (the driver; its executors are separate JVMs)
+# bench ROW LIMIT_S cpu|gpu ARGS...: bench-train-job in a JVM of its own (the driver; its executors are separate
+# JVMs), with Spark's event log in OUT/events-ROW
 bench() {
-  local limit=$1 gpu_opts=()
-  shift
+  local events="$out/events-$1" limit=$2 gpu_opts=()
+  shift 2
+  rm -rf "$events" && mkdir -p "$events"
   if [ "$1" = gpu ]; then
     gpu_opts=(-Dspark.worker.resource.gpu.amount=1 -Dspark.executor.resource.gpu.amount=1
       -Dspark.task.resource.gpu.amount=1 -Dspark.worker.resource.gpu.discoveryScript="$root/deploy/gpu-discovery.sh")
@@ -47,10 +50,16 @@ bench() {
   shift
   timeout "$limit" java -Xmx8g "$MAMBA_VECTOR_MODULE" ${MAMBA_MEMORY_OPTS[@]+"${MAMBA_MEMORY_OPTS[@]}"} "${MAMBA_JAVA17_OPENS[@]}" \
     -Dlog4j2.configurationFile="$root/conf/log4j2.properties" -Dspark.executorEnv.LD_PRELOAD="${LD_PRELOAD:-}" \
+    -Dspark.eventLog.enabled=true -Dspark.eventLog.dir="file://$events" \
     "${gpu_opts[@]+"${gpu_opts[@]}"}" -cp "$MAMBA_CP" org.mambaspark.cli.MambaCli bench-train-job "$@"
 }
 # the P=... lines of a bench log, and the ratio the row is about
 bench_lines() { grep -E '^(model|P=)' "$1" || { tail -20 "$1"; echo "!! no bench line: $1"; }; }
+# the stages of a row's event logs, into OUT/rowN-stages.txt, and their step phases on the output
+stage_lines() {
+  python3 "$root/deploy/gpu-host/stage-times.py" "$out/events-row$1"/* > "$out/row$1-stages.txt" 2>&1 || true
+  grep -E '^#|step [0-9]+:' "$out/row$1-stages.txt" | grep -v checkpoint || true
+}
 field() { grep "^P=$2 " "$1" | grep -o "$3=[0-9.]*" | cut -d= -f2; }
 
 for row in ${ROWS:-1 2 3}; do
@@ -64,10 +73,11 @@ for row in ${ROWS:-1 2 3}; do
     backend=cpu
     [ "$gpus" != 0 ] && backend=gpu
     stamp "row 1: ${args[*]}, P=1, $backend, executor cores $cores"
-    bench 240 "$backend" --executors 1 --executor-cores "$cores" --steps 2 --warmup 1 \
+    bench row1 240 "$backend" --executors 1 --executor-cores "$cores" --steps 2 --warmup 1 \
       --executor-memory-mb $((small == 1 ? 1024 : 40000)) --executor-java-options "-Dmamba.backend=$backend" \
       "${args[@]}" > "$out/row1.log" 2>&1 || echo "!! row 1 ended with status $?"
     bench_lines "$out/row1.log"
+    stage_lines 1
     s=$(field "$out/row1.log" 1 step_s) c=$(field "$out/row1.log" 1 compute_s)
     [ -n "$s" ] && [ -n "$c" ] && awk -v s="$s" -v c="$c" \
       'BEGIN { printf "row 1: step_s / compute_s = %.2f (goal <= 1.3)\n", s / c }'
@@ -79,10 +89,11 @@ for row in ${ROWS:-1 2 3}; do
       args=(--preset mamba-130m --global-batch 8 --seq-len 256 --micro-batch 2)
     fi
     stamp "row 2: ${args[*]}, P=1,2, CPU, $half cores an executor"
-    bench 300 cpu --executors 1,2 --executor-cores "$half" --steps 2 --warmup 1 \
+    bench row2 300 cpu --executors 1,2 --executor-cores "$half" --steps 2 --warmup 1 \
       --executor-memory-mb $((small == 1 ? 1024 : 24000)) --executor-java-options -Dmamba.backend=cpu \
       "${args[@]}" > "$out/row2.log" 2>&1 || echo "!! row 2 ended with status $?"
     bench_lines "$out/row2.log"
+    stage_lines 2
     a=$(field "$out/row2.log" 1 tokens_per_s) b=$(field "$out/row2.log" 2 tokens_per_s)
     [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" \
       'BEGIN { printf "row 2: tokens/s P=2 / P=1 = %.2f (goal >= 1.8)\n", b / a }'

@@ -106,7 +106,7 @@ public final class BenchTrainJob implements Callable<Integer> {
   @Option(
       names = "--master-template",
       defaultValue = "local-cluster[%d,%d,%d]",
-      description = "Spark master, %d = P, the executor cores and the worker memory (MB)")
+      description = "Spark master, %%d = P, the executor cores and the worker memory (MB)")
   String masterTemplate;
 
   @Override

@@ -49,9 +49,12 @@ import scala.Tuple2;
  *       non-finite guard and the learning rate;
  *   <li><b>sharded AdamW</b>: reducer s updates its slice's weights and moments (a new shard: a
  *       cached one is never changed in place);
- *   <li><b>all-gather</b>: every updated weight slice goes through the shuffle to every data
- *       partition, whose task writes them into its executor's cached model in place the next time
- *       it computes.
+ *   <li><b>all-gather</b>: the updated weight slices are cached beside their shards (the same
+ *       arrays); each data partition reads all S of them through a narrow dependency (Spark's block
+ *       manager: the objects themselves where a slice lives on the task's executor, fetched where
+ *       it lives on another) and writes them into its executor's cached model in place the next
+ *       time it computes. No shuffle: a slice is never written to disk to be gathered, and a
+ *       co-located slice is never copied.
  * </ol>
  *
  * <p>The gradient function is deterministic and side-effect free and the state changes only through
@@ -97,7 +100,8 @@ public final class ShardedTraining {
   private final String run = UUID.randomUUID().toString();
   private final List<Tuple2<Long, Broadcast<?>>> lineage = new ArrayList<>();
   private JavaPairRDD<Integer, OptimizerShard> state; // partition s holds slice s
-  private JavaPairRDD<Integer, SliceRecord> gathered; // partition p holds every weight slice
+  private JavaRDD<SliceRecord> weights; // partition s: slice s's weights (the state's arrays)
+  private JavaRDD<SliceRecord> gathered; // partition p reads every partition of weights
   private JavaPairRDD<Integer, OptimizerShard> checkpointed; // the last state written reliably
   private long step;
   private TrainingTraffic traffic;
@@ -146,6 +150,8 @@ public final class ShardedTraining {
     setState(
         JavaPairRDD.fromJavaRDD(
             sc.parallelize(ids, S).map(s -> new Tuple2<>(s, start.make(sl, s)))));
+    sc.setJobDescription("mamba train: the optimizer's shards made on the executors");
+    weights.count(); // S tasks in parallel, not one gradient task reading them one by one
     LOG.info(
         "sharded AdamW: {} parameters in {} slices of about {} MB, made on the executors; {} data"
             + " partitions; gradients as {}",
@@ -203,7 +209,7 @@ public final class ShardedTraining {
     JavaRDD<Tuple2<Integer, SliceRecord>> parts =
         data.zipPartitions(
             gathered,
-            (Iterator<Tuple2<Long, int[]>> it, Iterator<Tuple2<Integer, SliceRecord>> weights) -> {
+            (Iterator<Tuple2<Long, int[]>> it, Iterator<SliceRecord> weights) -> {
               List<int[]> seqs = DataParallelTraining.mine(it, indices.value());
               if (seqs.isEmpty()) {
                 return Collections.emptyIterator();
@@ -281,11 +287,13 @@ public final class ShardedTraining {
                   return Collections.singletonList(new Tuple2<>(n.slice, n)).iterator();
                 }));
     step = t;
+    JavaRDD<SliceRecord> previousWeights = weights;
     JavaPairRDD<Integer, OptimizerShard> previous = setState(next);
     sc.setJobDescription("mamba train: step " + t + ": sharded AdamW");
-    next.count();
+    weights.count(); // caches the new shards and their weight slices
     long t2 = System.nanoTime();
     previous.unpersist(false); // recomputable from its lineage; not needed once next is cached
+    previousWeights.unpersist(false);
     reduced.unpersist(false);
     afterMaterialized();
     r.gradientJobNanos = t1 - t0;
@@ -305,7 +313,7 @@ public final class ShardedTraining {
     return DataParallelTraining.sumLosses(
         data.zipPartitions(
             gathered,
-            (Iterator<int[]> it, Iterator<Tuple2<Integer, SliceRecord>> weights) ->
+            (Iterator<int[]> it, Iterator<SliceRecord> weights) ->
                 DataParallelTraining.partitionLoss(
                     it,
                     () -> TrainingRunners.acquire(version, c, w -> fill(sl, weights, w)),
@@ -372,6 +380,7 @@ public final class ShardedTraining {
   /** Drops the cached state and the broadcasts its lineage needed. */
   public void close() {
     state.unpersist(false);
+    weights.unpersist(false);
     for (Tuple2<Long, Broadcast<?>> b : lineage) {
       b._2().destroy();
     }
@@ -394,19 +403,17 @@ public final class ShardedTraining {
     if (stateCheckpointEvery > 0 && previous != null && step % stateCheckpointEvery == 0) {
       state.checkpoint();
     }
-    final int P = partitions;
-    gathered =
-        state
-            .flatMapToPair(
-                (Tuple2<Integer, OptimizerShard> sh) -> {
-                  List<Tuple2<Integer, SliceRecord>> copies = new ArrayList<>(P);
-                  SliceRecord r = SliceRecord.of(sh._1(), sh._2().w);
-                  for (int p = 0; p < P; p++) {
-                    copies.add(new Tuple2<>(p, r));
-                  }
-                  return copies.iterator();
-                })
-            .partitionBy(new HashPartitioner(P));
+    // the weights alone, cached: a data partition on another executor fetches 4 bytes a parameter
+    // of its slices, not the moments too. The arrays are the shards' own, so the cache holds them
+    // once (Spark's storage accounting counts them twice).
+    weights = state.map(sh -> SliceRecord.of(sh._1(), sh._2().w));
+    weights.persist(StorageLevel.MEMORY_AND_DISK());
+    // coalesce without a shuffle: one partition whose parents are all S slices; P copies of it
+    JavaRDD<SliceRecord> all = weights.coalesce(1, false);
+    List<JavaRDD<SliceRecord>> copies = Collections.nCopies(partitions, all);
+    @SuppressWarnings("unchecked")
+    JavaRDD<SliceRecord>[] array = copies.toArray(new JavaRDD[0]);
+    gathered = sc.union(array);
     return previous;
   }
 
@@ -447,12 +454,11 @@ public final class ShardedTraining {
   }
 
   /** Writes the gathered weight slices into a cached model's tensors. */
-  private static void fill(
-      ParameterSlices sl, Iterator<Tuple2<Integer, SliceRecord>> weights, MambaWeights w) {
+  private static void fill(ParameterSlices sl, Iterator<SliceRecord> weights, MambaWeights w) {
     float[][] tensors = ParameterSlices.arrays(w);
     int seen = 0;
     while (weights.hasNext()) {
-      SliceRecord r = weights.next()._2();
+      SliceRecord r = weights.next();
       sl.copyIn(r.data, r.slice, tensors);
       seen++;
     }
