@@ -30,11 +30,12 @@ public final class GradientSum implements Serializable {
 
   public long maxComputeNanos;
 
-  public GradientSum(MambaWeights shape) {
-    List<NamedTensor> ps = shape.parameters();
+  /** A sum over g's parameter arrays themselves (not copied): zeros for a sum that starts empty. */
+  public GradientSum(MambaWeights g) {
+    List<NamedTensor> ps = g.parameters();
     grads = new float[ps.size()][];
     for (int i = 0; i < ps.size(); i++) {
-      grads[i] = new float[ps.get(i).data.length];
+      grads[i] = ps.get(i).data;
     }
   }
 
@@ -55,17 +56,6 @@ public final class GradientSum implements Serializable {
     computeNanos += other.computeNanos;
     maxComputeNanos = Math.max(maxComputeNanos, other.maxComputeNanos);
     return this;
-  }
-
-  /** this.grads += g (shaped like the model). */
-  public void addGradient(MambaWeights g) {
-    List<NamedTensor> ps = g.parameters();
-    for (int i = 0; i < grads.length; i++) {
-      float[] a = grads[i], b = ps.get(i).data;
-      for (int j = 0; j < a.length; j++) {
-        a[j] += b[j];
-      }
-    }
   }
 
   /** Copies the gradient into g (shaped like the model), times scale. */

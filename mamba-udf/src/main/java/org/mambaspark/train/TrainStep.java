@@ -52,16 +52,14 @@ public final class TrainStep {
    */
   public static GradientSum gradient(
       ModelRunner runner, List<int[]> seqs, int microBatch, int L, int scanChunk) {
-    MambaWeights w = runner.model().weights;
-    GradientSum sum = new GradientSum(w);
-    MambaWeights g = MambaWeights.zerosLike(w);
+    // the runner accumulates each micro-batch's gradient into the sum's own arrays
+    MambaWeights g = MambaWeights.zerosLike(runner.model().weights);
+    GradientSum sum = new GradientSum(g);
     long t0 = System.nanoTime();
     for (int first = 0; first < seqs.size(); first += microBatch) {
       int n = Math.min(microBatch, seqs.size() - first);
       int[] ids = packIds(seqs, first, n, L);
-      Gradients.zero(g);
       sum.lossSum += runner.forwardBackward(g, ids, n, L, 1.0, scanChunk);
-      sum.addGradient(g);
       sum.tokens += (long) n * (L - 1);
       sum.sequences += n;
     }

@@ -43,7 +43,7 @@ class SliceRecordTest {
     MambaConfig c =
         MambaConfig.builder().vocabSize(40).hiddenSize(8).numLayers(2).stateSize(4).build();
     MambaWeights shape = Initialization.initialize(c, 1);
-    GradientSum g = new GradientSum(shape);
+    GradientSum g = new GradientSum(MambaWeights.zerosLike(shape));
     SplittableRandom r = new SplittableRandom(2);
     for (float[] a : g.grads) {
       for (int j = 0; j < a.length; j++) {
