@@ -304,7 +304,7 @@ final class ForwardPlan {
               l,
               a,
               withState ? 1 : 0,
-              withState ? states.ssmOff(l, a.B) : a.hc,
+              withState ? states.ssmOff(l, a.B) : a.training ? a.hc : -1,
               SsdKernel.SCAN_LOCAL);
       System.arraycopy(scan, 0, kernel.plan, 2 * l * REC, scan.length);
       kernel.planF[2 * l * REC] = c.timeStepLimitMin;

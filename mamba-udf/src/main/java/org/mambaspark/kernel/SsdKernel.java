@@ -94,9 +94,9 @@ public class SsdKernel extends StepKernel {
    * planF [lo, hi]: rows b·L + t; x, B, C in the conv output act[xbcOff + row·C ...] = [x (H·P) | B
    * (G·N) | C (G·N)]; δ at act[deltaOff + row·I + h]; y (B·L, H·P) at yOff; dt_bias, A, D (H each)
    * at W[wOff], W[wOff + H], W[wOff + 2H]; the state at hOff in {@code state} when inState is 1,
-   * else in {@code act} (from zero). With saveOff ≥ 0 (training) the state before each chunk of Q
-   * positions goes to act[saveOff ...] as (B, chunks, H, P, N), for the backward. localFloats: the
-   * launch's lmem floats.
+   * else in {@code act} (from zero), or not kept when hOff is -1 (a scoring forward). With saveOff
+   * ≥ 0 (training) the state before each chunk of Q positions goes to act[saveOff ...] as (B,
+   * chunks, H, P, N), for the backward. localFloats: the launch's lmem floats.
    *
    * <p>A channel's N states evolve apart from every other channel's, so the work is split by
    * channel, not only by (sequence, head): S threads share a channel (S a power of two, S·{@value
@@ -247,7 +247,7 @@ public class SsdKernel extends StepKernel {
           }
         }
       }
-      if (live == 1) {
+      if (live == 1 && hOff >= 0) {
         stateOut(si, s, N, inState, h0);
         stateOut(si + S, s + S, N, inState, h1);
         stateOut(si + 2 * S, s + 2 * S, N, inState, h2);

@@ -16,7 +16,7 @@ final class SsdRecords {
    * start of each of its chunks ({@code Layout.ssdQ} positions) for the backward.
    *
    * @param inState 1: the state (B, H, P, N) at hOff of the device's state array, carried; 0: a
-   *     scratch state at hOff of act, from zero
+   *     scratch state at hOff of act, from zero, or none kept when hOff is -1
    * @param local the local floats of the launch that runs it
    */
   static int[] scan(
