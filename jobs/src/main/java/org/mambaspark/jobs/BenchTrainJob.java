@@ -81,7 +81,10 @@ public final class BenchTrainJob implements Callable<Integer> {
   @Option(names = "--local-steps", defaultValue = "4")
   int localSteps;
 
-  @Option(names = "--slices", defaultValue = "0", description = "optimizer slices (0 = ~16 MB)")
+  @Option(
+      names = "--slices",
+      defaultValue = "0",
+      description = "optimizer slices (0 = a multiple of P, at most 256 MB each)")
   int slices;
 
   @Option(names = "--bf16-gradients", description = "gradients on the wire as bfloat16")

@@ -223,7 +223,8 @@ public final class TrainJob implements Callable<Integer> {
   @Option(
       names = "--slices",
       defaultValue = "0",
-      description = "--sync gradients: optimizer slices (0 = about 16 MB each)")
+      description =
+          "--sync gradients: optimizer slices (0 = a multiple of the partitions, at most 256 MB each)")
   int slices;
 
   @Option(

@@ -25,9 +25,11 @@ import org.apache.spark.util.SerializableConfiguration;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
+import org.mambaspark.model.NamedTensor;
 import org.mambaspark.train.AdamW;
 import org.mambaspark.train.CheckpointLayout;
 import org.mambaspark.train.GradientSum;
+import org.mambaspark.train.Gradients;
 import org.mambaspark.train.LrSchedule;
 import org.mambaspark.train.ParameterSlices;
 import org.mambaspark.train.TrainStep;
@@ -113,7 +115,8 @@ public final class ShardedTraining {
    *
    * @param step the optimizer's step at the start (a resumed run's)
    * @param partitions the data partitions the weights are gathered to
-   * @param sliceCount S, or 0 for slices of about 16 MB
+   * @param sliceCount S, or 0 for {@link ParameterSlices#defaultCount} (a multiple of the
+   *     partitions, at most 256 MB each)
    * @param bf16 gradients on the wire as bfloat16 (weights and moments stay fp32)
    * @param stateCheckpointEvery steps between reliable checkpoints of the state (needs the
    *     context's checkpoint directory); 0 = never
@@ -129,7 +132,14 @@ public final class ShardedTraining {
       int stateCheckpointEvery) {
     this.sc = sc;
     this.config = start.config();
-    this.slices = ParameterSlices.of(MambaWeights.shapes(config), sliceCount);
+    List<NamedTensor> shapes = MambaWeights.shapes(config);
+    long n = 0;
+    for (NamedTensor t : shapes) {
+      n += t.numel();
+    }
+    this.slices =
+        ParameterSlices.of(
+            shapes, sliceCount > 0 ? sliceCount : ParameterSlices.defaultCount(n, partitions));
     this.hyper = hyper;
     this.partitions = partitions;
     this.bf16 = bf16;
@@ -404,9 +414,9 @@ public final class ShardedTraining {
       state.checkpoint();
     }
     // the weights alone, cached: a data partition on another executor fetches 4 bytes a parameter
-    // of its slices, not the moments too. The arrays are the shards' own, so the cache holds them
-    // once (Spark's storage accounting counts them twice).
-    weights = state.map(sh -> SliceRecord.of(sh._1(), sh._2().w));
+    // of its slices, not the moments too. The arrays are the shards' own: the cache holds them once
+    // and counts them once (SliceRecord.view).
+    weights = state.map(sh -> SliceRecord.view(sh._1(), sh._2().w));
     weights.persist(StorageLevel.MEMORY_AND_DISK());
     // coalesce without a shuffle: one partition whose parents are all S slices; P copies of it
     JavaRDD<SliceRecord> all = weights.coalesce(1, false);
@@ -488,27 +498,21 @@ public final class ShardedTraining {
     out.sequences = first.sequences;
     out.computeNanos = first.computeNanos;
     Set<String> executors = new TreeSet<>();
+    List<float[]> data = new ArrayList<>(parts.size());
     for (SliceRecord r : parts) {
       executors.add(r.executors);
+      data.add(r.data);
     }
     out.executors = String.join(",", executors);
     for (SliceRecord r : parts.subList(1, parts.size())) {
-      float[] g = r.data;
-      for (int j = 0; j < sum.length; j++) {
-        sum[j] += g[j];
-      }
       out.lossSum += r.lossSum;
       out.tokens += r.tokens;
       out.sequences += r.sequences;
       out.computeNanos = Math.max(out.computeNanos, r.computeNanos);
     }
-    float inv = (float) (1.0 / out.tokens); // as TrainStep.apply scales the single-process sum
-    double ss = 0;
-    for (int j = 0; j < sum.length; j++) {
-      sum[j] *= inv;
-      ss += (double) sum[j] * sum[j];
-    }
-    out.sumSquares = ss;
+    // divided by the batch's tokens as TrainStep.apply scales the single-process sum; the task
+    // holds all of its executor's cores (spark.task.cpus), so the sum runs on the engine's threads
+    out.sumSquares = Gradients.sumScaled(data, (float) (1.0 / out.tokens));
     return Collections.singletonList(out).iterator();
   }
 

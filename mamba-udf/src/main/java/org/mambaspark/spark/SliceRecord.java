@@ -4,6 +4,7 @@ import java.io.Externalizable;
 import java.io.IOException;
 import java.io.ObjectInput;
 import java.io.ObjectOutput;
+import org.apache.spark.util.KnownSizeEstimation;
 import org.mambaspark.train.GradientSum;
 import org.mambaspark.train.ParameterSlices;
 
@@ -13,8 +14,13 @@ import org.mambaspark.train.ParameterSlices;
  * gradient with its squared norm, or the slice's updated weights (all-gather). Written as raw
  * little-endian floats ({@link WireFloats}); a gradient may go as bfloat16. Built from the
  * partition's gradient tensors without a copy: the slice is cut out as it is written.
+ *
+ * <p>A {@link #view} of an optimizer shard's weights tells Spark's storage accounting that it holds
+ * next to nothing ({@link KnownSizeEstimation}, how Spark sizes values that share memory): its
+ * array is the shard's, already counted with the shard, and counting it twice would make the cache
+ * evict (write to disk) shards that fit.
  */
-public final class SliceRecord implements Externalizable {
+public final class SliceRecord implements Externalizable, KnownSizeEstimation {
   private static final long serialVersionUID = 1L;
 
   int slice;
@@ -29,6 +35,7 @@ public final class SliceRecord implements Externalizable {
   float[] data; // the values (after reading, or as built)
   private transient float[][] tensors; // else: cut from these on writing
   private transient ParameterSlices slices;
+  private transient boolean shared; // data is another cached value's array
 
   public SliceRecord() {} // Externalizable
 
@@ -60,6 +67,19 @@ public final class SliceRecord implements Externalizable {
     r.slice = slice;
     r.data = data;
     return r;
+  }
+
+  /** A slice's values that belong to another cached value (an optimizer shard's weights). */
+  static SliceRecord view(int slice, float[] data) {
+    SliceRecord r = of(slice, data);
+    r.shared = true;
+    return r;
+  }
+
+  /** What Spark's cache counts for this record: its floats, or a header for a view. */
+  @Override
+  public long estimatedSize() {
+    return 64 + (shared ? 0 : 4L * length());
   }
 
   int length() {

@@ -4,6 +4,7 @@ import java.util.Arrays;
 import java.util.List;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.NamedTensor;
+import org.mambaspark.ops.Parallel;
 
 /**
  * Operations on a gradient held as a {@link MambaWeights}: the flat buffer that micro-batches
@@ -63,6 +64,43 @@ public final class Gradients {
       }
     }
     return norm;
+  }
+
+  /** Elements per block of {@link #sumScaled}: fixed, so its result does not depend on threads. */
+  private static final int SUM_BLOCK = 1 << 16;
+
+  /**
+   * parts[0] = (parts[0] + parts[1] + … + parts[k-1]) · scale, added in list order, on the engine's
+   * threads; returns Σ of the result's squares in double, summed per block of {@value #SUM_BLOCK}
+   * and the blocks in order, so the value is the same on any thread count.
+   */
+  public static double sumScaled(List<float[]> parts, float scale) {
+    float[] sum = parts.get(0);
+    int n = sum.length;
+    int blocks = (n + SUM_BLOCK - 1) / SUM_BLOCK;
+    double[] squares = new double[blocks];
+    Parallel.forEachBlock(
+        blocks,
+        b -> {
+          int from = b * SUM_BLOCK, to = Math.min(n, from + SUM_BLOCK);
+          for (float[] g : parts.subList(1, parts.size())) {
+            for (int j = from; j < to; j++) {
+              sum[j] += g[j];
+            }
+          }
+          double ss = 0;
+          for (int j = from; j < to; j++) {
+            float v = sum[j] * scale;
+            sum[j] = v;
+            ss += (double) v * v;
+          }
+          squares[b] = ss;
+        });
+    double total = 0;
+    for (double ss : squares) {
+      total += ss;
+    }
+    return total;
   }
 
   /** True when every entry is finite. */

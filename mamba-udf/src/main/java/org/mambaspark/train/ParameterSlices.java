@@ -15,8 +15,12 @@ import org.mambaspark.model.NamedTensor;
 public final class ParameterSlices implements Serializable {
   private static final long serialVersionUID = 1L;
 
-  /** The default slice: 4 Mi floats (16 MB), a few MB to tens of MB on the wire. */
-  public static final int DEFAULT_SLICE_FLOATS = 1 << 22;
+  /**
+   * The longest default slice: 64 Mi floats (256 MB). A training task holds all of its executor's
+   * cores, so an executor reduces and updates its slices one after another: few long slices keep
+   * the per-task cost (scheduling, a result, a cache entry) small next to the work.
+   */
+  public static final int DEFAULT_SLICE_FLOATS = 1 << 26;
 
   private final long[] tensorStart; // T+1 flat offsets of the tensors
   private final boolean[] decays; //   T: AdamW's weight-decay rule per tensor
@@ -40,7 +44,7 @@ public final class ParameterSlices implements Serializable {
     }
   }
 
-  /** The weights' parameters in {@code count} slices (0 = about {@link #DEFAULT_SLICE_FLOATS}). */
+  /** The weights' parameters in {@code count} slices (0 = {@link #defaultCount} for one owner). */
   public static ParameterSlices of(MambaWeights w, int count) {
     return of(w.parameters(), count);
   }
@@ -57,11 +61,18 @@ public final class ParameterSlices implements Serializable {
       decays[i] = AdamW.decays(ps.get(i));
     }
     long n = start[ps.size()];
-    int s =
-        count > 0
-            ? count
-            : (int) Math.max(1, (n + DEFAULT_SLICE_FLOATS - 1) / DEFAULT_SLICE_FLOATS);
-    return new ParameterSlices(start, decays, s);
+    return new ParameterSlices(start, decays, count > 0 ? count : defaultCount(n, 1));
+  }
+
+  /**
+   * The default slice count for n parameters shared by {@code owners} executors: slices of at most
+   * {@link #DEFAULT_SLICE_FLOATS}, as many as a multiple of the owners so that each gets an equal
+   * share (and at most one slice per parameter).
+   */
+  public static int defaultCount(long n, int owners) {
+    long o = Math.max(1, owners);
+    long perOwner = (n + o * DEFAULT_SLICE_FLOATS - 1) / (o * DEFAULT_SLICE_FLOATS);
+    return (int) Math.max(1, Math.min(n, o * perOwner));
   }
 
   public int count() {
