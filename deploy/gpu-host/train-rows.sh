@@ -14,7 +14,7 @@
 #
 # Each row runs under its own time limit and prints its lines whatever the others do; OUT gets the logs, and for
 # rows 1 and 2 Spark's event logs (OUT/events-rowN) with a line per stage from stage-times.py (OUT/rowN-stages.txt).
-# Environment: CORES (16), ROWS ("1 2 3"), DRIVER_HEAP (4g), EXECUTOR_MB (row 3: 64000), GPUS (1; 0: row 1 on
+# Environment: CORES (16), ROWS ("1 2 3"), DRIVER_HEAP (4g), EXECUTOR_MB (row 3: 100000, of the host's 125 GB), GPUS (1; 0: row 1 on
 # the CPU), SMALL=1 for a dry run on a small machine (small models, short sequences: checks the script, not the
 # numbers).
 # On a machine without the bundle: MAMBA_CP="$(cat jobs/target/cli-classpath.txt):$PWD/jobs/target/classes".
@@ -99,7 +99,7 @@ for row in ${ROWS:-1 2 3}; do
       'BEGIN { printf "row 2: tokens/s P=2 / P=1 = %.2f (goal >= 1.8)\n", b / a }'
     ;;
   3)
-    preset=mamba-1.4b V=50280 L=128 heap=${DRIVER_HEAP:-4g} mb=${EXECUTOR_MB:-64000}
+    preset=mamba-1.4b V=50280 L=128 heap=${DRIVER_HEAP:-4g} mb=${EXECUTOR_MB:-100000}
     [ "$small" = 1 ] && preset=tiny V=256 L=32 heap=${DRIVER_HEAP:-512m} mb=1024
     python3 - "$out/ids.jsonl" "$V" "$L" <<'PY'
 import random, sys
