@@ -420,10 +420,11 @@ public final class ShardedTraining {
     weights.persist(StorageLevel.MEMORY_AND_DISK());
     // coalesce without a shuffle: one partition whose parents are all S slices; P copies of it
     JavaRDD<SliceRecord> all = weights.coalesce(1, false);
-    List<JavaRDD<SliceRecord>> copies = Collections.nCopies(partitions, all);
     @SuppressWarnings("unchecked")
-    JavaRDD<SliceRecord>[] array = copies.toArray(new JavaRDD[0]);
-    gathered = sc.union(array);
+    JavaRDD<SliceRecord>[] copies =
+        (JavaRDD<SliceRecord>[]) java.lang.reflect.Array.newInstance(JavaRDD.class, partitions);
+    Arrays.fill(copies, all);
+    gathered = sc.union(copies);
     return previous;
   }
 
