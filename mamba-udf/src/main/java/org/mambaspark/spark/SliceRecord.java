@@ -1,9 +1,18 @@
 package org.mambaspark.spark;
 
+import com.esotericsoftware.kryo.Kryo;
+import com.esotericsoftware.kryo.KryoSerializable;
+import com.esotericsoftware.kryo.io.Input;
+import com.esotericsoftware.kryo.io.Output;
+import java.io.DataInput;
+import java.io.DataInputStream;
+import java.io.DataOutput;
+import java.io.DataOutputStream;
 import java.io.Externalizable;
 import java.io.IOException;
 import java.io.ObjectInput;
 import java.io.ObjectOutput;
+import java.io.UncheckedIOException;
 import org.apache.spark.util.KnownSizeEstimation;
 import org.mambaspark.train.GradientSum;
 import org.mambaspark.train.ParameterSlices;
@@ -20,7 +29,7 @@ import org.mambaspark.train.ParameterSlices;
  * array is the shard's, already counted with the shard, and counting it twice would make the cache
  * evict (write to disk) shards that fit.
  */
-public final class SliceRecord implements Externalizable, KnownSizeEstimation {
+public final class SliceRecord implements Externalizable, KryoSerializable, KnownSizeEstimation {
   private static final long serialVersionUID = 1L;
 
   int slice;
@@ -88,6 +97,37 @@ public final class SliceRecord implements Externalizable, KnownSizeEstimation {
 
   @Override
   public void writeExternal(ObjectOutput out) throws IOException {
+    writeTo(out);
+  }
+
+  @Override
+  public void readExternal(ObjectInput in) throws IOException {
+    readFrom(in);
+  }
+
+  /**
+   * The same bytes under Spark's Kryo serializer (a common cluster setting): Kryo's field-by-field
+   * default would skip a gradient record's values, which are cut from the tensors only as written.
+   */
+  @Override
+  public void write(Kryo kryo, Output output) {
+    try {
+      writeTo(new DataOutputStream(output));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  @Override
+  public void read(Kryo kryo, Input input) {
+    try {
+      readFrom(new DataInputStream(input));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private void writeTo(DataOutput out) throws IOException {
     out.writeInt(slice);
     out.writeInt(partition);
     out.writeUTF(executors);
@@ -119,8 +159,7 @@ public final class SliceRecord implements Externalizable, KnownSizeEstimation {
     }
   }
 
-  @Override
-  public void readExternal(ObjectInput in) throws IOException {
+  private void readFrom(DataInput in) throws IOException {
     slice = in.readInt();
     partition = in.readInt();
     executors = in.readUTF();

@@ -1,8 +1,8 @@
 package org.mambaspark.spark;
 
+import java.io.DataInput;
+import java.io.DataOutput;
 import java.io.IOException;
-import java.io.ObjectInput;
-import java.io.ObjectOutput;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import org.mambaspark.io.SafetensorsFile;
@@ -10,14 +10,14 @@ import org.mambaspark.io.SafetensorsFile;
 /**
  * Float arrays on the wire as raw little-endian bytes: 4 bytes a value, or 2 for bfloat16 (the
  * upper half of the float, rounded to nearest even), written through a 64 KB buffer. What the
- * Externalizable records of the training shuffle write instead of Java's object serialization.
+ * training shuffle's records write instead of a serializer's own encoding of float arrays.
  */
 final class WireFloats {
   private static final int CHUNK = 1 << 14; // floats per buffer
 
   private WireFloats() {}
 
-  static void write(ObjectOutput out, float[] a, int off, int n, boolean bf16) throws IOException {
+  static void write(DataOutput out, float[] a, int off, int n, boolean bf16) throws IOException {
     ByteBuffer b = ByteBuffer.allocate(CHUNK * 4).order(ByteOrder.LITTLE_ENDIAN);
     for (int at = off; at < off + n; at += CHUNK) {
       int k = Math.min(CHUNK, off + n - at);
@@ -34,7 +34,7 @@ final class WireFloats {
     }
   }
 
-  static void read(ObjectInput in, float[] a, int off, int n, boolean bf16) throws IOException {
+  static void read(DataInput in, float[] a, int off, int n, boolean bf16) throws IOException {
     ByteBuffer b = ByteBuffer.allocate(CHUNK * 4).order(ByteOrder.LITTLE_ENDIAN);
     int width = bf16 ? 2 : 4;
     for (int at = off; at < off + n; at += CHUNK) {
