@@ -102,34 +102,17 @@ public final class AdamW {
     for (int i = 0; i < ps.size(); i++) {
       NamedTensor pt = ps.get(i);
       float[] p = pt.data;
-      update(
-          h, step, lr, decays(pt), p, ms.get(i).data, vs.get(i).data, gs.get(i).data, 0, p.length);
+      float[] m1 = ms.get(i).data, v1 = vs.get(i).data;
+      update(h, step, lr, decays(pt), p, m1, v1, gs.get(i).data, 1f, p, m1, v1, 0, p.length);
     }
   }
 
   /**
    * The update of elements [from, to) of flat arrays at optimizer step t (1-based: the step being
-   * taken), with or without weight decay: the same floats as {@link #update} on the tensors they
-   * belong to, so a sharded optimizer reproduces the single-process one.
-   */
-  public static void update(
-      Settings h,
-      long t,
-      float lr,
-      boolean decays,
-      float[] p,
-      float[] m,
-      float[] v,
-      float[] g,
-      int from,
-      int to) {
-    update(h, t, lr, decays, p, m, v, g, 1f, p, m, v, from, to);
-  }
-
-  /**
-   * {@link #update(Settings, long, float, boolean, float[], float[], float[], float[], int, int)}
-   * reading p, m, v and writing pOut, mOut, vOut, the gradient scaled by gScale as it is read (see
-   * {@link AdamWStep}).
+   * taken), with or without weight decay, reading p, m, v and writing pOut, mOut, vOut (the same
+   * arrays for an update in place), the gradient scaled by gScale as it is read (see {@link
+   * AdamWStep}): the same floats as {@link #update} on the tensors they belong to, so a sharded
+   * optimizer reproduces the single-process one.
    */
   public static void update(
       Settings h,
