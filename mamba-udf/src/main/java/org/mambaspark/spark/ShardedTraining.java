@@ -25,7 +25,6 @@ import org.apache.spark.util.SerializableConfiguration;
 import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
-import org.mambaspark.model.NamedTensor;
 import org.mambaspark.train.AdamW;
 import org.mambaspark.train.CheckpointLayout;
 import org.mambaspark.train.GradientSum;
@@ -115,8 +114,8 @@ public final class ShardedTraining {
    *
    * @param step the optimizer's step at the start (a resumed run's)
    * @param partitions the data partitions the weights are gathered to
-   * @param sliceCount S, or 0 for {@link ParameterSlices#defaultCount} (a multiple of the
-   *     partitions, at most 256 MB each)
+   * @param sliceCount S, or 0 for the default: a multiple of the partitions, at most 256 MB each
+   *     ({@link ParameterSlices#of(List, int, int)})
    * @param bf16 gradients on the wire as bfloat16 (weights and moments stay fp32)
    * @param stateCheckpointEvery steps between reliable checkpoints of the state (needs the
    *     context's checkpoint directory); 0 = never
@@ -132,14 +131,7 @@ public final class ShardedTraining {
       int stateCheckpointEvery) {
     this.sc = sc;
     this.config = start.config();
-    List<NamedTensor> shapes = MambaWeights.shapes(config);
-    long n = 0;
-    for (NamedTensor t : shapes) {
-      n += t.numel();
-    }
-    this.slices =
-        ParameterSlices.of(
-            shapes, sliceCount > 0 ? sliceCount : ParameterSlices.defaultCount(n, partitions));
+    this.slices = ParameterSlices.of(MambaWeights.shapes(config), sliceCount, partitions);
     this.hyper = hyper;
     this.partitions = partitions;
     this.bf16 = bf16;

@@ -51,9 +51,17 @@ public final class ParameterSlices implements Serializable {
 
   /**
    * The parameters named and shaped by {@code ps} ({@link MambaWeights#shapes}: no data needed) in
-   * {@code count} slices.
+   * {@code count} slices (0 = {@link #defaultCount} for one owner).
    */
   public static ParameterSlices of(List<NamedTensor> ps, int count) {
+    return of(ps, count, 1);
+  }
+
+  /**
+   * {@link #of(List, int)} for slices shared by {@code owners} executors: with count 0, {@link
+   * #defaultCount} for them.
+   */
+  public static ParameterSlices of(List<NamedTensor> ps, int count, int owners) {
     long[] start = new long[ps.size() + 1];
     boolean[] decays = new boolean[ps.size()];
     for (int i = 0; i < ps.size(); i++) {
@@ -61,7 +69,7 @@ public final class ParameterSlices implements Serializable {
       decays[i] = AdamW.decays(ps.get(i));
     }
     long n = start[ps.size()];
-    return new ParameterSlices(start, decays, count > 0 ? count : defaultCount(n, 1));
+    return new ParameterSlices(start, decays, count > 0 ? count : defaultCount(n, owners));
   }
 
   /**
@@ -69,7 +77,7 @@ public final class ParameterSlices implements Serializable {
    * {@link #DEFAULT_SLICE_FLOATS}, as many as a multiple of the owners so that each gets an equal
    * share (and at most one slice per parameter).
    */
-  public static int defaultCount(long n, int owners) {
+  static int defaultCount(long n, int owners) {
     long o = Math.max(1, owners);
     long perOwner = (n + o * DEFAULT_SLICE_FLOATS - 1) / (o * DEFAULT_SLICE_FLOATS);
     return (int) Math.max(1, Math.min(n, o * perOwner));

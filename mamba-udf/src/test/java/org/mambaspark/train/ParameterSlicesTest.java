@@ -2,6 +2,7 @@ package org.mambaspark.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
 import java.util.SplittableRandom;
@@ -126,5 +127,41 @@ class ParameterSlicesTest {
     }
     System.out.println(
         "AdamW into other arrays with a scaled gradient equals AdamW in place, bit for bit");
+  }
+
+  /** Default slices: at most 256 MB each, as many as a multiple of the owners, one at the least. */
+  @Test
+  void theDefaultCountIsAMultipleOfTheOwnersWithSlicesOfAtMost256Mb() {
+    long max = ParameterSlices.DEFAULT_SLICE_FLOATS;
+    long[] sizes = {1, 7, max, max + 1, 3 * max - 1, 20 * max + 5};
+    for (long n : sizes) {
+      for (int owners : new int[] {1, 2, 3, 8}) {
+        int s = ParameterSlices.defaultCount(n, owners);
+        String what = n + " parameters, " + owners + " owners: " + s + " slices";
+        assertTrue(s >= 1 && s <= n, what);
+        assertTrue((n + s - 1) / s <= max, "slices of at most 256 MB: " + what);
+        if (n >= owners) {
+          assertEquals(0, s % owners, what);
+          // the fewest such slices: one share fewer would make a slice longer than the bound
+          assertTrue(s == owners || (n + s - owners - 1) / (s - owners) > max, what);
+        }
+      }
+    }
+    long small = numel(MambaConfig.preset("mamba-130m")),
+        big = numel(MambaConfig.preset("mamba-1.4b"));
+    int s130 = ParameterSlices.defaultCount(small, 1), s14 = ParameterSlices.defaultCount(big, 1);
+    System.out.printf(
+        "default slices, one executor: mamba-130m %d parameters in %d, mamba-1.4b %d in %d%n",
+        small, s130, big, s14);
+    assertEquals(2, s130);
+    assertEquals(3, ParameterSlices.defaultCount(small, 3));
+  }
+
+  private static long numel(MambaConfig c) {
+    long n = 0;
+    for (NamedTensor t : MambaWeights.shapes(c)) {
+      n += t.numel();
+    }
+    return n;
   }
 }
