@@ -26,8 +26,8 @@ import org.mambaspark.train.ParameterSlices;
  *
  * <p>A {@link #view} of an optimizer shard's weights tells Spark's storage accounting that it holds
  * next to nothing ({@link KnownSizeEstimation}, how Spark sizes values that share memory): its
- * array is the shard's, already counted with the shard, and counting it twice would make the cache
- * evict (write to disk) shards that fit.
+ * array is the shard's, already counted with the shard, and counting it twice leaves the cache
+ * short of memory for shards that fit.
  */
 public final class SliceRecord implements Externalizable, KryoSerializable, KnownSizeEstimation {
   private static final long serialVersionUID = 1L;
