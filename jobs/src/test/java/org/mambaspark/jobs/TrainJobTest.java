@@ -416,10 +416,9 @@ class TrainJobTest {
           shuffle[p],
           (double) shuffle[p] / modelBytes);
       assertTrue(driver[p] <= 1.1 * modelBytes, "P=" + p + ": " + driver[p] + " driver bytes");
-      // the reduce-scatter: a model's bytes per partition go through the shuffle, and only it (the
-      // all-gather reads the cached weight slices)
-      assertTrue(shuffle[p] >= 1L * p * modelBytes * 9 / 10, "P=" + p + ": " + shuffle[p]);
-      assertTrue(shuffle[p] <= 1L * p * modelBytes * 11 / 10, "P=" + p + ": " + shuffle[p]);
+      // no shuffle on a step's path: the reducers read the cached gradients' slices and the data
+      // partitions the cached weight slices, through Spark's block manager
+      assertTrue(shuffle[p] < modelBytes / 100, "P=" + p + ": " + shuffle[p] + " shuffle bytes");
     }
     // a gradient per partition through the driver would add 2 models' bytes from P=1 to P=3
     assertTrue(

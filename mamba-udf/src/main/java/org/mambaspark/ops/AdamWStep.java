@@ -12,13 +12,15 @@ public final class AdamWStep {
    * The update of elements [start, end) read from p, m, v and written to pOut, mOut, vOut (the same
    * arrays for an update in place; others when the old state must stay as it was, as a sharded
    * optimizer's cached state must), with the gradient scaled by gScale as it is read (a clipping
-   * coefficient; 1 leaves it exact).
+   * coefficient; 1 leaves it exact). Element j's gradient is g[j + gShift]: a gradient held in
+   * another array's layout is read where it lies.
    */
   public static void adamwStep(
       float[] p,
       float[] m,
       float[] v,
       float[] g,
+      int gShift,
       float gScale,
       float[] pOut,
       float[] mOut,
@@ -38,12 +40,12 @@ public final class AdamWStep {
           int from = start + lo, to = start + hi;
           if (Simd.ENABLED) {
             AdamWStepSimd.step(
-                p, m, v, g, gScale, pOut, mOut, vOut, from, to, beta1, beta2, eps, decay, stepSize,
-                bc2Sqrt);
+                p, m, v, g, gShift, gScale, pOut, mOut, vOut, from, to, beta1, beta2, eps, decay,
+                stepSize, bc2Sqrt);
           } else {
             stepRange(
-                p, m, v, g, gScale, pOut, mOut, vOut, from, to, beta1, beta2, eps, decay, stepSize,
-                bc2Sqrt);
+                p, m, v, g, gShift, gScale, pOut, mOut, vOut, from, to, beta1, beta2, eps, decay,
+                stepSize, bc2Sqrt);
           }
         });
   }
@@ -53,6 +55,7 @@ public final class AdamWStep {
       float[] m,
       float[] v,
       float[] g,
+      int gShift,
       float gScale,
       float[] pOut,
       float[] mOut,
@@ -66,7 +69,7 @@ public final class AdamWStep {
       float stepSize,
       float bc2Sqrt) {
     for (int j = from; j < to; j++) {
-      float gj = g[j] * gScale;
+      float gj = g[j + gShift] * gScale;
       float mj = beta1 * m[j] + (1 - beta1) * gj;
       float vj = beta2 * v[j] + (1 - beta2) * gj * gj;
       mOut[j] = mj;

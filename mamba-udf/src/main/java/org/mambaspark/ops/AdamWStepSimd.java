@@ -19,6 +19,7 @@ final class AdamWStepSimd {
       float[] m,
       float[] v,
       float[] g,
+      int gShift,
       float gScale,
       float[] pOut,
       float[] mOut,
@@ -33,7 +34,7 @@ final class AdamWStepSimd {
       float bc2Sqrt) {
     int j = from;
     for (; j <= to - VL; j += VL) {
-      FloatVector gj = FloatVector.fromArray(S, g, j).mul(gScale);
+      FloatVector gj = FloatVector.fromArray(S, g, j + gShift).mul(gScale);
       FloatVector mj = FloatVector.fromArray(S, m, j).mul(beta1).add(gj.mul(1 - beta1));
       FloatVector vj = FloatVector.fromArray(S, v, j).mul(beta2).add(gj.mul(1 - beta2).mul(gj));
       mj.intoArray(mOut, j);
@@ -42,6 +43,7 @@ final class AdamWStepSimd {
       FloatVector.fromArray(S, p, j).mul(decay).sub(mj.mul(stepSize).div(denom)).intoArray(pOut, j);
     }
     AdamWStep.stepRange(
-        p, m, v, g, gScale, pOut, mOut, vOut, j, to, beta1, beta2, eps, decay, stepSize, bc2Sqrt);
+        p, m, v, g, gShift, gScale, pOut, mOut, vOut, j, to, beta1, beta2, eps, decay, stepSize,
+        bc2Sqrt);
   }
 }

@@ -11,11 +11,11 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.UUID;
+import java.util.function.Consumer;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.HashPartitioner;
 import org.apache.spark.SparkEnv;
-import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -208,7 +208,7 @@ public final class ShardedTraining {
     final ParameterSlices sl = slices;
     final boolean half = bf16;
     final int S = slices.count();
-    JavaRDD<Tuple2<Integer, SliceRecord>> parts =
+    JavaRDD<SliceRecord> grads =
         data.zipPartitions(
             gathered,
             (Iterator<Tuple2<Long, int[]>> it, Iterator<SliceRecord> weights) -> {
@@ -217,26 +217,33 @@ public final class ShardedTraining {
                 return Collections.emptyIterator();
               }
               GradientSum g;
-              ModelRunner runner = TrainingRunners.acquire(version, c, w -> fill(sl, weights, w));
+              ModelRunner runner = TrainingRunners.acquire(version, c, () -> gather(sl, weights));
               try {
                 g = TrainStep.gradient(runner, seqs, microBatch, L, scanChunk);
               } finally {
                 TrainingRunners.release();
               }
-              int p = TaskContext.getPartitionId();
               String executor = SparkEnv.get().executorId();
-              List<Tuple2<Integer, SliceRecord>> out = new ArrayList<>(S);
+              List<SliceRecord> out = new ArrayList<>(S);
               for (int s = 0; s < S; s++) {
-                out.add(new Tuple2<>(s, SliceRecord.gradient(g, sl, s, p, executor, half)));
+                // the partition index is set where the slices are cut (scatter): this code may run
+                // in another RDD's task, recomputing a lost block
+                out.add(SliceRecord.gradient(g, sl, s, -1, executor, half));
               }
               return out.iterator();
             });
-    JavaRDD<SliceRecord> reduced =
-        JavaPairRDD.fromJavaRDD(parts)
-            .partitionBy(new HashPartitioner(S)) // Integer s hashes to partition s
-            .mapPartitions(ShardedTraining::sumInOrder, true);
+    grads.persist(StorageLevel.MEMORY_AND_DISK());
+    sc.setJobDescription("mamba train: step " + (step + 1) + ": gradients");
+    grads.count();
+    List<JavaRDD<SliceRecord>> bySlice = scatter(grads);
+    List<JavaRDD<SliceRecord>> sums = new ArrayList<>(S);
+    for (JavaRDD<SliceRecord> one : bySlice) {
+      sums.add(
+          one.coalesce(1, false)); // reducer s: partition s, narrow on slice s of each gradient
+    }
+    JavaRDD<SliceRecord> reduced = union(sums).mapPartitions(ShardedTraining::sumInOrder, true);
     reduced.persist(StorageLevel.MEMORY_AND_DISK());
-    sc.setJobDescription("mamba train: step " + (step + 1) + ": gradients, reduce-scatter");
+    sc.setJobDescription("mamba train: step " + (step + 1) + ": reduce-scatter");
     List<Tuple2<double[], String>> stats = reduced.map(ShardedTraining::stats).collect();
     long t1 = System.nanoTime();
 
@@ -255,7 +262,10 @@ public final class ShardedTraining {
     r.lr = schedule.lr(step);
     r.skipped = !Double.isFinite(r.loss) || !Double.isFinite(r.gradNorm);
     double coef = clip / (r.gradNorm + 1e-6); // torch.nn.utils.clip_grad_norm_
-    final float scale = clip > 0 && coef < 1 ? (float) coef : 1f;
+    // the sums are read divided by the batch's tokens, as TrainStep.apply divides the
+    // single-process sum, and clipped
+    float perToken = (float) (1.0 / r.tokens);
+    final float scale = clip > 0 && coef < 1 ? perToken * (float) coef : perToken;
     final boolean skip = r.skipped;
     final long t = step + 1;
     final float lr = r.lr;
@@ -281,7 +291,7 @@ public final class ShardedTraining {
                       o.w,
                       o.m == null ? n.m : o.m,
                       o.v == null ? n.v : o.v,
-                      red.next().data,
+                      red.next().pieces(),
                       scale,
                       n.w,
                       n.m,
@@ -297,6 +307,10 @@ public final class ShardedTraining {
     previous.unpersist(false); // recomputable from its lineage; not needed once next is cached
     previousWeights.unpersist(false);
     reduced.unpersist(false);
+    for (JavaRDD<SliceRecord> one : bySlice) {
+      one.unpersist(false);
+    }
+    grads.unpersist(false);
     afterMaterialized();
     r.gradientJobNanos = t1 - t0;
     r.updateJobNanos = t2 - t1;
@@ -318,7 +332,7 @@ public final class ShardedTraining {
             (Iterator<int[]> it, Iterator<SliceRecord> weights) ->
                 DataParallelTraining.partitionLoss(
                     it,
-                    () -> TrainingRunners.acquire(version, c, w -> fill(sl, weights, w)),
+                    () -> TrainingRunners.acquire(version, c, () -> gather(sl, weights)),
                     microBatch,
                     L)),
         depth);
@@ -411,13 +425,16 @@ public final class ShardedTraining {
     weights = state.map(sh -> SliceRecord.view(sh._1(), sh._2().w));
     weights.persist(StorageLevel.MEMORY_AND_DISK());
     // coalesce without a shuffle: one partition whose parents are all S slices; P copies of it
-    JavaRDD<SliceRecord> all = weights.coalesce(1, false);
-    @SuppressWarnings("unchecked")
-    JavaRDD<SliceRecord>[] copies =
-        (JavaRDD<SliceRecord>[]) java.lang.reflect.Array.newInstance(JavaRDD.class, partitions);
-    Arrays.fill(copies, all);
-    gathered = sc.union(copies);
+    gathered = union(Collections.nCopies(partitions, weights.coalesce(1, false)));
     return previous;
+  }
+
+  /** The RDDs' partitions one after another, in list order. */
+  private JavaRDD<SliceRecord> union(List<JavaRDD<SliceRecord>> rdds) {
+    @SuppressWarnings("unchecked")
+    JavaRDD<SliceRecord>[] a =
+        (JavaRDD<SliceRecord>[]) java.lang.reflect.Array.newInstance(JavaRDD.class, rdds.size());
+    return sc.union(rdds.toArray(a));
   }
 
   /**
@@ -456,56 +473,98 @@ public final class ShardedTraining {
     }
   }
 
-  /** Writes the gathered weight slices into a cached model's tensors. */
-  private static void fill(ParameterSlices sl, Iterator<SliceRecord> weights, MambaWeights w) {
-    float[][] tensors = ParameterSlices.arrays(w);
-    int seen = 0;
-    while (weights.hasNext()) {
-      SliceRecord r = weights.next();
-      sl.copyIn(r.data, r.slice, tensors);
-      seen++;
-    }
-    if (seen != sl.count()) {
+  /**
+   * Reads the gathered weight slices (all S, or it fails); returns what writes them into a cached
+   * model's tensors.
+   */
+  private static Consumer<MambaWeights> gather(ParameterSlices sl, Iterator<SliceRecord> weights) {
+    List<SliceRecord> got = new ArrayList<>(sl.count());
+    weights.forEachRemaining(got::add);
+    if (got.size() != sl.count()) {
       throw new IllegalStateException(
-          "gathered " + seen + " weight slices, expected " + sl.count());
+          "gathered " + got.size() + " weight slices, expected " + sl.count());
     }
+    return w -> {
+      float[][] tensors = ParameterSlices.arrays(w);
+      for (SliceRecord r : got) {
+        sl.copyIn(r.data, r.slice, tensors);
+      }
+    };
+  }
+
+  /**
+   * The gradients' records of each slice: S RDDs, the s-th holding slice s of every data partition.
+   * With several data partitions each is cached where its gradient is (one job of P·S small tasks,
+   * placed by the cache), so a reducer on another executor fetches its slice, not the whole
+   * gradient; one partition's reducers read its cached gradient directly.
+   */
+  private List<JavaRDD<SliceRecord>> scatter(JavaRDD<SliceRecord> grads) {
+    List<JavaRDD<SliceRecord>> bySlice = new ArrayList<>();
+    for (int s = 0; s < slices.count(); s++) {
+      final int slice = s;
+      JavaRDD<SliceRecord> one =
+          grads.mapPartitionsWithIndex(
+              (p, it) -> {
+                List<SliceRecord> mine = new ArrayList<>(1);
+                it.forEachRemaining(
+                    r -> {
+                      if (r.slice == slice) {
+                        SliceRecord v = r.sharing(); // the gradient's memory, counted with it
+                        v.partition = p;
+                        mine.add(v);
+                      }
+                    });
+                return mine.iterator();
+              },
+              true);
+      bySlice.add(one);
+    }
+    if (partitions > 1) {
+      for (JavaRDD<SliceRecord> one : bySlice) {
+        one.persist(StorageLevel.MEMORY_AND_DISK());
+      }
+      sc.setJobDescription("mamba train: step " + (step + 1) + ": gradients cut into slices");
+      union(bySlice).count();
+    }
+    return bySlice;
   }
 
   /**
    * Reducer s: the partitions' sums of slice s added in partition-index order (a fixed order, so
-   * the result does not depend on which task finished first), divided by the batch's tokens; with Σ
-   * g² and the loss and token totals for the driver.
+   * the result does not depend on which task finished first or where a part was read), with Σ g² of
+   * the sum divided by the batch's tokens and the loss and token totals for the driver. One
+   * partition's fp32 sum is not copied: the result is a view of it.
    */
-  private static Iterator<SliceRecord> sumInOrder(Iterator<Tuple2<Integer, SliceRecord>> it) {
+  private static Iterator<SliceRecord> sumInOrder(Iterator<SliceRecord> it) {
     List<SliceRecord> parts = new ArrayList<>();
-    it.forEachRemaining(t -> parts.add(t._2()));
+    it.forEachRemaining(parts::add);
     if (parts.isEmpty()) {
       return Collections.emptyIterator();
     }
     parts.sort((a, b) -> Integer.compare(a.partition, b.partition));
     SliceRecord first = parts.get(0);
-    float[] sum = first.data; // a record fresh from the shuffle: summed into in place
-    SliceRecord out = SliceRecord.of(first.slice, sum);
-    out.lossSum = first.lossSum;
-    out.tokens = first.tokens;
-    out.sequences = first.sequences;
-    out.computeNanos = first.computeNanos;
+    boolean bf16 = first.bf16;
+    int n = first.length();
+    float[] sum = parts.size() == 1 && !bf16 ? null : new float[n];
+    SliceRecord out = sum == null ? first.sharing() : SliceRecord.of(first.slice, sum);
+    out.lossSum = 0;
+    out.tokens = 0;
+    out.sequences = 0;
+    out.computeNanos = 0;
     Set<String> executors = new TreeSet<>();
-    List<float[]> data = new ArrayList<>(parts.size());
+    List<Gradients.Pieces> values = new ArrayList<>(parts.size());
     for (SliceRecord r : parts) {
       executors.add(r.executors);
-      data.add(r.data);
-    }
-    out.executors = String.join(",", executors);
-    for (SliceRecord r : parts.subList(1, parts.size())) {
+      values.add(r.pieces());
       out.lossSum += r.lossSum;
       out.tokens += r.tokens;
       out.sequences += r.sequences;
       out.computeNanos = Math.max(out.computeNanos, r.computeNanos);
     }
-    // divided by the batch's tokens as TrainStep.apply scales the single-process sum; the task
-    // holds all of its executor's cores (spark.task.cpus), so the sum runs on the engine's threads
-    out.sumSquares = Gradients.sumScaled(data, (float) (1.0 / out.tokens));
+    out.executors = String.join(",", executors);
+    // the task holds all of its executor's cores (spark.task.cpus): the sum runs on the engine's
+    // threads
+    out.sumSquares = Gradients.sumInOrder(values, n, sum, (float) (1.0 / out.tokens), bf16);
     return Collections.singletonList(out).iterator();
   }
 

@@ -15,6 +15,7 @@ import java.io.ObjectOutput;
 import java.io.UncheckedIOException;
 import org.apache.spark.util.KnownSizeEstimation;
 import org.mambaspark.train.GradientSum;
+import org.mambaspark.train.Gradients;
 import org.mambaspark.train.ParameterSlices;
 
 /**
@@ -83,6 +84,30 @@ public final class SliceRecord implements Externalizable, KryoSerializable, Know
     SliceRecord r = of(slice, data);
     r.shared = true;
     return r;
+  }
+
+  /** This record's slice and counts, its values this record's memory (a view). */
+  SliceRecord sharing() {
+    SliceRecord r = new SliceRecord();
+    r.slice = slice;
+    r.partition = partition;
+    r.executors = executors;
+    r.lossSum = lossSum;
+    r.tokens = tokens;
+    r.sequences = sequences;
+    r.computeNanos = computeNanos;
+    r.sumSquares = sumSquares;
+    r.bf16 = bf16;
+    r.data = data;
+    r.tensors = tensors;
+    r.slices = slices;
+    r.shared = true;
+    return r;
+  }
+
+  /** The values wherever they are: the record's array, or the tensors it is cut from. */
+  Gradients.Pieces pieces() {
+    return data != null ? Gradients.Pieces.of(data) : slices.pieces(tensors, slice);
   }
 
   /** What Spark's cache counts for this record: its floats, or a header for a view. */

@@ -4,6 +4,7 @@ import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 import org.apache.spark.TaskContext;
 import org.mambaspark.model.Backend;
 import org.mambaspark.model.Backends;
@@ -44,23 +45,33 @@ final class TrainingRunners {
     return acquire(
         snap.key,
         snap.config,
-        w -> {
-          List<NamedTensor> ps = w.parameters();
-          for (int i = 0; i < ps.size(); i++) {
-            System.arraycopy(snap.tensors[i], 0, ps.get(i).data, 0, snap.tensors[i].length);
-          }
-        });
+        () ->
+            w -> {
+              List<NamedTensor> ps = w.parameters();
+              for (int i = 0; i < ps.size(); i++) {
+                System.arraycopy(snap.tensors[i], 0, ps.get(i).data, 0, snap.tensors[i].length);
+              }
+            });
   }
 
   /**
    * The runner with the weights version {@code key}: when this JVM holds another version, {@code
-   * fill} writes this one into the cached weights in place (under the write lock) and the runners
-   * reload them. Holds the read lock: call {@link #release} in a finally block on the same thread.
+   * fetch} reads this one, holding no lock, and the filler it returns writes it into the cached
+   * weights in place (under the write lock) and the runners reload them. Holds the read lock: call
+   * {@link #release} in a finally block on the same thread.
+   *
+   * <p>Reading comes first, outside the lock, because reading a cached Spark block may compute it:
+   * a block lost with its executor is recomputed from its lineage inside this task, and that
+   * lineage can hold an earlier step's gradients, whose task acquires the runner for an earlier
+   * version on this same thread. Filling while such a computation could interleave would mix two
+   * versions' weights.
    */
-  static ModelRunner acquire(String version, MambaConfig config, Consumer<MambaWeights> fill) {
+  static ModelRunner acquire(
+      String version, MambaConfig config, Supplier<Consumer<MambaWeights>> fetch) {
     LOCK.readLock().lock();
     if (!version.equals(key)) {
       LOCK.readLock().unlock();
+      Consumer<MambaWeights> fill = fetch.get();
       LOCK.writeLock().lock();
       try {
         if (!version.equals(key)) {

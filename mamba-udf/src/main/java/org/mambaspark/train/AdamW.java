@@ -103,7 +103,7 @@ public final class AdamW {
       NamedTensor pt = ps.get(i);
       float[] p = pt.data;
       float[] m1 = ms.get(i).data, v1 = vs.get(i).data;
-      update(h, step, lr, decays(pt), p, m1, v1, gs.get(i).data, 1f, p, m1, v1, 0, p.length);
+      update(h, step, lr, decays(pt), p, m1, v1, gs.get(i).data, 0, 1f, p, m1, v1, 0, p.length);
     }
   }
 
@@ -123,6 +123,7 @@ public final class AdamW {
       float[] m,
       float[] v,
       float[] g,
+      int gShift,
       float gScale,
       float[] pOut,
       float[] mOut,
@@ -134,7 +135,7 @@ public final class AdamW {
     float stepSize = (float) (lr / bc1);
     float decay = decays ? 1f - lr * h.weightDecay() : 1f;
     AdamWStep.adamwStep(
-        p, m, v, g, gScale, pOut, mOut, vOut, from, to, h.beta1(), h.beta2(), h.eps(), decay,
-        stepSize, bc2Sqrt);
+        p, m, v, g, gShift, gScale, pOut, mOut, vOut, from, to, h.beta1(), h.beta2(), h.eps(),
+        decay, stepSize, bc2Sqrt);
   }
 }

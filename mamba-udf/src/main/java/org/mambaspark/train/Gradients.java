@@ -4,6 +4,7 @@ import java.util.Arrays;
 import java.util.List;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.NamedTensor;
+import org.mambaspark.ops.Bf16;
 import org.mambaspark.ops.Parallel;
 
 /**
@@ -66,32 +67,83 @@ public final class Gradients {
     return norm;
   }
 
-  /** Elements per block of {@link #sumScaled}: fixed, so its result does not depend on threads. */
+  /**
+   * A vector of n floats held in pieces (a slice cut across tensors, or one array): hands over the
+   * elements [from, to) as runs of arrays.
+   */
+  @FunctionalInterface
+  public interface Pieces {
+    void forEach(int from, int to, Run run);
+
+    /** The whole vector in one array. */
+    static Pieces of(float[] a) {
+      return (from, to, run) -> run.accept(a, from, from, to - from);
+    }
+  }
+
+  /** A run of a {@link Pieces}: a[offset + i] is element at + i, for i &lt; n. */
+  @FunctionalInterface
+  public interface Run {
+    void accept(float[] a, int offset, int at, int n);
+  }
+
+  /** Elements per block of {@link #sumInOrder}: fixed, so its result does not depend on threads. */
   private static final int SUM_BLOCK = 1 << 16;
 
   /**
-   * parts[0] = (parts[0] + parts[1] + … + parts[k-1]) · scale, added in list order, on the engine's
-   * threads; returns Σ of the result's squares in double, summed per block of {@value #SUM_BLOCK}
-   * and the blocks in order, so the value is the same on any thread count.
+   * sum = parts[0] + parts[1] + … + parts[k-1] (n elements each), added in list order on the
+   * engine's threads, each value first rounded to bfloat16 when {@code bf16} (as such a gradient
+   * crosses the wire: a part read where it was computed then adds up as one that crossed); returns
+   * Σ (scale · sum)² in double, summed per block of {@value #SUM_BLOCK} and the blocks in order, so
+   * the value is the same on any thread count. With one part and no rounding, {@code sum} may be
+   * null: the part is its own sum and only its squares are computed.
    */
-  public static double sumScaled(List<float[]> parts, float scale) {
-    float[] sum = parts.get(0);
-    int n = sum.length;
+  public static double sumInOrder(
+      List<Pieces> parts, int n, float[] sum, float scale, boolean bf16) {
+    if (sum == null && (parts.size() != 1 || bf16)) {
+      throw new IllegalArgumentException("only one unrounded part is its own sum");
+    }
     int blocks = (n + SUM_BLOCK - 1) / SUM_BLOCK;
     double[] squares = new double[blocks];
     Parallel.forEachBlock(
         blocks,
         b -> {
           int from = b * SUM_BLOCK, to = Math.min(n, from + SUM_BLOCK);
-          for (float[] g : parts.subList(1, parts.size())) {
-            for (int j = from; j < to; j++) {
-              sum[j] += g[j];
-            }
+          if (sum == null) {
+            double[] ss = {0};
+            parts
+                .get(0)
+                .forEach(
+                    from,
+                    to,
+                    (a, off, at, k) -> {
+                      double s2 = 0;
+                      for (int i = 0; i < k; i++) {
+                        float v = a[off + i] * scale;
+                        s2 += (double) v * v;
+                      }
+                      ss[0] += s2;
+                    });
+            squares[b] = ss[0];
+            return;
+          }
+          for (int p = 0; p < parts.size(); p++) {
+            boolean first = p == 0;
+            parts
+                .get(p)
+                .forEach(
+                    from,
+                    to,
+                    (a, off, at, k) -> {
+                      for (int i = 0; i < k; i++) {
+                        float x = bf16 ? Bf16.widen(Bf16.round(a[off + i])) : a[off + i];
+                        sum[at + i] = first ? x : sum[at + i] + x;
+                      }
+                    });
           }
           double ss = 0;
           for (int j = from; j < to; j++) {
             float v = sum[j] * scale;
-            sum[j] = v;
             ss += (double) v * v;
           }
           squares[b] = ss;

@@ -108,15 +108,25 @@ public final class ParameterSlices implements Serializable {
 
   /** Walks the segments of a slice in order. */
   public void forEachSegment(int slice, SegmentBody body) {
-    long from = sliceStart[slice], to = sliceStart[slice + 1];
-    int t = tensorOf(from);
-    for (long at = from; at < to; t++) {
-      long end = Math.min(to, tensorStart[t + 1]);
-      if (end > at) {
-        body.run(t, (int) (at - tensorStart[t]), (int) (at - from), (int) (end - at));
+    forEachSegment(slice, 0, length(slice), body);
+  }
+
+  /** Walks the segments of the slice's elements [from, to) in order. */
+  public void forEachSegment(int slice, int from, int to, SegmentBody body) {
+    long first = sliceStart[slice], start = first + from, end = first + to;
+    for (int t = tensorOf(start); start < end; t++) {
+      long stop = Math.min(end, tensorStart[t + 1]);
+      if (stop > start) {
+        body.run(t, (int) (start - tensorStart[t]), (int) (start - first), (int) (stop - start));
       }
-      at = end;
+      start = stop;
     }
+  }
+
+  /** The slice's elements [from, to) held in the tensors, as runs of them. */
+  public Gradients.Pieces pieces(float[][] tensors, int slice) {
+    return (from, to, run) ->
+        forEachSegment(slice, from, to, (t, off, at, n) -> run.accept(tensors[t], off, at, n));
   }
 
   /** The slice's elements of the tensors (parameters() order), copied into dst. */
@@ -137,11 +147,12 @@ public final class ParameterSlices implements Serializable {
   }
 
   /**
-   * AdamW step t (1-based) on one slice: p, m, v, g hold the slice's elements, read, and the step
-   * is written to pOut, mOut, vOut (p, m, v themselves for an update in place; other arrays keep a
-   * cached state as it was), the gradient scaled by gScale as it is read (a clipping coefficient,
-   * so the gradient is not copied to be clipped). Each segment decays as its tensor would ({@link
-   * AdamW#decays}).
+   * AdamW step t (1-based) on one slice: p, m, v hold the slice's elements, read, and the step is
+   * written to pOut, mOut, vOut (p, m, v themselves for an update in place; other arrays keep a
+   * cached state as it was); g is the slice's gradient wherever it lies (one array, or the tensors
+   * it was computed in), scaled by gScale as it is read (the token count's inverse and a clipping
+   * coefficient, so the gradient is not copied to be scaled). Each segment decays as its tensor
+   * would ({@link AdamW#decays}).
    */
   public void adamw(
       int slice,
@@ -151,7 +162,7 @@ public final class ParameterSlices implements Serializable {
       float[] p,
       float[] m,
       float[] v,
-      float[] g,
+      Gradients.Pieces g,
       float gScale,
       float[] pOut,
       float[] mOut,
@@ -159,8 +170,26 @@ public final class ParameterSlices implements Serializable {
     forEachSegment(
         slice,
         (tensor, to, so, n) ->
-            AdamW.update(
-                h, t, lr, decays[tensor], p, m, v, g, gScale, pOut, mOut, vOut, so, so + n));
+            g.forEach(
+                so,
+                so + n,
+                (ga, gOff, at, k) ->
+                    AdamW.update(
+                        h,
+                        t,
+                        lr,
+                        decays[tensor],
+                        p,
+                        m,
+                        v,
+                        ga,
+                        gOff - at,
+                        gScale,
+                        pOut,
+                        mOut,
+                        vOut,
+                        at,
+                        at + k)));
   }
 
   /** The data arrays of the weights' parameters, in parameters() order. */

@@ -76,7 +76,8 @@ class ParameterSlicesTest {
         a.update(whole, g, lr);
         for (int s = 0; s < sl.count(); s++) {
           float[] ps = sl.copyOut(p, s);
-          sl.adamw(s, h, t, lr, ps, m[s], v[s], sl.copyOut(gt, s), 1f, ps, m[s], v[s]);
+          // the gradient read where it lies, in the tensors it was computed in
+          sl.adamw(s, h, t, lr, ps, m[s], v[s], sl.pieces(gt, s), 1f, ps, m[s], v[s]);
           sl.copyIn(ps, s, p);
         }
       }
@@ -113,13 +114,18 @@ class ParameterSlicesTest {
       float scale = 0.37f;
       float[] pIn = p0.clone(), mIn = m0.clone(), vIn = v0.clone(), gIn = g0.clone();
       float[] pOut = new float[n], mOut = new float[n], vOut = new float[n];
-      sl.adamw(s, h, 4, 3e-3f, pIn, mIn, vIn, gIn, scale, pOut, mOut, vOut);
+      sl.adamw(s, h, 4, 3e-3f, pIn, mIn, vIn, Gradients.Pieces.of(gIn), scale, pOut, mOut, vOut);
+      float[] pT = new float[n], mT = new float[n], vT = new float[n];
+      sl.adamw(s, h, 4, 3e-3f, pIn, mIn, vIn, sl.pieces(gt, s), scale, pT, mT, vT);
       float[] gScaled = g0.clone();
       for (int j = 0; j < n; j++) {
         gScaled[j] *= scale;
       }
-      sl.adamw(s, h, 4, 3e-3f, p0, m0, v0, gScaled, 1f, p0, m0, v0);
+      sl.adamw(s, h, 4, 3e-3f, p0, m0, v0, Gradients.Pieces.of(gScaled), 1f, p0, m0, v0);
       assertArrayEquals(p0, pOut, "weights, slice " + s);
+      assertArrayEquals(pOut, pT, "weights, slice " + s + ", the gradient read from its tensors");
+      assertArrayEquals(mOut, mT, "m, slice " + s + ", the gradient read from its tensors");
+      assertArrayEquals(vOut, vT, "v, slice " + s + ", the gradient read from its tensors");
       assertArrayEquals(m0, mOut, "m, slice " + s);
       assertArrayEquals(v0, vOut, "v, slice " + s);
       assertArrayEquals(g0, gIn, "the gradient is read, not scaled in place");
