@@ -37,35 +37,41 @@ import org.slf4j.LoggerFactory;
 import scala.Tuple2;
 
 /**
- * Synchronous data-parallel AdamW with the driver off the data path (ZeRO stage 1 over Spark's
- * shuffle). The parameters are cut into S slices ({@link ParameterSlices}); slice s's weights and
+ * Synchronous data-parallel AdamW with the driver off the data path (ZeRO stage 1 on Spark's block
+ * manager). The parameters are cut into S slices ({@link ParameterSlices}); slice s's weights and
  * moments live in partition s of a persisted RDD on the executors ({@link OptimizerShard}). A step:
  *
  * <ol>
- *   <li><b>gradient + reduce-scatter</b>: every data partition computes the gradient sum of its
- *       share of the batch on its executor's cached model and emits it as S {@link SliceRecord}s
- *       keyed by slice; reducer s sums slice s over the partitions in partition-index order (so the
- *       sum does not depend on task timing), divides by the batch's token count and returns the
- *       slice's squared norm: S small numbers reach the driver, which decides the clip factor, the
- *       non-finite guard and the learning rate;
+ *   <li><b>gradients</b>: every data partition computes the gradient sum of its share of the batch
+ *       on its executor's cached model; the sum stays cached where it was computed, as S {@link
+ *       SliceRecord}s over its arrays. With several partitions a second job cuts each into S cached
+ *       blocks where it lies (tasks placed by the cache, no copy), so that a reducer fetches its
+ *       slice and not a whole gradient;
+ *   <li><b>reduce-scatter</b>: reducer s reads slice s of every partition through a narrow
+ *       dependency (the objects themselves where a block lives on its executor, fetched where it
+ *       lives on another) and adds them in partition-index order (so the sum does not depend on
+ *       task timing or placement); one partition's sum is read in place. S small numbers reach the
+ *       driver (Σ g², loss, tokens), which decides the clip factor, the non-finite guard and the
+ *       learning rate;
  *   <li><b>sharded AdamW</b>: reducer s updates its slice's weights and moments (a new shard: a
- *       cached one is never changed in place);
+ *       cached one is never changed in place), reading the sum divided by the batch's tokens and
+ *       clipped;
  *   <li><b>all-gather</b>: the updated weight slices are cached beside their shards (the same
- *       arrays); each data partition reads all S of them through a narrow dependency (Spark's block
- *       manager: the objects themselves where a slice lives on the task's executor, fetched where
- *       it lives on another) and writes them into its executor's cached model in place the next
- *       time it computes. No shuffle: a slice is never written to disk to be gathered, and a
- *       co-located slice is never copied.
+ *       arrays); each data partition reads all S of them through a narrow dependency and writes
+ *       them into its executor's cached model in place the next time it computes.
  * </ol>
+ *
+ * No shuffle: nothing of a step is written to disk to be moved, and nothing co-located is copied.
  *
  * <p>The gradient function is deterministic and side-effect free and the state changes only through
  * new RDDs, so a retried task or a recomputed partition gives the same floats. The state is
  * recoverable: its lineage goes back to the starting point (each shard made on its executor by
- * {@link ShardStart}: initialised, or read from a checkpoint) through the steps' shuffles; every
+ * {@link ShardStart}: initialised, or read from a checkpoint) through the steps' gradients; every
  * {@code stateCheckpointEvery} steps it is written with Spark's reliable RDD checkpoint (the
- * context's checkpoint directory), which truncates the lineage. A lost executor is recomputed from
- * these. The driver never holds the weights or the moments: the shards start on the executors and
- * {@link #writeCheckpoint} writes checkpoints from them; what the driver keeps is O(tensors + S).
+ * context's checkpoint directory), which truncates the lineage. A lost executor's blocks are
+ * recomputed from these. The driver never holds the weights or the moments: the shards start on the
+ * executors and {@link #writeCheckpoint} writes checkpoints from them; what the driver keeps is
+ * O(tensors + S).
  */
 public final class ShardedTraining {
   private static final Logger LOG = LoggerFactory.getLogger(ShardedTraining.class);

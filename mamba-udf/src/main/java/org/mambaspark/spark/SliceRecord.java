@@ -19,16 +19,17 @@ import org.mambaspark.train.Gradients;
 import org.mambaspark.train.ParameterSlices;
 
 /**
- * One slice of the flat parameter vector as the training shuffle carries it: a partition's gradient
- * sum of the slice with its loss and token counts (reduce-scatter), a reducer's summed and scaled
- * gradient with its squared norm, or the slice's updated weights (all-gather). Written as raw
- * little-endian floats ({@link WireFloats}); a gradient may go as bfloat16. Built from the
- * partition's gradient tensors without a copy: the slice is cut out as it is written.
+ * One slice of the flat parameter vector as a training step moves it between executors: a
+ * partition's gradient sum of the slice with its loss and token counts, a reducer's sum with its
+ * squared norm, or the slice's updated weights (all-gather). Cached by Spark where it is made and
+ * fetched by the block manager where another executor needs it, written then as raw little-endian
+ * floats ({@link WireFloats}); a gradient may go as bfloat16. A gradient record holds the
+ * partition's tensors, not a copy: the slice is cut out as it is written or read ({@link #pieces}).
  *
- * <p>A {@link #view} of an optimizer shard's weights tells Spark's storage accounting that it holds
- * next to nothing ({@link KnownSizeEstimation}, how Spark sizes values that share memory): its
- * array is the shard's, already counted with the shard, and counting it twice leaves the cache
- * short of memory for shards that fit.
+ * <p>A view ({@link #view}, {@link #sharing}) tells Spark's storage accounting that it holds next
+ * to nothing ({@link KnownSizeEstimation}, how Spark sizes values that share memory): its memory is
+ * another cached value's, already counted there, and counting it twice leaves the cache short of
+ * memory for values that fit.
  */
 public final class SliceRecord implements Externalizable, KryoSerializable, KnownSizeEstimation {
   private static final long serialVersionUID = 1L;
