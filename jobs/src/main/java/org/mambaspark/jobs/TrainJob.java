@@ -44,8 +44,8 @@ import scala.Tuple2;
  * Data-parallel training on Spark ({@code spark-submit --class org.mambaspark.jobs.TrainJob}, or
  * {@code bin/mamba train}). {@code --sync gradients} (default): one synchronous AdamW step per
  * global batch with the driver off the data path ({@link ShardedTraining}: gradients
- * reduce-scattered through the shuffle, the optimizer sharded on the executors, the weights
- * all-gathered back). {@code --sync average --local-steps H}: periodic model averaging ({@link
+ * reduce-scattered between the executors, the optimizer sharded on them, the weights all-gathered
+ * back). {@code --sync average --local-steps H}: periodic model averaging ({@link
  * DataParallelTraining#averageRound}). The step's batch is a function of (seed, step) — a seeded
  * permutation of the sequences, read G at a time — so the update does not depend on the number of
  * partitions, and a resumed run continues the same trajectory.

@@ -10,7 +10,8 @@ import org.mambaspark.io.SafetensorsFile;
 /**
  * Float arrays on the wire as raw little-endian bytes: 4 bytes a value, or 2 for bfloat16 (the
  * upper half of the float, rounded to nearest even), written through a 64 KB buffer. What the
- * training shuffle's records write instead of a serializer's own encoding of float arrays.
+ * training records write (when Spark moves or spills them) instead of a serializer's own encoding
+ * of float arrays.
  */
 final class WireFloats {
   private static final int CHUNK = 1 << 14; // floats per buffer
