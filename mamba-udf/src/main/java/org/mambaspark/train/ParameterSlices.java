@@ -4,6 +4,7 @@ import java.io.Serializable;
 import java.util.List;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.NamedTensor;
+import org.mambaspark.ops.Parallel;
 
 /**
  * The parameters as one flat vector (the tensors of {@link MambaWeights#parameters()} end to end,
@@ -141,9 +142,14 @@ public final class ParameterSlices implements Serializable {
     return dst;
   }
 
-  /** Writes src (the slice's elements) into the tensors. */
+  /** Writes src (the slice's elements) into the tensors, on the engine's threads. */
   public void copyIn(float[] src, int slice, float[][] tensors) {
-    forEachSegment(slice, (t, to, so, n) -> System.arraycopy(src, so, tensors[t], to, n));
+    Parallel.forRange(
+        length(slice),
+        1 << 20,
+        (lo, hi) ->
+            forEachSegment(
+                slice, lo, hi, (t, to, so, n) -> System.arraycopy(src, so, tensors[t], to, n)));
   }
 
   /**
