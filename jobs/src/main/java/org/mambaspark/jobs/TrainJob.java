@@ -18,6 +18,7 @@ import org.apache.spark.HashPartitioner;
 import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.storage.StorageLevel;
 import org.mambaspark.io.Checkpoint;
@@ -372,7 +373,7 @@ public final class TrainJob implements Callable<Integer> {
         steps,
         globalBatch,
         sync);
-    long[] order = permutation(n, seed);
+    long[] order = d.order();
     LrSchedule sched =
         LrSchedule.of(schedule, lr, Math.min(minLr, lr), Math.min(warmup, steps), steps);
     TrainingTraffic traffic = TrainingTraffic.register(sc.sc());
@@ -388,6 +389,7 @@ public final class TrainJob implements Callable<Integer> {
         evalRdd.unpersist();
       }
       indexed.unpersist();
+      d.ranks().destroy();
     }
   }
 
@@ -418,7 +420,9 @@ public final class TrainJob implements Callable<Integer> {
       JavaRDD<Tuple2<Long, int[]>> indexed,
       JavaRDD<int[]> eval,
       long n,
-      long nEval) {}
+      long nEval,
+      long[] order,
+      Broadcast<int[]> ranks) {}
 
   private TrainInput read(SparkSession spark, String flag, String path) {
     return TrainInput.read(
@@ -447,21 +451,30 @@ public final class TrainJob implements Callable<Integer> {
       evalRdd = read(spark, "--eval-input", evalInput).sequences;
     }
     int p = partitions > 0 ? partitions : sc.defaultParallelism();
-    // sequence i in partition i mod p: a recomputed partition (a lost executor) holds the same ones
+    JavaPairRDD<Long, int[]> numbered =
+        seqRdd.zipWithIndex().mapToPair(t -> new Tuple2<>(t._2(), t._1()));
+    long n = numbered.count(), nEval = 0;
+    long[] order = permutation(n, seed);
+    int[] rank = new int[order.length];
+    for (int k = 0; k < order.length; k++) {
+      rank[(int) order[k]] = k;
+    }
+    Broadcast<int[]> ranks = sc.broadcast(rank);
+    // sequence order[k] in partition k mod p: a step's G consecutive entries of the permutation
+    // spread evenly over the partitions (a step waits for its largest share), and a recomputed
+    // partition (a lost executor) holds the same ones
     JavaRDD<Tuple2<Long, int[]>> indexed =
-        seqRdd
-            .zipWithIndex()
-            .mapToPair(t -> new Tuple2<>(t._2(), t._1()))
-            .partitionBy(new HashPartitioner(p))
-            .rdd()
-            .toJavaRDD()
+        numbered
+            .mapToPair(t -> new Tuple2<>((long) ranks.value()[(int) (long) t._1()], t))
+            .partitionBy(new HashPartitioner(p)) // a Long below 2^31 hashes to itself
+            .values()
             .cache();
-    long n = indexed.count(), nEval = 0;
+    indexed.count();
     if (evalRdd != null) {
       evalRdd = evalRdd.repartition(p).cache();
       nEval = evalRdd.count();
     }
-    return new Data(in, indexed, evalRdd, n, nEval);
+    return new Data(in, indexed, evalRdd, n, nEval, order, ranks);
   }
 
   /**
