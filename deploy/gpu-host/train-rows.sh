@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deploy/gpu-host/train-rows.sh OUT: the data-parallel training rows of the must-show table, in one run
 # (rows 1 and 2 about 3 minutes on the GPU host: 16 cores, one GPU, the bundle of deploy/gpu-host/bundle.sh in .bundle;
-# row 3 up to 9 minutes, so it takes a device call of its own: ROWS="1 2", then ROWS=3):
+# row 3 about 2.5 minutes under a 9-minute limit, so it takes a device call of its own: ROWS="1 2", then ROWS=3):
 #
 #   1. mamba-130m shape, 8 x 2048 tokens a step, P = 1 executor with the GPU and all CORES cores:
 #      step_s against compute_s (bin/mamba bench-train-job; goal step_s <= 1.3 x compute_s)
