@@ -58,6 +58,11 @@ COMMON_CONF = {
     "spark.executor.extraJavaOptions": "--add-modules=jdk.incubator.vector -XX:+UseTransparentHugePages",
     "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
 }
+# training executors allocate a new optimizer state every step: touch their heap once at start
+TRAIN_CONF = dict(
+    COMMON_CONF,
+    **{"spark.executor.extraJavaOptions": COMMON_CONF["spark.executor.extraJavaOptions"] + " -XX:+AlwaysPreTouch"},
+)
 DEFAULT_ARGS = {
     "owner": "ml-platform",
     "retries": 2,
@@ -133,7 +138,7 @@ with DAG(
         conn_id="spark_default",
         application=JAR,
         java_class="org.mambaspark.jobs.TrainJob",
-        conf=COMMON_CONF,
+        conf=TRAIN_CONF,
         application_args=[
             "--init", "{{ params.init }}",
             "--input", "{{ params.input }}",

@@ -201,8 +201,10 @@ public final class BenchTrainJob implements Callable<Integer> {
               .config(
                   "spark.executor.extraJavaOptions",
                   SparkMasters.withOption(
-                      SparkMasters.withOption(executorJavaOptions, SparkMasters.VECTOR_MODULE),
-                      SparkMasters.HUGE_PAGES))
+                      SparkMasters.withOption(
+                          SparkMasters.withOption(executorJavaOptions, SparkMasters.VECTOR_MODULE),
+                          SparkMasters.HUGE_PAGES),
+                      SparkMasters.PRE_TOUCH))
               .getOrCreate();
       try {
         long deadline = System.nanoTime() + 120_000_000_000L;
