@@ -455,20 +455,8 @@ public final class TrainJob implements Callable<Integer> {
         seqRdd.zipWithIndex().mapToPair(t -> new Tuple2<>(t._2(), t._1()));
     long n = numbered.count(), nEval = 0;
     long[] order = permutation(n, seed);
-    int[] rank = new int[order.length];
-    for (int k = 0; k < order.length; k++) {
-      rank[(int) order[k]] = k;
-    }
-    Broadcast<int[]> ranks = sc.broadcast(rank);
-    // sequence order[k] in partition k mod p: a step's G consecutive entries of the permutation
-    // spread evenly over the partitions (a step waits for its largest share), and a recomputed
-    // partition (a lost executor) holds the same ones
-    JavaRDD<Tuple2<Long, int[]>> indexed =
-        numbered
-            .mapToPair(t -> new Tuple2<>((long) ranks.value()[(int) (long) t._1()], t))
-            .partitionBy(new HashPartitioner(p)) // a Long below 2^31 hashes to itself
-            .values()
-            .cache();
+    Broadcast<int[]> ranks = sc.broadcast(ranks(order));
+    JavaRDD<Tuple2<Long, int[]>> indexed = placed(numbered, ranks, p).cache();
     indexed.count();
     if (evalRdd != null) {
       evalRdd = evalRdd.repartition(p).cache();
@@ -849,7 +837,29 @@ public final class TrainJob implements Callable<Integer> {
         skip);
   }
 
-  private static long[] permutation(long n, long seed) {
+  /** rank[i] = the position of sequence i in the permutation. */
+  static int[] ranks(long[] order) {
+    int[] rank = new int[order.length];
+    for (int k = 0; k < order.length; k++) {
+      rank[(int) order[k]] = k;
+    }
+    return rank;
+  }
+
+  /**
+   * The (index, sequence) pairs in p partitions, the sequence at position k of the permutation in
+   * partition k mod p: a step's G consecutive positions spread evenly over the partitions (a step
+   * waits for its largest share), and a recomputed partition (a lost executor) holds the same ones.
+   */
+  static JavaRDD<Tuple2<Long, int[]>> placed(
+      JavaPairRDD<Long, int[]> numbered, Broadcast<int[]> ranks, int p) {
+    return numbered
+        .mapToPair(t -> new Tuple2<>((long) ranks.value()[(int) (long) t._1()], t))
+        .partitionBy(new HashPartitioner(p)) // a Long below 2^31 hashes to itself
+        .values();
+  }
+
+  static long[] permutation(long n, long seed) {
     if (n > Integer.MAX_VALUE - 8) {
       throw new IllegalArgumentException(n + " sequences: too many to index on the driver");
     }

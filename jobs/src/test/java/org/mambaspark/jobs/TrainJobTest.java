@@ -9,6 +9,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import org.apache.spark.api.java.JavaPairRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -30,6 +33,7 @@ import org.mambaspark.train.AdamW;
 import org.mambaspark.train.GradientSum;
 import org.mambaspark.train.LrSchedule;
 import org.mambaspark.train.TrainStep;
+import scala.Tuple2;
 
 /**
  * The Spark training job: P = 1, 2, 3 partitions give the single-process weights and losses after 3
@@ -383,6 +387,55 @@ class TrainJobTest {
     assertTrue(after < before - 0.05, before + " -> " + after);
     // resumable at round boundaries: the final checkpoint holds step 6
     assertTrue(Files.isDirectory(Path.of(out, "checkpoint-00000006")));
+  }
+
+  /**
+   * Every step's batch (G consecutive positions of the seeded permutation, wrapping at the end)
+   * splits evenly over the partitions: a step waits for its largest share.
+   */
+  @Test
+  void eachStepsBatchSplitsEvenlyOverThePartitions() {
+    JavaSparkContext sc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+    int n = 23, g = 6;
+    long[] order = TrainJob.permutation(n, 11);
+    List<Tuple2<Long, int[]>> seqs = new ArrayList<>();
+    for (long i = 0; i < n; i++) {
+      seqs.add(new Tuple2<>(i, new int[] {(int) i}));
+    }
+    Broadcast<int[]> ranks = sc.broadcast(TrainJob.ranks(order));
+    for (int p : new int[] {2, 3, 4}) {
+      List<List<Tuple2<Long, int[]>>> parts =
+          TrainJob.placed(JavaPairRDD.fromJavaRDD(sc.parallelize(seqs, 5)), ranks, p)
+              .glom()
+              .collect();
+      int[] partitionOf = new int[n];
+      int seen = 0;
+      for (int q = 0; q < parts.size(); q++) {
+        for (Tuple2<Long, int[]> t : parts.get(q)) {
+          assertEquals(t._1().intValue(), t._2()[0], "index and sequence stay together");
+          partitionOf[t._1().intValue()] = q;
+          seen++;
+        }
+      }
+      assertEquals(n, seen);
+      int worst = 0;
+      for (int step = 0; step < 8; step++) { // past the end: the batches wrap around
+        int[] share = new int[p];
+        for (int i = 0; i < g; i++) {
+          share[partitionOf[(int) order[(step * g + i) % n]]]++;
+        }
+        int max = Arrays.stream(share).max().getAsInt(),
+            min = Arrays.stream(share).min().getAsInt();
+        worst = Math.max(worst, max - min);
+        // G/p each, off by one where G is not a multiple of p or the batch wraps (n mod p != 0)
+        assertTrue(
+            max - min <= (g % p == 0 && step * g + g <= n ? 0 : 2),
+            "P=" + p + " step " + step + ": " + Arrays.toString(share));
+      }
+      System.out.printf(
+          "P=%d: a step's batch of %d over the partitions, largest spread %d%n", p, g, worst);
+    }
+    ranks.destroy();
   }
 
   @Test
