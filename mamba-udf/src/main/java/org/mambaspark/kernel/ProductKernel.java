@@ -84,8 +84,8 @@ public class ProductKernel extends SsdKernel {
 
   /**
    * Split-K: gSplit groups per tile each sum gKPer of the K range into part (gSplit, M, N) at
-   * gPartOff; {@link #OP_GEMM_SPLIT_FIN} adds the splits and applies the epilogue. For the weight
-   * gradients, whose K is B·L and whose few tiles would leave most compute units idle.
+   * gPartOff; {@link MambaKernel#OP_GEMM_SPLIT_FIN} adds the splits and applies the epilogue. For
+   * the weight gradients, whose K is B·L and whose few tiles would leave most compute units idle.
    */
   int gSplit = 1;
 
