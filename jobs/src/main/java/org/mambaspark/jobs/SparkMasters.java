@@ -38,8 +38,7 @@ final class SparkMasters {
   /**
    * The heap touched when a training executor starts: a training step allocates its new optimizer
    * state and gradient (16 bytes a parameter), and on a fresh heap the operating system's first
-   * touch of each page lands on the first steps (mamba-130m here: the update of the second step 3.1
-   * s against 0.5 s, and 1.8 s a step instead of 2.2 over the first four).
+   * touch of each page would land on the steps (docs/training.md has what was measured).
    */
   static final String PRE_TOUCH = "-XX:+AlwaysPreTouch";
 
