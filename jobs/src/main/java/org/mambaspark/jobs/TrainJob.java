@@ -416,62 +416,18 @@ public final class TrainJob implements Callable<Integer> {
 
   /**
    * The training sequences, indexed and placed by the seeded permutation {@code order} (the
-   * broadcast {@code ranks} is its inverse), and the held-out ones, counted.
+   * broadcast {@code ranks} is its inverse), and the held-out ones, counted. Private and never
+   * compared or hashed, so its array component is only carried.
    */
-  private static final class Data {
-    private final TrainInput in;
-    private final JavaRDD<Tuple2<Long, int[]>> indexed;
-    private final JavaRDD<int[]> eval;
-    private final long n;
-    private final long nEval;
-    private final long[] order;
-    private final Broadcast<int[]> ranks;
-
-    Data(
-        TrainInput in,
-        JavaRDD<Tuple2<Long, int[]>> indexed,
-        JavaRDD<int[]> eval,
-        long n,
-        long nEval,
-        long[] order,
-        Broadcast<int[]> ranks) {
-      this.in = in;
-      this.indexed = indexed;
-      this.eval = eval;
-      this.n = n;
-      this.nEval = nEval;
-      this.order = order;
-      this.ranks = ranks;
-    }
-
-    TrainInput in() {
-      return in;
-    }
-
-    JavaRDD<Tuple2<Long, int[]>> indexed() {
-      return indexed;
-    }
-
-    JavaRDD<int[]> eval() {
-      return eval;
-    }
-
-    long n() {
-      return n;
-    }
-
-    long nEval() {
-      return nEval;
-    }
-
-    long[] order() {
-      return order;
-    }
-
-    Broadcast<int[]> ranks() {
-      return ranks;
-    }
-  }
+  @SuppressWarnings("ArrayRecordComponent")
+  private record Data(
+      TrainInput in,
+      JavaRDD<Tuple2<Long, int[]>> indexed,
+      JavaRDD<int[]> eval,
+      long n,
+      long nEval,
+      long[] order,
+      Broadcast<int[]> ranks) {}
 
   private TrainInput read(SparkSession spark, String flag, String path) {
     return TrainInput.read(
