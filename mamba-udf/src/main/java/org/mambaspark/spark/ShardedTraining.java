@@ -50,12 +50,14 @@ import scala.Tuple2;
  *   <li><b>reduce-scatter</b>: reducer s reads slice s of every partition through a narrow
  *       dependency (the objects themselves where a block lives on its executor, fetched where it
  *       lives on another) and adds them in partition-index order (so the sum does not depend on
- *       task timing or placement); one partition's sum is read in place. S small numbers reach the
- *       driver (Σ g², loss, tokens), which decides the clip factor, the non-finite guard and the
- *       learning rate;
- *   <li><b>sharded AdamW</b>: reducer s updates its slice's weights and moments (a new shard: a
- *       cached one is never changed in place), reading the sum divided by the batch's tokens and
- *       clipped;
+ *       task timing or placement). S small numbers reach the driver (Σ g², loss, tokens), which
+ *       decides the clip factor, the non-finite guard and the learning rate. With one data
+ *       partition there is no such job: its gradient is the sum, so its task reduces each slice
+ *       where it computed it, as a reducer would (Σ g²; bf16 gradients rounded as on the wire), and
+ *       the S small numbers come back with the gradients job;
+ *   <li><b>sharded AdamW</b>: task s updates its slice's weights and moments (a new shard: a cached
+ *       one is never changed in place), reading the reduced slice s divided by the batch's tokens
+ *       and clipped;
  *   <li><b>all-gather</b>: the updated weight slices are cached beside their shards (the same
  *       arrays); each data partition reads all S of them through a narrow dependency and writes
  *       them into its executor's cached model in place the next time it computes.
@@ -214,6 +216,8 @@ public final class ShardedTraining {
     final ParameterSlices sl = slices;
     final boolean half = bf16;
     final int S = slices.count();
+    final boolean onePartition = partitions == 1;
+    final long computing = step + 1;
     JavaRDD<SliceRecord> grads =
         data.zipPartitions(
             gathered,
@@ -223,34 +227,57 @@ public final class ShardedTraining {
                 return Collections.emptyIterator();
               }
               GradientSum g;
+              long g0 = System.nanoTime();
               ModelRunner runner = TrainingRunners.acquire(version, c, () -> gather(sl, weights));
+              long g1 = System.nanoTime();
               try {
                 g = TrainStep.gradient(runner, seqs, microBatch, L, scanChunk);
               } finally {
                 TrainingRunners.release();
               }
+              long g2 = System.nanoTime();
               String executor = SparkEnv.get().executorId();
               List<SliceRecord> out = new ArrayList<>(S);
               for (int s = 0; s < S; s++) {
                 // the partition index is set where the slices are cut (scatter): this code may run
                 // in another RDD's task, recomputing a lost block
-                out.add(SliceRecord.gradient(g, sl, s, -1, executor, half));
+                SliceRecord r = SliceRecord.gradient(g, sl, s, -1, executor, half);
+                // one partition's sum is its own gradient: reduced here, as its reducer would
+                out.add(onePartition ? sumInOrder(Collections.singletonList(r), false) : r);
               }
+              LOG.debug(
+                  "step {}: weights {} ms, gradient {} ms (compute {} ms), its slices {} ms",
+                  computing,
+                  (g1 - g0) / 1_000_000,
+                  (g2 - g1) / 1_000_000,
+                  g.computeNanos / 1_000_000,
+                  (System.nanoTime() - g2) / 1_000_000);
               return out.iterator();
             });
     grads.persist(StorageLevel.MEMORY_AND_DISK());
     sc.setJobDescription("mamba train: step " + (step + 1) + ": gradients");
-    grads.count();
-    List<JavaRDD<SliceRecord>> bySlice = scatter(grads);
-    List<JavaRDD<SliceRecord>> sums = new ArrayList<>(S);
-    for (JavaRDD<SliceRecord> one : bySlice) {
-      sums.add(
-          one.coalesce(1, false)); // reducer s: partition s, narrow on slice s of each gradient
+    JavaRDD<SliceRecord> reduced;
+    List<Tuple2<double[], String>> stats;
+    List<JavaRDD<SliceRecord>> bySlice;
+    if (onePartition) {
+      // the gradients' records are the reduced slices: their small numbers come with this job,
+      // and update s reads slice s of the cached gradient through a narrow dependency
+      stats = grads.map(ShardedTraining::stats).collect();
+      bySlice = scatter(grads);
+      reduced = union(bySlice);
+    } else {
+      grads.count();
+      bySlice = scatter(grads);
+      List<JavaRDD<SliceRecord>> sums = new ArrayList<>(S);
+      for (JavaRDD<SliceRecord> slice : bySlice) {
+        // reducer s: partition s, narrow on slice s of each gradient
+        sums.add(slice.coalesce(1, false));
+      }
+      reduced = union(sums).mapPartitions(ShardedTraining::sumInOrder, true);
+      reduced.persist(StorageLevel.MEMORY_AND_DISK());
+      sc.setJobDescription("mamba train: step " + (step + 1) + ": reduce-scatter");
+      stats = reduced.map(ShardedTraining::stats).collect();
     }
-    JavaRDD<SliceRecord> reduced = union(sums).mapPartitions(ShardedTraining::sumInOrder, true);
-    reduced.persist(StorageLevel.MEMORY_AND_DISK());
-    sc.setJobDescription("mamba train: step " + (step + 1) + ": reduce-scatter");
-    List<Tuple2<double[], String>> stats = reduced.map(ShardedTraining::stats).collect();
     long t1 = System.nanoTime();
 
     StepResult r = new StepResult();
@@ -502,7 +529,7 @@ public final class ShardedTraining {
    * The gradients' records of each slice: S RDDs, the s-th holding slice s of every data partition.
    * With several data partitions each is cached where its gradient is (one job of P·S small tasks,
    * placed by the cache), so a reducer on another executor fetches its slice, not the whole
-   * gradient; one partition's reducers read its cached gradient directly.
+   * gradient; with one partition the updates read its cached gradient (already reduced) directly.
    */
   private List<JavaRDD<SliceRecord>> scatter(JavaRDD<SliceRecord> grads) {
     List<JavaRDD<SliceRecord>> bySlice = new ArrayList<>();
@@ -548,30 +575,43 @@ public final class ShardedTraining {
       return Collections.emptyIterator();
     }
     parts.sort((a, b) -> Integer.compare(a.partition, b.partition));
+    return Collections.singletonList(sumInOrder(parts, true)).iterator();
+  }
+
+  /**
+   * The sum of one slice's parts in list order, as {@link #sumInOrder(Iterator)} describes.
+   *
+   * @param view whether one unrounded part's sum is a view of it (the part is cached on its own),
+   *     or the part itself, given its Σ g² (a record not cached yet, whose memory it then counts)
+   */
+  private static SliceRecord sumInOrder(List<SliceRecord> parts, boolean view) {
     SliceRecord first = parts.get(0);
     boolean bf16 = first.bf16;
     int n = first.length();
     float[] sum = parts.size() == 1 && !bf16 ? null : new float[n];
-    SliceRecord out = sum == null ? first.sharing() : SliceRecord.of(first.slice, sum);
-    out.lossSum = 0;
-    out.tokens = 0;
-    out.sequences = 0;
-    out.computeNanos = 0;
+    SliceRecord out =
+        sum != null ? SliceRecord.of(first.slice, sum) : view ? first.sharing() : first;
+    double lossSum = 0;
+    long tokens = 0, sequences = 0, computeNanos = 0;
     Set<String> executors = new TreeSet<>();
     List<Gradients.Pieces> values = new ArrayList<>(parts.size());
-    for (SliceRecord r : parts) {
+    for (SliceRecord r : parts) { // out may be one of them: its totals are set after
       executors.add(r.executors);
       values.add(r.pieces());
-      out.lossSum += r.lossSum;
-      out.tokens += r.tokens;
-      out.sequences += r.sequences;
-      out.computeNanos = Math.max(out.computeNanos, r.computeNanos);
+      lossSum += r.lossSum;
+      tokens += r.tokens;
+      sequences += r.sequences;
+      computeNanos = Math.max(computeNanos, r.computeNanos);
     }
+    out.lossSum = lossSum;
+    out.tokens = tokens;
+    out.sequences = sequences;
+    out.computeNanos = computeNanos;
     out.executors = String.join(",", executors);
     // the task holds all of its executor's cores (spark.task.cpus): the sum runs on the engine's
     // threads
     out.sumSquares = Gradients.sumInOrder(values, n, sum, (float) (1.0 / out.tokens), bf16);
-    return Collections.singletonList(out).iterator();
+    return out;
   }
 
   /**
