@@ -27,12 +27,24 @@ public final class OptimizerShard implements Externalizable {
     this.v = v;
   }
 
+  /** The arrays of a shard with its moments: w, m, v. */
+  static final int ARRAYS = 3;
+
   /**
-   * The shard an update writes into, zeros of this one's size: a cached shard is never changed in
-   * place (a recomputation reads it).
+   * The shard an update writes into, zeros of this one's size in fresh arrays: a cached shard is
+   * never changed in place (a recomputation reads it).
    */
   OptimizerShard successor() {
     return new OptimizerShard(slice, new float[w.length], new float[w.length], new float[w.length]);
+  }
+
+  /**
+   * {@link #successor()} for an update of {@code step}, its fresh arrays allocated ahead when
+   * {@code spares} has them ready.
+   */
+  OptimizerShard successor(SpareArrays spares, Object step) {
+    float[][] a = spares.take(step, ARRAYS, w.length);
+    return new OptimizerShard(slice, a[0], a[1], a[2]);
   }
 
   @Override

@@ -56,7 +56,8 @@ import scala.Tuple2;
  *       where it computed it, as a reducer would (Σ g²; bf16 gradients rounded as on the wire), and
  *       the S small numbers come back with the gradients job;
  *   <li><b>sharded AdamW</b>: task s updates its slice's weights and moments (a new shard: a cached
- *       one is never changed in place), reading the reduced slice s divided by the batch's tokens
+ *       one is never changed in place, and its fresh arrays may have been allocated ahead, in the
+ *       background: {@link SpareArrays}), reading the reduced slice s divided by the batch's tokens
  *       and clipped;
  *   <li><b>all-gather</b>: the updated weight slices are cached beside their shards (the same
  *       arrays); each data partition reads all S of them through a narrow dependency and writes
@@ -303,6 +304,7 @@ public final class ShardedTraining {
     final long t = step + 1;
     final float lr = r.lr;
     final AdamW.Settings h = hyper;
+    final String updating = run + ":" + t; // names this step to the executors' spare arrays
     JavaPairRDD<Integer, OptimizerShard> next =
         JavaPairRDD.fromJavaRDD(
             state.zipPartitions(
@@ -312,7 +314,9 @@ public final class ShardedTraining {
                   if (skip || !red.hasNext()) {
                     return Collections.singletonList(old).iterator();
                   }
-                  OptimizerShard o = old._2(), n = o.successor();
+                  long a0 = System.nanoTime();
+                  OptimizerShard o = old._2(), n = o.successor(SpareArrays.jvm(), updating);
+                  long a1 = System.nanoTime();
                   // read from the cached shard and the cached gradient sum, written to fresh
                   // arrays: both stay as they were for a recomputation; moments never stepped
                   // are the successor's zeros
@@ -329,6 +333,15 @@ public final class ShardedTraining {
                       n.w,
                       n.m,
                       n.v);
+                  long a2 = System.nanoTime();
+                  // the next step's update of this slice length finds its arrays ready
+                  SpareArrays.jvm().prepare(updating, OptimizerShard.ARRAYS, n.w.length);
+                  LOG.debug(
+                      "step {}: slice {}'s new shard: arrays {} ms, update {} ms",
+                      t,
+                      n.slice,
+                      (a1 - a0) / 1_000_000,
+                      (a2 - a1) / 1_000_000);
                   return Collections.singletonList(new Tuple2<>(n.slice, n)).iterator();
                 }));
     step = t;
@@ -426,10 +439,14 @@ public final class ShardedTraining {
         dir);
   }
 
-  /** Drops the cached state and the broadcasts its lineage needed. */
+  /**
+   * Drops the cached state and the broadcasts its lineage needed, and this JVM's spare arrays (an
+   * executor's in local mode; other executors' stay bounded, and go with their JVM).
+   */
   public void close() {
     state.unpersist(false);
     weights.unpersist(false);
+    SpareArrays.jvm().clear();
     for (Tuple2<Long, Broadcast<?>> b : lineage) {
       b._2().destroy();
     }
