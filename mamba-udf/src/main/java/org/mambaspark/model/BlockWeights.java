@@ -10,13 +10,20 @@ import java.util.List;
 public abstract class BlockWeights {
   public final float[] norm; // (D)
 
-  /** With {@code allocate} false, every array is empty: the shapes alone, for checking a file. */
-  BlockWeights(MambaConfig c, boolean allocate) {
-    norm = zeros(c.hiddenSize, allocate);
+  /** Makes a weights' arrays of n floats, one a call, in the order its constructor needs them. */
+  @FunctionalInterface
+  interface Zeros {
+    float[] of(int n);
   }
 
-  static float[] zeros(int n, boolean allocate) {
-    return new float[allocate ? n : 0];
+  /** Fresh zero-filled arrays. */
+  static final Zeros FRESH = n -> new float[n];
+
+  /** Empty arrays: the shapes alone, for checking a file. */
+  static final Zeros EMPTY = n -> new float[0];
+
+  BlockWeights(MambaConfig c, Zeros zeros) {
+    norm = zeros.of(c.hiddenSize);
   }
 
   /**

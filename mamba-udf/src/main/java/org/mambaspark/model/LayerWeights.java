@@ -21,31 +21,32 @@ public final class LayerWeights extends BlockWeights {
   public final float[] outProjBias; //  (D) or null unless use_bias
 
   public LayerWeights(MambaConfig c) {
-    this(c, true, true);
+    this(c, FRESH, FRESH);
   }
 
   /**
-   * @param allocate false: every array empty (the shapes alone)
-   * @param matrices false: in_proj, x_proj and out_proj empty (an inference model holds them)
+   * @param zeros makes every array: fresh zeros, or empty ones (the shapes alone)
+   * @param matrices makes in_proj, x_proj and out_proj: empty ones where an inference model holds
+   *     them
    */
-  LayerWeights(MambaConfig c, boolean allocate, boolean matrices) {
-    super(c, allocate);
+  LayerWeights(MambaConfig c, Zeros zeros, Zeros matrices) {
+    super(c, zeros);
     int D = c.hiddenSize,
         ED = c.intermediateSize,
         N = c.stateSize,
         R = c.timeStepRank,
         K = c.convKernel;
-    inProj = zeros(2 * ED * D, allocate && matrices);
-    inProjBias = c.useBias ? zeros(2 * ED, allocate) : null;
-    conv1dWeight = zeros(ED * K, allocate);
-    conv1dBias = c.useConvBias ? zeros(ED, allocate) : null;
-    xProj = zeros((R + 2 * N) * ED, allocate && matrices);
-    dtProj = zeros(ED * R, allocate);
-    dtProjBias = zeros(ED, allocate);
-    aLog = zeros(ED * N, allocate);
-    dSkip = zeros(ED, allocate);
-    outProj = zeros(D * ED, allocate && matrices);
-    outProjBias = c.useBias ? zeros(D, allocate) : null;
+    inProj = matrices.of(2 * ED * D);
+    inProjBias = c.useBias ? zeros.of(2 * ED) : null;
+    conv1dWeight = zeros.of(ED * K);
+    conv1dBias = c.useConvBias ? zeros.of(ED) : null;
+    xProj = matrices.of((R + 2 * N) * ED);
+    dtProj = zeros.of(ED * R);
+    dtProjBias = zeros.of(ED);
+    aLog = zeros.of(ED * N);
+    dSkip = zeros.of(ED);
+    outProj = matrices.of(D * ED);
+    outProjBias = c.useBias ? zeros.of(D) : null;
   }
 
   @Override

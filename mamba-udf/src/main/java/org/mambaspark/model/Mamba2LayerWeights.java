@@ -21,24 +21,24 @@ public final class Mamba2LayerWeights extends BlockWeights {
   public final float[] outProjBias; //  (D) or null unless use_bias
 
   public Mamba2LayerWeights(MambaConfig c) {
-    this(c, true, true);
+    this(c, FRESH, FRESH);
   }
 
-  /** See {@link LayerWeights#LayerWeights(MambaConfig, boolean, boolean)}. */
-  Mamba2LayerWeights(MambaConfig c, boolean allocate, boolean matrices) {
-    super(c, allocate);
+  /** See {@link LayerWeights#LayerWeights(MambaConfig, BlockWeights.Zeros, BlockWeights.Zeros)}. */
+  Mamba2LayerWeights(MambaConfig c, Zeros zeros, Zeros matrices) {
+    super(c, zeros);
     int D = c.hiddenSize, ED = c.intermediateSize, H = c.numHeads, K = c.convKernel;
     int C = c.convChannels(), I = c.inProjSize();
-    inProj = zeros(I * D, allocate && matrices);
-    inProjBias = c.useBias ? zeros(I, allocate) : null;
-    conv1dWeight = zeros(C * K, allocate);
-    conv1dBias = c.useConvBias ? zeros(C, allocate) : null;
-    dtBias = zeros(H, allocate);
-    aLog = zeros(H, allocate);
-    dSkip = zeros(H, allocate);
-    normWeight = zeros(ED, allocate);
-    outProj = zeros(D * ED, allocate && matrices);
-    outProjBias = c.useBias ? zeros(D, allocate) : null;
+    inProj = matrices.of(I * D);
+    inProjBias = c.useBias ? zeros.of(I) : null;
+    conv1dWeight = zeros.of(C * K);
+    conv1dBias = c.useConvBias ? zeros.of(C) : null;
+    dtBias = zeros.of(H);
+    aLog = zeros.of(H);
+    dSkip = zeros.of(H);
+    normWeight = zeros.of(ED);
+    outProj = matrices.of(D * ED);
+    outProjBias = c.useBias ? zeros.of(D) : null;
   }
 
   @Override

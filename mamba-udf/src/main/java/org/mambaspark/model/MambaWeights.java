@@ -1,8 +1,10 @@
 package org.mambaspark.model;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import org.mambaspark.ops.Parallel;
 
 /**
  * All parameters of a Mamba-family language model ({@code MambaForCausalLM}, {@code
@@ -34,28 +36,37 @@ public final class MambaWeights {
 
   private final List<NamedTensor> parameters;
 
+  /**
+   * Weights of fewer floats than this are zeroed on the calling thread alone ({@link #zerosLike}).
+   */
+  private static final long PARALLEL_ZEROS = 1 << 20;
+
   /** Zero-filled weights of the given shape. */
   public MambaWeights(MambaConfig c) {
-    this(c, true, true);
+    this(c, BlockWeights.FRESH, BlockWeights.FRESH);
   }
 
-  private MambaWeights(MambaConfig c, boolean allocate, boolean matrices) {
+  /**
+   * @param zeros makes every array
+   * @param matrices makes the {@link #isMatrix matrices}
+   */
+  private MambaWeights(MambaConfig c, BlockWeights.Zeros zeros, BlockWeights.Zeros matrices) {
     this.config = c;
     int V = c.vocabSize, D = c.hiddenSize;
-    embeddings = BlockWeights.zeros(V * D, allocate && matrices);
+    embeddings = matrices.of(V * D);
     boolean ssd = c.architecture == Architecture.MAMBA2;
     layers = new LayerWeights[ssd ? 0 : c.numLayers];
     mamba2Layers = new Mamba2LayerWeights[ssd ? c.numLayers : 0];
     blocks = new BlockWeights[c.numLayers];
     for (int i = 0; i < blocks.length; i++) {
       if (ssd) {
-        blocks[i] = mamba2Layers[i] = new Mamba2LayerWeights(c, allocate, matrices);
+        blocks[i] = mamba2Layers[i] = new Mamba2LayerWeights(c, zeros, matrices);
       } else {
-        blocks[i] = layers[i] = new LayerWeights(c, allocate, matrices);
+        blocks[i] = layers[i] = new LayerWeights(c, zeros, matrices);
       }
     }
-    normF = BlockWeights.zeros(D, allocate);
-    lmHead = c.tieWordEmbeddings ? embeddings : BlockWeights.zeros(V * D, allocate && matrices);
+    normF = zeros.of(D);
+    lmHead = c.tieWordEmbeddings ? embeddings : matrices.of(V * D);
     parameters = Collections.unmodifiableList(buildParameters());
   }
 
@@ -65,7 +76,7 @@ public final class MambaWeights {
    * file against it).
    */
   public static List<NamedTensor> shapes(MambaConfig c) {
-    return new MambaWeights(c, false, false).parameters;
+    return new MambaWeights(c, BlockWeights.EMPTY, BlockWeights.EMPTY).parameters;
   }
 
   /**
@@ -74,7 +85,7 @@ public final class MambaWeights {
    * checkpoint is loaded into it one matrix at a time, never as a whole in fp32.
    */
   public static MambaWeights withoutMatrices(MambaConfig c) {
-    return new MambaWeights(c, true, false);
+    return new MambaWeights(c, BlockWeights.FRESH, BlockWeights.EMPTY);
   }
 
   /**
@@ -90,8 +101,55 @@ public final class MambaWeights {
         || name.endsWith(".mixer.out_proj.weight");
   }
 
+  /**
+   * Zero-filled weights of w's shape (fresh arrays; a tied lm_head is the embedding, as in w). Java
+   * zeroes an array on the thread that allocates it, so the arrays are allocated on the engine's
+   * threads ({@link Parallel}), the largest first: a model's gradient buffer (half a gigabyte for
+   * mamba-130m) takes one thread 50 to 100 ms.
+   */
   public static MambaWeights zerosLike(MambaWeights w) {
-    return new MambaWeights(w.config);
+    MambaConfig c = w.config;
+    List<Integer> sizes = new ArrayList<>(); // in the order the constructor asks for the arrays
+    BlockWeights.Zeros sized =
+        n -> {
+          sizes.add(n);
+          return new float[0];
+        };
+    new MambaWeights(c, sized, sized);
+    long total = 0;
+    for (int n : sizes) {
+      total += n;
+    }
+    if (total < PARALLEL_ZEROS || Parallel.threads() == 1) {
+      return new MambaWeights(c);
+    }
+    Integer[] bySize = new Integer[sizes.size()];
+    for (int i = 0; i < bySize.length; i++) {
+      bySize[i] = i;
+    }
+    Arrays.sort(bySize, (a, b) -> Integer.compare(sizes.get(b), sizes.get(a)));
+    float[][] arrays = new float[bySize.length][];
+    // one array a piece, taken one at a time: the threads that drew the largest take fewer
+    Parallel.forChunks(
+        bySize.length,
+        1,
+        (from, to) -> {
+          for (int k = from; k < to; k++) {
+            int i = bySize[k];
+            arrays[i] = new float[sizes.get(i)];
+          }
+        });
+    int[] next = {0};
+    BlockWeights.Zeros allocated =
+        n -> {
+          float[] a = arrays[next[0]++];
+          if (a.length != n) {
+            throw new IllegalStateException(
+                "array " + (next[0] - 1) + ": " + a.length + " != " + n);
+          }
+          return a;
+        };
+    return new MambaWeights(c, allocated, allocated);
   }
 
   /**
