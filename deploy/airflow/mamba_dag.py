@@ -58,10 +58,17 @@ COMMON_CONF = {
     "spark.executor.extraJavaOptions": "--add-modules=jdk.incubator.vector -XX:+UseTransparentHugePages",
     "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
 }
-# training executors allocate a new optimizer state every step: touch their heap once at start
+# training executors allocate a new optimizer state every step: touch their whole heap once at start
+# (AlwaysPreTouch touches the initial heap only, so -Xms is the executor's memory: keep the two equal)
+TRAIN_EXECUTOR_MEMORY = "32g"
 TRAIN_CONF = dict(
     COMMON_CONF,
-    **{"spark.executor.extraJavaOptions": COMMON_CONF["spark.executor.extraJavaOptions"] + " -XX:+AlwaysPreTouch"},
+    **{
+        "spark.executor.memory": TRAIN_EXECUTOR_MEMORY,
+        "spark.executor.extraJavaOptions": COMMON_CONF["spark.executor.extraJavaOptions"]
+        + " -XX:+AlwaysPreTouch -Xms"
+        + TRAIN_EXECUTOR_MEMORY,
+    },
 )
 DEFAULT_ARGS = {
     "owner": "ml-platform",

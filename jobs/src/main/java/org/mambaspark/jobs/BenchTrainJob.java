@@ -183,6 +183,8 @@ public final class BenchTrainJob implements Callable<Integer> {
         steps,
         warmup,
         Runtime.getRuntime().maxMemory() >> 20);
+    // the executor's heap within its worker's memory (the rest: the JVM's own and native memory)
+    String executorMemory = (executorMemoryMb * 3 / 4) + "m";
     for (int p : executors) {
       String master =
           String.format(Locale.ROOT, masterTemplate, p, executorCores, executorMemoryMb);
@@ -197,14 +199,14 @@ public final class BenchTrainJob implements Callable<Integer> {
               .config("spark.ui.showConsoleProgress", "false")
               .config("spark.executor.cores", Integer.toString(executorCores))
               .config("spark.task.cpus", Integer.toString(executorCores))
-              .config("spark.executor.memory", (executorMemoryMb * 3 / 4) + "m")
+              .config("spark.executor.memory", executorMemory)
               .config(
                   "spark.executor.extraJavaOptions",
                   SparkMasters.withOption(
                       SparkMasters.withOption(
                           SparkMasters.withOption(executorJavaOptions, SparkMasters.VECTOR_MODULE),
                           SparkMasters.HUGE_PAGES),
-                      SparkMasters.PRE_TOUCH))
+                      SparkMasters.preTouch(executorMemory)))
               .getOrCreate();
       try {
         long deadline = System.nanoTime() + 120_000_000_000L;

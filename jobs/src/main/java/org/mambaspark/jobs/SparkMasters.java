@@ -36,11 +36,16 @@ final class SparkMasters {
       System.getProperty("os.name", "").startsWith("Linux") ? "-XX:+UseTransparentHugePages" : "";
 
   /**
-   * The heap touched when a training executor starts: a training step allocates its new optimizer
-   * state and gradient (16 bytes a parameter), and on a fresh heap the operating system's first
-   * touch of each page would land on the steps (docs/training.md has what was measured).
+   * The options that touch a training executor's whole heap when it starts: a training step
+   * allocates its new optimizer state and gradient (16 bytes a parameter), and on a fresh heap the
+   * operating system's first touch of each page would land on the steps (docs/training.md has what
+   * was measured). AlwaysPreTouch touches the initial heap only, so the initial heap is the whole
+   * heap ({@code memory}, spark.executor.memory's value; Spark sets -Xmx from it and refuses -Xmx
+   * among the java options): a heap grown step by step also pauses the steps for its collections.
    */
-  static final String PRE_TOUCH = "-XX:+AlwaysPreTouch";
+  static String preTouch(String memory) {
+    return "-XX:+AlwaysPreTouch -Xms" + memory;
+  }
 
   private static final Pattern KNOWN =
       Pattern.compile(
