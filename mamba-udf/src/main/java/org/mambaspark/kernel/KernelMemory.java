@@ -98,6 +98,21 @@ public abstract class KernelMemory extends Kernel {
     return b < 0 ? -v : v;
   }
 
+  /** {@link #wordFloat} with the powers of two in lmem[pow2, pow2 + 256). */
+  final float wordFloatLocal(int word, int i, int pow2) {
+    int b = word;
+    if (wFmt != WFMT_F32) {
+      b = (i & 1) == 0 ? word << 16 : word & 0xFFFF0000;
+    }
+    int e = (b >> 23) & 0xFF;
+    int m = b & 0x7FFFFF;
+    if (e != 0) {
+      m = m | 0x800000;
+    }
+    float v = m * lmem[pow2 + e];
+    return b < 0 ? -v : v;
+  }
+
   /** Σ of v over the work-group (power-of-two size), in lmem[0, wg); every thread gets it. */
   final float groupSum(float v) {
     int lid = getLocalId();

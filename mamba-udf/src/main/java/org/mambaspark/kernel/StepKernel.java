@@ -28,10 +28,10 @@ package org.mambaspark.kernel;
  *   <li>{@link #P_SEGNORM}: Falcon-Mamba's weightless RMSNorms of the Δ-rank, B and C parts of each
  *       x_proj row, in place (also launched alone, one pass, by the forward), and {@link
  *       #P_SEGNORM_BWD}, their gradient (launched by the training backward);
- *   <li>{@link #P_SCAN_DT}: the selective scan's step with the D skip and the SiLU(z) gate, a
- *       thread per (b, e) walking its N states ({@code SelectiveScan.scanStep}), with Δ =
- *       softplus(dt_proj(δ) + bias) computed by each thread for its channel (and Falcon-Mamba's
- *       part norms of its row), so dt_proj is no pass of its own.
+ *   <li>{@link #P_SCAN_DT}: the selective scan's step with the D skip and the SiLU(z) gate, a warp
+ *       per (b, e) whose lanes split its N states ({@code SelectiveScan.scanStep}), with Δ =
+ *       softplus(dt_proj(δ) + bias) computed by the warp for its channel (and Falcon-Mamba's part
+ *       norms of its row), so dt_proj is no pass of its own.
  * </ul>
  *
  * <p>Aparapi waits for each pass to finish before it enqueues the next (about 25 µs a pass on an
@@ -71,7 +71,17 @@ public class StepKernel extends ScanKernel {
   static final int STEP_THREADS = 256;
 
   /** Local floats a step needs: eight rows' partial sums a thread, then up to 64 rows' 1/rms. */
-  static final int STEP_LOCAL = 8 * STEP_THREADS + 64;
+  static final int STEP_LOCAL = 8 * STEP_THREADS + 64 + 256;
+
+  /** Where a GEMV keeps the slab decode's 256 powers of two in local memory. */
+  static final int STEP_POW2 = 8 * STEP_THREADS + 64;
+
+  /**
+   * Rows of W at least this long are read sixteen weights a lane an iteration, shorter ones four:
+   * measured on an H100, mamba-2.8b's decode step (K = 2560 and 5120) took 17.2 ms with sixteen,
+   * 20.9 with eight and 21.7 with four.
+   */
+  static final int GEMV_LONG_ROW = 2048;
 
   /** Where C goes: act, or out (the logits the host reads). */
   static final int C_ACT = 0;
@@ -165,6 +175,16 @@ public class StepKernel extends ScanKernel {
     int wg = STEP_THREADS;
     int fuse = plan[p + 14];
     int gOff = plan[p + 15]; // FUSE_NORM: the norm's weight (K) in W
+    int loads = K >= GEMV_LONG_ROW ? 16 : 4; // weights a lane loads an iteration
+    // the slab decode's powers of two, in local memory: a global table load would follow each
+    // weight's load in the dependency chain
+    int pow2 = STEP_POW2;
+    if (slab >= 0) {
+      for (int e = lid; e < 256; e += wg) {
+        lmem[pow2 + e] = W[wPow2Off + e];
+      }
+      localBarrier();
+    }
     // a column's dot products split over `split` warps while the columns still fit one round of
     // the launch's groups (x_proj's few dozen, out_proj's hundreds): more groups stream at once,
     // and no group takes a second round
@@ -207,10 +227,459 @@ public class StepKernel extends ScanKernel {
         if (n >= N) {
           rows = 0; // a column past N: only the barriers
         }
-        // four weights a lane an iteration, loaded before any is used: with one load in flight a
-        // warp, the few warps this program's registers allow a compute unit cannot cover the
-        // memory latency. Past K the index is clamped and the weight zeroed.
-        for (int k = lane + 128 * part; k < K && rows > 0; k += 128 * split) {
+        // sixteen weights a lane an iteration (k, k + 32, …, k + 480: a warp reads 2 KB of the
+        // row), all loaded before any is used: this program's registers allow a compute unit few
+        // warps, and the loads each has in flight, not the arithmetic, bound a long row's product
+        for (int k = lane + 512 * part; k < K && rows > 0 && loads == 16; k += 512 * split) {
+          int k1 = min(k + 32, K - 1);
+          int k2 = min(k + 64, K - 1);
+          int k3 = min(k + 96, K - 1);
+          int k4 = min(k + 128, K - 1);
+          int k5 = min(k + 160, K - 1);
+          int k6 = min(k + 192, K - 1);
+          int k7 = min(k + 224, K - 1);
+          int k8 = min(k + 256, K - 1);
+          int k9 = min(k + 288, K - 1);
+          int k10 = min(k + 320, K - 1);
+          int k11 = min(k + 352, K - 1);
+          int k12 = min(k + 384, K - 1);
+          int k13 = min(k + 416, K - 1);
+          int k14 = min(k + 448, K - 1);
+          int k15 = min(k + 480, K - 1);
+          float w0 = 0f;
+          float w1 = 0f;
+          float w2 = 0f;
+          float w3 = 0f;
+          float w4 = 0f;
+          float w5 = 0f;
+          float w6 = 0f;
+          float w7 = 0f;
+          float w8 = 0f;
+          float w9 = 0f;
+          float w10 = 0f;
+          float w11 = 0f;
+          float w12 = 0f;
+          float w13 = 0f;
+          float w14 = 0f;
+          float w15 = 0f;
+          if (slab < 0) {
+            w0 = W[bi + k];
+            w1 = W[bi + k1];
+            w2 = W[bi + k2];
+            w3 = W[bi + k3];
+            w4 = W[bi + k4];
+            w5 = W[bi + k5];
+            w6 = W[bi + k6];
+            w7 = W[bi + k7];
+            w8 = W[bi + k8];
+            w9 = W[bi + k9];
+            w10 = W[bi + k10];
+            w11 = W[bi + k11];
+            w12 = W[bi + k12];
+            w13 = W[bi + k13];
+            w14 = W[bi + k14];
+            w15 = W[bi + k15];
+          } else {
+            int sh = wFmt == WFMT_F32 ? 0 : 1;
+            int i0 = (bi + k) >> sh;
+            int i1 = (bi + k1) >> sh;
+            int i2 = (bi + k2) >> sh;
+            int i3 = (bi + k3) >> sh;
+            int i4 = (bi + k4) >> sh;
+            int i5 = (bi + k5) >> sh;
+            int i6 = (bi + k6) >> sh;
+            int i7 = (bi + k7) >> sh;
+            int i8 = (bi + k8) >> sh;
+            int i9 = (bi + k9) >> sh;
+            int i10 = (bi + k10) >> sh;
+            int i11 = (bi + k11) >> sh;
+            int i12 = (bi + k12) >> sh;
+            int i13 = (bi + k13) >> sh;
+            int i14 = (bi + k14) >> sh;
+            int i15 = (bi + k15) >> sh;
+            int q0 = 0;
+            int q1 = 0;
+            int q2 = 0;
+            int q3 = 0;
+            int q4 = 0;
+            int q5 = 0;
+            int q6 = 0;
+            int q7 = 0;
+            int q8 = 0;
+            int q9 = 0;
+            int q10 = 0;
+            int q11 = 0;
+            int q12 = 0;
+            int q13 = 0;
+            int q14 = 0;
+            int q15 = 0;
+            if (slab == 0) {
+              q0 = S0[i0];
+              q1 = S0[i1];
+              q2 = S0[i2];
+              q3 = S0[i3];
+              q4 = S0[i4];
+              q5 = S0[i5];
+              q6 = S0[i6];
+              q7 = S0[i7];
+              q8 = S0[i8];
+              q9 = S0[i9];
+              q10 = S0[i10];
+              q11 = S0[i11];
+              q12 = S0[i12];
+              q13 = S0[i13];
+              q14 = S0[i14];
+              q15 = S0[i15];
+            } else if (slab == 1) {
+              q0 = S1[i0];
+              q1 = S1[i1];
+              q2 = S1[i2];
+              q3 = S1[i3];
+              q4 = S1[i4];
+              q5 = S1[i5];
+              q6 = S1[i6];
+              q7 = S1[i7];
+              q8 = S1[i8];
+              q9 = S1[i9];
+              q10 = S1[i10];
+              q11 = S1[i11];
+              q12 = S1[i12];
+              q13 = S1[i13];
+              q14 = S1[i14];
+              q15 = S1[i15];
+            } else if (slab == 2) {
+              q0 = S2[i0];
+              q1 = S2[i1];
+              q2 = S2[i2];
+              q3 = S2[i3];
+              q4 = S2[i4];
+              q5 = S2[i5];
+              q6 = S2[i6];
+              q7 = S2[i7];
+              q8 = S2[i8];
+              q9 = S2[i9];
+              q10 = S2[i10];
+              q11 = S2[i11];
+              q12 = S2[i12];
+              q13 = S2[i13];
+              q14 = S2[i14];
+              q15 = S2[i15];
+            } else if (slab == 3) {
+              q0 = S3[i0];
+              q1 = S3[i1];
+              q2 = S3[i2];
+              q3 = S3[i3];
+              q4 = S3[i4];
+              q5 = S3[i5];
+              q6 = S3[i6];
+              q7 = S3[i7];
+              q8 = S3[i8];
+              q9 = S3[i9];
+              q10 = S3[i10];
+              q11 = S3[i11];
+              q12 = S3[i12];
+              q13 = S3[i13];
+              q14 = S3[i14];
+              q15 = S3[i15];
+            } else if (slab == 4) {
+              q0 = S4[i0];
+              q1 = S4[i1];
+              q2 = S4[i2];
+              q3 = S4[i3];
+              q4 = S4[i4];
+              q5 = S4[i5];
+              q6 = S4[i6];
+              q7 = S4[i7];
+              q8 = S4[i8];
+              q9 = S4[i9];
+              q10 = S4[i10];
+              q11 = S4[i11];
+              q12 = S4[i12];
+              q13 = S4[i13];
+              q14 = S4[i14];
+              q15 = S4[i15];
+            } else if (slab == 5) {
+              q0 = S5[i0];
+              q1 = S5[i1];
+              q2 = S5[i2];
+              q3 = S5[i3];
+              q4 = S5[i4];
+              q5 = S5[i5];
+              q6 = S5[i6];
+              q7 = S5[i7];
+              q8 = S5[i8];
+              q9 = S5[i9];
+              q10 = S5[i10];
+              q11 = S5[i11];
+              q12 = S5[i12];
+              q13 = S5[i13];
+              q14 = S5[i14];
+              q15 = S5[i15];
+            } else if (slab == 6) {
+              q0 = S6[i0];
+              q1 = S6[i1];
+              q2 = S6[i2];
+              q3 = S6[i3];
+              q4 = S6[i4];
+              q5 = S6[i5];
+              q6 = S6[i6];
+              q7 = S6[i7];
+              q8 = S6[i8];
+              q9 = S6[i9];
+              q10 = S6[i10];
+              q11 = S6[i11];
+              q12 = S6[i12];
+              q13 = S6[i13];
+              q14 = S6[i14];
+              q15 = S6[i15];
+            } else {
+              q0 = S7[i0];
+              q1 = S7[i1];
+              q2 = S7[i2];
+              q3 = S7[i3];
+              q4 = S7[i4];
+              q5 = S7[i5];
+              q6 = S7[i6];
+              q7 = S7[i7];
+              q8 = S7[i8];
+              q9 = S7[i9];
+              q10 = S7[i10];
+              q11 = S7[i11];
+              q12 = S7[i12];
+              q13 = S7[i13];
+              q14 = S7[i14];
+              q15 = S7[i15];
+            }
+            w0 = wordFloatLocal(q0, bi + k, pow2);
+            w1 = wordFloatLocal(q1, bi + k1, pow2);
+            w2 = wordFloatLocal(q2, bi + k2, pow2);
+            w3 = wordFloatLocal(q3, bi + k3, pow2);
+            w4 = wordFloatLocal(q4, bi + k4, pow2);
+            w5 = wordFloatLocal(q5, bi + k5, pow2);
+            w6 = wordFloatLocal(q6, bi + k6, pow2);
+            w7 = wordFloatLocal(q7, bi + k7, pow2);
+            w8 = wordFloatLocal(q8, bi + k8, pow2);
+            w9 = wordFloatLocal(q9, bi + k9, pow2);
+            w10 = wordFloatLocal(q10, bi + k10, pow2);
+            w11 = wordFloatLocal(q11, bi + k11, pow2);
+            w12 = wordFloatLocal(q12, bi + k12, pow2);
+            w13 = wordFloatLocal(q13, bi + k13, pow2);
+            w14 = wordFloatLocal(q14, bi + k14, pow2);
+            w15 = wordFloatLocal(q15, bi + k15, pow2);
+          }
+          if (k + 32 >= K) {
+            w1 = 0f;
+          }
+          if (k + 64 >= K) {
+            w2 = 0f;
+          }
+          if (k + 96 >= K) {
+            w3 = 0f;
+          }
+          if (k + 128 >= K) {
+            w4 = 0f;
+          }
+          if (k + 160 >= K) {
+            w5 = 0f;
+          }
+          if (k + 192 >= K) {
+            w6 = 0f;
+          }
+          if (k + 224 >= K) {
+            w7 = 0f;
+          }
+          if (k + 256 >= K) {
+            w8 = 0f;
+          }
+          if (k + 288 >= K) {
+            w9 = 0f;
+          }
+          if (k + 320 >= K) {
+            w10 = 0f;
+          }
+          if (k + 352 >= K) {
+            w11 = 0f;
+          }
+          if (k + 384 >= K) {
+            w12 = 0f;
+          }
+          if (k + 416 >= K) {
+            w13 = 0f;
+          }
+          if (k + 448 >= K) {
+            w14 = 0f;
+          }
+          if (k + 480 >= K) {
+            w15 = 0f;
+          }
+          if ((fuse & FUSE_NORM) != 0) {
+            w0 = w0 * W[gOff + k];
+            w1 = w1 * W[gOff + k1];
+            w2 = w2 * W[gOff + k2];
+            w3 = w3 * W[gOff + k3];
+            w4 = w4 * W[gOff + k4];
+            w5 = w5 * W[gOff + k5];
+            w6 = w6 * W[gOff + k6];
+            w7 = w7 * W[gOff + k7];
+            w8 = w8 * W[gOff + k8];
+            w9 = w9 * W[gOff + k9];
+            w10 = w10 * W[gOff + k10];
+            w11 = w11 * W[gOff + k11];
+            w12 = w12 * W[gOff + k12];
+            w13 = w13 * W[gOff + k13];
+            w14 = w14 * W[gOff + k14];
+            w15 = w15 * W[gOff + k15];
+          }
+          int ak = a0;
+          s0 +=
+              dot8(ak, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                  + dot8(
+                      ak, k8, k9, k10, k11, k12, k13, k14, k15, w8, w9, w10, w11, w12, w13, w14,
+                      w15);
+          if (rows > 1) {
+            s1 +=
+                dot8(ak + aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                    + dot8(
+                        ak + aRs, k8, k9, k10, k11, k12, k13, k14, k15, w8, w9, w10, w11, w12, w13,
+                        w14, w15);
+          }
+          if (rows > 2) {
+            s2 +=
+                dot8(ak + 2 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                    + dot8(
+                        ak + 2 * aRs,
+                        k8,
+                        k9,
+                        k10,
+                        k11,
+                        k12,
+                        k13,
+                        k14,
+                        k15,
+                        w8,
+                        w9,
+                        w10,
+                        w11,
+                        w12,
+                        w13,
+                        w14,
+                        w15);
+          }
+          if (rows > 3) {
+            s3 +=
+                dot8(ak + 3 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                    + dot8(
+                        ak + 3 * aRs,
+                        k8,
+                        k9,
+                        k10,
+                        k11,
+                        k12,
+                        k13,
+                        k14,
+                        k15,
+                        w8,
+                        w9,
+                        w10,
+                        w11,
+                        w12,
+                        w13,
+                        w14,
+                        w15);
+          }
+          if (rows > 4) {
+            s4 +=
+                dot8(ak + 4 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                    + dot8(
+                        ak + 4 * aRs,
+                        k8,
+                        k9,
+                        k10,
+                        k11,
+                        k12,
+                        k13,
+                        k14,
+                        k15,
+                        w8,
+                        w9,
+                        w10,
+                        w11,
+                        w12,
+                        w13,
+                        w14,
+                        w15);
+          }
+          if (rows > 5) {
+            s5 +=
+                dot8(ak + 5 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                    + dot8(
+                        ak + 5 * aRs,
+                        k8,
+                        k9,
+                        k10,
+                        k11,
+                        k12,
+                        k13,
+                        k14,
+                        k15,
+                        w8,
+                        w9,
+                        w10,
+                        w11,
+                        w12,
+                        w13,
+                        w14,
+                        w15);
+          }
+          if (rows > 6) {
+            s6 +=
+                dot8(ak + 6 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                    + dot8(
+                        ak + 6 * aRs,
+                        k8,
+                        k9,
+                        k10,
+                        k11,
+                        k12,
+                        k13,
+                        k14,
+                        k15,
+                        w8,
+                        w9,
+                        w10,
+                        w11,
+                        w12,
+                        w13,
+                        w14,
+                        w15);
+          }
+          if (rows > 7) {
+            s7 +=
+                dot8(ak + 7 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                    + dot8(
+                        ak + 7 * aRs,
+                        k8,
+                        k9,
+                        k10,
+                        k11,
+                        k12,
+                        k13,
+                        k14,
+                        k15,
+                        w8,
+                        w9,
+                        w10,
+                        w11,
+                        w12,
+                        w13,
+                        w14,
+                        w15);
+          }
+        }
+        // four weights a lane an iteration (short rows: a warp's 128 columns an iteration leave no
+        // lane idle at K = 768), loaded before any is used. In both loops, past K the index is
+        // clamped and the weight zeroed.
+        for (int k = lane + 128 * part; k < K && rows > 0 && loads == 4; k += 128 * split) {
           int k1 = min(k + 32, K - 1);
           int k2 = min(k + 64, K - 1);
           int k3 = min(k + 96, K - 1);
@@ -275,10 +744,10 @@ public class StepKernel extends ScanKernel {
               q2 = S7[i2];
               q3 = S7[i3];
             }
-            w0 = wordFloat(q0, bi + k);
-            w1 = wordFloat(q1, bi + k1);
-            w2 = wordFloat(q2, bi + k2);
-            w3 = wordFloat(q3, bi + k3);
+            w0 = wordFloatLocal(q0, bi + k, pow2);
+            w1 = wordFloatLocal(q1, bi + k1, pow2);
+            w2 = wordFloatLocal(q2, bi + k2, pow2);
+            w3 = wordFloatLocal(q3, bi + k3, pow2);
           }
           if (k + 32 >= K) {
             w1 = 0f;
@@ -479,6 +948,38 @@ public class StepKernel extends ScanKernel {
     return act[ak] * w0 + act[ak + d1] * w1 + act[ak + d2] * w2 + act[ak + d3] * w3;
   }
 
+  /**
+   * Σ_j act[ak + kj]·wj: one row's (at act[ak]) terms of the eight weights a lane loads an
+   * iteration, at columns k0 … k7.
+   */
+  private float dot8(
+      int ak,
+      int k0,
+      int k1,
+      int k2,
+      int k3,
+      int k4,
+      int k5,
+      int k6,
+      int k7,
+      float w0,
+      float w1,
+      float w2,
+      float w3,
+      float w4,
+      float w5,
+      float w6,
+      float w7) {
+    return act[ak + k0] * w0
+        + act[ak + k1] * w1
+        + act[ak + k2] * w2
+        + act[ak + k3] * w3
+        + act[ak + k4] * w4
+        + act[ak + k5] * w5
+        + act[ak + k6] * w6
+        + act[ak + k7] * w7;
+  }
+
   /** The product's epilogue: + bias, softplus, then = or += into act or out. */
   private void stepGemvStore(int p, int m, int n, float v) {
     int cTo = plan[p + 8];
@@ -668,7 +1169,19 @@ public class StepKernel extends ScanKernel {
     int dtBiasOff = plan[p + 16];
     int falcon = plan[p + 17];
     float eps = planF[p];
-    for (int i = getGlobalId(); i < B * ED; i += getGlobalSize()) {
+    int lid = getLocalId();
+    int lane = lid & 31;
+    int warps = STEP_THREADS / 32;
+    int red = (lid >> 5) * 32; // this warp's 32 floats of lmem for its sums
+    // a warp per (b, e): its lanes split the R terms of Δ (a coalesced row of dt_proj) and the N
+    // states. A thread per (b, e) would leave most of the device idle at small B (B·ED threads)
+    // and read dt_proj's rows R floats apart, one load after another.
+    for (int c0 = getGroupId() * warps; c0 < B * ED; c0 += getNumGroups() * warps) {
+      int i = c0 + (lid >> 5);
+      int on = i < B * ED ? 1 : 0; // a warp past the end joins the sums' barriers only
+      if (on == 0) {
+        i = 0;
+      }
       int b = i / ED;
       int e = i - b * ED;
       int row = dbcOff + b * P;
@@ -677,24 +1190,26 @@ public class StepKernel extends ScanKernel {
       float rC = 1f;
       if (falcon == 1) {
         float sD = 0f;
-        for (int r = 0; r < R; r++) {
+        for (int r = lane; r < R; r += 32) {
           sD += act[row + r] * act[row + r];
         }
         float sB = 0f;
         float sC = 0f;
-        for (int n = 0; n < N; n++) {
+        for (int n = lane; n < N; n += 32) {
           sB += act[row + R + n] * act[row + R + n];
           sC += act[row + R + N + n] * act[row + R + N + n];
         }
-        rD = 1f / sqrt(sD / R + eps);
-        rB = 1f / sqrt(sB / N + eps);
-        rC = 1f / sqrt(sC / N + eps);
+        rD = 1f / sqrt(warpSum(sD, red, lane) / R + eps);
+        rB = 1f / sqrt(warpSum(sB, red, lane) / N + eps);
+        rC = 1f / sqrt(warpSum(sC, red, lane) / N + eps);
       }
-      float dt = 0f;
-      for (int r = 0; r < R; r++) {
-        float w = dtSlab < 0 ? W[dtOff + e * R + r] : slabFloat(dtSlab, dtOff + e * R + r);
-        dt += act[row + r] * rD * w;
+      float part = 0f;
+      for (int r = lane; r < R; r += 32) {
+        int j = dtOff + e * R + r;
+        float w = dtSlab < 0 ? W[j] : slabFloat(dtSlab, j);
+        part += act[row + r] * w;
       }
+      float dt = warpSum(part, red, lane) * rD;
       if (dtBiasOff >= 0) {
         dt += W[dtBiasOff + e];
       }
@@ -704,15 +1219,37 @@ public class StepKernel extends ScanKernel {
       float u = act[uOff + i];
       float du = dt * u;
       int h0 = hOff + b * N * ED + e;
-      float y = W[dOff + e] * u;
-      for (int n = 0; n < N; n++) {
+      float yPart = 0f;
+      for (int n = lane; n < N; n += 32) {
         int hi = h0 + n * ED;
         float h = exp2(dt * W[a2Off + n * ED + e]) * state[hi] + du * act[row + R + n] * rB;
-        state[hi] = h;
-        y += act[row + R + N + n] * rC * h;
+        if (on == 1) {
+          state[hi] = h;
+        }
+        yPart += act[row + R + N + n] * rC * h;
       }
-      float z = act[zOff + b * zStride + e];
-      act[yOff + i] = y * z / (1f + exp(-z));
+      float y = warpSum(yPart, red, lane) + W[dOff + e] * u;
+      if (on == 1 && lane == 0) {
+        float z = act[zOff + b * zStride + e];
+        act[yOff + i] = y * z / (1f + exp(-z));
+      }
     }
+  }
+
+  /**
+   * Σ of v over the 32 lanes of a warp, through lmem[red, red + 32); every lane gets it. Every
+   * thread of the group calls it (its barriers are the group's).
+   */
+  private float warpSum(float v, int red, int lane) {
+    localBarrier();
+    lmem[red + lane] = v;
+    localBarrier();
+    for (int off = 16; off > 0; off = off / 2) {
+      if (lane < off) {
+        lmem[red + lane] += lmem[red + lane + off];
+      }
+      localBarrier();
+    }
+    return lmem[red];
   }
 }

@@ -67,7 +67,11 @@ class DecodeStepTest {
     return new MambaModel(w);
   }
 
-  /** V and ED of 1000 and more: in_proj and lm_head run as the tiled product when B > 8. */
+  /**
+   * V and ED of 1000 and more: in_proj and lm_head run as the tiled product when B > 8. ED over
+   * {@link StepKernel#GEMV_LONG_ROW}: x_proj and out_proj read their long rows sixteen weights a
+   * lane, a partial last iteration included; R and N over 32: the scan pass's lanes loop.
+   */
   @ParameterizedTest(name = "B={0} V={1} ED={2} N={3} R={4} K={5} bias={6}")
   @CsvSource({
     "1, 97, 88, 16, 8, 4, false",
@@ -75,7 +79,9 @@ class DecodeStepTest {
     "11, 97, 88, 7, 5, 1, false",
     "17, 97, 88, 3, 2, 2, true",
     "23, 1100, 520, 6, 4, 4, false",
-    "64, 1033, 600, 4, 3, 3, true"
+    "64, 1033, 600, 4, 3, 3, true",
+    "3, 97, 2100, 33, 40, 4, true",
+    "9, 97, 2060, 5, 3, 2, false"
   })
   void stepsEqualTheCpuEngine(int B, int V, int ED, int N, int R, int K, boolean bias) {
     OpenClTests.assumeOpenCl();
