@@ -1,7 +1,6 @@
 package org.mambaspark.ops;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -17,24 +16,18 @@ final class ActivationsSimd {
   static void softplus(float[] x, int off, int n) {
     int i = 0;
     for (; i <= n - VL; i += VL) {
-      softplusVec(FloatVector.fromArray(S, x, off + i)).intoArray(x, off + i);
+      VectorMath.softplus(FloatVector.fromArray(S, x, off + i)).intoArray(x, off + i);
     }
     for (; i < n; i++) {
       x[off + i] = Activations.softplus(x[off + i]);
     }
   }
 
-  private static FloatVector softplusVec(FloatVector v) {
-    FloatVector sp = v.lanewise(VectorOperators.EXP).lanewise(VectorOperators.LOG1P);
-    VectorMask<Float> big = v.compare(VectorOperators.GT, Activations.SOFTPLUS_THRESHOLD);
-    return sp.blend(v, big);
-  }
-
   static void silu(float[] x, int off, int n) {
     int i = 0;
     for (; i <= n - VL; i += VL) {
       FloatVector v = FloatVector.fromArray(S, x, off + i);
-      v.div(v.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(x, off + i);
+      v.div(VectorMath.exp(v.neg()).add(1f)).intoArray(x, off + i);
     }
     for (; i < n; i++) {
       x[off + i] = Activations.silu(x[off + i]);
@@ -57,7 +50,7 @@ final class ActivationsSimd {
     FloatVector vsum = FloatVector.zero(S);
     i = 0;
     for (; i <= n - VL; i += VL) {
-      vsum = vsum.add(FloatVector.fromArray(S, x, off + i).sub(max).lanewise(VectorOperators.EXP));
+      vsum = vsum.add(VectorMath.exp(FloatVector.fromArray(S, x, off + i).sub(max)));
     }
     double sum = vsum.reduceLanes(VectorOperators.ADD);
     for (; i < n; i++) {
@@ -69,7 +62,7 @@ final class ActivationsSimd {
   static void exp(float[] x, int off, int n) {
     int i = 0;
     for (; i <= n - VL; i += VL) {
-      FloatVector.fromArray(S, x, off + i).lanewise(VectorOperators.EXP).intoArray(x, off + i);
+      VectorMath.exp(FloatVector.fromArray(S, x, off + i)).intoArray(x, off + i);
     }
     for (; i < n; i++) {
       x[off + i] = (float) Math.exp(x[off + i]);
@@ -79,9 +72,7 @@ final class ActivationsSimd {
   static void expShiftScale(float[] x, int off, int n, float shift, float scale) {
     int i = 0;
     for (; i <= n - VL; i += VL) {
-      FloatVector.fromArray(S, x, off + i)
-          .sub(shift)
-          .lanewise(VectorOperators.EXP)
+      VectorMath.exp(FloatVector.fromArray(S, x, off + i).sub(shift))
           .mul(scale)
           .intoArray(x, off + i);
     }

@@ -121,14 +121,13 @@ final class SelectiveScanSimd {
       FloatVector acc = dSkip.mul(x);
       for (int n = 0; n < N; n++) {
         int ho = hb + n * ED;
-        FloatVector a =
-            dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)).lanewise(VectorOperators.EXP);
+        FloatVector a = VectorMath.exp(dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)));
         FloatVector hn = FloatVector.fromArray(S, h, ho, m).fma(a, dtx.mul(dbc[bOff + n]));
         hn.intoArray(h, ho, m);
         acc = hn.mul(dbc[cOff + n]).add(acc);
       }
       FloatVector zz = FloatVector.fromArray(S, z, row * zStride + zOff + e0, m);
-      FloatVector gate = zz.div(zz.neg().lanewise(VectorOperators.EXP).add(1f));
+      FloatVector gate = zz.div(VectorMath.exp(zz.neg()).add(1f));
       acc.mul(gate).intoArray(y, ro, m);
     }
   }
@@ -240,8 +239,7 @@ final class SelectiveScanSimd {
           FloatVector dt = FloatVector.fromArray(S, delta, row * ED + e0, m);
           FloatVector dtx = dt.mul(FloatVector.fromArray(S, u, row * ED + e0, m));
           for (int n = 0; n < N; n++) {
-            FloatVector a =
-                dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)).lanewise(VectorOperators.EXP);
+            FloatVector a = VectorMath.exp(dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)));
             a.intoArray(as, (k * N + n) * VL);
             FloatVector h =
                 FloatVector.fromArray(S, hs, (k * N + n) * VL).fma(a, dtx.mul(dbc[bOff + n]));
@@ -254,8 +252,7 @@ final class SelectiveScanSimd {
           FloatVector dt = FloatVector.fromArray(S, delta, ro, m);
           FloatVector x = FloatVector.fromArray(S, u, ro, m);
           FloatVector zz = FloatVector.fromArray(S, z, zo, m);
-          FloatVector sig = zz.neg().lanewise(VectorOperators.EXP).add(1f);
-          sig = FloatVector.broadcast(S, 1f).div(sig);
+          FloatVector sig = VectorMath.sigmoid(zz);
           FloatVector gate = zz.mul(sig);
           FloatVector siluGrad = sig.mul(zz.mul(sig.neg().add(1f)).add(1f));
           FloatVector s = dSkip.mul(x);
@@ -340,9 +337,7 @@ final class SelectiveScanSimd {
               FloatVector dt = FloatVector.fromArray(S, delta, row * ED + e0, m);
               FloatVector dtx = dt.mul(FloatVector.fromArray(S, u, row * ED + e0, m));
               for (int n = 0; n < N; n++) {
-                FloatVector a =
-                    dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m))
-                        .lanewise(VectorOperators.EXP);
+                FloatVector a = VectorMath.exp(dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)));
                 FloatVector.fromArray(S, h, n * VL)
                     .fma(a, dtx.mul(dbc[bOff + n]))
                     .intoArray(h, n * VL);
