@@ -43,8 +43,8 @@ import org.mambaspark.spark.Task;
 class NotebookStepsTest {
   /**
    * Relative: rounding, as a short document alone takes other matmul kernels than a batch, and the
-   * JIT rounds the Vector API's exp and lane sums differently before and after compiling them
-   * (mamba-udf's BatchInvarianceTest).
+   * Vector API's lane sums may add in another order before and after C2 compiles them (mamba-udf's
+   * BatchInvarianceTest).
    */
   static final double BOUND = 4e-6;
 

@@ -13,24 +13,59 @@ final class ActivationsSimd {
 
   private ActivationsSimd() {}
 
+  /** Floats a pass over scratch covers: a few KB, so the passes stay in L1. */
+  private static final int BLOCK = 1024;
+
+  /**
+   * softplus(x) = max(x, 0) + log1p(e^-|x|), which is x itself above the threshold as in torch; NaN
+   * stays NaN.
+   */
   static void softplus(float[] x, int off, int n) {
-    int i = 0;
-    for (; i <= n - VL; i += VL) {
-      VectorMath.softplus(FloatVector.fromArray(S, x, off + i)).intoArray(x, off + i);
-    }
-    for (; i < n; i++) {
-      x[off + i] = Activations.softplus(x[off + i]);
+    float[] t = new float[Math.min(n, BLOCK)];
+    for (int b0 = 0; b0 < n; b0 += BLOCK) {
+      int len = Math.min(BLOCK, n - b0), o = off + b0, whole = len - len % VL;
+      for (int i = 0; i < whole; i += VL) {
+        FloatVector.fromArray(S, x, o + i).abs().neg().intoArray(t, i);
+      }
+      for (int i = whole; i < len; i++) {
+        t[i] = -Math.abs(x[o + i]);
+      }
+      VectorMath.exp(t, 0, len);
+      VectorMath.log1pUnit(t, 0, len);
+      for (int i = 0; i < whole; i += VL) {
+        FloatVector v = FloatVector.fromArray(S, x, o + i);
+        v.max(0f)
+            .add(FloatVector.fromArray(S, t, i))
+            .blend(v, v.compare(VectorOperators.GT, Activations.SOFTPLUS_THRESHOLD))
+            .intoArray(x, o + i);
+      }
+      for (int i = whole; i < len; i++) {
+        float v = x[o + i];
+        x[o + i] = v > Activations.SOFTPLUS_THRESHOLD ? v : Math.max(v, 0f) + t[i];
+      }
     }
   }
 
+  /** silu(x) = x / (1 + e^-x). */
   static void silu(float[] x, int off, int n) {
-    int i = 0;
-    for (; i <= n - VL; i += VL) {
-      FloatVector v = FloatVector.fromArray(S, x, off + i);
-      v.div(VectorMath.exp(v.neg()).add(1f)).intoArray(x, off + i);
-    }
-    for (; i < n; i++) {
-      x[off + i] = Activations.silu(x[off + i]);
+    float[] t = new float[Math.min(n, BLOCK)];
+    for (int b0 = 0; b0 < n; b0 += BLOCK) {
+      int len = Math.min(BLOCK, n - b0), o = off + b0, whole = len - len % VL;
+      for (int i = 0; i < whole; i += VL) {
+        FloatVector.fromArray(S, x, o + i).neg().intoArray(t, i);
+      }
+      for (int i = whole; i < len; i++) {
+        t[i] = -x[o + i];
+      }
+      VectorMath.exp(t, 0, len);
+      for (int i = 0; i < whole; i += VL) {
+        FloatVector.fromArray(S, x, o + i)
+            .div(FloatVector.fromArray(S, t, i).add(1f))
+            .intoArray(x, o + i);
+      }
+      for (int i = whole; i < len; i++) {
+        x[o + i] /= 1f + t[i];
+      }
     }
   }
 
@@ -47,37 +82,43 @@ final class ActivationsSimd {
     if (max == Float.NEGATIVE_INFINITY || Float.isNaN(max)) {
       return max;
     }
+    float[] t = new float[Math.min(n, BLOCK)];
     FloatVector vsum = FloatVector.zero(S);
-    i = 0;
-    for (; i <= n - VL; i += VL) {
-      vsum = vsum.add(VectorMath.exp(FloatVector.fromArray(S, x, off + i).sub(max)));
+    double tailSum = 0;
+    for (int b0 = 0; b0 < n; b0 += BLOCK) {
+      int len = Math.min(BLOCK, n - b0), o = off + b0, whole = len - len % VL;
+      for (int j = 0; j < whole; j += VL) {
+        FloatVector.fromArray(S, x, o + j).sub(max).intoArray(t, j);
+      }
+      for (int j = whole; j < len; j++) {
+        t[j] = x[o + j] - max;
+      }
+      VectorMath.exp(t, 0, len);
+      for (int j = 0; j < whole; j += VL) {
+        vsum = vsum.add(FloatVector.fromArray(S, t, j));
+      }
+      for (int j = whole; j < len; j++) {
+        tailSum += t[j];
+      }
     }
-    double sum = vsum.reduceLanes(VectorOperators.ADD);
-    for (; i < n; i++) {
-      sum += Math.exp(x[off + i] - max);
-    }
-    return max + Math.log(sum);
+    return max + Math.log(vsum.reduceLanes(VectorOperators.ADD) + tailSum);
   }
 
-  static void exp(float[] x, int off, int n) {
-    int i = 0;
-    for (; i <= n - VL; i += VL) {
-      VectorMath.exp(FloatVector.fromArray(S, x, off + i)).intoArray(x, off + i);
-    }
-    for (; i < n; i++) {
-      x[off + i] = (float) Math.exp(x[off + i]);
-    }
-  }
-
+  /** x = scale · e^(x - shift). */
   static void expShiftScale(float[] x, int off, int n, float shift, float scale) {
-    int i = 0;
-    for (; i <= n - VL; i += VL) {
-      VectorMath.exp(FloatVector.fromArray(S, x, off + i).sub(shift))
-          .mul(scale)
-          .intoArray(x, off + i);
+    int whole = n - n % VL;
+    for (int i = 0; i < whole; i += VL) {
+      FloatVector.fromArray(S, x, off + i).sub(shift).intoArray(x, off + i);
     }
-    for (; i < n; i++) {
-      x[off + i] = scale * (float) Math.exp(x[off + i] - shift);
+    for (int i = whole; i < n; i++) {
+      x[off + i] -= shift;
+    }
+    VectorMath.exp(x, off, n);
+    for (int i = 0; i < whole; i += VL) {
+      FloatVector.fromArray(S, x, off + i).mul(scale).intoArray(x, off + i);
+    }
+    for (int i = whole; i < n; i++) {
+      x[off + i] *= scale;
     }
   }
 }

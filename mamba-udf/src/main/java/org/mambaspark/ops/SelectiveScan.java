@@ -18,11 +18,11 @@ package org.mambaspark.ops;
  *
  * <p>Two implementations: {@link #scanForwardReference} is the plain sequential loop per (b, e, n),
  * the definition; {@link #scanForward} runs the same recurrence vectorized across channels (16
- * channels a register with AVX-512) and threaded across (b, channel-block), with the Vector API's
- * exp. On a CPU the B·ED independent channels are all the parallelism two to a hundred cores can
- * use, so the time loop stays sequential here; the parallel prefix sum over time (the associative
- * operator (a1,u1)∘(a2,u2) = (a2·a1, a2·u1 + u2)) is the GPU kernel's business, where there are
- * threads to spare.
+ * channels a register with AVX-512) and threaded across (b, channel-block), with {@link
+ * VectorMath}'s exp. On a CPU the B·ED independent channels are all the parallelism two to a
+ * hundred cores can use, so the time loop stays sequential here; the parallel prefix sum over time
+ * (the associative operator (a1,u1)∘(a2,u2) = (a2·a1, a2·u1 + u2)) is the GPU kernel's business,
+ * where there are threads to spare.
  */
 public final class SelectiveScan {
   private SelectiveScan() {}

@@ -17,6 +17,13 @@ final class SelectiveScanSimd {
   /** State updates (exp, two multiply-adds) below which a piece is not worth another thread. */
   private static final int SCAN_GRAIN = 1 << 15;
 
+  /**
+   * Steps whose decay factors exp(Δ_t A) and gates are computed ahead in one {@link VectorMath}
+   * call (N·VL floats a step: 16 KB for N = 16 with AVX-512), so that the recurrence's loop body
+   * holds only multiply-adds.
+   */
+  private static final int RUN = 16;
+
   private SelectiveScanSimd() {}
 
   static void scanForward(
@@ -42,10 +49,11 @@ final class SelectiveScanSimd {
         B * blocks,
         Math.max(1, SCAN_GRAIN / (L * VL * N)),
         (from, to) -> {
+          float[] as = new float[Math.min(L, RUN) * N * VL], sg = new float[Math.min(L, RUN) * VL];
           for (int job = from; job < to; job++) {
             int b = job / blocks;
             int e0 = (job - b * blocks) * VL;
-            scanBlock(y, h, u, delta, A, dbc, R, D, z, zOff, zStride, b, e0, L, ED, N);
+            scanBlock(y, h, u, delta, A, dbc, R, D, z, zOff, zStride, b, e0, L, ED, N, as, sg);
           }
         });
   }
@@ -80,12 +88,13 @@ final class SelectiveScanSimd {
         B * blocks,
         STEP_BLOCKS,
         (from, to) -> {
+          float[] as = new float[N * VL], sg = new float[VL];
           for (int job = from; job < to; job++) {
             int b = job / blocks;
             int e0 = (job - b * blocks) * VL, e1 = Math.min(ED, e0 + VL);
             MatmulSimd.dotRows(delta, b * ED, ED, dbc, b * P, P, dtProj, dtBias, 1, R, e0, e1);
             ActivationsSimd.softplus(delta, b * ED + e0, e1 - e0);
-            scanBlock(y, h, u, delta, A, dbc, R, D, z, zOff, zStride, b, e0, 1, ED, N);
+            scanBlock(y, h, u, delta, A, dbc, R, D, z, zOff, zStride, b, e0, 1, ED, N, as, sg);
           }
         });
   }
@@ -106,29 +115,34 @@ final class SelectiveScanSimd {
       int e0,
       int L,
       int ED,
-      int N) {
+      int N,
+      float[] as,
+      float[] sg) {
     var m = S.indexInRange(e0, ED);
-    int P = R + 2 * N;
+    int P = R + 2 * N, lanes = Math.min(VL, ED - e0);
     int hb = b * N * ED + e0;
     FloatVector dSkip = FloatVector.fromArray(S, D, e0, m);
-    for (int t = 0; t < L; t++) {
-      int row = b * L + t;
-      int ro = row * ED + e0;
-      FloatVector dt = FloatVector.fromArray(S, delta, ro, m);
-      FloatVector x = FloatVector.fromArray(S, u, ro, m);
-      FloatVector dtx = dt.mul(x);
-      int bOff = row * P + R, cOff = bOff + N;
-      FloatVector acc = dSkip.mul(x);
-      for (int n = 0; n < N; n++) {
-        int ho = hb + n * ED;
-        FloatVector a = VectorMath.exp(dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)));
-        FloatVector hn = FloatVector.fromArray(S, h, ho, m).fma(a, dtx.mul(dbc[bOff + n]));
-        hn.intoArray(h, ho, m);
-        acc = hn.mul(dbc[cOff + n]).add(acc);
+    for (int t0 = 0; t0 < L; t0 += RUN) {
+      int t1 = Math.min(L, t0 + RUN), first = b * L + t0;
+      VectorMath.expOfProducts(as, 0, delta, first * ED + e0, ED, t1 - t0, A, e0, ED, N, lanes);
+      VectorMath.sigmoids(sg, 0, z, first * zStride + zOff + e0, zStride, t1 - t0, lanes);
+      for (int t = t0; t < t1; t++) {
+        int row = b * L + t, k = t - t0;
+        int ro = row * ED + e0;
+        FloatVector x = FloatVector.fromArray(S, u, ro, m);
+        FloatVector dtx = FloatVector.fromArray(S, delta, ro, m).mul(x);
+        int bOff = row * P + R, cOff = bOff + N;
+        FloatVector acc = dSkip.mul(x);
+        for (int n = 0; n < N; n++) {
+          int ho = hb + n * ED;
+          FloatVector a = FloatVector.fromArray(S, as, (k * N + n) * VL);
+          FloatVector hn = FloatVector.fromArray(S, h, ho, m).fma(a, dtx.mul(dbc[bOff + n]));
+          hn.intoArray(h, ho, m);
+          acc = hn.mul(dbc[cOff + n]).add(acc);
+        }
+        FloatVector zz = FloatVector.fromArray(S, z, row * zStride + zOff + e0, m);
+        acc.mul(zz.mul(FloatVector.fromArray(S, sg, k * VL))).intoArray(y, ro, m);
       }
-      FloatVector zz = FloatVector.fromArray(S, z, row * zStride + zOff + e0, m);
-      FloatVector gate = zz.div(VectorMath.exp(zz.neg()).add(1f));
-      acc.mul(gate).intoArray(y, ro, m);
     }
   }
 
@@ -174,13 +188,14 @@ final class SelectiveScanSimd {
               new float
                   [(T + 1) * N * VL]; // states h_{t0-1} .. h_{t1-1} of a chunk, VL channels each
           float[] as = new float[T * N * VL]; //       exp(Δ_t A) of the chunk
+          float[] sg = new float[T * VL]; //           σ(z_t) of the chunk
           float[] gs = new float[N * VL]; //           adjoint carried from later steps
           float[] dAacc = new float[N * VL];
           for (int blk = grp * blocks / groups; blk < (grp + 1) * blocks / groups; blk++) {
             int e0 = blk * VL;
             backwardBlock(
                 du, ddelta, dA, dD, dz, dy, hChunks, T, u, delta, A, dbc, R, D, z, zOff, zStride, B,
-                L, ED, N, P, chunks, e0, dBC, hs, as, gs, dAacc);
+                L, ED, N, P, chunks, e0, dBC, hs, as, sg, gs, dAacc);
           }
         });
     for (float[] dBC : dBCs) {
@@ -220,9 +235,11 @@ final class SelectiveScanSimd {
       float[] dBC,
       float[] hs,
       float[] as,
+      float[] sg,
       float[] gs,
       float[] dAacc) {
     var m = S.indexInRange(e0, ED);
+    int lanes = Math.min(VL, ED - e0);
     FloatVector dSkip = FloatVector.fromArray(S, D, e0, m);
     FloatVector dDacc = FloatVector.zero(S);
     java.util.Arrays.fill(dAacc, 0f);
@@ -234,13 +251,15 @@ final class SelectiveScanSimd {
         for (int n = 0; n < N; n++) {
           FloatVector.fromArray(S, hChunks, base + n * ED, m).intoArray(hs, n * VL);
         }
+        int first = b * L + t0;
+        VectorMath.expOfProducts(as, 0, delta, first * ED + e0, ED, t1 - t0, A, e0, ED, N, lanes);
+        VectorMath.sigmoids(sg, 0, z, first * zStride + zOff + e0, zStride, t1 - t0, lanes);
         for (int t = t0; t < t1; t++) { // recompute the chunk's states
           int row = b * L + t, k = t - t0, bOff = row * P + R;
           FloatVector dt = FloatVector.fromArray(S, delta, row * ED + e0, m);
           FloatVector dtx = dt.mul(FloatVector.fromArray(S, u, row * ED + e0, m));
           for (int n = 0; n < N; n++) {
-            FloatVector a = VectorMath.exp(dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)));
-            a.intoArray(as, (k * N + n) * VL);
+            FloatVector a = FloatVector.fromArray(S, as, (k * N + n) * VL);
             FloatVector h =
                 FloatVector.fromArray(S, hs, (k * N + n) * VL).fma(a, dtx.mul(dbc[bOff + n]));
             h.intoArray(hs, ((k + 1) * N + n) * VL);
@@ -252,7 +271,7 @@ final class SelectiveScanSimd {
           FloatVector dt = FloatVector.fromArray(S, delta, ro, m);
           FloatVector x = FloatVector.fromArray(S, u, ro, m);
           FloatVector zz = FloatVector.fromArray(S, z, zo, m);
-          FloatVector sig = VectorMath.sigmoid(zz);
+          FloatVector sig = FloatVector.fromArray(S, sg, k * VL);
           FloatVector gate = zz.mul(sig);
           FloatVector siluGrad = sig.mul(zz.mul(sig.neg().add(1f)).add(1f));
           FloatVector s = dSkip.mul(x);
@@ -316,9 +335,9 @@ final class SelectiveScanSimd {
         B * blocks,
         1,
         (from, to) -> {
-          float[] h = new float[N * VL];
+          float[] h = new float[N * VL], as = new float[Math.min(L, RUN) * N * VL];
           for (int job = from; job < to; job++) {
-            int b = job / blocks, e0 = (job - b * blocks) * VL;
+            int b = job / blocks, e0 = (job - b * blocks) * VL, lanes = Math.min(VL, ED - e0);
             var m = S.indexInRange(e0, ED);
             for (int n = 0; n < N; n++) {
               (h0 == null
@@ -327,6 +346,11 @@ final class SelectiveScanSimd {
                   .intoArray(h, n * VL);
             }
             for (int t = 0; t < L; t++) {
+              if (t % RUN == 0) {
+                int first = b * L + t, steps = Math.min(RUN, L - t);
+                VectorMath.expOfProducts(
+                    as, 0, delta, first * ED + e0, ED, steps, A, e0, ED, N, lanes);
+              }
               if (t % T == 0) {
                 int base = (b * chunks + t / T) * N * ED + e0;
                 for (int n = 0; n < N; n++) {
@@ -334,10 +358,12 @@ final class SelectiveScanSimd {
                 }
               }
               int row = b * L + t, bOff = row * P + R;
-              FloatVector dt = FloatVector.fromArray(S, delta, row * ED + e0, m);
-              FloatVector dtx = dt.mul(FloatVector.fromArray(S, u, row * ED + e0, m));
+              FloatVector dtx =
+                  FloatVector.fromArray(S, delta, row * ED + e0, m)
+                      .mul(FloatVector.fromArray(S, u, row * ED + e0, m));
+              int k = t % RUN;
               for (int n = 0; n < N; n++) {
-                FloatVector a = VectorMath.exp(dt.mul(FloatVector.fromArray(S, A, n * ED + e0, m)));
+                FloatVector a = FloatVector.fromArray(S, as, (k * N + n) * VL);
                 FloatVector.fromArray(S, h, n * VL)
                     .fma(a, dtx.mul(dbc[bOff + n]))
                     .intoArray(h, n * VL);

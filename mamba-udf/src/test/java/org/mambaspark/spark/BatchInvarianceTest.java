@@ -20,7 +20,7 @@ import org.mambaspark.model.MambaModel;
  * document alone (as a UDF call runs it), in batches with documents of other lengths (as the jobs
  * and the ML stage run it, padded to the longest), and streamed in pieces. Padding cannot reach it;
  * what differs is rounding — a short document alone takes the matmuls' dot products, a batch the
- * GEMM — and the JIT's (the Vector API's exp and lane sums round differently before and after
+ * GEMM — and the JIT's (the Vector API's lane sums may add in another order before and after
  * compilation). The bounds are relative to max(1, |value|); the largest differences seen are
  * printed.
  *
