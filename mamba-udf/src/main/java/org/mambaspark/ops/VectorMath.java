@@ -43,23 +43,28 @@ final class VectorMath {
 
   /** a[off, off+n) = e^a in place: +∞ above 88.72, 0 or a subnormal below -87.3, NaN for NaN. */
   static void exp(float[] a, int off, int n) {
-    int whole = n - n % VL;
-    expWhole(a, off, whole);
-    if (whole < n) {
-      float[] t = tail(a, off + whole, n - whole);
-      expWhole(t, 0, VL);
-      System.arraycopy(t, 0, a, off + whole, n - whole);
-    }
+    inPlace(VectorMath::expWhole, a, off, n);
+  }
+
+  /** A kernel over whole vectors: n a multiple of VL. */
+  private interface WholeVectors {
+    void apply(float[] a, int off, int n);
   }
 
   /**
-   * The last n &lt; VL floats from a[from], in a vector's worth of zeros: masked loads and stores
-   * cost more than the copy in Java 17, and a kernel keeps one loop body.
+   * k over a[off, off+n): the whole vectors in place, the last n mod VL floats in a vector's worth
+   * of zeros copied out and back (masked loads and stores cost more than the copy in Java 17, and a
+   * kernel keeps one loop body).
    */
-  private static float[] tail(float[] a, int from, int n) {
-    float[] t = new float[VL];
-    System.arraycopy(a, from, t, 0, n);
-    return t;
+  private static void inPlace(WholeVectors k, float[] a, int off, int n) {
+    int whole = n - n % VL;
+    k.apply(a, off, whole);
+    if (whole < n) {
+      float[] t = new float[VL];
+      System.arraycopy(a, off + whole, t, 0, n - whole);
+      k.apply(t, 0, VL);
+      System.arraycopy(t, 0, a, off + whole, n - whole);
+    }
   }
 
   /** {@link #exp} for n a multiple of VL. */
@@ -97,13 +102,7 @@ final class VectorMath {
    * added.
    */
   static void log1pUnit(float[] a, int off, int n) {
-    int whole = n - n % VL;
-    log1pUnitWhole(a, off, whole);
-    if (whole < n) {
-      float[] t = tail(a, off + whole, n - whole);
-      log1pUnitWhole(t, 0, VL);
-      System.arraycopy(t, 0, a, off + whole, n - whole);
-    }
+    inPlace(VectorMath::log1pUnitWhole, a, off, n);
   }
 
   /** {@link #log1pUnit} for n a multiple of VL. */
