@@ -51,6 +51,11 @@ public final class MambaCli implements Runnable {
             cmd.getErr().println("error: " + message(ex));
             return 1;
           }
+          String failed = org.mambaspark.jobs.JobMain.sparkJobFailure(ex);
+          if (failed != null) {
+            cmd.getErr().println("error: " + failed);
+            return 1;
+          }
           throw ex;
         });
     cl.setParameterExceptionHandler(org.mambaspark.jobs.JobMain::usageError);

@@ -1,11 +1,12 @@
 package org.mambaspark.jobs;
 
+import org.apache.spark.SparkException;
 import picocli.CommandLine;
 
 /**
  * The spark-submit mains' shared entry: a user's mistake (bad flag, missing model or input,
- * existing output) prints one {@code error: ...} line and exits 1, so that the driver log shows
- * what to fix; anything else keeps its stack trace.
+ * existing output) and a Spark job that gave up print one {@code error: ...} line and exit 1, so
+ * that the driver log shows what to fix; anything else keeps its stack trace.
  */
 public final class JobMain {
   private JobMain() {}
@@ -18,10 +19,39 @@ public final class JobMain {
             cmd.getErr().println("error: " + ex.getMessage());
             return 1;
           }
+          String failed = sparkJobFailure(ex);
+          if (failed != null) {
+            cmd.getErr().println("error: " + failed);
+            return 1;
+          }
           throw ex;
         });
     cl.setParameterExceptionHandler(JobMain::usageError);
     return cl.execute(args);
+  }
+
+  /**
+   * One line for a Spark job that gave up (its tasks failed spark.task.maxFailures times, or its
+   * stage lost its executors too often), or null when ex is something else. Spark's reason is the
+   * first line of its message (and the next, where the first ends in a colon); the tasks' own
+   * failures and stack traces are already in the driver log above it, so the driver's stack trace
+   * through Spark's scheduler would add nothing.
+   */
+  public static String sparkJobFailure(Throwable ex) {
+    for (Throwable t = ex; t != null; t = t.getCause()) {
+      if (t instanceof SparkException) {
+        String[] lines = String.valueOf(t.getMessage()).strip().split("\n");
+        String reason = lines[0].strip();
+        if (reason.endsWith(":") && lines.length > 1) { // "... Most recent failure reason:"
+          reason += " " + lines[1].strip();
+        }
+        return "the Spark job failed: "
+            + reason
+            + " (the task failures are logged above; an executor that exited with code 52 ran out"
+            + " of memory: raise spark.executor.memory or make the batches smaller)";
+      }
+    }
+    return null;
   }
 
   /**
