@@ -1,5 +1,6 @@
 package org.mambaspark.jobs;
 
+import java.util.List;
 import org.apache.spark.SparkException;
 import picocli.CommandLine;
 
@@ -40,10 +41,10 @@ public final class JobMain {
   public static String sparkJobFailure(Throwable ex) {
     for (Throwable t = ex; t != null; t = t.getCause()) {
       if (t instanceof SparkException) {
-        String[] lines = String.valueOf(t.getMessage()).strip().split("\n");
-        String reason = lines[0].strip();
-        if (reason.endsWith(":") && lines.length > 1) { // "... Most recent failure reason:"
-          reason += " " + lines[1].strip();
+        List<String> lines = String.valueOf(t.getMessage()).strip().lines().toList();
+        String reason = lines.get(0).strip();
+        if (reason.endsWith(":") && lines.size() > 1) { // "... Most recent failure reason:"
+          reason += " " + lines.get(1).strip();
         }
         return "the Spark job failed: "
             + reason
