@@ -18,9 +18,9 @@ final class SelectiveScanSimd {
   private static final int SCAN_GRAIN = 1 << 15;
 
   /**
-   * Steps whose decay factors exp(Δ_t A) and gates are computed ahead in one {@link VectorMath}
-   * call (N·VL floats a step: 16 KB for N = 16 with AVX-512), so that the recurrence's loop body
-   * holds only multiply-adds.
+   * Steps whose decay factors exp(Δ_t A) and gate sigmoids are computed ahead, one {@link
+   * VectorMath} call each (RUN·N·VL floats of factors: 16 KB for N = 16 with AVX-512), so that the
+   * recurrence's loop body holds only multiply-adds.
    */
   private static final int RUN = 16;
 
