@@ -85,31 +85,32 @@ public abstract class KernelMemory extends Kernel {
 
   /** Element i of a slab from the word that holds it (slabWord at i, or at i/2 for bf16). */
   final float wordFloat(int word, int i) {
-    int b = word;
-    if (wFmt != WFMT_F32) {
-      b = (i & 1) == 0 ? word << 16 : word & 0xFFFF0000;
-    }
-    int e = (b >> 23) & 0xFF;
-    int m = b & 0x7FFFFF;
-    if (e != 0) {
-      m = m | 0x800000;
-    }
-    float v = m * W[wPow2Off + e];
-    return b < 0 ? -v : v;
+    int b = wordBits(word, i);
+    return fromBits(b, W[wPow2Off + ((b >> 23) & 0xFF)]);
   }
 
   /** {@link #wordFloat} with the powers of two in lmem[pow2, pow2 + 256). */
   final float wordFloatLocal(int word, int i, int pow2) {
+    int b = wordBits(word, i);
+    return fromBits(b, lmem[pow2 + ((b >> 23) & 0xFF)]);
+  }
+
+  /** The fp32 bits of element i in its word: the word itself, or its bf16 half shifted up. */
+  final int wordBits(int word, int i) {
     int b = word;
     if (wFmt != WFMT_F32) {
       b = (i & 1) == 0 ? word << 16 : word & 0xFFFF0000;
     }
-    int e = (b >> 23) & 0xFF;
+    return b;
+  }
+
+  /** The float with bits b, given 2^(e−150) for its exponent field e (see {@link #slabFloat}). */
+  final float fromBits(int b, float pow2) {
     int m = b & 0x7FFFFF;
-    if (e != 0) {
+    if (((b >> 23) & 0xFF) != 0) {
       m = m | 0x800000;
     }
-    float v = m * lmem[pow2 + e];
+    float v = m * pow2;
     return b < 0 ? -v : v;
   }
 
