@@ -70,8 +70,7 @@ final class LaunchContext {
           long ns = KernelTimer.lastKernelNanos(kernel);
           kernelNanos += ns;
           if (opNanos != null) {
-            opNanos.merge(
-                "step pass kind " + kernel.plan[kernel.planOff] + " (" + what + ")", ns, Long::sum);
+            opNanos.merge(passName(kernel.planOff, what), ns, Long::sum);
           }
         }
       }
@@ -81,6 +80,16 @@ final class LaunchContext {
       launches++;
     }
     checkOnDevice();
+  }
+
+  /** A profiled pass's key: its kind, and a product's M × N × K (the record's first three ints). */
+  private String passName(int r, String what) {
+    int kind = kernel.plan[r];
+    String shape =
+        kind == StepKernel.P_GEMV || kind == StepKernel.P_GEMM
+            ? " " + kernel.plan[r + 1] + "x" + kernel.plan[r + 2] + "x" + kernel.plan[r + 3]
+            : "";
+    return "step pass kind " + kind + shape + " (" + what + ")";
   }
 
   void launch(int op, int global, int local) {

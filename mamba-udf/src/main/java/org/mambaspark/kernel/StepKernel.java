@@ -21,7 +21,8 @@ package org.mambaspark.kernel;
  *       occupy every group, each weight loaded once for up to eight rows of A ({@code
  *       Matmul.matmulForward});
  *   <li>{@link #P_GEMM}: the same product for 8 < M ≤ 64 rows, tiled (64 × 64 outputs a work-group
- *       from 64 × 16 tiles of A and W in local memory, 4 × 4 outputs a thread): with more rows the
+ *       from 64 × 16 tiles of A and W in local memory, the next k-step's tiles loaded into
+ *       registers while the current one computes, 4 × 4 outputs a thread): with more rows the
  *       GEMV's loads of A, not the weights, would bound it;
  *   <li>{@link #P_CONV}: the depthwise conv's step over the kept K−1 inputs, + SiLU, and the shift
  *       of those inputs ({@code Conv1d.convStep});
@@ -62,6 +63,12 @@ public class StepKernel extends ScanKernel {
 
   static final int TILE_K = 16;
 
+  /**
+   * A local tile's row length: 66, so that the stores of a warp (16 k's of two rows) fall in 32
+   * distinct banks; at 64 each half-warp's 16 stores went to one bank.
+   */
+  static final int TILE_LD = TILE + 2;
+
   /** Ints a pass record holds: its kind, then up to 31 operands. */
   static final int REC = 32;
 
@@ -70,7 +77,10 @@ public class StepKernel extends ScanKernel {
 
   static final int STEP_THREADS = 256;
 
-  /** Local floats a step needs: eight rows' partial sums a thread, then up to 64 rows' 1/rms. */
+  /**
+   * Local floats a step needs: eight rows' partial sums a thread, then up to 64 rows' 1/rms (the
+   * tiled product's two tiles, 2 · TILE_K · TILE_LD, fit below that).
+   */
   static final int STEP_LOCAL = 8 * STEP_THREADS + 64 + 256;
 
   /** Where a GEMV keeps the slab decode's 256 powers of two in local memory. */
@@ -839,14 +849,13 @@ public class StepKernel extends ScanKernel {
     int M = plan[p + 1];
     int N = plan[p + 2];
     int K = plan[p + 3];
-    int aOff = plan[p + 4];
-    int aRs = plan[p + 5];
-    int slab = plan[p + 6];
-    int bOff = plan[p + 7];
     int lid = getLocalId();
     int tr = lid >> 4;
     int tc = lid & 15;
-    int bs = TILE * TILE_K; // lmem: A tile at 0 (k-major: [kk·64 + r]), W tile at bs
+    int bs = TILE_K * TILE_LD; // lmem: A tile at 0 (k-major: [kk·TILE_LD + r]), W tile at bs
+    // What this thread loads of a k-step's tiles: column kk of rows (and W rows) tr + 16·i.
+    int kk = lid & 15;
+    int st = kk * TILE_LD + tr;
     for (int n0 = getGroupId() * TILE; n0 < N; n0 += getNumGroups() * TILE) {
       float c00 = 0f;
       float c01 = 0f;
@@ -864,57 +873,63 @@ public class StepKernel extends ScanKernel {
       float c31 = 0f;
       float c32 = 0f;
       float c33 = 0f;
+      // the first k-step's tile elements, in registers; each later step's are loaded while the
+      // current step computes
+      float a0 = stepGemmA(p, M, K, tr, kk);
+      float a1 = stepGemmA(p, M, K, tr + 16, kk);
+      float a2 = stepGemmA(p, M, K, tr + 32, kk);
+      float a3 = stepGemmA(p, M, K, tr + 48, kk);
+      float w0 = stepGemmW(p, N, K, n0 + tr, kk);
+      float w1 = stepGemmW(p, N, K, n0 + tr + 16, kk);
+      float w2 = stepGemmW(p, N, K, n0 + tr + 32, kk);
+      float w3 = stepGemmW(p, N, K, n0 + tr + 48, kk);
       for (int k0 = 0; k0 < K; k0 += TILE_K) {
         localBarrier();
-        for (int t = lid; t < TILE * TILE_K; t += STEP_THREADS) {
-          int r = t >> 4;
-          int kk = t & 15;
-          int k = k0 + kk;
-          float a = 0f;
-          if (r < M && k < K) {
-            a = act[aOff + r * aRs + k];
-          }
-          lmem[kk * TILE + r] = a;
-          int n = n0 + r;
-          float w = 0f;
-          if (n < N && k < K) {
-            int j = bOff + n * K + k;
-            if (slab < 0) {
-              w = W[j];
-            } else {
-              w = slabFloat(slab, j);
-            }
-          }
-          lmem[bs + kk * TILE + r] = w;
-        }
+        lmem[st] = a0;
+        lmem[st + 16] = a1;
+        lmem[st + 32] = a2;
+        lmem[st + 48] = a3;
+        lmem[bs + st] = w0;
+        lmem[bs + st + 16] = w1;
+        lmem[bs + st + 32] = w2;
+        lmem[bs + st + 48] = w3;
         localBarrier();
-        for (int kk = 0; kk < TILE_K; kk++) {
-          int ka = kk * TILE + tr;
-          int kb = bs + kk * TILE + tc;
-          float a0 = lmem[ka];
-          float a1 = lmem[ka + 16];
-          float a2 = lmem[ka + 32];
-          float a3 = lmem[ka + 48];
-          float b0 = lmem[kb];
-          float b1 = lmem[kb + 16];
-          float b2 = lmem[kb + 32];
-          float b3 = lmem[kb + 48];
-          c00 += a0 * b0;
-          c01 += a0 * b1;
-          c02 += a0 * b2;
-          c03 += a0 * b3;
-          c10 += a1 * b0;
-          c11 += a1 * b1;
-          c12 += a1 * b2;
-          c13 += a1 * b3;
-          c20 += a2 * b0;
-          c21 += a2 * b1;
-          c22 += a2 * b2;
-          c23 += a2 * b3;
-          c30 += a3 * b0;
-          c31 += a3 * b1;
-          c32 += a3 * b2;
-          c33 += a3 * b3;
+        int k = k0 + TILE_K + kk;
+        a0 = stepGemmA(p, M, K, tr, k);
+        a1 = stepGemmA(p, M, K, tr + 16, k);
+        a2 = stepGemmA(p, M, K, tr + 32, k);
+        a3 = stepGemmA(p, M, K, tr + 48, k);
+        w0 = stepGemmW(p, N, K, n0 + tr, k);
+        w1 = stepGemmW(p, N, K, n0 + tr + 16, k);
+        w2 = stepGemmW(p, N, K, n0 + tr + 32, k);
+        w3 = stepGemmW(p, N, K, n0 + tr + 48, k);
+        for (int j = 0; j < TILE_K; j++) {
+          int ka = j * TILE_LD + tr;
+          int kb = bs + j * TILE_LD + tc;
+          float x0 = lmem[ka];
+          float x1 = lmem[ka + 16];
+          float x2 = lmem[ka + 32];
+          float x3 = lmem[ka + 48];
+          float y0 = lmem[kb];
+          float y1 = lmem[kb + 16];
+          float y2 = lmem[kb + 32];
+          float y3 = lmem[kb + 48];
+          c00 += x0 * y0;
+          c01 += x0 * y1;
+          c02 += x0 * y2;
+          c03 += x0 * y3;
+          c10 += x1 * y0;
+          c11 += x1 * y1;
+          c12 += x1 * y2;
+          c13 += x1 * y3;
+          c20 += x2 * y0;
+          c21 += x2 * y1;
+          c22 += x2 * y2;
+          c23 += x2 * y3;
+          c30 += x3 * y0;
+          c31 += x3 * y1;
+          c32 += x3 * y2;
+          c33 += x3 * y3;
         }
       }
       stepGemmStore(p, M, N, tr, n0 + tc, c00, c01, c02, c03);
@@ -922,6 +937,30 @@ public class StepKernel extends ScanKernel {
       stepGemmStore(p, M, N, tr + 32, n0 + tc, c20, c21, c22, c23);
       stepGemmStore(p, M, N, tr + 48, n0 + tc, c30, c31, c32, c33);
     }
+  }
+
+  /** The tiled product's A[m, k] (0 outside the product). */
+  private float stepGemmA(int p, int M, int K, int m, int k) {
+    float a = 0f;
+    if (m < M && k < K) {
+      a = act[plan[p + 4] + m * plan[p + 5] + k];
+    }
+    return a;
+  }
+
+  /** The tiled product's W[n, k], from W or its slab (0 outside the product). */
+  private float stepGemmW(int p, int N, int K, int n, int k) {
+    float w = 0f;
+    if (n < N && k < K) {
+      int slab = plan[p + 6];
+      int j = plan[p + 7] + n * K + k;
+      if (slab < 0) {
+        w = W[j];
+      } else {
+        w = slabFloat(slab, j);
+      }
+    }
+    return w;
   }
 
   /** Row m's four outputs at columns n, n + 16, n + 32, n + 48 (those inside the product). */

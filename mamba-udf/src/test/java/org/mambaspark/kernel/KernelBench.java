@@ -787,6 +787,18 @@ public final class KernelBench {
         }
       }
       checkOpenCl(g.kernel(), "generation");
+      registerHint(g.kernel());
+      long[] get = new long[10];
+      for (int i = 0; i < get.length; i++) {
+        long t = System.nanoTime();
+        g.kernel().get(g.kernel().out);
+        get[i] = System.nanoTime() - t;
+      }
+      System.out.printf(
+          Locale.ROOT,
+          "  the step's logits read back alone: %.3f ms (%.1f MB)%n",
+          median(get),
+          4e-6 * g.kernel().out.length);
       MambaState st = new MambaState(c, B);
       breakdown(g, () -> g.forwardLastLogits(logits, new int[B], B, 1, st));
       long launches = launchesPerCall(g, () -> g.forwardLastLogits(logits, new int[B], B, 1, st));
@@ -827,6 +839,24 @@ public final class KernelBench {
       }
     }
     return best;
+  }
+
+  /**
+   * What OpenCL says of the compiled model kernel: its largest work-group (on NVIDIA bounded by the
+   * registers a thread takes: 1024 at ≤ 64 registers, 512 at ≤ 128, 256 above) and its private
+   * memory a work-item (spills).
+   */
+  private void registerHint(com.aparapi.Kernel k) {
+    try {
+      System.out.printf(
+          Locale.ROOT,
+          "  model kernel: max work-group %d, preferred multiple %d, private %d bytes a work-item%n",
+          k.getKernelMaxWorkGroupSize(device),
+          k.getKernelPreferredWorkGroupSizeMultiple(device),
+          k.getKernelMinimumPrivateMemSizeInUsePerWorkItem(device));
+    } catch (com.aparapi.exception.QueryFailedException e) {
+      System.out.println("  model kernel: work-group query failed: " + e.getMessage());
+    }
   }
 
   private void checkOpenCl(com.aparapi.Kernel k, String what) {
