@@ -849,11 +849,15 @@ public class StepKernel extends ScanKernel {
     int M = plan[p + 1];
     int N = plan[p + 2];
     int K = plan[p + 3];
+    int aOff = plan[p + 4];
+    int aRs = plan[p + 5];
+    int slab = plan[p + 6];
+    int bOff = plan[p + 7];
     int lid = getLocalId();
     int tr = lid >> 4;
     int tc = lid & 15;
     int bs = TILE_K * TILE_LD; // lmem: A tile at 0 (k-major: [kk·TILE_LD + r]), W tile at bs
-    // What this thread loads of a k-step's tiles: column kk of rows (and W rows) tr + 16·i.
+    // This thread loads column kk of a k-step's rows tr + 16·i of A and of W.
     int kk = lid & 15;
     int st = kk * TILE_LD + tr;
     for (int n0 = getGroupId() * TILE; n0 < N; n0 += getNumGroups() * TILE) {
@@ -873,37 +877,63 @@ public class StepKernel extends ScanKernel {
       float c31 = 0f;
       float c32 = 0f;
       float c33 = 0f;
-      // the first k-step's tile elements, in registers; each later step's are loaded while the
-      // current step computes
-      float a0 = stepGemmA(p, M, K, tr, kk);
-      float a1 = stepGemmA(p, M, K, tr + 16, kk);
-      float a2 = stepGemmA(p, M, K, tr + 32, kk);
-      float a3 = stepGemmA(p, M, K, tr + 48, kk);
-      float w0 = stepGemmW(p, N, K, n0 + tr, kk);
-      float w1 = stepGemmW(p, N, K, n0 + tr + 16, kk);
-      float w2 = stepGemmW(p, N, K, n0 + tr + 32, kk);
-      float w3 = stepGemmW(p, N, K, n0 + tr + 48, kk);
-      for (int k0 = 0; k0 < K; k0 += TILE_K) {
-        localBarrier();
-        lmem[st] = a0;
-        lmem[st + 16] = a1;
-        lmem[st + 32] = a2;
-        lmem[st + 48] = a3;
-        lmem[bs + st] = w0;
-        lmem[bs + st + 16] = w1;
-        lmem[bs + st + 32] = w2;
-        lmem[bs + st + 48] = w3;
-        localBarrier();
+      // Iteration k0 loads the tiles of k-step k0 + TILE_K into registers, computes k-step k0
+      // from local memory while those loads are in flight, then stores them for the next. The
+      // loads are written out: inside the whole program the compiler may not inline a helper.
+      for (int k0 = -TILE_K; k0 < K; k0 += TILE_K) {
         int k = k0 + TILE_K + kk;
-        a0 = stepGemmA(p, M, K, tr, k);
-        a1 = stepGemmA(p, M, K, tr + 16, k);
-        a2 = stepGemmA(p, M, K, tr + 32, k);
-        a3 = stepGemmA(p, M, K, tr + 48, k);
-        w0 = stepGemmW(p, N, K, n0 + tr, k);
-        w1 = stepGemmW(p, N, K, n0 + tr + 16, k);
-        w2 = stepGemmW(p, N, K, n0 + tr + 32, k);
-        w3 = stepGemmW(p, N, K, n0 + tr + 48, k);
-        for (int j = 0; j < TILE_K; j++) {
+        boolean kIn = k < K;
+        int ai = aOff + tr * aRs + k;
+        float a0 = 0f;
+        float a1 = 0f;
+        float a2 = 0f;
+        float a3 = 0f;
+        if (kIn && tr < M) {
+          a0 = act[ai];
+        }
+        if (kIn && tr + 16 < M) {
+          a1 = act[ai + 16 * aRs];
+        }
+        if (kIn && tr + 32 < M) {
+          a2 = act[ai + 32 * aRs];
+        }
+        if (kIn && tr + 48 < M) {
+          a3 = act[ai + 48 * aRs];
+        }
+        int n = n0 + tr;
+        int wi = bOff + n * K + k;
+        float w0 = 0f;
+        float w1 = 0f;
+        float w2 = 0f;
+        float w3 = 0f;
+        if (slab < 0) {
+          if (kIn && n < N) {
+            w0 = W[wi];
+          }
+          if (kIn && n + 16 < N) {
+            w1 = W[wi + 16 * K];
+          }
+          if (kIn && n + 32 < N) {
+            w2 = W[wi + 32 * K];
+          }
+          if (kIn && n + 48 < N) {
+            w3 = W[wi + 48 * K];
+          }
+        } else {
+          if (kIn && n < N) {
+            w0 = slabFloat(slab, wi);
+          }
+          if (kIn && n + 16 < N) {
+            w1 = slabFloat(slab, wi + 16 * K);
+          }
+          if (kIn && n + 32 < N) {
+            w2 = slabFloat(slab, wi + 32 * K);
+          }
+          if (kIn && n + 48 < N) {
+            w3 = slabFloat(slab, wi + 48 * K);
+          }
+        }
+        for (int j = 0; j < TILE_K && k0 >= 0; j++) {
           int ka = j * TILE_LD + tr;
           int kb = bs + j * TILE_LD + tc;
           float x0 = lmem[ka];
@@ -931,36 +961,22 @@ public class StepKernel extends ScanKernel {
           c32 += x3 * y2;
           c33 += x3 * y3;
         }
+        localBarrier();
+        lmem[st] = a0;
+        lmem[st + 16] = a1;
+        lmem[st + 32] = a2;
+        lmem[st + 48] = a3;
+        lmem[bs + st] = w0;
+        lmem[bs + st + 16] = w1;
+        lmem[bs + st + 32] = w2;
+        lmem[bs + st + 48] = w3;
+        localBarrier();
       }
       stepGemmStore(p, M, N, tr, n0 + tc, c00, c01, c02, c03);
       stepGemmStore(p, M, N, tr + 16, n0 + tc, c10, c11, c12, c13);
       stepGemmStore(p, M, N, tr + 32, n0 + tc, c20, c21, c22, c23);
       stepGemmStore(p, M, N, tr + 48, n0 + tc, c30, c31, c32, c33);
     }
-  }
-
-  /** The tiled product's A[m, k] (0 outside the product). */
-  private float stepGemmA(int p, int M, int K, int m, int k) {
-    float a = 0f;
-    if (m < M && k < K) {
-      a = act[plan[p + 4] + m * plan[p + 5] + k];
-    }
-    return a;
-  }
-
-  /** The tiled product's W[n, k], from W or its slab (0 outside the product). */
-  private float stepGemmW(int p, int N, int K, int n, int k) {
-    float w = 0f;
-    if (n < N && k < K) {
-      int slab = plan[p + 6];
-      int j = plan[p + 7] + n * K + k;
-      if (slab < 0) {
-        w = W[j];
-      } else {
-        w = slabFloat(slab, j);
-      }
-    }
-    return w;
   }
 
   /** Row m's four outputs at columns n, n + 16, n + 32, n + 48 (those inside the product). */
