@@ -8,14 +8,20 @@ import org.mambaspark.model.MambaConfig;
  * The passes of one decode step for B sequences ({@link StepKernel}). Per layer, with few rows (the
  * products run as GEMV): in_proj with the layer's rmsnorm and the conv step fused, x_proj, dt_proj
  * + scan step (Falcon-Mamba's part norms inside), out_proj into the residual stream; then lm_head
- * with the final norm fused, into {@code out}. With more rows the wide products are tiled and the
- * norms and the conv run as passes of their own. Each matrix is read where it lives (W, or its slab
- * as fp32 bits or bf16). Built once per batch size; the records go to the device once.
+ * with the final norm fused, into {@code out} (and, for greedy steps, each row's argmax into ids).
+ * With more rows the wide products are tiled and the norms and the conv run as passes of their own.
+ * Each matrix is read where it lives (W, or its slab as fp32 bits or bf16). Built once per batch
+ * size; the records go to the device once.
  */
 final class DecodePlan {
+  /** The step's passes (the last writes the logits into out), then one argmax pass. */
   final int[] records;
+
   final float[] eps;
+
+  /** Passes up to the logits; the argmax pass after them is launched only for greedy steps. */
   final int passes;
+
   final int batch;
   private final DeviceWeights wl;
   private final int[] rec;
@@ -30,7 +36,7 @@ final class DecodePlan {
     this.wl = wl;
     this.batch = a.B;
     int layers = c.numLayers;
-    int most = 7 * layers + 4;
+    int most = 7 * layers + 5;
     this.rec = new int[most * StepKernel.REC];
     this.recEps = new float[most * StepKernel.REC];
     int B = a.B;
@@ -157,6 +163,7 @@ final class DecodePlan {
           0);
     }
     this.passes = added;
+    add(0f, StepKernel.P_ARGMAX, B, V, a.next);
     this.records = Arrays.copyOf(rec, added * StepKernel.REC);
     this.eps = Arrays.copyOf(recEps, added * StepKernel.REC);
   }

@@ -93,8 +93,10 @@ final class ForwardPlan {
   void lastLogits(float[] logits, Layout a, boolean withState, boolean stepPlan) {
     int B = a.B;
     int L = a.L;
-    if (L == 1 && withState && B <= MambaKernel.GEMV_MAX_M && stepPlan) {
-      decodeStep(logits, a);
+    if (stepPlanRuns(B, L, withState, stepPlan)) {
+      decodeStep(a, false);
+      kernel.get(kernel.out);
+      System.arraycopy(kernel.out, 0, logits, 0, B * c.vocabSize);
       return;
     }
     forwardAll(a, withState);
@@ -105,8 +107,26 @@ final class ForwardPlan {
     System.arraycopy(kernel.out, 0, logits, 0, B * V);
   }
 
-  /** One token a sequence through {@link StepKernel}: a single launch of the plan's passes. */
-  private void decodeStep(float[] logits, Layout a) {
+  /** Whether a call of B rows of L tokens runs as a decode step ({@link DecodePlan}). */
+  static boolean stepPlanRuns(int B, int L, boolean withState, boolean stepPlan) {
+    return L == 1 && withState && B <= MambaKernel.GEMV_MAX_M && stepPlan;
+  }
+
+  /**
+   * A decode step whose tokens are each row's argmax, picked on the device: only the B ids come
+   * back. The caller has checked {@link #stepPlanRuns}.
+   */
+  void greedyStep(int[] next, Layout a) {
+    decodeStep(a, true);
+    kernel.get(kernel.ids);
+    System.arraycopy(kernel.ids, a.next, next, 0, a.B);
+  }
+
+  /**
+   * One token a sequence through {@link StepKernel}: a single launch of the plan's passes, with the
+   * argmax pass when {@code argmax}.
+   */
+  private void decodeStep(Layout a, boolean argmax) {
     int B = a.B;
     if (plan == null || plan.batch != B || ctx.tableTail != plan) {
       int[] ssm = new int[c.numLayers];
@@ -123,10 +143,8 @@ final class ForwardPlan {
       ctx.putTable();
       ctx.tableTail = plan;
     }
-    ctx.passes(ctx.forwardSlots(), plan.passes, "decode step (" + plan.passes + " passes)");
-    int V = c.vocabSize;
-    kernel.get(kernel.out);
-    System.arraycopy(kernel.out, 0, logits, 0, B * V);
+    int n = plan.passes + (argmax ? 1 : 0);
+    ctx.passes(ctx.forwardSlots(), n, "decode step (" + n + " passes)");
   }
 
   /**

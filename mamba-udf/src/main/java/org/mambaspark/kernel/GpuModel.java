@@ -219,6 +219,30 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     }
   }
 
+  @Override
+  public void forwardLastArgmax(
+      int[] next, float[] logits, int[] ids, int B, int L, MambaState state) {
+    if (!ForwardPlan.stepPlanRuns(B, L, state != null, stepPlan)
+        || c.vocabSize > 1 << 24
+        || next.length < B) {
+      ModelRunner.super.forwardLastArgmax(next, logits, ids, B, L, state);
+      return;
+    }
+    states.fromOtherDevice(state);
+    lock.lock();
+    try {
+      Layout a = prepare(ids, B, L, false, state);
+      try {
+        forward.greedyStep(next, a);
+        finish(state);
+      } catch (RuntimeException e) {
+        throw states.lost(state, e);
+      }
+    } finally {
+      lock.unlock();
+    }
+  }
+
   // ---- the recurrent state, kept on the device between calls (DeviceState)
 
   @Override

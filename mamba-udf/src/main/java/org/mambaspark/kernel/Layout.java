@@ -69,6 +69,10 @@ final class Layout {
   // ids
   final int ids;
   final int tgt;
+
+  /** A decode step's greedy next tokens (B): the targets' place, which a step does not use. */
+  final int next;
+
   final int ebTok;
   final int ebStart;
   final int ebPos;
@@ -185,6 +189,7 @@ final class Layout {
     partTotal = training ? Math.max(SPLIT_K_PART, Math.max(scanPart, colPart)) : 0;
     ids = 0;
     tgt = B * L;
+    next = tgt;
     ebTok = 2 * B * L;
     ebStart = 3 * B * L;
     ebPos = 4 * B * L + 1;

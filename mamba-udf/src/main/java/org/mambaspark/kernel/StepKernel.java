@@ -32,7 +32,9 @@ package org.mambaspark.kernel;
  *   <li>{@link #P_SCAN_DT}: the selective scan's step with the D skip and the SiLU(z) gate, a warp
  *       per (b, e) whose lanes split its N states ({@code SelectiveScan.scanStep}), with Δ =
  *       softplus(dt_proj(δ) + bias) computed by the warp for its channel (and Falcon-Mamba's part
- *       norms of its row), so dt_proj is no pass of its own.
+ *       norms of its row), so dt_proj is no pass of its own;
+ *   <li>{@link #P_ARGMAX}: each row's greedy next token from the logits, into ids (an optional last
+ *       pass: the host then reads B ints instead of B·V logits).
  * </ul>
  *
  * <p>Aparapi waits for each pass to finish before it enqueues the next (about 25 µs a pass on an
@@ -52,6 +54,7 @@ public class StepKernel extends ScanKernel {
   static final int P_SEGNORM = 7;
   static final int P_SCAN_DT = 8;
   static final int P_SEGNORM_BWD = 9;
+  static final int P_ARGMAX = 10;
 
   /** GEMV options (record int 14): A's rows rmsnormed on the fly; conv + SiLU on x's columns. */
   static final int FUSE_NORM = 1;
@@ -123,6 +126,52 @@ public class StepKernel extends ScanKernel {
       stepScanDt(p);
     } else if (kind == P_SEGNORM_BWD) {
       segmentNormsBackward(p);
+    } else if (kind == P_ARGMAX) {
+      stepArgmax(p);
+    }
+  }
+
+  /**
+   * [B, V, dst]: ids[dst + b] = the first index of the largest of out[b·V, (b+1)·V), a work-group a
+   * row ({@code Sampler.argmax}; a row holding NaN may pick differently). Each thread keeps the
+   * best of its strided elements, then the group halves its candidates, the larger value or, on a
+   * tie, the smaller index winning (indices kept in lmem as floats: exact for V ≤ 2^24).
+   */
+  private void stepArgmax(int p) {
+    int B = plan[p + 1];
+    int V = plan[p + 2];
+    int dst = plan[p + 3];
+    int lid = getLocalId();
+    for (int b = getGroupId(); b < B; b += getNumGroups()) {
+      float bv = 0f;
+      int bi = -1;
+      for (int i = lid; i < V; i += STEP_THREADS) {
+        float v = out[b * V + i];
+        if (bi < 0 || v > bv) {
+          bv = v;
+          bi = i;
+        }
+      }
+      localBarrier();
+      lmem[lid] = bv;
+      lmem[STEP_THREADS + lid] = bi;
+      for (int off = STEP_THREADS / 2; off > 0; off >>= 1) {
+        localBarrier();
+        if (lid < off) {
+          float ov = lmem[lid + off];
+          int oi = (int) lmem[STEP_THREADS + lid + off];
+          float mv = lmem[lid];
+          int mi = (int) lmem[STEP_THREADS + lid];
+          if (oi >= 0 && (mi < 0 || ov > mv || (ov == mv && oi < mi))) {
+            lmem[lid] = ov;
+            lmem[STEP_THREADS + lid] = oi;
+          }
+        }
+      }
+      localBarrier();
+      if (lid == 0) {
+        ids[dst + b] = (int) lmem[STEP_THREADS];
+      }
     }
   }
 

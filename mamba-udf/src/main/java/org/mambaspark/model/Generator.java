@@ -116,15 +116,29 @@ public final class Generator {
     int V = c.vocabSize;
     int[] step = new int[nLive];
     int[] keep = new int[nLive];
+    int[] next = new int[nLive];
     while (true) {
       for (int i = 0; i < nLive; i++) {
         step[i] = out[live[i]][count[live[i]] - 1];
       }
-      runner.forwardLastLogits(stepLogits, step, nLive, 1, batch);
+      boolean greedy = true; // every live row takes the argmax of its unmasked logits
+      for (int i = 0; i < nLive && greedy; i++) {
+        greedy = params[live[i]].isGreedy() && !masksStops(params[live[i]], count[live[i]]);
+      }
       int kept = 0;
-      for (int i = 0; i < nLive; i++) {
-        if (choose(live[i], stepLogits, i * V, V, out, count, samplers, params, onToken)) {
-          keep[kept++] = i;
+      if (greedy) {
+        runner.forwardLastArgmax(next, stepLogits, step, nLive, 1, batch);
+        for (int i = 0; i < nLive; i++) {
+          if (accept(live[i], next[i], out, count, params, onToken)) {
+            keep[kept++] = i;
+          }
+        }
+      } else {
+        runner.forwardLastLogits(stepLogits, step, nLive, 1, batch);
+        for (int i = 0; i < nLive; i++) {
+          if (choose(live[i], stepLogits, i * V, V, out, count, samplers, params, onToken)) {
+            keep[kept++] = i;
+          }
         }
       }
       if (kept == 0) {
@@ -177,14 +191,24 @@ public final class Generator {
     if (params[r].maxNewTokens == 0) {
       return false;
     }
-    if (count[r] < params[r].minNewTokens) {
+    if (masksStops(params[r], count[r])) {
       for (int s : params[r].stopTokens) {
         if (s >= 0 && s < V) {
           logits[off + s] = Float.NEGATIVE_INFINITY;
         }
       }
     }
-    int next = samplers[r].sample(logits, off, V);
+    return accept(r, samplers[r].sample(logits, off, V), out, count, params, onToken);
+  }
+
+  /** Whether row r's stop tokens are still barred (fewer than its minimum new tokens so far). */
+  private static boolean masksStops(SamplingParams p, int count) {
+    return count < p.minNewTokens && p.stopTokens.length > 0;
+  }
+
+  /** Records token next for row r; whether the row goes on. */
+  private static boolean accept(
+      int r, int next, int[][] out, int[] count, SamplingParams[] params, TokenSink onToken) {
     out[r][count[r]++] = next;
     if (onToken != null) {
       onToken.accept(r, next);

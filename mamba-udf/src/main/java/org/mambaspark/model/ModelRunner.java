@@ -37,6 +37,23 @@ public interface ModelRunner extends AutoCloseable {
   void forwardLastLogits(float[] logits, int[] ids, int B, int L, MambaState state);
 
   /**
+   * {@link #forwardLastLogits}, then each sequence's greedy next token: the first index of the
+   * largest of its logits ({@link Sampler#argmax}). A GPU runner picks the tokens on the device and
+   * reads back B ints instead of B·V logits.
+   *
+   * @param next (B) receives the tokens
+   * @param logits (B, V) scratch this default fills (a runner may leave it untouched)
+   */
+  default void forwardLastArgmax(
+      int[] next, float[] logits, int[] ids, int B, int L, MambaState state) {
+    forwardLastLogits(logits, ids, B, L, state);
+    int V = model().config.vocabSize;
+    for (int b = 0; b < B; b++) {
+      next[b] = Sampler.argmax(logits, b * V, V);
+    }
+  }
+
+  /**
    * Σ over the batch of the next-token cross-entropy of fresh sequences (targets ids[:, 1:]), as
    * {@link Scoring#crossEntropySum}; divide by B·(L-1) for the mean.
    *

@@ -1,10 +1,13 @@
 package org.mambaspark.kernel;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.mambaspark.model.Architecture;
@@ -117,6 +120,72 @@ class DecodeStepTest {
     double w = DeviceWeightsTest.worst(got, want);
     System.out.printf("Falcon-Mamba B=%d: decode plan vs CPU, largest rel err %.3g%n", B, w);
     assertTrue(w < 2e-5, "largest rel err " + w);
+  }
+
+  /**
+   * A greedy step's tokens picked on the device equal the argmax of the same step's logits read
+   * back (two states from one prefill, one step each way), and the states after equal; V below and
+   * above a work-group's 256 threads, the step's rows spread over groups.
+   */
+  @ParameterizedTest(name = "B={0} V={1}")
+  @CsvSource({"1, 97", "5, 1033", "64, 1100"})
+  void greedyTokensOnTheDeviceAreTheLogitsArgmax(int B, int V) {
+    OpenClTests.assumeOpenCl();
+    MambaModel m = model(V, 88, 5, 3, 3, true);
+    try (GpuModel g = new GpuModel(backend, m)) {
+      for (int step = 0; step < 3; step++) {
+        MambaState s1 = new MambaState(m.config, B);
+        MambaState s2 = new MambaState(m.config, B);
+        int[] prompt = DeviceWeightsTest.ids(B * (3 + step), V);
+        float[] logits = new float[B * V];
+        g.forwardLastLogits(logits, prompt, B, 3 + step, s1);
+        g.forwardLastLogits(logits, prompt, B, 3 + step, s2);
+        int[] ids = DeviceWeightsTest.ids(B + step, V);
+        g.forwardLastLogits(logits, ids, B, 1, s1);
+        int[] next = new int[B];
+        g.forwardLastArgmax(next, new float[B * V], ids, B, 1, s2);
+        for (int b = 0; b < B; b++) {
+          assertEquals(argmax(logits, b * V, V), next[b], "row " + b + " step " + step);
+        }
+        s1.toHost();
+        s2.toHost();
+        for (int l = 0; l < m.config.numLayers; l++) {
+          assertArrayEquals(s1.ssm(l), s2.ssm(l), 0f, "ssm state, layer " + l);
+        }
+      }
+    }
+    System.out.printf("B=%d V=%d: device argmax equals the logits' argmax%n", B, V);
+  }
+
+  /** Equal logits everywhere (every embedding row the same): each row's token is 0, the first. */
+  @Test
+  void greedyTiesGoToTheFirstToken() {
+    OpenClTests.assumeOpenCl();
+    MambaModel m = model(700, 88, 5, 3, 3, false);
+    float[] emb = m.weights.embeddings;
+    int D = m.config.hiddenSize;
+    for (int v = 1; v < m.config.vocabSize; v++) {
+      System.arraycopy(emb, 0, emb, v * D, D);
+    }
+    int B = 3;
+    try (GpuModel g = new GpuModel(backend, m)) {
+      MambaState s = new MambaState(m.config, B);
+      float[] logits = new float[B * 700];
+      g.forwardLastLogits(logits, DeviceWeightsTest.ids(B * 2, 700), B, 2, s);
+      int[] next = new int[B];
+      g.forwardLastArgmax(next, logits, DeviceWeightsTest.ids(B, 700), B, 1, s);
+      assertArrayEquals(new int[B], next);
+    }
+  }
+
+  private static int argmax(float[] x, int off, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++) {
+      if (x[off + i] > x[off + best]) {
+        best = i;
+      }
+    }
+    return best;
   }
 
   /** A prefill of 5 positions, then {@code n} steps; the logits of each and the final state. */

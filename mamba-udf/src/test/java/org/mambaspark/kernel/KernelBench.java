@@ -40,7 +40,9 @@ import org.mambaspark.ops.SelectiveScan;
  *   forward   preset=mamba-130m B=8 L=2048   hidden states, and scoring (lm_head + loss)
  *   train     preset=mamba-130m B=8 L=2048   forward + backward (all gradients back on the host)
  *   generate  preset=mamba-130m prompt=128 steps=64 B=1   one-token step latency, B sequences
- *             (plan=false: the step as the forward's launches instead of one launch of passes)
+ *             (plan=false: the step as the forward's launches instead of one launch of passes;
+ *             greedy=host: the logits read back and the next tokens picked on the host, untimed,
+ *             instead of the argmax pass on the device)
  *             (forward, train, generate: weights=fp32|bf16; preset=falcon-mamba-7b for 7B sizes)
  *   cpu-forward preset=mamba2-130m B=1 L=512 threads=2   the CPU engine's scoring pass (every
  *             token's logits and the loss) beside the GPU's: run under taskset with the anchor's cores
@@ -760,6 +762,8 @@ public final class KernelBench {
     int[] ids = tokens(B * prompt, V, 5);
     try (GpuModel g = model(c)) {
       g.stepPlan = !"false".equals(opt.get("plan"));
+      // greedy=host: the step's logits come back and the host picks (outside the timed call)
+      boolean hostArgmax = "host".equals(opt.get("greedy"));
       float[] logits = new float[B * V];
       long[] kernel = new long[steps];
       long[] e2e = new long[steps];
@@ -773,13 +777,24 @@ public final class KernelBench {
         prefill[0] = g.launch.kernelNanos;
         prefill[1] = System.nanoTime() - t0;
         int[] step = new int[B];
+        int[] next = new int[B];
+        for (int b = 0; b < B; b++) {
+          next[b] = argmax(logits, b * V, V);
+        }
         for (int s = 0; s < steps; s++) {
-          for (int b = 0; b < B; b++) {
-            step[b] = argmax(logits, b * V, V);
+          if (hostArgmax) {
+            for (int b = 0; b < B; b++) {
+              next[b] = argmax(logits, b * V, V);
+            }
           }
+          System.arraycopy(next, 0, step, 0, B);
           g.launch.kernelNanos = 0;
           long t1 = System.nanoTime();
-          g.forwardLastLogits(logits, step, B, 1, state);
+          if (hostArgmax) {
+            g.forwardLastLogits(logits, step, B, 1, state);
+          } else {
+            g.forwardLastArgmax(next, logits, step, B, 1, state);
+          }
           if (rep >= 0) {
             kernel[s] = g.launch.kernelNanos > 0 ? g.launch.kernelNanos : -1; // -1: not profiled
             e2e[s] = System.nanoTime() - t1;
@@ -811,9 +826,10 @@ public final class KernelBench {
           ms(e2e),
           String.format(
               Locale.ROOT,
-              "%.0f tokens/s; matrices read at %s of kernel time; prefill %.1f ms; the"
-                  + " state (%.1f MB) stays on the device",
+              "%.0f tokens/s (argmax on the %s); matrices read at %s of kernel time; prefill"
+                  + " %.1f ms; the state (%.1f MB) stays on the device",
               B / (median(e2e) / 1e3),
+              hostArgmax ? "host, not timed" : "device",
               kernel[0] < 0
                   ? "- GB/s (no profiling)"
                   : String.format(
