@@ -955,32 +955,17 @@ public class StepKernel extends ScanKernel {
         float w1 = 0f;
         float w2 = 0f;
         float w3 = 0f;
-        if (slab < 0) {
-          if (kIn && n < N) {
-            w0 = W[wi];
-          }
-          if (kIn && n + 16 < N) {
-            w1 = W[wi + 16 * K];
-          }
-          if (kIn && n + 32 < N) {
-            w2 = W[wi + 32 * K];
-          }
-          if (kIn && n + 48 < N) {
-            w3 = W[wi + 48 * K];
-          }
-        } else {
-          if (kIn && n < N) {
-            w0 = slabFloat(slab, wi);
-          }
-          if (kIn && n + 16 < N) {
-            w1 = slabFloat(slab, wi + 16 * K);
-          }
-          if (kIn && n + 32 < N) {
-            w2 = slabFloat(slab, wi + 32 * K);
-          }
-          if (kIn && n + 48 < N) {
-            w3 = slabFloat(slab, wi + 48 * K);
-          }
+        if (kIn && n < N) {
+          w0 = slab < 0 ? W[wi] : slabFloat(slab, wi);
+        }
+        if (kIn && n + 16 < N) {
+          w1 = slab < 0 ? W[wi + 16 * K] : slabFloat(slab, wi + 16 * K);
+        }
+        if (kIn && n + 32 < N) {
+          w2 = slab < 0 ? W[wi + 32 * K] : slabFloat(slab, wi + 32 * K);
+        }
+        if (kIn && n + 48 < N) {
+          w3 = slab < 0 ? W[wi + 48 * K] : slabFloat(slab, wi + 48 * K);
         }
         for (int j = 0; j < TILE_K && k0 >= 0; j++) {
           int ka = j * TILE_LD + tr;

@@ -97,7 +97,8 @@ public final class Sampler {
     return last;
   }
 
-  static int argmax(float[] x, int off, int n) {
+  /** The first index of the largest of x[off, off+n) (a NaN is never larger). */
+  public static int argmax(float[] x, int off, int n) {
     int best = 0;
     float bv = x[off];
     for (int i = 1; i < n; i++) {

@@ -19,6 +19,7 @@ import org.mambaspark.model.MambaState;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
 import org.mambaspark.model.NamedTensor;
+import org.mambaspark.model.Sampler;
 
 /**
  * The decode step as one launch of {@link DecodePlan}'s passes equals the CPU engine's step: logits
@@ -145,7 +146,7 @@ class DecodeStepTest {
         int[] next = new int[B];
         g.forwardLastArgmax(next, new float[B * V], ids, B, 1, s2);
         for (int b = 0; b < B; b++) {
-          assertEquals(argmax(logits, b * V, V), next[b], "row " + b + " step " + step);
+          assertEquals(Sampler.argmax(logits, b * V, V), next[b], "row " + b + " step " + step);
         }
         s1.toHost();
         s2.toHost();
@@ -176,16 +177,6 @@ class DecodeStepTest {
       g.forwardLastArgmax(next, logits, DeviceWeightsTest.ids(B, 700), B, 1, s);
       assertArrayEquals(new int[B], next);
     }
-  }
-
-  private static int argmax(float[] x, int off, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++) {
-      if (x[off + i] > x[off + best]) {
-        best = i;
-      }
-    }
-    return best;
   }
 
   /** A prefill of 5 positions, then {@code n} steps; the logits of each and the final state. */

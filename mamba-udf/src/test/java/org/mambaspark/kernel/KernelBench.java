@@ -13,6 +13,7 @@ import org.mambaspark.model.MambaConfig;
 import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaState;
 import org.mambaspark.model.MambaWeights;
+import org.mambaspark.model.Sampler;
 import org.mambaspark.model.Scoring;
 import org.mambaspark.model.Workspace;
 import org.mambaspark.ops.Parallel;
@@ -779,12 +780,12 @@ public final class KernelBench {
         int[] step = new int[B];
         int[] next = new int[B];
         for (int b = 0; b < B; b++) {
-          next[b] = argmax(logits, b * V, V);
+          next[b] = Sampler.argmax(logits, b * V, V);
         }
         for (int s = 0; s < steps; s++) {
           if (hostArgmax) {
             for (int b = 0; b < B; b++) {
-              next[b] = argmax(logits, b * V, V);
+              next[b] = Sampler.argmax(logits, b * V, V);
             }
           }
           System.arraycopy(next, 0, step, 0, B);
@@ -846,16 +847,6 @@ public final class KernelBench {
   }
 
   // ---- helpers
-
-  private static int argmax(float[] a, int off, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++) {
-      if (a[off + i] > a[off + best]) {
-        best = i;
-      }
-    }
-    return best;
-  }
 
   /**
    * What OpenCL says of the compiled model kernel: its largest work-group (on NVIDIA bounded by the
