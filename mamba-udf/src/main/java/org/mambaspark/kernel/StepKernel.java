@@ -29,10 +29,10 @@ package org.mambaspark.kernel;
  *   <li>{@link #P_SEGNORM}: Falcon-Mamba's weightless RMSNorms of the Δ-rank, B and C parts of each
  *       x_proj row, in place (also launched alone, one pass, by the forward), and {@link
  *       #P_SEGNORM_BWD}, their gradient (launched by the training backward);
- *   <li>{@link #P_SCAN_DT}: the selective scan's step with the D skip and the SiLU(z) gate, a warp
- *       per (b, e) whose lanes split its N states ({@code SelectiveScan.scanStep}), with Δ =
- *       softplus(dt_proj(δ) + bias) computed by the warp for its channel (and Falcon-Mamba's part
- *       norms of its row), so dt_proj is no pass of its own;
+ *   <li>{@link #P_SCAN_DT}: the selective scan's step with the D skip and the SiLU(z) gate, a
+ *       half-warp (N ≤ 16) or a warp per (b, e) whose lanes split its N states ({@code
+ *       SelectiveScan.scanStep}), with Δ = softplus(dt_proj(δ) + bias) computed by those lanes for
+ *       their channel (and Falcon-Mamba's part norms of its row), so dt_proj is no pass of its own;
  *   <li>{@link #P_ARGMAX}: each row's greedy next token from the logits, into ids (an optional last
  *       pass: the host then reads B ints instead of B·V logits).
  * </ul>
@@ -1259,15 +1259,18 @@ public class StepKernel extends ScanKernel {
     int falcon = plan[p + 17];
     float eps = planF[p];
     int lid = getLocalId();
-    int lane = lid & 31;
-    int warps = STEP_THREADS / 32;
-    int red = (lid >> 5) * 32; // this warp's 32 floats of lmem for its sums
-    // a warp per (b, e): its lanes split the R terms of Δ (a coalesced row of dt_proj) and the N
-    // states. A thread per (b, e) would leave most of the device idle at small B (B·ED threads)
-    // and read dt_proj's rows R floats apart, one load after another.
-    for (int c0 = getGroupId() * warps; c0 < B * ED; c0 += getNumGroups() * warps) {
-      int i = c0 + (lid >> 5);
-      int on = i < B * ED ? 1 : 0; // a warp past the end joins the sums' barriers only
+    // G lanes per (b, e), G = 16 when the N states fit (a half-warp), else 32: they split the R
+    // terms of Δ (a coalesced row of dt_proj) and the N states. A thread per (b, e) would leave
+    // most of the device idle at small B (B·ED threads) and read dt_proj's rows R floats apart,
+    // one load after another; 16 lanes for 16 states keep every lane of the states' loop busy and
+    // give a group 16 channels an iteration.
+    int G = N <= 16 ? 16 : 32;
+    int lane = lid & (G - 1);
+    int teams = STEP_THREADS / G;
+    int red = lid - lane; // this team's G floats of lmem for its sums
+    for (int c0 = getGroupId() * teams; c0 < B * ED; c0 += getNumGroups() * teams) {
+      int i = c0 + lid / G;
+      int on = i < B * ED ? 1 : 0; // a team past the end joins the sums' barriers only
       if (on == 0) {
         i = 0;
       }
@@ -1279,26 +1282,26 @@ public class StepKernel extends ScanKernel {
       float rC = 1f;
       if (falcon == 1) {
         float sD = 0f;
-        for (int r = lane; r < R; r += 32) {
+        for (int r = lane; r < R; r += G) {
           sD += act[row + r] * act[row + r];
         }
         float sB = 0f;
         float sC = 0f;
-        for (int n = lane; n < N; n += 32) {
+        for (int n = lane; n < N; n += G) {
           sB += act[row + R + n] * act[row + R + n];
           sC += act[row + R + N + n] * act[row + R + N + n];
         }
-        rD = 1f / sqrt(warpSum(sD, red, lane) / R + eps);
-        rB = 1f / sqrt(warpSum(sB, red, lane) / N + eps);
-        rC = 1f / sqrt(warpSum(sC, red, lane) / N + eps);
+        rD = 1f / sqrt(teamSum(sD, red, lane, G) / R + eps);
+        rB = 1f / sqrt(teamSum(sB, red, lane, G) / N + eps);
+        rC = 1f / sqrt(teamSum(sC, red, lane, G) / N + eps);
       }
       float part = 0f;
-      for (int r = lane; r < R; r += 32) {
+      for (int r = lane; r < R; r += G) {
         int j = dtOff + e * R + r;
         float w = dtSlab < 0 ? W[j] : slabFloat(dtSlab, j);
         part += act[row + r] * w;
       }
-      float dt = warpSum(part, red, lane) * rD;
+      float dt = teamSum(part, red, lane, G) * rD;
       if (dtBiasOff >= 0) {
         dt += W[dtBiasOff + e];
       }
@@ -1309,7 +1312,7 @@ public class StepKernel extends ScanKernel {
       float du = dt * u;
       int h0 = hOff + b * N * ED + e;
       float yPart = 0f;
-      for (int n = lane; n < N; n += 32) {
+      for (int n = lane; n < N; n += G) {
         int hi = h0 + n * ED;
         float h = exp2(dt * W[a2Off + n * ED + e]) * state[hi] + du * act[row + R + n] * rB;
         if (on == 1) {
@@ -1317,7 +1320,7 @@ public class StepKernel extends ScanKernel {
         }
         yPart += act[row + R + N + n] * rC * h;
       }
-      float y = warpSum(yPart, red, lane) + W[dOff + e] * u;
+      float y = teamSum(yPart, red, lane, G) + W[dOff + e] * u;
       if (on == 1 && lane == 0) {
         float z = act[zOff + b * zStride + e];
         act[yOff + i] = y * z / (1f + exp(-z));
@@ -1326,14 +1329,14 @@ public class StepKernel extends ScanKernel {
   }
 
   /**
-   * Σ of v over the 32 lanes of a warp, through lmem[red, red + 32); every lane gets it. Every
-   * thread of the group calls it (its barriers are the group's).
+   * Σ of v over the G (a power of two ≤ 32) lanes of a team, through lmem[red, red + G); every lane
+   * gets it. Every thread of the group calls it (its barriers are the group's).
    */
-  private float warpSum(float v, int red, int lane) {
+  private float teamSum(float v, int red, int lane, int G) {
     localBarrier();
     lmem[red + lane] = v;
     localBarrier();
-    for (int off = 16; off > 0; off = off / 2) {
+    for (int off = G / 2; off > 0; off = off / 2) {
       if (lane < off) {
         lmem[red + lane] += lmem[red + lane + off];
       }
