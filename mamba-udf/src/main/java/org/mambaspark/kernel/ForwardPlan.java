@@ -93,16 +93,14 @@ final class ForwardPlan {
   void lastLogits(float[] logits, Layout a, boolean withState, boolean stepPlan) {
     int B = a.B;
     int L = a.L;
+    int V = c.vocabSize;
     if (stepPlanRuns(B, L, withState, stepPlan)) {
       decodeStep(a, false);
-      kernel.get(kernel.out);
-      System.arraycopy(kernel.out, 0, logits, 0, B * c.vocabSize);
-      return;
+    } else {
+      forwardAll(a, withState);
+      int D = c.hiddenSize;
+      lmHead(B, a.hidden + (L - 1) * D, L * D, MambaKernel.SEL_OUT, 0, V);
     }
-    forwardAll(a, withState);
-    int D = c.hiddenSize;
-    int V = c.vocabSize;
-    lmHead(B, a.hidden + (L - 1) * D, L * D, MambaKernel.SEL_OUT, 0, V);
     kernel.get(kernel.out);
     System.arraycopy(kernel.out, 0, logits, 0, B * V);
   }

@@ -222,11 +222,14 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   @Override
   public void forwardLastArgmax(
       int[] next, float[] logits, int[] ids, int B, int L, MambaState state) {
-    if (!ForwardPlan.stepPlanRuns(B, L, state != null, stepPlan)
-        || c.vocabSize > 1 << 24
-        || next.length < B) {
+    // the argmax pass keeps indices as floats in local memory: exact below 2^24
+    if (!ForwardPlan.stepPlanRuns(B, L, state != null, stepPlan) || c.vocabSize > 1 << 24) {
       ModelRunner.super.forwardLastArgmax(next, logits, ids, B, L, state);
       return;
+    }
+    if (next.length < B) {
+      throw new IllegalArgumentException(
+          "next holds " + next.length + " tokens, expected B = " + B);
     }
     states.fromOtherDevice(state);
     lock.lock();
