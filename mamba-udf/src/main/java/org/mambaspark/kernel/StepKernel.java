@@ -244,11 +244,12 @@ public class StepKernel extends ScanKernel {
       }
       localBarrier();
     }
-    // a column's dot products split over `split` warps while the columns still fit one round of
-    // the launch's groups (x_proj's few dozen, out_proj's hundreds): more groups stream at once,
-    // and no group takes a second round
+    // a column's dot products split over `split` warps while the work items (columns × blocks of
+    // eight rows) still fit one round of the launch's groups (x_proj's few dozen columns,
+    // out_proj's hundreds): more groups stream at once, and no group takes a second round
+    int mBlocks = (M + 7) / 8;
     int split = 1;
-    while (split < STEP_COLS && N * split * 2 <= getNumGroups() * STEP_COLS) {
+    while (split < STEP_COLS && N * mBlocks * split * 2 <= getNumGroups() * STEP_COLS) {
       split = split * 2;
     }
     if ((fuse & FUSE_NORM) != 0) {
@@ -269,623 +270,624 @@ public class StepKernel extends ScanKernel {
     }
     int cols = STEP_COLS / split;
     int part = cg % split; // this warp's share of k: k ≡ lane + 128·part (mod 128·split)
-    for (int n0 = getGroupId() * cols; n0 < N; n0 += getNumGroups() * cols) {
-      int n = n0 + cg / split;
-      for (int m0 = 0; m0 < M; m0 += 8) {
-        int rows = min(8, M - m0);
-        float s0 = 0f;
-        float s1 = 0f;
-        float s2 = 0f;
-        float s3 = 0f;
-        float s4 = 0f;
-        float s5 = 0f;
-        float s6 = 0f;
-        float s7 = 0f;
-        int a0 = aOff + m0 * aRs;
-        int bi = bOff + n * K;
-        if (n >= N) {
-          rows = 0; // a column past N: only the barriers
-        }
-        // sixteen weights a lane an iteration (k, k + 32, …, k + 480: a warp reads 2 KB of the
-        // row), all loaded before any is used: this program's registers allow a compute unit few
-        // warps, and the loads each has in flight, not the arithmetic, bound a long row's product
-        for (int k = lane + 512 * part; k < K && rows > 0 && loads == 16; k += 512 * split) {
-          int k1 = min(k + 32, K - 1);
-          int k2 = min(k + 64, K - 1);
-          int k3 = min(k + 96, K - 1);
-          int k4 = min(k + 128, K - 1);
-          int k5 = min(k + 160, K - 1);
-          int k6 = min(k + 192, K - 1);
-          int k7 = min(k + 224, K - 1);
-          int k8 = min(k + 256, K - 1);
-          int k9 = min(k + 288, K - 1);
-          int k10 = min(k + 320, K - 1);
-          int k11 = min(k + 352, K - 1);
-          int k12 = min(k + 384, K - 1);
-          int k13 = min(k + 416, K - 1);
-          int k14 = min(k + 448, K - 1);
-          int k15 = min(k + 480, K - 1);
-          float w0 = 0f;
-          float w1 = 0f;
-          float w2 = 0f;
-          float w3 = 0f;
-          float w4 = 0f;
-          float w5 = 0f;
-          float w6 = 0f;
-          float w7 = 0f;
-          float w8 = 0f;
-          float w9 = 0f;
-          float w10 = 0f;
-          float w11 = 0f;
-          float w12 = 0f;
-          float w13 = 0f;
-          float w14 = 0f;
-          float w15 = 0f;
-          if (slab < 0) {
-            w0 = W[bi + k];
-            w1 = W[bi + k1];
-            w2 = W[bi + k2];
-            w3 = W[bi + k3];
-            w4 = W[bi + k4];
-            w5 = W[bi + k5];
-            w6 = W[bi + k6];
-            w7 = W[bi + k7];
-            w8 = W[bi + k8];
-            w9 = W[bi + k9];
-            w10 = W[bi + k10];
-            w11 = W[bi + k11];
-            w12 = W[bi + k12];
-            w13 = W[bi + k13];
-            w14 = W[bi + k14];
-            w15 = W[bi + k15];
+    // a work item: `cols` columns for one block of eight rows, so that a product of more rows
+    // spreads its blocks over the groups instead of walking them one after another
+    int nBlocks = (N + cols - 1) / cols;
+    for (int t = getGroupId(); t < nBlocks * mBlocks; t += getNumGroups()) {
+      int n = (t % nBlocks) * cols + cg / split;
+      int m0 = (t / nBlocks) * 8;
+      int rows = min(8, M - m0);
+      float s0 = 0f;
+      float s1 = 0f;
+      float s2 = 0f;
+      float s3 = 0f;
+      float s4 = 0f;
+      float s5 = 0f;
+      float s6 = 0f;
+      float s7 = 0f;
+      int a0 = aOff + m0 * aRs;
+      int bi = bOff + n * K;
+      if (n >= N) {
+        rows = 0; // a column past N: only the barriers
+      }
+      // sixteen weights a lane an iteration (k, k + 32, …, k + 480: a warp reads 2 KB of the
+      // row), all loaded before any is used: this program's registers allow a compute unit few
+      // warps, and the loads each has in flight, not the arithmetic, bound a long row's product
+      for (int k = lane + 512 * part; k < K && rows > 0 && loads == 16; k += 512 * split) {
+        int k1 = min(k + 32, K - 1);
+        int k2 = min(k + 64, K - 1);
+        int k3 = min(k + 96, K - 1);
+        int k4 = min(k + 128, K - 1);
+        int k5 = min(k + 160, K - 1);
+        int k6 = min(k + 192, K - 1);
+        int k7 = min(k + 224, K - 1);
+        int k8 = min(k + 256, K - 1);
+        int k9 = min(k + 288, K - 1);
+        int k10 = min(k + 320, K - 1);
+        int k11 = min(k + 352, K - 1);
+        int k12 = min(k + 384, K - 1);
+        int k13 = min(k + 416, K - 1);
+        int k14 = min(k + 448, K - 1);
+        int k15 = min(k + 480, K - 1);
+        float w0 = 0f;
+        float w1 = 0f;
+        float w2 = 0f;
+        float w3 = 0f;
+        float w4 = 0f;
+        float w5 = 0f;
+        float w6 = 0f;
+        float w7 = 0f;
+        float w8 = 0f;
+        float w9 = 0f;
+        float w10 = 0f;
+        float w11 = 0f;
+        float w12 = 0f;
+        float w13 = 0f;
+        float w14 = 0f;
+        float w15 = 0f;
+        if (slab < 0) {
+          w0 = W[bi + k];
+          w1 = W[bi + k1];
+          w2 = W[bi + k2];
+          w3 = W[bi + k3];
+          w4 = W[bi + k4];
+          w5 = W[bi + k5];
+          w6 = W[bi + k6];
+          w7 = W[bi + k7];
+          w8 = W[bi + k8];
+          w9 = W[bi + k9];
+          w10 = W[bi + k10];
+          w11 = W[bi + k11];
+          w12 = W[bi + k12];
+          w13 = W[bi + k13];
+          w14 = W[bi + k14];
+          w15 = W[bi + k15];
+        } else {
+          int sh = wFmt == WFMT_F32 ? 0 : 1;
+          int i0 = (bi + k) >> sh;
+          int i1 = (bi + k1) >> sh;
+          int i2 = (bi + k2) >> sh;
+          int i3 = (bi + k3) >> sh;
+          int i4 = (bi + k4) >> sh;
+          int i5 = (bi + k5) >> sh;
+          int i6 = (bi + k6) >> sh;
+          int i7 = (bi + k7) >> sh;
+          int i8 = (bi + k8) >> sh;
+          int i9 = (bi + k9) >> sh;
+          int i10 = (bi + k10) >> sh;
+          int i11 = (bi + k11) >> sh;
+          int i12 = (bi + k12) >> sh;
+          int i13 = (bi + k13) >> sh;
+          int i14 = (bi + k14) >> sh;
+          int i15 = (bi + k15) >> sh;
+          int q0 = 0;
+          int q1 = 0;
+          int q2 = 0;
+          int q3 = 0;
+          int q4 = 0;
+          int q5 = 0;
+          int q6 = 0;
+          int q7 = 0;
+          int q8 = 0;
+          int q9 = 0;
+          int q10 = 0;
+          int q11 = 0;
+          int q12 = 0;
+          int q13 = 0;
+          int q14 = 0;
+          int q15 = 0;
+          if (slab == 0) {
+            q0 = S0[i0];
+            q1 = S0[i1];
+            q2 = S0[i2];
+            q3 = S0[i3];
+            q4 = S0[i4];
+            q5 = S0[i5];
+            q6 = S0[i6];
+            q7 = S0[i7];
+            q8 = S0[i8];
+            q9 = S0[i9];
+            q10 = S0[i10];
+            q11 = S0[i11];
+            q12 = S0[i12];
+            q13 = S0[i13];
+            q14 = S0[i14];
+            q15 = S0[i15];
+          } else if (slab == 1) {
+            q0 = S1[i0];
+            q1 = S1[i1];
+            q2 = S1[i2];
+            q3 = S1[i3];
+            q4 = S1[i4];
+            q5 = S1[i5];
+            q6 = S1[i6];
+            q7 = S1[i7];
+            q8 = S1[i8];
+            q9 = S1[i9];
+            q10 = S1[i10];
+            q11 = S1[i11];
+            q12 = S1[i12];
+            q13 = S1[i13];
+            q14 = S1[i14];
+            q15 = S1[i15];
+          } else if (slab == 2) {
+            q0 = S2[i0];
+            q1 = S2[i1];
+            q2 = S2[i2];
+            q3 = S2[i3];
+            q4 = S2[i4];
+            q5 = S2[i5];
+            q6 = S2[i6];
+            q7 = S2[i7];
+            q8 = S2[i8];
+            q9 = S2[i9];
+            q10 = S2[i10];
+            q11 = S2[i11];
+            q12 = S2[i12];
+            q13 = S2[i13];
+            q14 = S2[i14];
+            q15 = S2[i15];
+          } else if (slab == 3) {
+            q0 = S3[i0];
+            q1 = S3[i1];
+            q2 = S3[i2];
+            q3 = S3[i3];
+            q4 = S3[i4];
+            q5 = S3[i5];
+            q6 = S3[i6];
+            q7 = S3[i7];
+            q8 = S3[i8];
+            q9 = S3[i9];
+            q10 = S3[i10];
+            q11 = S3[i11];
+            q12 = S3[i12];
+            q13 = S3[i13];
+            q14 = S3[i14];
+            q15 = S3[i15];
+          } else if (slab == 4) {
+            q0 = S4[i0];
+            q1 = S4[i1];
+            q2 = S4[i2];
+            q3 = S4[i3];
+            q4 = S4[i4];
+            q5 = S4[i5];
+            q6 = S4[i6];
+            q7 = S4[i7];
+            q8 = S4[i8];
+            q9 = S4[i9];
+            q10 = S4[i10];
+            q11 = S4[i11];
+            q12 = S4[i12];
+            q13 = S4[i13];
+            q14 = S4[i14];
+            q15 = S4[i15];
+          } else if (slab == 5) {
+            q0 = S5[i0];
+            q1 = S5[i1];
+            q2 = S5[i2];
+            q3 = S5[i3];
+            q4 = S5[i4];
+            q5 = S5[i5];
+            q6 = S5[i6];
+            q7 = S5[i7];
+            q8 = S5[i8];
+            q9 = S5[i9];
+            q10 = S5[i10];
+            q11 = S5[i11];
+            q12 = S5[i12];
+            q13 = S5[i13];
+            q14 = S5[i14];
+            q15 = S5[i15];
+          } else if (slab == 6) {
+            q0 = S6[i0];
+            q1 = S6[i1];
+            q2 = S6[i2];
+            q3 = S6[i3];
+            q4 = S6[i4];
+            q5 = S6[i5];
+            q6 = S6[i6];
+            q7 = S6[i7];
+            q8 = S6[i8];
+            q9 = S6[i9];
+            q10 = S6[i10];
+            q11 = S6[i11];
+            q12 = S6[i12];
+            q13 = S6[i13];
+            q14 = S6[i14];
+            q15 = S6[i15];
           } else {
-            int sh = wFmt == WFMT_F32 ? 0 : 1;
-            int i0 = (bi + k) >> sh;
-            int i1 = (bi + k1) >> sh;
-            int i2 = (bi + k2) >> sh;
-            int i3 = (bi + k3) >> sh;
-            int i4 = (bi + k4) >> sh;
-            int i5 = (bi + k5) >> sh;
-            int i6 = (bi + k6) >> sh;
-            int i7 = (bi + k7) >> sh;
-            int i8 = (bi + k8) >> sh;
-            int i9 = (bi + k9) >> sh;
-            int i10 = (bi + k10) >> sh;
-            int i11 = (bi + k11) >> sh;
-            int i12 = (bi + k12) >> sh;
-            int i13 = (bi + k13) >> sh;
-            int i14 = (bi + k14) >> sh;
-            int i15 = (bi + k15) >> sh;
-            int q0 = 0;
-            int q1 = 0;
-            int q2 = 0;
-            int q3 = 0;
-            int q4 = 0;
-            int q5 = 0;
-            int q6 = 0;
-            int q7 = 0;
-            int q8 = 0;
-            int q9 = 0;
-            int q10 = 0;
-            int q11 = 0;
-            int q12 = 0;
-            int q13 = 0;
-            int q14 = 0;
-            int q15 = 0;
-            if (slab == 0) {
-              q0 = S0[i0];
-              q1 = S0[i1];
-              q2 = S0[i2];
-              q3 = S0[i3];
-              q4 = S0[i4];
-              q5 = S0[i5];
-              q6 = S0[i6];
-              q7 = S0[i7];
-              q8 = S0[i8];
-              q9 = S0[i9];
-              q10 = S0[i10];
-              q11 = S0[i11];
-              q12 = S0[i12];
-              q13 = S0[i13];
-              q14 = S0[i14];
-              q15 = S0[i15];
-            } else if (slab == 1) {
-              q0 = S1[i0];
-              q1 = S1[i1];
-              q2 = S1[i2];
-              q3 = S1[i3];
-              q4 = S1[i4];
-              q5 = S1[i5];
-              q6 = S1[i6];
-              q7 = S1[i7];
-              q8 = S1[i8];
-              q9 = S1[i9];
-              q10 = S1[i10];
-              q11 = S1[i11];
-              q12 = S1[i12];
-              q13 = S1[i13];
-              q14 = S1[i14];
-              q15 = S1[i15];
-            } else if (slab == 2) {
-              q0 = S2[i0];
-              q1 = S2[i1];
-              q2 = S2[i2];
-              q3 = S2[i3];
-              q4 = S2[i4];
-              q5 = S2[i5];
-              q6 = S2[i6];
-              q7 = S2[i7];
-              q8 = S2[i8];
-              q9 = S2[i9];
-              q10 = S2[i10];
-              q11 = S2[i11];
-              q12 = S2[i12];
-              q13 = S2[i13];
-              q14 = S2[i14];
-              q15 = S2[i15];
-            } else if (slab == 3) {
-              q0 = S3[i0];
-              q1 = S3[i1];
-              q2 = S3[i2];
-              q3 = S3[i3];
-              q4 = S3[i4];
-              q5 = S3[i5];
-              q6 = S3[i6];
-              q7 = S3[i7];
-              q8 = S3[i8];
-              q9 = S3[i9];
-              q10 = S3[i10];
-              q11 = S3[i11];
-              q12 = S3[i12];
-              q13 = S3[i13];
-              q14 = S3[i14];
-              q15 = S3[i15];
-            } else if (slab == 4) {
-              q0 = S4[i0];
-              q1 = S4[i1];
-              q2 = S4[i2];
-              q3 = S4[i3];
-              q4 = S4[i4];
-              q5 = S4[i5];
-              q6 = S4[i6];
-              q7 = S4[i7];
-              q8 = S4[i8];
-              q9 = S4[i9];
-              q10 = S4[i10];
-              q11 = S4[i11];
-              q12 = S4[i12];
-              q13 = S4[i13];
-              q14 = S4[i14];
-              q15 = S4[i15];
-            } else if (slab == 5) {
-              q0 = S5[i0];
-              q1 = S5[i1];
-              q2 = S5[i2];
-              q3 = S5[i3];
-              q4 = S5[i4];
-              q5 = S5[i5];
-              q6 = S5[i6];
-              q7 = S5[i7];
-              q8 = S5[i8];
-              q9 = S5[i9];
-              q10 = S5[i10];
-              q11 = S5[i11];
-              q12 = S5[i12];
-              q13 = S5[i13];
-              q14 = S5[i14];
-              q15 = S5[i15];
-            } else if (slab == 6) {
-              q0 = S6[i0];
-              q1 = S6[i1];
-              q2 = S6[i2];
-              q3 = S6[i3];
-              q4 = S6[i4];
-              q5 = S6[i5];
-              q6 = S6[i6];
-              q7 = S6[i7];
-              q8 = S6[i8];
-              q9 = S6[i9];
-              q10 = S6[i10];
-              q11 = S6[i11];
-              q12 = S6[i12];
-              q13 = S6[i13];
-              q14 = S6[i14];
-              q15 = S6[i15];
-            } else {
-              q0 = S7[i0];
-              q1 = S7[i1];
-              q2 = S7[i2];
-              q3 = S7[i3];
-              q4 = S7[i4];
-              q5 = S7[i5];
-              q6 = S7[i6];
-              q7 = S7[i7];
-              q8 = S7[i8];
-              q9 = S7[i9];
-              q10 = S7[i10];
-              q11 = S7[i11];
-              q12 = S7[i12];
-              q13 = S7[i13];
-              q14 = S7[i14];
-              q15 = S7[i15];
-            }
-            w0 = wordFloatLocal(q0, bi + k, pow2);
-            w1 = wordFloatLocal(q1, bi + k1, pow2);
-            w2 = wordFloatLocal(q2, bi + k2, pow2);
-            w3 = wordFloatLocal(q3, bi + k3, pow2);
-            w4 = wordFloatLocal(q4, bi + k4, pow2);
-            w5 = wordFloatLocal(q5, bi + k5, pow2);
-            w6 = wordFloatLocal(q6, bi + k6, pow2);
-            w7 = wordFloatLocal(q7, bi + k7, pow2);
-            w8 = wordFloatLocal(q8, bi + k8, pow2);
-            w9 = wordFloatLocal(q9, bi + k9, pow2);
-            w10 = wordFloatLocal(q10, bi + k10, pow2);
-            w11 = wordFloatLocal(q11, bi + k11, pow2);
-            w12 = wordFloatLocal(q12, bi + k12, pow2);
-            w13 = wordFloatLocal(q13, bi + k13, pow2);
-            w14 = wordFloatLocal(q14, bi + k14, pow2);
-            w15 = wordFloatLocal(q15, bi + k15, pow2);
+            q0 = S7[i0];
+            q1 = S7[i1];
+            q2 = S7[i2];
+            q3 = S7[i3];
+            q4 = S7[i4];
+            q5 = S7[i5];
+            q6 = S7[i6];
+            q7 = S7[i7];
+            q8 = S7[i8];
+            q9 = S7[i9];
+            q10 = S7[i10];
+            q11 = S7[i11];
+            q12 = S7[i12];
+            q13 = S7[i13];
+            q14 = S7[i14];
+            q15 = S7[i15];
           }
-          if (k + 32 >= K) {
-            w1 = 0f;
-          }
-          if (k + 64 >= K) {
-            w2 = 0f;
-          }
-          if (k + 96 >= K) {
-            w3 = 0f;
-          }
-          if (k + 128 >= K) {
-            w4 = 0f;
-          }
-          if (k + 160 >= K) {
-            w5 = 0f;
-          }
-          if (k + 192 >= K) {
-            w6 = 0f;
-          }
-          if (k + 224 >= K) {
-            w7 = 0f;
-          }
-          if (k + 256 >= K) {
-            w8 = 0f;
-          }
-          if (k + 288 >= K) {
-            w9 = 0f;
-          }
-          if (k + 320 >= K) {
-            w10 = 0f;
-          }
-          if (k + 352 >= K) {
-            w11 = 0f;
-          }
-          if (k + 384 >= K) {
-            w12 = 0f;
-          }
-          if (k + 416 >= K) {
-            w13 = 0f;
-          }
-          if (k + 448 >= K) {
-            w14 = 0f;
-          }
-          if (k + 480 >= K) {
-            w15 = 0f;
-          }
-          if ((fuse & FUSE_NORM) != 0) {
-            w0 = w0 * W[gOff + k];
-            w1 = w1 * W[gOff + k1];
-            w2 = w2 * W[gOff + k2];
-            w3 = w3 * W[gOff + k3];
-            w4 = w4 * W[gOff + k4];
-            w5 = w5 * W[gOff + k5];
-            w6 = w6 * W[gOff + k6];
-            w7 = w7 * W[gOff + k7];
-            w8 = w8 * W[gOff + k8];
-            w9 = w9 * W[gOff + k9];
-            w10 = w10 * W[gOff + k10];
-            w11 = w11 * W[gOff + k11];
-            w12 = w12 * W[gOff + k12];
-            w13 = w13 * W[gOff + k13];
-            w14 = w14 * W[gOff + k14];
-            w15 = w15 * W[gOff + k15];
-          }
-          int ak = a0;
-          s0 +=
-              dot8(ak, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+          w0 = wordFloatLocal(q0, bi + k, pow2);
+          w1 = wordFloatLocal(q1, bi + k1, pow2);
+          w2 = wordFloatLocal(q2, bi + k2, pow2);
+          w3 = wordFloatLocal(q3, bi + k3, pow2);
+          w4 = wordFloatLocal(q4, bi + k4, pow2);
+          w5 = wordFloatLocal(q5, bi + k5, pow2);
+          w6 = wordFloatLocal(q6, bi + k6, pow2);
+          w7 = wordFloatLocal(q7, bi + k7, pow2);
+          w8 = wordFloatLocal(q8, bi + k8, pow2);
+          w9 = wordFloatLocal(q9, bi + k9, pow2);
+          w10 = wordFloatLocal(q10, bi + k10, pow2);
+          w11 = wordFloatLocal(q11, bi + k11, pow2);
+          w12 = wordFloatLocal(q12, bi + k12, pow2);
+          w13 = wordFloatLocal(q13, bi + k13, pow2);
+          w14 = wordFloatLocal(q14, bi + k14, pow2);
+          w15 = wordFloatLocal(q15, bi + k15, pow2);
+        }
+        if (k + 32 >= K) {
+          w1 = 0f;
+        }
+        if (k + 64 >= K) {
+          w2 = 0f;
+        }
+        if (k + 96 >= K) {
+          w3 = 0f;
+        }
+        if (k + 128 >= K) {
+          w4 = 0f;
+        }
+        if (k + 160 >= K) {
+          w5 = 0f;
+        }
+        if (k + 192 >= K) {
+          w6 = 0f;
+        }
+        if (k + 224 >= K) {
+          w7 = 0f;
+        }
+        if (k + 256 >= K) {
+          w8 = 0f;
+        }
+        if (k + 288 >= K) {
+          w9 = 0f;
+        }
+        if (k + 320 >= K) {
+          w10 = 0f;
+        }
+        if (k + 352 >= K) {
+          w11 = 0f;
+        }
+        if (k + 384 >= K) {
+          w12 = 0f;
+        }
+        if (k + 416 >= K) {
+          w13 = 0f;
+        }
+        if (k + 448 >= K) {
+          w14 = 0f;
+        }
+        if (k + 480 >= K) {
+          w15 = 0f;
+        }
+        if ((fuse & FUSE_NORM) != 0) {
+          w0 = w0 * W[gOff + k];
+          w1 = w1 * W[gOff + k1];
+          w2 = w2 * W[gOff + k2];
+          w3 = w3 * W[gOff + k3];
+          w4 = w4 * W[gOff + k4];
+          w5 = w5 * W[gOff + k5];
+          w6 = w6 * W[gOff + k6];
+          w7 = w7 * W[gOff + k7];
+          w8 = w8 * W[gOff + k8];
+          w9 = w9 * W[gOff + k9];
+          w10 = w10 * W[gOff + k10];
+          w11 = w11 * W[gOff + k11];
+          w12 = w12 * W[gOff + k12];
+          w13 = w13 * W[gOff + k13];
+          w14 = w14 * W[gOff + k14];
+          w15 = w15 * W[gOff + k15];
+        }
+        int ak = a0;
+        s0 +=
+            dot8(ak, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                + dot8(
+                    ak, k8, k9, k10, k11, k12, k13, k14, k15, w8, w9, w10, w11, w12, w13, w14, w15);
+        if (rows > 1) {
+          s1 +=
+              dot8(ak + aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
                   + dot8(
-                      ak, k8, k9, k10, k11, k12, k13, k14, k15, w8, w9, w10, w11, w12, w13, w14,
+                      ak + aRs, k8, k9, k10, k11, k12, k13, k14, k15, w8, w9, w10, w11, w12, w13,
+                      w14, w15);
+        }
+        if (rows > 2) {
+          s2 +=
+              dot8(ak + 2 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                  + dot8(
+                      ak + 2 * aRs,
+                      k8,
+                      k9,
+                      k10,
+                      k11,
+                      k12,
+                      k13,
+                      k14,
+                      k15,
+                      w8,
+                      w9,
+                      w10,
+                      w11,
+                      w12,
+                      w13,
+                      w14,
                       w15);
-          if (rows > 1) {
-            s1 +=
-                dot8(ak + aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
-                    + dot8(
-                        ak + aRs, k8, k9, k10, k11, k12, k13, k14, k15, w8, w9, w10, w11, w12, w13,
-                        w14, w15);
-          }
-          if (rows > 2) {
-            s2 +=
-                dot8(ak + 2 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
-                    + dot8(
-                        ak + 2 * aRs,
-                        k8,
-                        k9,
-                        k10,
-                        k11,
-                        k12,
-                        k13,
-                        k14,
-                        k15,
-                        w8,
-                        w9,
-                        w10,
-                        w11,
-                        w12,
-                        w13,
-                        w14,
-                        w15);
-          }
-          if (rows > 3) {
-            s3 +=
-                dot8(ak + 3 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
-                    + dot8(
-                        ak + 3 * aRs,
-                        k8,
-                        k9,
-                        k10,
-                        k11,
-                        k12,
-                        k13,
-                        k14,
-                        k15,
-                        w8,
-                        w9,
-                        w10,
-                        w11,
-                        w12,
-                        w13,
-                        w14,
-                        w15);
-          }
-          if (rows > 4) {
-            s4 +=
-                dot8(ak + 4 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
-                    + dot8(
-                        ak + 4 * aRs,
-                        k8,
-                        k9,
-                        k10,
-                        k11,
-                        k12,
-                        k13,
-                        k14,
-                        k15,
-                        w8,
-                        w9,
-                        w10,
-                        w11,
-                        w12,
-                        w13,
-                        w14,
-                        w15);
-          }
-          if (rows > 5) {
-            s5 +=
-                dot8(ak + 5 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
-                    + dot8(
-                        ak + 5 * aRs,
-                        k8,
-                        k9,
-                        k10,
-                        k11,
-                        k12,
-                        k13,
-                        k14,
-                        k15,
-                        w8,
-                        w9,
-                        w10,
-                        w11,
-                        w12,
-                        w13,
-                        w14,
-                        w15);
-          }
-          if (rows > 6) {
-            s6 +=
-                dot8(ak + 6 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
-                    + dot8(
-                        ak + 6 * aRs,
-                        k8,
-                        k9,
-                        k10,
-                        k11,
-                        k12,
-                        k13,
-                        k14,
-                        k15,
-                        w8,
-                        w9,
-                        w10,
-                        w11,
-                        w12,
-                        w13,
-                        w14,
-                        w15);
-          }
-          if (rows > 7) {
-            s7 +=
-                dot8(ak + 7 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
-                    + dot8(
-                        ak + 7 * aRs,
-                        k8,
-                        k9,
-                        k10,
-                        k11,
-                        k12,
-                        k13,
-                        k14,
-                        k15,
-                        w8,
-                        w9,
-                        w10,
-                        w11,
-                        w12,
-                        w13,
-                        w14,
-                        w15);
-          }
         }
-        // four weights a lane an iteration (short rows: a warp's 128 columns an iteration leave no
-        // lane idle at K = 768), loaded before any is used. In both loops, past K the index is
-        // clamped and the weight zeroed.
-        for (int k = lane + 128 * part; k < K && rows > 0 && loads == 4; k += 128 * split) {
-          int k1 = min(k + 32, K - 1);
-          int k2 = min(k + 64, K - 1);
-          int k3 = min(k + 96, K - 1);
-          float w0 = 0f;
-          float w1 = 0f;
-          float w2 = 0f;
-          float w3 = 0f;
-          if (slab < 0) {
-            w0 = W[bi + k];
-            w1 = W[bi + k1];
-            w2 = W[bi + k2];
-            w3 = W[bi + k3];
+        if (rows > 3) {
+          s3 +=
+              dot8(ak + 3 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                  + dot8(
+                      ak + 3 * aRs,
+                      k8,
+                      k9,
+                      k10,
+                      k11,
+                      k12,
+                      k13,
+                      k14,
+                      k15,
+                      w8,
+                      w9,
+                      w10,
+                      w11,
+                      w12,
+                      w13,
+                      w14,
+                      w15);
+        }
+        if (rows > 4) {
+          s4 +=
+              dot8(ak + 4 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                  + dot8(
+                      ak + 4 * aRs,
+                      k8,
+                      k9,
+                      k10,
+                      k11,
+                      k12,
+                      k13,
+                      k14,
+                      k15,
+                      w8,
+                      w9,
+                      w10,
+                      w11,
+                      w12,
+                      w13,
+                      w14,
+                      w15);
+        }
+        if (rows > 5) {
+          s5 +=
+              dot8(ak + 5 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                  + dot8(
+                      ak + 5 * aRs,
+                      k8,
+                      k9,
+                      k10,
+                      k11,
+                      k12,
+                      k13,
+                      k14,
+                      k15,
+                      w8,
+                      w9,
+                      w10,
+                      w11,
+                      w12,
+                      w13,
+                      w14,
+                      w15);
+        }
+        if (rows > 6) {
+          s6 +=
+              dot8(ak + 6 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                  + dot8(
+                      ak + 6 * aRs,
+                      k8,
+                      k9,
+                      k10,
+                      k11,
+                      k12,
+                      k13,
+                      k14,
+                      k15,
+                      w8,
+                      w9,
+                      w10,
+                      w11,
+                      w12,
+                      w13,
+                      w14,
+                      w15);
+        }
+        if (rows > 7) {
+          s7 +=
+              dot8(ak + 7 * aRs, k, k1, k2, k3, k4, k5, k6, k7, w0, w1, w2, w3, w4, w5, w6, w7)
+                  + dot8(
+                      ak + 7 * aRs,
+                      k8,
+                      k9,
+                      k10,
+                      k11,
+                      k12,
+                      k13,
+                      k14,
+                      k15,
+                      w8,
+                      w9,
+                      w10,
+                      w11,
+                      w12,
+                      w13,
+                      w14,
+                      w15);
+        }
+      }
+      // four weights a lane an iteration (short rows: a warp's 128 columns an iteration leave no
+      // lane idle at K = 768), loaded before any is used. In both loops, past K the index is
+      // clamped and the weight zeroed.
+      for (int k = lane + 128 * part; k < K && rows > 0 && loads == 4; k += 128 * split) {
+        int k1 = min(k + 32, K - 1);
+        int k2 = min(k + 64, K - 1);
+        int k3 = min(k + 96, K - 1);
+        float w0 = 0f;
+        float w1 = 0f;
+        float w2 = 0f;
+        float w3 = 0f;
+        if (slab < 0) {
+          w0 = W[bi + k];
+          w1 = W[bi + k1];
+          w2 = W[bi + k2];
+          w3 = W[bi + k3];
+        } else {
+          int sh = wFmt == WFMT_F32 ? 0 : 1;
+          int i0 = (bi + k) >> sh;
+          int i1 = (bi + k1) >> sh;
+          int i2 = (bi + k2) >> sh;
+          int i3 = (bi + k3) >> sh;
+          int q0 = 0;
+          int q1 = 0;
+          int q2 = 0;
+          int q3 = 0;
+          // one branch loads all four words (a helper call per word would serialise them)
+          if (slab == 0) {
+            q0 = S0[i0];
+            q1 = S0[i1];
+            q2 = S0[i2];
+            q3 = S0[i3];
+          } else if (slab == 1) {
+            q0 = S1[i0];
+            q1 = S1[i1];
+            q2 = S1[i2];
+            q3 = S1[i3];
+          } else if (slab == 2) {
+            q0 = S2[i0];
+            q1 = S2[i1];
+            q2 = S2[i2];
+            q3 = S2[i3];
+          } else if (slab == 3) {
+            q0 = S3[i0];
+            q1 = S3[i1];
+            q2 = S3[i2];
+            q3 = S3[i3];
+          } else if (slab == 4) {
+            q0 = S4[i0];
+            q1 = S4[i1];
+            q2 = S4[i2];
+            q3 = S4[i3];
+          } else if (slab == 5) {
+            q0 = S5[i0];
+            q1 = S5[i1];
+            q2 = S5[i2];
+            q3 = S5[i3];
+          } else if (slab == 6) {
+            q0 = S6[i0];
+            q1 = S6[i1];
+            q2 = S6[i2];
+            q3 = S6[i3];
           } else {
-            int sh = wFmt == WFMT_F32 ? 0 : 1;
-            int i0 = (bi + k) >> sh;
-            int i1 = (bi + k1) >> sh;
-            int i2 = (bi + k2) >> sh;
-            int i3 = (bi + k3) >> sh;
-            int q0 = 0;
-            int q1 = 0;
-            int q2 = 0;
-            int q3 = 0;
-            // one branch loads all four words (a helper call per word would serialise them)
-            if (slab == 0) {
-              q0 = S0[i0];
-              q1 = S0[i1];
-              q2 = S0[i2];
-              q3 = S0[i3];
-            } else if (slab == 1) {
-              q0 = S1[i0];
-              q1 = S1[i1];
-              q2 = S1[i2];
-              q3 = S1[i3];
-            } else if (slab == 2) {
-              q0 = S2[i0];
-              q1 = S2[i1];
-              q2 = S2[i2];
-              q3 = S2[i3];
-            } else if (slab == 3) {
-              q0 = S3[i0];
-              q1 = S3[i1];
-              q2 = S3[i2];
-              q3 = S3[i3];
-            } else if (slab == 4) {
-              q0 = S4[i0];
-              q1 = S4[i1];
-              q2 = S4[i2];
-              q3 = S4[i3];
-            } else if (slab == 5) {
-              q0 = S5[i0];
-              q1 = S5[i1];
-              q2 = S5[i2];
-              q3 = S5[i3];
-            } else if (slab == 6) {
-              q0 = S6[i0];
-              q1 = S6[i1];
-              q2 = S6[i2];
-              q3 = S6[i3];
-            } else {
-              q0 = S7[i0];
-              q1 = S7[i1];
-              q2 = S7[i2];
-              q3 = S7[i3];
-            }
-            w0 = wordFloatLocal(q0, bi + k, pow2);
-            w1 = wordFloatLocal(q1, bi + k1, pow2);
-            w2 = wordFloatLocal(q2, bi + k2, pow2);
-            w3 = wordFloatLocal(q3, bi + k3, pow2);
+            q0 = S7[i0];
+            q1 = S7[i1];
+            q2 = S7[i2];
+            q3 = S7[i3];
           }
-          if (k + 32 >= K) {
-            w1 = 0f;
-          }
-          if (k + 64 >= K) {
-            w2 = 0f;
-          }
-          if (k + 96 >= K) {
-            w3 = 0f;
-          }
-          if ((fuse & FUSE_NORM) != 0) {
-            w0 = w0 * W[gOff + k];
-            w1 = w1 * W[gOff + k1];
-            w2 = w2 * W[gOff + k2];
-            w3 = w3 * W[gOff + k3];
-          }
-          int ak = a0 + k;
-          int d1 = k1 - k;
-          int d2 = k2 - k;
-          int d3 = k3 - k;
-          s0 += dot4(ak, d1, d2, d3, w0, w1, w2, w3);
-          if (rows > 1) {
-            s1 += dot4(ak + aRs, d1, d2, d3, w0, w1, w2, w3);
-          }
-          if (rows > 2) {
-            s2 += dot4(ak + 2 * aRs, d1, d2, d3, w0, w1, w2, w3);
-          }
-          if (rows > 3) {
-            s3 += dot4(ak + 3 * aRs, d1, d2, d3, w0, w1, w2, w3);
-          }
-          if (rows > 4) {
-            s4 += dot4(ak + 4 * aRs, d1, d2, d3, w0, w1, w2, w3);
-          }
-          if (rows > 5) {
-            s5 += dot4(ak + 5 * aRs, d1, d2, d3, w0, w1, w2, w3);
-          }
-          if (rows > 6) {
-            s6 += dot4(ak + 6 * aRs, d1, d2, d3, w0, w1, w2, w3);
-          }
-          if (rows > 7) {
-            s7 += dot4(ak + 7 * aRs, d1, d2, d3, w0, w1, w2, w3);
-          }
+          w0 = wordFloatLocal(q0, bi + k, pow2);
+          w1 = wordFloatLocal(q1, bi + k1, pow2);
+          w2 = wordFloatLocal(q2, bi + k2, pow2);
+          w3 = wordFloatLocal(q3, bi + k3, pow2);
         }
-        lmem[lid] = s0;
-        lmem[wg + lid] = s1;
-        lmem[2 * wg + lid] = s2;
-        lmem[3 * wg + lid] = s3;
-        lmem[4 * wg + lid] = s4;
-        lmem[5 * wg + lid] = s5;
-        lmem[6 * wg + lid] = s6;
-        lmem[7 * wg + lid] = s7;
-        localBarrier();
-        for (int off = 16; off > 0; off = off / 2) {
-          if (lane < off) {
-            for (int r = 0; r < rows; r++) {
-              lmem[r * wg + lid] += lmem[r * wg + lid + off];
-            }
-          }
-          localBarrier();
+        if (k + 32 >= K) {
+          w1 = 0f;
         }
-        if (part == 0 && lane < rows) {
-          float v = 0f;
-          for (int w = 0; w < split; w++) {
-            v += lmem[lane * wg + (cg + w) * 32];
-          }
-          if ((fuse & FUSE_NORM) != 0) {
-            v = v * lmem[8 * wg + m0 + lane];
-          }
-          if ((fuse & FUSE_CONV) != 0 && n < plan[p + 16]) {
-            if (plan[p + 11] >= 0) {
-              v += W[plan[p + 11] + n]; // in_proj's bias, before the conv
-            }
-            stepConvOne(p, m0 + lane, n, v);
-          } else {
-            stepGemvStore(p, m0 + lane, n, v);
+        if (k + 64 >= K) {
+          w2 = 0f;
+        }
+        if (k + 96 >= K) {
+          w3 = 0f;
+        }
+        if ((fuse & FUSE_NORM) != 0) {
+          w0 = w0 * W[gOff + k];
+          w1 = w1 * W[gOff + k1];
+          w2 = w2 * W[gOff + k2];
+          w3 = w3 * W[gOff + k3];
+        }
+        int ak = a0 + k;
+        int d1 = k1 - k;
+        int d2 = k2 - k;
+        int d3 = k3 - k;
+        s0 += dot4(ak, d1, d2, d3, w0, w1, w2, w3);
+        if (rows > 1) {
+          s1 += dot4(ak + aRs, d1, d2, d3, w0, w1, w2, w3);
+        }
+        if (rows > 2) {
+          s2 += dot4(ak + 2 * aRs, d1, d2, d3, w0, w1, w2, w3);
+        }
+        if (rows > 3) {
+          s3 += dot4(ak + 3 * aRs, d1, d2, d3, w0, w1, w2, w3);
+        }
+        if (rows > 4) {
+          s4 += dot4(ak + 4 * aRs, d1, d2, d3, w0, w1, w2, w3);
+        }
+        if (rows > 5) {
+          s5 += dot4(ak + 5 * aRs, d1, d2, d3, w0, w1, w2, w3);
+        }
+        if (rows > 6) {
+          s6 += dot4(ak + 6 * aRs, d1, d2, d3, w0, w1, w2, w3);
+        }
+        if (rows > 7) {
+          s7 += dot4(ak + 7 * aRs, d1, d2, d3, w0, w1, w2, w3);
+        }
+      }
+      lmem[lid] = s0;
+      lmem[wg + lid] = s1;
+      lmem[2 * wg + lid] = s2;
+      lmem[3 * wg + lid] = s3;
+      lmem[4 * wg + lid] = s4;
+      lmem[5 * wg + lid] = s5;
+      lmem[6 * wg + lid] = s6;
+      lmem[7 * wg + lid] = s7;
+      localBarrier();
+      for (int off = 16; off > 0; off = off / 2) {
+        if (lane < off) {
+          for (int r = 0; r < rows; r++) {
+            lmem[r * wg + lid] += lmem[r * wg + lid + off];
           }
         }
         localBarrier();
       }
+      if (part == 0 && lane < rows) {
+        float v = 0f;
+        for (int w = 0; w < split; w++) {
+          v += lmem[lane * wg + (cg + w) * 32];
+        }
+        if ((fuse & FUSE_NORM) != 0) {
+          v = v * lmem[8 * wg + m0 + lane];
+        }
+        if ((fuse & FUSE_CONV) != 0 && n < plan[p + 16]) {
+          if (plan[p + 11] >= 0) {
+            v += W[plan[p + 11] + n]; // in_proj's bias, before the conv
+          }
+          stepConvOne(p, m0 + lane, n, v);
+        } else {
+          stepGemvStore(p, m0 + lane, n, v);
+        }
+      }
+      localBarrier();
     }
   }
 
