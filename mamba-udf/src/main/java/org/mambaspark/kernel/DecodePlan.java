@@ -9,7 +9,8 @@ import org.mambaspark.model.MambaConfig;
  * products run as GEMV): in_proj with the layer's rmsnorm and the conv step fused, x_proj, dt_proj
  * + scan step (Falcon-Mamba's part norms inside), out_proj into the residual stream; then lm_head
  * with the final norm fused, into {@code out} (and, for greedy steps, each row's argmax into ids).
- * With more rows the wide products are tiled and the norms and the conv run as passes of their own.
+ * With more rows the wide products are tiled and the norms and the conv run as passes of their own;
+ * beyond 32 rows out_proj too, its k split over the device and its parts summed by the next norm.
  * Each matrix is read where it lives (W, or its slab as fp32 bits or bf16). Built once per batch
  * size; the records go to the device once.
  */
@@ -24,6 +25,11 @@ final class DecodePlan {
 
   final int batch;
   private final DeviceWeights wl;
+  private final int units;
+
+  /** A split product whose sum pass is not yet placed ({@link #add}). */
+  private int[] pendingSum;
+
   private final int[] rec;
   private final float[] recEps;
   private int added; // records written so far
@@ -34,9 +40,10 @@ final class DecodePlan {
    */
   DecodePlan(MambaConfig c, DeviceWeights wl, Layout a, int[] ssmOff, int[] convOff, int idsOff) {
     this.wl = wl;
+    this.units = a.computeUnits;
     this.batch = a.B;
     int layers = c.numLayers;
-    int most = 7 * layers + 5;
+    int most = 10 * layers + 5;
     this.rec = new int[most * StepKernel.REC];
     this.recEps = new float[most * StepKernel.REC];
     int B = a.B;
@@ -145,23 +152,9 @@ final class DecodePlan {
           wl.normF);
     } else {
       add(e, StepKernel.P_RMSNORM, B, D, a.x, a.hidden, wl.normF);
-      add(
-          0f,
-          StepKernel.P_GEMM,
-          B,
-          V,
-          D,
-          a.hidden,
-          D,
-          headSlab,
-          head,
-          StepKernel.C_OUT,
-          0,
-          V,
-          -1,
-          0,
-          0);
+      product(new int[] {headSlab, head}, B, V, D, a.hidden, D, StepKernel.C_OUT, 0, V, -1, 0);
     }
+    placePendingSum();
     this.passes = added;
     add(0f, StepKernel.P_ARGMAX, B, V, a.next);
     this.records = Arrays.copyOf(rec, added * StepKernel.REC);
@@ -215,25 +208,43 @@ final class DecodePlan {
     return new int[] {wl.layerSlab[l], (int) (wl.layerAt[l] + wOff - wl.stage)};
   }
 
-  /** act[cOff] (B, N) (+)= act[aOff] (B, K) · the matrix (N, K)ᵀ at {slab, offset} w. */
+  /**
+   * act[cOff] (B, N) (+)= act[aOff] (B, K) · the matrix (N, K)ᵀ at {slab, offset} w; a tiled
+   * product split over k is followed by the pass that sums its parts.
+   */
   private void product(
       int[] w, int B, int N, int K, int aOff, int aRs, int cOff, int cRs, int biasOff, int acc) {
-    add(
-        0f,
-        kind(B, N),
-        B,
-        N,
-        K,
-        aOff,
-        aRs,
-        w[0],
-        w[1],
-        StepKernel.C_ACT,
-        cOff,
-        cRs,
-        biasOff,
-        acc,
-        0);
+    product(w, B, N, K, aOff, aRs, StepKernel.C_ACT, cOff, cRs, biasOff, acc);
+  }
+
+  /** {@link #product} into act or out ({@code cTo}). */
+  private void product(
+      int[] w,
+      int B,
+      int N,
+      int K,
+      int aOff,
+      int aRs,
+      int cTo,
+      int cOff,
+      int cRs,
+      int biasOff,
+      int acc) {
+    int kind = kind(B, N);
+    int split = kParts(N, K, units);
+    if (kind == StepKernel.P_GEMV && B > 32 && acc == 1 && cTo == StepKernel.C_ACT && split > 1) {
+      // out_proj adding into the residual stream: the GEMV would read its matrix once for each
+      // eight rows, while the split product's sum rides on the next norm, no pass of its own
+      kind = StepKernel.P_GEMM;
+    }
+    // int 14: the tiled product's k parts; the GEMV's fusions (none here)
+    int parts = kind == StepKernel.P_GEMM ? split : 0;
+    int[] r = {kind, B, N, K, aOff, aRs, w[0], w[1], cTo, cOff, cRs, biasOff, acc, 0, parts};
+    add(0f, r);
+    if (parts > 1) {
+      r[0] = StepKernel.P_GEMM_SUM;
+      pendingSum = r;
+    }
   }
 
   /**
@@ -244,9 +255,64 @@ final class DecodePlan {
     return M > 8 && N >= 16 * StepKernel.TILE ? StepKernel.P_GEMM : StepKernel.P_GEMV;
   }
 
+  /**
+   * How many parts a tiled product's k is split into: as many as keep its column tiles × parts
+   * within one work-group a compute unit (so that a product of few columns, such as out_proj's,
+   * still occupies the device), each part at least two k-steps, and none empty; no split below four
+   * parts.
+   */
+  static int kParts(int N, int K, int units) {
+    int tiles = (N + StepKernel.TILE - 1) / StepKernel.TILE;
+    int steps = (K + StepKernel.TILE_K - 1) / StepKernel.TILE_K;
+    int parts = Math.min(units / tiles, steps / 2);
+    if (parts < 4) {
+      return 1; // too few to repay the pass that sums them
+    }
+    int perPart = (steps + parts - 1) / parts;
+    return (steps + perPart - 1) / perPart;
+  }
+
+  /** Floats of {@code part} a split product of B rows may use: k parts × B × N ≤ units · 64 · B. */
+  static long partFloats(int B, int units) {
+    return B > 8 ? (long) (units + 1) * StepKernel.TILE * B : 0;
+  }
+
+  /**
+   * Whether norm record n ([P_RMSNORM, B, D, in, …]) can sum split product p: p adds (no softplus)
+   * to exactly the rows of D the norm reads.
+   */
+  private static boolean sumsInto(int[] p, int[] n) {
+    return p[8] == StepKernel.C_ACT
+        && p[12] == 1
+        && p[13] == 0
+        && p[1] == n[1]
+        && p[2] == n[2]
+        && p[10] == n[2]
+        && p[9] == n[3];
+  }
+
+  /**
+   * Appends a pass. A split product's sum goes into this pass when it is the rmsnorm of the rows
+   * the product adds to (out_proj into the residual stream, then the next norm), else before it.
+   */
   private void add(float epsilon, int... r) {
+    if (pendingSum != null && r[0] == StepKernel.P_RMSNORM && sumsInto(pendingSum, r)) {
+      r = Arrays.copyOf(r, 8);
+      r[6] = pendingSum[14];
+      r[7] = pendingSum[11];
+      pendingSum = null;
+    }
+    placePendingSum();
     System.arraycopy(r, 0, rec, added * StepKernel.REC, r.length);
     recEps[added * StepKernel.REC] = epsilon;
     added++;
+  }
+
+  private void placePendingSum() {
+    if (pendingSum != null) {
+      int[] r = pendingSum;
+      pendingSum = null;
+      add(0f, r);
+    }
   }
 }

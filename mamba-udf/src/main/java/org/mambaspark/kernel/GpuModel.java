@@ -89,6 +89,19 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
    *     available, before anything is uploaded
    */
   GpuModel(GpuBackend backend, MambaModel model, DeviceWeights.Format format, long arrayFloats) {
+    this(backend, model, format, arrayFloats, backend.device.getMaxComputeUnits());
+  }
+
+  /**
+   * @param planUnits the compute units the launch plans are sized for: the device's (tests give a
+   *     large GPU's to run its plans on a small device)
+   */
+  GpuModel(
+      GpuBackend backend,
+      MambaModel model,
+      DeviceWeights.Format format,
+      long arrayFloats,
+      int planUnits) {
     this.backend = backend;
     this.model = model;
     this.c = model.config;
@@ -108,8 +121,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     states = new DeviceState(kernel, c, this);
     // fitVersion4 and forwardWithChunk fit the scans in the device's local memory (or say why not);
     // each launch gets its op's size (LaunchContext.launch)
-    tilings =
-        new Layout.Tilings(c.stateSize, device.getLocalMemSize(), device.getMaxComputeUnits());
+    tilings = new Layout.Tilings(c.stateSize, device.getLocalMemSize(), planUnits);
     launch = new LaunchContext(kernel, device, c);
     forward = new ForwardPlan(launch, c, wl, states);
     backward = new BackwardPlan(launch, c, wl, forward);

@@ -86,9 +86,12 @@ final class LaunchContext {
   private String passName(int r, String what) {
     int kind = kernel.plan[r];
     String shape =
-        kind == StepKernel.P_GEMV || kind == StepKernel.P_GEMM
+        kind == StepKernel.P_GEMV || kind == StepKernel.P_GEMM || kind == StepKernel.P_GEMM_SUM
             ? " " + kernel.plan[r + 1] + "x" + kernel.plan[r + 2] + "x" + kernel.plan[r + 3]
             : "";
+    if (kind == StepKernel.P_GEMM || kind == StepKernel.P_GEMM_SUM) {
+      shape += " in " + kernel.plan[r + 14] + " parts";
+    }
     return "step pass kind " + kind + shape + " (" + what + ")";
   }
 

@@ -59,6 +59,9 @@ final class Layout {
   final long gactTotal;
   final long partTotal;
 
+  /** The device's compute units (a decode step's split products are sized by them). */
+  final int computeUnits;
+
   /**
    * Mamba-2's training scan: positions a chunk (the smallest power of two ≥ √L, which keeps the
    * saved chunk-start states and one chunk's states equally small) and chunks.
@@ -186,7 +189,11 @@ final class Layout {
     long widest =
         Math.max(D, Math.max(c.inProjSize(), (long) c.convChannels() * (c.convKernel + 1)));
     long colPart = nRb * widest;
-    partTotal = training ? Math.max(SPLIT_K_PART, Math.max(scanPart, colPart)) : 0;
+    partTotal =
+        training
+            ? Math.max(SPLIT_K_PART, Math.max(scanPart, colPart))
+            : L == 1 ? DecodePlan.partFloats(B, tilings.computeUnits) : 0;
+    computeUnits = tilings.computeUnits;
     ids = 0;
     tgt = B * L;
     next = tgt;
@@ -205,11 +212,11 @@ final class Layout {
       kernel.gact = grow(kernel.gact, gactTotal, "activation gradients for B·L = " + BT);
       kernel.saved =
           grow(kernel.saved, (long) c.numLayers * BT * c.hiddenSize, "saved layer inputs");
-      kernel.part = grow(kernel.part, partTotal, "partial sums");
       if (kernel.G.length < wTotal) {
         kernel.G = new float[(int) wTotal];
       }
     }
+    kernel.part = grow(kernel.part, partTotal, "partial sums");
     int outNeed = Math.max(BT, B * c.vocabSize);
     if (kernel.out.length < outNeed) {
       kernel.out = new float[outNeed];

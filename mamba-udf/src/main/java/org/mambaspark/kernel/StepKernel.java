@@ -14,16 +14,19 @@ package org.mambaspark.kernel;
  *
  * <ul>
  *   <li>{@link #P_EMBED}: x[b] = embedding[ids[b]] ({@code MambaModel}'s embedding lookup);
- *   <li>{@link #P_RMSNORM}: a work-group per row ({@code RmsNorm.rmsnormForward});
+ *   <li>{@link #P_RMSNORM}: a work-group per row ({@code RmsNorm.rmsnormForward}), which may first
+ *       add a split product's parts into the row (out_proj's, into the residual stream);
  *   <li>{@link #P_GEMV}: C (M, N) (+)= A (M, K) · Wᵀ (+ bias, softplus) with W (N, K) row-major in
- *       W or in a slab; eight columns a work-group, 32 lanes a column splitting K (coalesced rows
- *       of W, four loads in flight a lane), a column over up to eight warps when N is too small to
- *       occupy every group, each weight loaded once for up to eight rows of A ({@code
- *       Matmul.matmulForward});
+ *       W or in a slab; a work item is eight columns for a block of eight rows of A, 32 lanes a
+ *       column splitting K (coalesced rows of W, sixteen or four loads in flight a lane), a column
+ *       over up to eight warps when the items are too few to occupy every group, each weight loaded
+ *       once for the block's rows ({@code Matmul.matmulForward});
  *   <li>{@link #P_GEMM}: the same product for 8 < M ≤ 64 rows, tiled (64 × 64 outputs a work-group
  *       from 64 × 16 tiles of A and W in local memory, the next k-step's tiles loaded into
  *       registers while the current one computes, 4 × 4 outputs a thread): with more rows the
- *       GEMV's loads of A, not the weights, would bound it;
+ *       GEMV's loads of A, not the weights, would bound it. When its column tiles are too few to
+ *       occupy the device, k is split into parts whose partial sums go to {@code part}, and {@link
+ *       #P_GEMM_SUM} (or the next norm) adds them up and applies the epilogue;
  *   <li>{@link #P_CONV}: the depthwise conv's step over the kept K−1 inputs, + SiLU, and the shift
  *       of those inputs ({@code Conv1d.convStep});
  *   <li>{@link #P_SEGNORM}: Falcon-Mamba's weightless RMSNorms of the Δ-rank, B and C parts of each
@@ -33,6 +36,7 @@ package org.mambaspark.kernel;
  *       half-warp (N ≤ 16) or a warp per (b, e) whose lanes split its N states ({@code
  *       SelectiveScan.scanStep}), with Δ = softplus(dt_proj(δ) + bias) computed by those lanes for
  *       their channel (and Falcon-Mamba's part norms of its row), so dt_proj is no pass of its own;
+ *       a thread per channel when there are enough channels to occupy the device;
  *   <li>{@link #P_ARGMAX}: each row's greedy next token from the logits, into ids (an optional last
  *       pass: the host then reads B ints instead of B·V logits).
  * </ul>
@@ -55,6 +59,7 @@ public class StepKernel extends ScanKernel {
   static final int P_SCAN_DT = 8;
   static final int P_SEGNORM_BWD = 9;
   static final int P_ARGMAX = 10;
+  static final int P_GEMM_SUM = 11;
 
   /** GEMV options (record int 14): A's rows rmsnormed on the fly; conv + SiLU on x's columns. */
   static final int FUSE_NORM = 1;
@@ -128,6 +133,8 @@ public class StepKernel extends ScanKernel {
       segmentNormsBackward(p);
     } else if (kind == P_ARGMAX) {
       stepArgmax(p);
+    } else if (kind == P_GEMM_SUM) {
+      stepGemmSum(p);
     }
   }
 
@@ -189,13 +196,19 @@ public class StepKernel extends ScanKernel {
     }
   }
 
-  /** [B, D, inOff, outOff, wOff], eps: act[out] = act[in]·rsqrt(mean(in²) + eps)·w, per row. */
+  /**
+   * [B, D, inOff, outOff, wOff, parts, biasOff], eps: act[out] = act[in]·rsqrt(mean(in²) + eps)·w,
+   * per row. With parts > 0 a split product's sum comes first (the residual stream's out_proj,
+   * whose own sum pass this saves): act[in] += Σ_q part[q·B·D + row·D + i] (+ W[biasOff + i]).
+   */
   private void stepRmsnorm(int p) {
     int B = plan[p + 1];
     int D = plan[p + 2];
     int inOff = plan[p + 3];
     int outOff = plan[p + 4];
     int wOff = plan[p + 5];
+    int parts = plan[p + 6];
+    int biasOff = plan[p + 7];
     float eps = planF[p];
     int lid = getLocalId();
     int wg = getLocalSize();
@@ -204,6 +217,17 @@ public class StepKernel extends ScanKernel {
       float ss = 0f;
       for (int i = lid; i < D; i += wg) {
         float v = act[io + i];
+        if (parts > 0) {
+          float sum = 0f;
+          for (int q = 0; q < parts; q++) {
+            sum += part[q * B * D + row * D + i];
+          }
+          if (biasOff >= 0) {
+            sum += W[biasOff + i];
+          }
+          v += sum;
+          act[io + i] = v;
+        }
         ss += v * v;
       }
       float r = 1f / sqrt(groupSum(ss) / D + eps);
@@ -911,7 +935,13 @@ public class StepKernel extends ScanKernel {
     // This thread loads column kk of a k-step's rows tr + 16·i of A and of W.
     int kk = lid & 15;
     int st = kk * TILE_LD + tr;
-    for (int n0 = getGroupId() * TILE; n0 < N; n0 += getNumGroups() * TILE) {
+    int parts = plan[p + 14];
+    int kLen = kPartLength(K, parts);
+    int tiles = (N + TILE - 1) / TILE;
+    for (int t = getGroupId(); t < tiles * parts; t += getNumGroups()) {
+      int n0 = (t % tiles) * TILE;
+      int kBeg = (t / tiles) * kLen;
+      int kEnd = min(K, kBeg + kLen);
       float c00 = 0f;
       float c01 = 0f;
       float c02 = 0f;
@@ -931,9 +961,9 @@ public class StepKernel extends ScanKernel {
       // Iteration k0 loads the tiles of k-step k0 + TILE_K into registers, computes k-step k0
       // from local memory while those loads are in flight, then stores them for the next. The
       // loads are written out: inside the whole program the compiler may not inline a helper.
-      for (int k0 = -TILE_K; k0 < K; k0 += TILE_K) {
+      for (int k0 = kBeg - TILE_K; k0 < kEnd; k0 += TILE_K) {
         int k = k0 + TILE_K + kk;
-        boolean kIn = k < K;
+        boolean kIn = k < kEnd;
         int ai = aOff + tr * aRs + k;
         float a0 = 0f;
         float a1 = 0f;
@@ -969,7 +999,7 @@ public class StepKernel extends ScanKernel {
         if (kIn && n + 48 < N) {
           w3 = slab < 0 ? W[wi + 48 * K] : slabFloat(slab, wi + 48 * K);
         }
-        for (int j = 0; j < TILE_K && k0 >= 0; j++) {
+        for (int j = 0; j < TILE_K && k0 >= kBeg; j++) {
           int ka = j * TILE_LD + tr;
           int kb = bs + j * TILE_LD + tc;
           float x0 = lmem[ka];
@@ -1008,17 +1038,60 @@ public class StepKernel extends ScanKernel {
         lmem[bs + st + 48] = w3;
         localBarrier();
       }
-      stepGemmStore(p, M, N, tr, n0 + tc, c00, c01, c02, c03);
-      stepGemmStore(p, M, N, tr + 16, n0 + tc, c10, c11, c12, c13);
-      stepGemmStore(p, M, N, tr + 32, n0 + tc, c20, c21, c22, c23);
-      stepGemmStore(p, M, N, tr + 48, n0 + tc, c30, c31, c32, c33);
+      int pOff = parts > 1 ? (t / tiles) * M * N : -1;
+      stepGemmStore(p, pOff, M, N, tr, n0 + tc, c00, c01, c02, c03);
+      stepGemmStore(p, pOff, M, N, tr + 16, n0 + tc, c10, c11, c12, c13);
+      stepGemmStore(p, pOff, M, N, tr + 32, n0 + tc, c20, c21, c22, c23);
+      stepGemmStore(p, pOff, M, N, tr + 48, n0 + tc, c30, c31, c32, c33);
     }
   }
 
-  /** Row m's four outputs at columns n, n + 16, n + 32, n + 48 (those inside the product). */
+  /** The k range of each of a split product's parts: a whole number of k-steps. */
+  static int kPartLength(int K, int parts) {
+    int steps = (K + TILE_K - 1) / TILE_K;
+    return (steps + parts - 1) / parts * TILE_K;
+  }
+
+  /**
+   * A split product's second pass (the same record as {@link #stepGemm}'s): each output the sum of
+   * its parts' partial sums in {@code part}, in part order, then the product's epilogue.
+   */
+  private void stepGemmSum(int p) {
+    int M = plan[p + 1];
+    int N = plan[p + 2];
+    int parts = plan[p + 14];
+    for (int i = getGlobalId(); i < M * N; i += getGlobalSize()) {
+      float v = 0f;
+      for (int q = 0; q < parts; q++) {
+        v += part[q * M * N + i];
+      }
+      int m = i / N;
+      stepGemvStore(p, m, i - m * N, v);
+    }
+  }
+
+  /**
+   * Row m's four outputs at columns n, n + 16, n + 32, n + 48 (those inside the product): through
+   * the product's epilogue, or, for a part of a split product, as they are into part[pOff + m·N +
+   * n] for {@link #stepGemmSum}.
+   */
   private void stepGemmStore(
-      int p, int M, int N, int m, int n, float v0, float v1, float v2, float v3) {
-    if (m < M) {
+      int p, int pOff, int M, int N, int m, int n, float v0, float v1, float v2, float v3) {
+    if (m < M && pOff >= 0) {
+      int i = pOff + m * N + n;
+      if (n < N) {
+        part[i] = v0;
+      }
+      if (n + 16 < N) {
+        part[i + 16] = v1;
+      }
+      if (n + 32 < N) {
+        part[i + 32] = v2;
+      }
+      if (n + 48 < N) {
+        part[i + 48] = v3;
+      }
+    } else if (m < M) {
       if (n < N) {
         stepGemvStore(p, m, n, v0);
       }
@@ -1260,6 +1333,10 @@ public class StepKernel extends ScanKernel {
     int dtBiasOff = plan[p + 16];
     int falcon = plan[p + 17];
     float eps = planF[p];
+    if (B * ED >= getNumGroups() / 8 * STEP_THREADS) {
+      stepScanDtThreads(p);
+      return;
+    }
     int lid = getLocalId();
     // G lanes per (b, e), G = 16 when the N states fit (a half-warp), else 32: they split the R
     // terms of Δ (a coalesced row of dt_proj) and the N states. A thread per (b, e) would leave
@@ -1327,6 +1404,81 @@ public class StepKernel extends ScanKernel {
         float z = act[zOff + b * zStride + e];
         act[yOff + i] = y * z / (1f + exp(-z));
       }
+    }
+  }
+
+  /**
+   * {@link #stepScanDt} with a thread per (b, e), when there are enough channels to give every
+   * compute unit a group of them (B·ED ≥ 256 · units): no sums across lanes, so no barriers, which
+   * otherwise bound the pass (twelve a channel for its two sums over a team). The states (B, N, ED)
+   * and A (N, ED) are read coalesced along e; a dt_proj row is R consecutive floats.
+   */
+  private void stepScanDtThreads(int p) {
+    int B = plan[p + 1];
+    int ED = plan[p + 2];
+    int N = plan[p + 3];
+    int dbcOff = plan[p + 4];
+    int P = plan[p + 5];
+    int R = plan[p + 6];
+    int uOff = plan[p + 7];
+    int zOff = plan[p + 8];
+    int zStride = plan[p + 9];
+    int yOff = plan[p + 10];
+    int a2Off = plan[p + 11];
+    int dOff = plan[p + 12];
+    int hOff = plan[p + 13];
+    int dtSlab = plan[p + 14];
+    int dtOff = plan[p + 15];
+    int dtBiasOff = plan[p + 16];
+    int falcon = plan[p + 17];
+    float eps = planF[p];
+    for (int i = getGlobalId(); i < B * ED; i += getGlobalSize()) {
+      int b = i / ED;
+      int e = i - b * ED;
+      int row = dbcOff + b * P;
+      float rD = 1f;
+      float rB = 1f;
+      float rC = 1f;
+      if (falcon == 1) {
+        float sD = 0f;
+        for (int r = 0; r < R; r++) {
+          sD += act[row + r] * act[row + r];
+        }
+        float sB = 0f;
+        float sC = 0f;
+        for (int n = 0; n < N; n++) {
+          sB += act[row + R + n] * act[row + R + n];
+          sC += act[row + R + N + n] * act[row + R + N + n];
+        }
+        rD = 1f / sqrt(sD / R + eps);
+        rB = 1f / sqrt(sB / N + eps);
+        rC = 1f / sqrt(sC / N + eps);
+      }
+      float dt = 0f;
+      for (int r = 0; r < R; r++) {
+        int j = dtOff + e * R + r;
+        float w = dtSlab < 0 ? W[j] : slabFloat(dtSlab, j);
+        dt += act[row + r] * w;
+      }
+      dt = dt * rD;
+      if (dtBiasOff >= 0) {
+        dt += W[dtBiasOff + e];
+      }
+      if (dt <= 20f) {
+        dt = log1p(exp(dt));
+      }
+      float u = act[uOff + i];
+      float du = dt * u;
+      int h0 = hOff + b * N * ED + e;
+      float y = W[dOff + e] * u;
+      for (int n = 0; n < N; n++) {
+        int hi = h0 + n * ED;
+        float h = exp2(dt * W[a2Off + n * ED + e]) * state[hi] + du * act[row + R + n] * rB;
+        state[hi] = h;
+        y += act[row + R + N + n] * rC * h;
+      }
+      float z = act[zOff + b * zStride + e];
+      act[yOff + i] = y * z / (1f + exp(-z));
     }
   }
 

@@ -45,11 +45,16 @@ class DecodeStepTest {
   }
 
   static MambaModel model(Architecture arch, int V, int ED, int N, int R, int K, boolean bias) {
+    return model(arch, V, 40, ED, N, R, K, bias);
+  }
+
+  static MambaModel model(
+      Architecture arch, int V, int D, int ED, int N, int R, int K, boolean bias) {
     MambaConfig c =
         MambaConfig.builder()
             .architecture(arch)
             .vocabSize(V)
-            .hiddenSize(40)
+            .hiddenSize(D)
             .intermediateSize(ED)
             .stateSize(N)
             .timeStepRank(R)
@@ -74,7 +79,9 @@ class DecodeStepTest {
   /**
    * V and ED of 1000 and more: in_proj and lm_head run as the tiled product when B > 8. ED over
    * {@link StepKernel#GEMV_LONG_ROW}: x_proj and out_proj read their long rows sixteen weights a
-   * lane, a partial last iteration included; R and N over 32: the scan pass's lanes loop.
+   * lane, a partial last iteration included; R and N over 32: the scan pass's lanes loop (a warp a
+   * channel while B·ED is too small to give each compute unit 256 channels, a thread a channel
+   * beyond).
    */
   @ParameterizedTest(name = "B={0} V={1} ED={2} N={3} R={4} K={5} bias={6}")
   @CsvSource({
@@ -85,6 +92,7 @@ class DecodeStepTest {
     "23, 1100, 520, 6, 4, 4, false",
     "64, 1033, 600, 4, 3, 3, true",
     "3, 97, 2100, 33, 40, 4, true",
+    "1, 97, 300, 33, 40, 4, true",
     "9, 97, 2060, 5, 3, 2, false"
   })
   void stepsEqualTheCpuEngine(int B, int V, int ED, int N, int R, int K, boolean bias) {
@@ -101,6 +109,30 @@ class DecodeStepTest {
     double w = DeviceWeightsTest.worst(got, want);
     System.out.printf(
         "B=%d N=%d R=%d K=%d: decode plan vs CPU, largest rel err %.3g%n", B, N, R, K, w);
+    assertTrue(w < 2e-5, "largest rel err " + w);
+  }
+
+  /**
+   * The plans of a 132-unit GPU: products whose column tiles would leave most units idle split k
+   * into parts. out_proj's parts are summed by the next norm (B > 32), in_proj's and lm_head's (D =
+   * 160: ten k-steps, five parts) by a pass of their own; lm_head writes the logits.
+   */
+  @ParameterizedTest(name = "B={0} bias={1}")
+  @CsvSource({"40, true", "64, false"})
+  void splitProductsEqualTheCpuEngine(int B, boolean bias) {
+    OpenClTests.assumeOpenCl();
+    MambaModel m = model(Architecture.MAMBA, 1033, 160, 600, 5, 3, 3, bias);
+    float[][] want;
+    try (ModelRunner cpu = Backends.cpu().open(m)) {
+      want = steps(cpu, B, 2);
+    }
+    float[][] got;
+    try (GpuModel g =
+        new GpuModel(backend, m, DeviceWeights.Format.FP32, DeviceWeights.ARRAY_FLOATS, 132)) {
+      got = steps(g, B, 2);
+    }
+    double w = DeviceWeightsTest.worst(got, want);
+    System.out.printf("split products B=%d: decode plan vs CPU, largest rel err %.3g%n", B, w);
     assertTrue(w < 2e-5, "largest rel err " + w);
   }
 
