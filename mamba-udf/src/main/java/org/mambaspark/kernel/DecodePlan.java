@@ -10,9 +10,10 @@ import org.mambaspark.model.MambaConfig;
  * + scan step (Falcon-Mamba's part norms inside), out_proj into the residual stream; then lm_head
  * with the final norm fused, into {@code out} (and, for greedy steps, each row's argmax into ids).
  * With more rows the wide products are tiled and the norms and the conv run as passes of their own;
- * beyond 32 rows out_proj too, its k split over the device and its parts summed by the next norm.
- * Each matrix is read where it lives (W, or its slab as fp32 bits or bf16). Built once per batch
- * size; the records go to the device once.
+ * beyond 32 rows out_proj too. A tiled product whose column tiles are too few for the device splits
+ * its k into parts; the next pass sums them (out_proj's the norm, in_proj's the conv step) or, for
+ * other products, a summing pass. Each matrix is read where it lives (W, or its slab as fp32 bits
+ * or bf16). Built once per batch size; the records go to the device once.
  */
 final class DecodePlan {
   /** The step's passes (the last writes the logits into out), then one argmax pass. */
@@ -91,7 +92,7 @@ final class DecodePlan {
             a.xs);
       } else {
         add(e, StepKernel.P_RMSNORM, B, D, a.x, a.xNorm, wl.norm[l]);
-        product(in, B, 2 * ED, D, a.xNorm, D, a.xz, 2 * ED, wl.inProjBias[l], 0);
+        product(in, B, 2 * ED, D, a.xNorm, D, a.xz, 2 * ED, wl.inProjBias[l], 0, true);
         add(
             0f,
             StepKernel.P_CONV,
@@ -105,7 +106,7 @@ final class DecodePlan {
             wl.convB[l],
             convOff[l]);
       }
-      product(matrix(l, wl.xProj[l]), B, P, ED, a.xs, ED, a.dbc, P, -1, 0);
+      product(matrix(l, wl.xProj[l]), B, P, ED, a.xs, ED, a.dbc, P, -1, 0, false);
       int[] dt = matrix(l, wl.dtProj[l]);
       add(
           c.mixerRmsEps,
@@ -127,7 +128,7 @@ final class DecodePlan {
           dt[1],
           wl.dtProjBias[l],
           falcon ? 1 : 0);
-      product(matrix(l, wl.outProj[l]), B, D, ED, a.y, ED, a.x, D, wl.outProjBias[l], 1);
+      product(matrix(l, wl.outProj[l]), B, D, ED, a.y, ED, a.x, D, wl.outProjBias[l], 1, true);
     }
     int headSlab = wl.staged ? wl.lmHeadSlab : -1;
     int head = (int) wl.lmHead;
@@ -152,7 +153,8 @@ final class DecodePlan {
           wl.normF);
     } else {
       add(e, StepKernel.P_RMSNORM, B, D, a.x, a.hidden, wl.normF);
-      product(new int[] {headSlab, head}, B, V, D, a.hidden, D, StepKernel.C_OUT, 0, V, -1, 0);
+      product(
+          new int[] {headSlab, head}, B, V, D, a.hidden, D, StepKernel.C_OUT, 0, V, -1, 0, false);
     }
     placePendingSum();
     this.passes = added;
@@ -171,7 +173,7 @@ final class DecodePlan {
     int ED = c.intermediateSize;
     int I = c.inProjSize();
     int C = c.convChannels();
-    product(matrix(l, wl.inProj[l]), B, I, D, a.xNorm, D, a.xz, I, wl.inProjBias[l], 0);
+    product(matrix(l, wl.inProj[l]), B, I, D, a.xNorm, D, a.xz, I, wl.inProjBias[l], 0, false);
     add(
         0f,
         StepKernel.P_CONV,
@@ -189,7 +191,7 @@ final class DecodePlan {
         c.timeStepLimitMin,
         c.timeStepLimitMax);
     add(SsdRecords.gatedNorm(c, wl, l, a), c.layerNormEpsilon);
-    product(matrix(l, wl.outProj[l]), B, D, ED, a.dbc, ED, a.x, D, wl.outProjBias[l], 1);
+    product(matrix(l, wl.outProj[l]), B, D, ED, a.dbc, ED, a.x, D, wl.outProjBias[l], 1, true);
   }
 
   private void add(int[] r, float... floats) {
@@ -209,12 +211,23 @@ final class DecodePlan {
   }
 
   /**
-   * act[cOff] (B, N) (+)= act[aOff] (B, K) · the matrix (N, K)ᵀ at {slab, offset} w; a tiled
-   * product split over k is followed by the pass that sums its parts.
+   * act[cOff] (B, N) (+)= act[aOff] (B, K) · the matrix (N, K)ᵀ at {slab, offset} w. A tiled
+   * product split over k has its parts summed by the next pass when {@code carried} (out_proj by
+   * the norm, Mamba-1's in_proj by the conv step: see {@link #add}), else by a pass of its own.
    */
   private void product(
-      int[] w, int B, int N, int K, int aOff, int aRs, int cOff, int cRs, int biasOff, int acc) {
-    product(w, B, N, K, aOff, aRs, StepKernel.C_ACT, cOff, cRs, biasOff, acc);
+      int[] w,
+      int B,
+      int N,
+      int K,
+      int aOff,
+      int aRs,
+      int cOff,
+      int cRs,
+      int biasOff,
+      int acc,
+      boolean carried) {
+    product(w, B, N, K, aOff, aRs, StepKernel.C_ACT, cOff, cRs, biasOff, acc, carried);
   }
 
   /** {@link #product} into act or out ({@code cTo}). */
@@ -229,10 +242,12 @@ final class DecodePlan {
       int cOff,
       int cRs,
       int biasOff,
-      int acc) {
+      int acc,
+      boolean carried) {
     int kind = kind(B, N);
-    int split = kParts(N, K, units);
-    if (kind == StepKernel.P_GEMV && B > 32 && acc == 1 && cTo == StepKernel.C_ACT && split > 1) {
+    // a sum the next pass carries costs no pass, so two parts repay it; four a summing pass
+    int split = kParts(N, K, units, carried ? 2 : 4);
+    if (kind == StepKernel.P_GEMV && B > 32 && acc == 1 && carried && split > 1) {
       // out_proj adding into the residual stream: the GEMV would read its matrix once for each
       // eight rows, while the split product's sum rides on the next norm, no pass of its own
       kind = StepKernel.P_GEMM;
@@ -258,15 +273,15 @@ final class DecodePlan {
   /**
    * How many parts a tiled product's k is split into: as many as keep its column tiles × parts
    * within one work-group a compute unit (so that a product of few columns, such as out_proj's,
-   * still occupies the device), each part at least two k-steps, and none empty; no split below four
-   * parts.
+   * still occupies the device), each part at least two k-steps, and none empty; no split below
+   * {@code least} parts.
    */
-  static int kParts(int N, int K, int units) {
+  static int kParts(int N, int K, int units, int least) {
     int tiles = (N + StepKernel.TILE - 1) / StepKernel.TILE;
     int steps = (K + StepKernel.TILE_K - 1) / StepKernel.TILE_K;
     int parts = Math.min(units / tiles, steps / 2);
-    if (parts < 4) {
-      return 1; // too few to repay the pass that sums them
+    if (parts < least) {
+      return 1;
     }
     int perPart = (steps + parts - 1) / parts;
     return (steps + perPart - 1) / perPart;
@@ -292,14 +307,36 @@ final class DecodePlan {
   }
 
   /**
+   * Whether conv record v ([P_CONV, B, ED, K, in, inStride, …]) can sum split product p: p writes
+   * (no accumulation, no softplus) the rows of 2·ED columns, x then z, that the conv reads x from
+   * (Mamba-1's in_proj).
+   */
+  private static boolean convSums(int[] p, int[] v) {
+    return p[8] == StepKernel.C_ACT
+        && p[12] == 0
+        && p[13] == 0
+        && p[1] == v[1]
+        && p[2] == 2 * v[2]
+        && p[10] == p[2]
+        && v[5] == p[2]
+        && p[9] == v[4];
+  }
+
+  /**
    * Appends a pass. A split product's sum goes into this pass when it is the rmsnorm of the rows
-   * the product adds to (out_proj into the residual stream, then the next norm), else before it.
+   * the product adds to (out_proj into the residual stream, then the next norm) or the conv step
+   * over the in_proj columns it wrote, else before it.
    */
   private void add(float epsilon, int... r) {
     if (pendingSum != null && r[0] == StepKernel.P_RMSNORM && sumsInto(pendingSum, r)) {
       r = Arrays.copyOf(r, 8);
       r[6] = pendingSum[14];
       r[7] = pendingSum[11];
+      pendingSum = null;
+    } else if (pendingSum != null && r[0] == StepKernel.P_CONV && convSums(pendingSum, r)) {
+      r = Arrays.copyOf(r, 12);
+      r[10] = pendingSum[14];
+      r[11] = pendingSum[11];
       pendingSum = null;
     }
     placePendingSum();

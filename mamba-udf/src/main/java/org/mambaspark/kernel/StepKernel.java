@@ -1166,9 +1166,11 @@ public class StepKernel extends ScanKernel {
   }
 
   /**
-   * [B, ED, K, inOff, inStride, outOff, wOff, biasOff, stateOff]: for each (b, e), the conv over
-   * the K−1 kept inputs state (B, ED, K−1) and x = act[inOff + b·inStride + e], SiLU into
-   * act[outOff + b·ED + e]; x joins the kept inputs.
+   * [B, ED, K, inOff, inStride, outOff, wOff, biasOff, stateOff, parts, inBiasOff]: for each (b,
+   * e), the conv over the K−1 kept inputs state (B, ED, K−1) and x = act[inOff + b·inStride + e],
+   * SiLU into act[outOff + b·ED + e]; x joins the kept inputs. With parts > 0, Mamba-1's in_proj
+   * was split over k (rows of inStride = 2·ED columns, x then z): x and z are first the sums of
+   * their parts (+ in_proj's bias), written into act (z for the scan step).
    */
   private void stepConv(int p) {
     int B = plan[p + 1];
@@ -1180,28 +1182,53 @@ public class StepKernel extends ScanKernel {
     int wOff = plan[p + 7];
     int biasOff = plan[p + 8];
     int stateOff = plan[p + 9];
+    int parts = plan[p + 10];
+    int inBiasOff = plan[p + 11];
     int K1 = K - 1;
     for (int i = getGlobalId(); i < B * ED; i += getGlobalSize()) {
       int b = i / ED;
       int e = i - b * ED;
       int so = stateOff + i * K1;
-      float x = act[inOff + b * inStride + e];
-      float acc = 0f;
-      if (biasOff >= 0) {
-        acc = W[biasOff + e];
+      int xi = b * inStride + e;
+      if (parts > 0) {
+        float xs = 0f;
+        float zs = 0f;
+        for (int q = 0; q < parts; q++) {
+          xs += part[q * B * inStride + xi];
+          zs += part[q * B * inStride + xi + ED];
+        }
+        if (inBiasOff >= 0) {
+          xs += W[inBiasOff + e];
+          zs += W[inBiasOff + ED + e];
+        }
+        act[inOff + xi] = xs;
+        act[inOff + xi + ED] = zs;
       }
-      for (int k = 0; k < K1; k++) {
-        acc += W[wOff + e * K + k] * state[so + k];
-      }
-      acc += W[wOff + e * K + K1] * x;
-      for (int k = 0; k < K1 - 1; k++) {
-        state[so + k] = state[so + k + 1];
-      }
-      if (K1 > 0) {
-        state[so + K1 - 1] = x;
-      }
-      act[outOff + i] = acc / (1f + exp(-acc));
+      act[outOff + i] = convSilu(e, K, wOff, biasOff, so, act[inOff + xi]);
     }
+  }
+
+  /**
+   * SiLU of channel e's conv (weights (ED, K) at W[wOff], bias at W[biasOff] or −1) over its K−1
+   * kept inputs at state[so] and x; x then joins the kept inputs.
+   */
+  private float convSilu(int e, int K, int wOff, int biasOff, int so, float x) {
+    int K1 = K - 1;
+    float acc = 0f;
+    if (biasOff >= 0) {
+      acc = W[biasOff + e];
+    }
+    for (int k = 0; k < K1; k++) {
+      acc += W[wOff + e * K + k] * state[so + k];
+    }
+    acc += W[wOff + e * K + K1] * x;
+    for (int k = 0; k < K1 - 1; k++) {
+      state[so + k] = state[so + k + 1];
+    }
+    if (K1 > 0) {
+      state[so + K1 - 1] = x;
+    }
+    return acc / (1f + exp(-acc));
   }
 
   /**
@@ -1285,25 +1312,8 @@ public class StepKernel extends ScanKernel {
   private void stepConvOne(int p, int m, int e, float x) {
     int ED = plan[p + 16];
     int K = plan[p + 17];
-    int wOff = plan[p + 18];
-    int biasOff = plan[p + 19];
-    int K1 = K - 1;
-    int so = plan[p + 20] + (m * ED + e) * K1;
-    float acc = 0f;
-    if (biasOff >= 0) {
-      acc = W[biasOff + e];
-    }
-    for (int k = 0; k < K1; k++) {
-      acc += W[wOff + e * K + k] * state[so + k];
-    }
-    acc += W[wOff + e * K + K1] * x;
-    for (int k = 0; k < K1 - 1; k++) {
-      state[so + k] = state[so + k + 1];
-    }
-    if (K1 > 0) {
-      state[so + K1 - 1] = x;
-    }
-    act[plan[p + 21] + m * ED + e] = acc / (1f + exp(-acc));
+    int so = plan[p + 20] + (m * ED + e) * (K - 1);
+    act[plan[p + 21] + m * ED + e] = convSilu(e, K, plan[p + 18], plan[p + 19], so, x);
   }
 
   /**

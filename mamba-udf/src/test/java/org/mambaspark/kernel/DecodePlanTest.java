@@ -26,7 +26,7 @@ class DecodePlanTest {
         .build();
   }
 
-  /** Each pass as "kind" or, for products and norms, "kind:parts". */
+  /** Each pass as "kind" or, for split products and the passes that may sum them, "kind:parts". */
   static List<String> passes(MambaConfig c, int B) {
     DeviceWeights wl =
         DeviceWeights.place(c, DeviceWeights.Format.FP32, DeviceWeights.ARRAY_FLOATS);
@@ -42,6 +42,8 @@ class DecodePlanTest {
         s += ":" + plan.records[r + 14];
       } else if (kind == StepKernel.P_RMSNORM) {
         s += ":" + plan.records[r + 6];
+      } else if (kind == StepKernel.P_CONV) {
+        s += ":" + plan.records[r + 10];
       }
       out.add(s);
     }
@@ -49,12 +51,14 @@ class DecodePlanTest {
   }
 
   @Test
-  void outProjAtSixtyFourRowsSplitsAndItsSumRidesOnTheNextNorm() {
+  void atSixtyFourRowsInAndOutProjSplitAndTheNextPassesSumThem() {
     List<String> p = passes(mamba130m(), 64);
     String norm = StepKernel.P_RMSNORM + ":";
     String gemm = StepKernel.P_GEMM + ":";
-    // embed; per layer: norm (+ the previous out_proj's 11 parts), in_proj tiled whole, conv,
-    // x_proj GEMV, scan, out_proj in 11 parts; the final norm sums the last; lm_head whole
+    String conv = StepKernel.P_CONV + ":";
+    // embed; per layer: norm (+ the previous out_proj's 11 parts), in_proj in 2 parts (48 column
+    // tiles), the conv step summing them, x_proj GEMV, scan, out_proj in 11 parts; the final norm
+    // sums the last; lm_head whole
     assertEquals(1 + 24 * 6 + 2, p.size(), p.toString());
     assertEquals(norm + "0", p.get(1));
     for (int l = 0; l < 24; l++) {
@@ -63,8 +67,8 @@ class DecodePlanTest {
       assertEquals(
           List.of(
               norm + (l == 0 ? 0 : 11),
-              gemm + 1,
-              "" + StepKernel.P_CONV,
+              gemm + 2,
+              conv + 2,
               "" + StepKernel.P_GEMV,
               "" + StepKernel.P_SCAN_DT,
               gemm + 11),
@@ -78,13 +82,14 @@ class DecodePlanTest {
   void atSixteenRowsOutProjStaysAGemv() {
     List<String> p = passes(mamba130m(), 16);
     assertEquals(1 + 24 * 6 + 2, p.size(), p.toString());
+    assertEquals(StepKernel.P_CONV + ":2", p.get(3));
     assertEquals("" + StepKernel.P_GEMV, p.get(6));
     assertEquals(0, p.stream().filter(s -> s.startsWith(StepKernel.P_GEMM_SUM + ":")).count());
   }
 
   @Test
-  void aSplitProductNoNormFollowsGetsItsOwnSumPass() {
-    // in_proj (1200 × 160: ten k-steps, 19 column tiles) splits in five parts, then the conv
+  void aSplitProductNoPassCanSumGetsASummingPass() {
+    // in_proj (1200 × 160: ten k-steps, 19 column tiles) in five parts, summed by the conv step
     MambaConfig c =
         MambaConfig.builder()
             .vocabSize(1033)
@@ -97,12 +102,8 @@ class DecodePlanTest {
             .build();
     List<String> p = passes(c, 64);
     assertEquals(
-        List.of(
-            StepKernel.P_RMSNORM + ":0",
-            StepKernel.P_GEMM + ":5",
-            StepKernel.P_GEMM_SUM + ":5",
-            "" + StepKernel.P_CONV),
-        p.subList(1, 5),
+        List.of(StepKernel.P_RMSNORM + ":0", StepKernel.P_GEMM + ":5", StepKernel.P_CONV + ":5"),
+        p.subList(1, 4),
         p.toString());
     // lm_head (1033 × 160, 17 tiles) ends the step in five parts and their sum pass
     assertEquals(

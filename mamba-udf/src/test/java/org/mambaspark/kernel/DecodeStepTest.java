@@ -114,8 +114,8 @@ class DecodeStepTest {
 
   /**
    * The plans of a 132-unit GPU: products whose column tiles would leave most units idle split k
-   * into parts. out_proj's parts are summed by the next norm (B > 32), in_proj's and lm_head's (D =
-   * 160: ten k-steps, five parts) by a pass of their own; lm_head writes the logits.
+   * into parts. out_proj's parts are summed by the next norm (B > 32), in_proj's (D = 160: ten
+   * k-steps, five parts) by the conv step, lm_head's by a pass of their own, into the logits.
    */
   @ParameterizedTest(name = "B={0} bias={1}")
   @CsvSource({"40, true", "64, false"})
