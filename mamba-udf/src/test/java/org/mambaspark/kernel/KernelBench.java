@@ -147,6 +147,9 @@ public final class KernelBench {
       case "launch-cost":
         b.launchCost(b.i("launches", 2000));
         break;
+      case "registers":
+        b.registers();
+        break;
       case "bf16-loss":
         b.bf16Loss(
             java.nio.file.Paths.get(b.opt.getOrDefault("model", "models/pycode-bytes")),
@@ -803,7 +806,7 @@ public final class KernelBench {
         }
       }
       checkOpenCl(g.kernel(), "generation");
-      registerHint(g.kernel());
+      registerHint("model kernel", g.kernel());
       long[] get = new long[10];
       for (int i = 0; i < get.length; i++) {
         long t = System.nanoTime();
@@ -846,6 +849,50 @@ public final class KernelBench {
     return g.launch.launches - before;
   }
 
+  /**
+   * What the compiler gives the whole model kernel and the kernels one family of its operations
+   * would make alone (the decode step's passes; the SGEMM; the version-4 scans): on NVIDIA the
+   * largest work-group shows the registers a thread takes, which bound the warps a compute unit
+   * holds.
+   */
+  void registers() {
+    com.aparapi.Kernel[] kernels = {
+      new MambaKernel(), new StepPassesAlone(), new SgemmAlone(), new ScansAlone()
+    };
+    // not disposed: Aparapi's dispose of a kernel that was only queried crashes in native code
+    for (com.aparapi.Kernel k : kernels) {
+      registerHint(k.getClass().getSimpleName(), k);
+    }
+  }
+
+  /** The decode step's passes as a kernel of their own. */
+  static final class StepPassesAlone extends MambaKernel {
+    @Override
+    public void run() {
+      step();
+    }
+  }
+
+  /** The forward's SGEMM as a kernel of its own. */
+  static final class SgemmAlone extends MambaKernel {
+    @Override
+    public void run() {
+      gemm2();
+    }
+  }
+
+  /** The version-4 scans as a kernel of their own. */
+  static final class ScansAlone extends MambaKernel {
+    @Override
+    public void run() {
+      if (op == OP_SCAN_FWD4) {
+        scanForward4();
+      } else {
+        scanBackward4();
+      }
+    }
+  }
+
   // ---- helpers
 
   /**
@@ -853,16 +900,17 @@ public final class KernelBench {
    * registers a thread takes: 1024 at ≤ 64 registers, 512 at ≤ 128, 256 above) and its private
    * memory a work-item (spills).
    */
-  private void registerHint(com.aparapi.Kernel k) {
+  private void registerHint(String what, com.aparapi.Kernel k) {
     try {
       System.out.printf(
           Locale.ROOT,
-          "  model kernel: max work-group %d, preferred multiple %d, private %d bytes a work-item%n",
+          "  %s: max work-group %d, preferred multiple %d, private %d bytes a work-item%n",
+          what,
           k.getKernelMaxWorkGroupSize(device),
           k.getKernelPreferredWorkGroupSizeMultiple(device),
           k.getKernelMinimumPrivateMemSizeInUsePerWorkItem(device));
     } catch (com.aparapi.exception.QueryFailedException e) {
-      System.out.println("  model kernel: work-group query failed: " + e.getMessage());
+      System.out.println("  " + what + ": work-group query failed: " + e.getMessage());
     }
   }
 
