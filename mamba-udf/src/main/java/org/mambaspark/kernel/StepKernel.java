@@ -97,7 +97,8 @@ public class StepKernel extends ScanKernel {
   /**
    * Rows of W at least this long are read sixteen weights a lane an iteration, shorter ones four:
    * measured on an H100 in one run, mamba-2.8b's decode step (K = 2560 and 5120) took 17.2 ms with
-   * sixteen, 20.9 with eight and 22.1 with four (docs/gpu.md).
+   * sixteen, 20.9 with eight and 22.1 with four; in a later run thirty-two took 21.0 ms against
+   * sixteen's 15.2 (docs/gpu.md).
    */
   static final int GEMV_LONG_ROW = 2048;
 

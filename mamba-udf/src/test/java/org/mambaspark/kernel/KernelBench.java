@@ -782,11 +782,8 @@ public final class KernelBench {
         prefill[1] = System.nanoTime() - t0;
         int[] step = new int[B];
         int[] next = new int[B];
-        for (int b = 0; b < B; b++) {
-          next[b] = Sampler.argmax(logits, b * V, V);
-        }
         for (int s = 0; s < steps; s++) {
-          if (hostArgmax) {
+          if (hostArgmax || s == 0) { // the first step's tokens come from the prefill's logits
             for (int b = 0; b < B; b++) {
               next[b] = Sampler.argmax(logits, b * V, V);
             }
