@@ -10,16 +10,19 @@ import org.mambaspark.model.MambaModel;
 import org.mambaspark.model.MambaState;
 import org.mambaspark.model.MambaWeights;
 import org.mambaspark.model.ModelRunner;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A {@link MambaModel} resident on an OpenCL device, as a {@link ModelRunner}: the same forward,
  * scoring, generation step and training gradient as {@code MambaModel.forward}, {@code Scoring} and
  * {@code Backprop}, as a chain of {@link MambaKernel} launches on one kernel instance ({@link
- * ForwardPlan}, {@link BackwardPlan}, launched through {@link LaunchContext}). Weights are packed
- * into device arrays ({@link DeviceWeights}) and put once (and again on {@link #reloadWeights});
- * per call only token ids (and a carried state, {@link DeviceState}) go in, and hidden states,
- * logits, losses or gradients come out. This class checks each call's arguments, lays out its
- * buffers ({@link Layout}) and serializes the calls.
+ * ForwardPlan}, {@link BackwardPlan}, launched through {@link LaunchContext}); decode steps run on
+ * a second instance of their passes alone ({@link DecodeKernel}) when the device holds a second
+ * copy of the weights. Weights are packed into device arrays ({@link DeviceWeights}) and put once
+ * (and again on {@link #reloadWeights}); per call only token ids (and a carried state, {@link
+ * DeviceState}) go in, and hidden states, logits, losses or gradients come out. This class checks
+ * each call's arguments, lays out its buffers ({@link Layout}) and serializes the calls.
  *
  * <p>Training recomputes each layer's forward during the backward from the layer's saved input
  * (activation checkpointing per layer): device memory holds numLayers·B·L·D floats of layer inputs
@@ -30,6 +33,8 @@ import org.mambaspark.model.ModelRunner;
  * device).
  */
 final class GpuModel implements ModelRunner, MambaState.Holder {
+  private static final Logger LOG = LoggerFactory.getLogger(GpuModel.class);
+
   private final GpuBackend backend;
   private final MambaModel model;
   private final MambaConfig c;
@@ -46,6 +51,24 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private final ForwardPlan forward;
   private final BackwardPlan backward;
   private boolean closed;
+
+  /**
+   * A kernel instance and what launches it, with its own device buffers and state: the whole
+   * model's, or the decode step's alone.
+   */
+  private record Program(
+      MambaKernel kernel, LaunchContext launch, DeviceState states, ForwardPlan forward) {}
+
+  private final Program whole;
+
+  /**
+   * Where decode steps run: made at the first decode step, {@link DecodeKernel}'s program when two
+   * copies of the weights take at most half the device, else {@link #whole}.
+   */
+  private Program decode;
+
+  /** Benchmarks: decode steps on {@link DecodeKernel}'s program (true) or the whole model's. */
+  boolean decodeProgram = true;
 
   /**
    * Benchmarks: decode steps as one launch of {@link DecodePlan}'s passes (true), or as the
@@ -144,6 +167,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         wl.format == DeviceWeights.Format.BF16 ? MambaKernel.WFMT_BF16 : MambaKernel.WFMT_F32;
     kernel.wPow2Off = Math.max(0, wl.pow2);
     kernel.embSlab = wl.embSlab;
+    whole = new Program(kernel, launch, states, forward);
     lock.lock();
     try {
       packWeights();
@@ -216,15 +240,16 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   @Override
   public void forwardLastLogits(float[] logits, int[] ids, int B, int L, MambaState state) {
-    states.fromOtherDevice(state);
+    Program p = programFor(B, L, state);
+    p.states.fromOtherDevice(state);
     lock.lock();
     try {
-      Layout a = prepare(ids, B, L, false, state);
+      Layout a = prepare(p, ids, B, L, false, state);
       try {
-        forward.lastLogits(logits, a, state != null, stepPlan);
-        finish(state);
+        p.forward.lastLogits(logits, a, state != null, stepPlan);
+        finish(p, state);
       } catch (RuntimeException e) {
-        throw states.lost(state, e);
+        throw p.states.lost(state, e);
       }
     } finally {
       lock.unlock();
@@ -243,15 +268,16 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
       throw new IllegalArgumentException(
           "next holds " + next.length + " tokens, expected B = " + B);
     }
-    states.fromOtherDevice(state);
+    Program p = programFor(B, L, state);
+    p.states.fromOtherDevice(state);
     lock.lock();
     try {
-      Layout a = prepare(ids, B, L, false, state);
+      Layout a = prepare(p, ids, B, L, false, state);
       try {
-        forward.greedyStep(next, a);
-        finish(state);
+        p.forward.greedyStep(next, a);
+        finish(p, state);
       } catch (RuntimeException e) {
-        throw states.lost(state, e);
+        throw p.states.lost(state, e);
       }
     } finally {
       lock.unlock();
@@ -328,6 +354,9 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     lock.lock();
     try {
       packWeights();
+      if (decode != null && decode != whole) {
+        putWeights(decode.kernel);
+      }
     } finally {
       lock.unlock();
     }
@@ -341,6 +370,10 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
         states.evict();
         closed = true;
         kernel.dispose();
+        if (decode != null && decode != whole) {
+          decode.states.evict();
+          decode.kernel.dispose();
+        }
       }
     } finally {
       lock.unlock();
@@ -369,18 +402,100 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private void packWeights() {
     int[][] slabs = slabs();
     wl.pack(kernel.W, slabs, model.weights);
-    kernel.put(kernel.W);
+    putWeights(kernel);
+  }
+
+  /** The packed weights (the whole program's host arrays) into k's device buffers. */
+  private void putWeights(MambaKernel k) {
+    k.put(k.W);
     if (wl.staged) {
-      for (int[] s : slabs) {
+      for (int[] s : slabs(k)) {
         if (s.length > 1) {
-          kernel.put(s);
+          k.put(s);
         }
       }
     }
   }
 
+  /** The program a call runs on: a decode step on {@link #decode}, anything else on the whole. */
+  private Program programFor(int B, int L, MambaState state) {
+    if (!decodeProgram || !ForwardPlan.stepPlanRuns(B, L, state != null, stepPlan)) {
+      return whole;
+    }
+    lock.lock();
+    try {
+      if (decode == null && !closed) {
+        decode = makeDecodeProgram();
+      }
+      return decode == null ? whole : decode;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * {@link DecodeKernel}'s program over the same host weights, put into buffers of its own, with a
+   * state of its own (a state moves between the two as between devices: after a prefill on the
+   * whole program, the first step brings it over); the whole program when the two copies of the
+   * weights would take more than half the device.
+   */
+  private Program makeDecodeProgram() {
+    long bytes = wl.deviceBytes();
+    long mem = device.getGlobalMemSize();
+    if (2 * bytes > mem / 2) {
+      LOG.info(
+          "decode steps run on the model's whole kernel program: a second copy of the weights"
+              + " ({} MB) for the decode step's own program would leave less than half of {} MB",
+          bytes >> 20,
+          mem >> 20);
+      return whole;
+    }
+    DecodeKernel k = new DecodeKernel();
+    k.setExplicit(true);
+    k.W = kernel.W;
+    k.S0 = kernel.S0;
+    k.S1 = kernel.S1;
+    k.S2 = kernel.S2;
+    k.S3 = kernel.S3;
+    k.S4 = kernel.S4;
+    k.S5 = kernel.S5;
+    k.S6 = kernel.S6;
+    k.S7 = kernel.S7;
+    k.wFmt = kernel.wFmt;
+    k.wPow2Off = kernel.wPow2Off;
+    k.embSlab = kernel.embSlab;
+    DeviceState[] st = new DeviceState[1];
+    MambaState.Holder holder =
+        s -> {
+          lock.lock();
+          try {
+            st[0].download(s);
+          } finally {
+            lock.unlock();
+          }
+        };
+    st[0] = new DeviceState(k, c, holder);
+    LaunchContext lc = new LaunchContext(k, device, c);
+    lc.profile = launch.profile;
+    k.lmem = lc.localArray(1);
+    putWeights(k);
+    LOG.info(
+        "decode steps run on a kernel program of their own: {} MB more device memory for a second"
+            + " copy of the weights",
+        bytes >> 20);
+    return new Program(k, lc, st[0], new ForwardPlan(lc, c, wl, st[0]));
+  }
+
+  /** Benchmarks: the launches of decode steps (the whole program's until the first step). */
+  LaunchContext stepLaunch() {
+    return decode == null ? launch : decode.launch;
+  }
+
   private int[][] slabs() {
-    MambaKernel k = kernel;
+    return slabs(kernel);
+  }
+
+  private static int[][] slabs(MambaKernel k) {
     return new int[][] {k.S0, k.S1, k.S2, k.S3, k.S4, k.S5, k.S6, k.S7};
   }
 
@@ -391,6 +506,10 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
    * holds it already.
    */
   private Layout prepare(int[] ids, int B, int L, boolean training, MambaState state) {
+    return prepare(whole, ids, B, L, training, state);
+  }
+
+  private Layout prepare(Program p, int[] ids, int B, int L, boolean training, MambaState state) {
     if (closed) {
       throw new IllegalStateException("this GPU runner is closed");
     }
@@ -406,23 +525,27 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
           "state is for batch " + state.batch + ", the input has batch " + B);
     }
     Layout a = new Layout(c, tilings, B, L, training);
-    a.bind(kernel, wl.wTotal, ids);
+    a.bind(p.kernel, wl.wTotal, ids);
     if (state != null) {
-      states.upload(state);
+      p.states.upload(state);
     }
     return a;
   }
 
   private void finish(MambaState state) {
-    if (!kernel.isRunningCL()) {
+    finish(whole, state);
+  }
+
+  private void finish(Program p, MambaState state) {
+    if (!p.kernel.isRunningCL()) {
       throw new IllegalStateException(
           "Aparapi left OpenCL during this call (now on "
-              + kernel.getTargetDevice()
+              + p.kernel.getTargetDevice()
               + "): the results were not computed on "
               + OpenClDevices.describe(device));
     }
     if (state != null) {
-      states.hold(state);
+      p.states.hold(state);
     }
   }
 

@@ -568,8 +568,8 @@ public final class KernelBench {
         }
       }
       checkOpenCl(g.kernel(), "model forward");
-      breakdown(g, () -> g.forward(hidden, ids, B, L, null));
-      long launches = launchesPerCall(g, () -> g.forward(hidden, ids, B, L, null));
+      breakdown(g.launch, () -> g.forward(hidden, ids, B, L, null));
+      long launches = launchesPerCall(g.launch, () -> g.forward(hidden, ids, B, L, null));
       row(
           "forward " + name(c),
           "B=" + B + " L=" + L,
@@ -685,15 +685,15 @@ public final class KernelBench {
   }
 
   /** Kernel time of one call per op, largest first (where the time goes). */
-  private static void breakdown(GpuModel g, Runnable call) {
+  private static void breakdown(LaunchContext launch, Runnable call) {
     if (!Boolean.getBoolean("com.aparapi.enableProfiling")) {
       return;
     }
-    g.launch.profile = true;
-    g.launch.opNanos = new java.util.HashMap<>();
+    launch.profile = true;
+    launch.opNanos = new java.util.HashMap<>();
     call.run();
-    java.util.Map<String, Long> m = g.launch.opNanos;
-    g.launch.opNanos = null;
+    java.util.Map<String, Long> m = launch.opNanos;
+    launch.opNanos = null;
     long total = m.values().stream().mapToLong(Long::longValue).sum();
     m.entrySet().stream()
         .sorted((a, b) -> Long.compare(b.getValue(), a.getValue()))
@@ -748,7 +748,7 @@ public final class KernelBench {
         }
       }
       checkOpenCl(g.kernel(), "training step");
-      breakdown(g, () -> g.forwardBackward(grads, ids, B, L, 1.0 / (B * (L - 1))));
+      breakdown(g.launch, () -> g.forwardBackward(grads, ids, B, L, 1.0 / (B * (L - 1))));
       row(
           "train step " + name(c),
           "B=" + B + " L=" + L,
@@ -766,6 +766,8 @@ public final class KernelBench {
     int[] ids = tokens(B * prompt, V, 5);
     try (GpuModel g = model(c)) {
       g.stepPlan = !"false".equals(opt.get("plan"));
+      // decode=whole: the steps on the whole model's program, not DecodeKernel's
+      g.decodeProgram = !"whole".equals(opt.get("decode"));
       // greedy=host: the step's logits come back and the host picks (outside the timed call)
       boolean hostArgmax = "host".equals(opt.get("greedy"));
       float[] logits = new float[B * V];
@@ -775,6 +777,7 @@ public final class KernelBench {
       for (int rep = -1; rep < 1; rep++) {
         MambaState state = new MambaState(c, B);
         g.launch.profile = true;
+        g.stepLaunch().profile = true; // made by the first rep's first step
         g.launch.kernelNanos = 0;
         long t0 = System.nanoTime();
         g.forwardLastLogits(logits, ids, B, prompt, state);
@@ -789,7 +792,7 @@ public final class KernelBench {
             }
           }
           System.arraycopy(next, 0, step, 0, B);
-          g.launch.kernelNanos = 0;
+          g.stepLaunch().kernelNanos = 0;
           long t1 = System.nanoTime();
           if (hostArgmax) {
             g.forwardLastLogits(logits, step, B, 1, state);
@@ -797,13 +800,16 @@ public final class KernelBench {
             g.forwardLastArgmax(next, logits, step, B, 1, state);
           }
           if (rep >= 0) {
-            kernel[s] = g.launch.kernelNanos > 0 ? g.launch.kernelNanos : -1; // -1: not profiled
+            long ns = g.stepLaunch().kernelNanos;
+            kernel[s] = ns > 0 ? ns : -1; // -1: not profiled
             e2e[s] = System.nanoTime() - t1;
           }
         }
       }
       checkOpenCl(g.kernel(), "generation");
+      checkOpenCl(g.stepLaunch().kernel, "generation's decode steps");
       registerHint("model kernel", g.kernel());
+      registerHint("decode steps' kernel", g.stepLaunch().kernel);
       long[] get = new long[10];
       for (int i = 0; i < get.length; i++) {
         long t = System.nanoTime();
@@ -816,8 +822,9 @@ public final class KernelBench {
           median(get),
           4e-6 * g.kernel().out.length);
       MambaState st = new MambaState(c, B);
-      breakdown(g, () -> g.forwardLastLogits(logits, new int[B], B, 1, st));
-      long launches = launchesPerCall(g, () -> g.forwardLastLogits(logits, new int[B], B, 1, st));
+      breakdown(g.stepLaunch(), () -> g.forwardLastLogits(logits, new int[B], B, 1, st));
+      long launches =
+          launchesPerCall(g.stepLaunch(), () -> g.forwardLastLogits(logits, new int[B], B, 1, st));
       row(
           "generate step " + name(c),
           "B=" + B + ", after a " + prompt + "-token prefill",
@@ -828,7 +835,7 @@ public final class KernelBench {
           String.format(
               Locale.ROOT,
               "%.0f tokens/s (argmax on the %s); matrices read at %s of kernel time; prefill"
-                  + " %.1f ms; the state (%.1f MB) stays on the device",
+                  + " %.1f ms, first step %.1f ms (the state, %.1f MB, then stays on the device)",
               B / (median(e2e) / 1e3),
               hostArgmax ? "host, not timed" : "device",
               kernel[0] < 0
@@ -836,37 +843,30 @@ public final class KernelBench {
                   : String.format(
                       Locale.ROOT, "%.0f GB/s", g.stepMatrixBytes() / (median(kernel) * 1e6)),
               prefill[1] / 1e6,
+              e2e[0] / 1e6,
               new MambaState(c, B).bytes() / 1e6));
     }
   }
 
-  private static long launchesPerCall(GpuModel g, Runnable call) {
-    long before = g.launch.launches;
+  private static long launchesPerCall(LaunchContext launch, Runnable call) {
+    long before = launch.launches;
     call.run();
-    return g.launch.launches - before;
+    return launch.launches - before;
   }
 
   /**
-   * What the compiler gives the whole model kernel and the kernels one family of its operations
-   * would make alone (the decode step's passes; the SGEMM; the version-4 scans): on NVIDIA the
-   * largest work-group shows the registers a thread takes, which bound the warps a compute unit
-   * holds.
+   * What the compiler gives the whole model kernel, the decode step's ({@link DecodeKernel}) and
+   * the kernels one family of its operations would make alone (the SGEMM; the version-4 scans): on
+   * NVIDIA the largest work-group shows the registers a thread takes, which bound the warps a
+   * compute unit holds.
    */
   void registers() {
     com.aparapi.Kernel[] kernels = {
-      new MambaKernel(), new StepPassesAlone(), new SgemmAlone(), new ScansAlone()
+      new MambaKernel(), new DecodeKernel(), new SgemmAlone(), new ScansAlone()
     };
     // not disposed: Aparapi's dispose of a kernel that was only queried crashes in native code
     for (com.aparapi.Kernel k : kernels) {
       registerHint(k.getClass().getSimpleName(), k);
-    }
-  }
-
-  /** The decode step's passes as a kernel of their own. */
-  static final class StepPassesAlone extends MambaKernel {
-    @Override
-    public void run() {
-      step();
     }
   }
 
