@@ -9,13 +9,20 @@ import org.mambaspark.model.MambaState;
  * its C channels, and which {@link MambaState} it holds. A state's newest values stay on the device
  * after a call (a decode step would otherwise move the whole state both ways, 90 MB at B = 32 for
  * mamba-130m); they come back when the host reads the state ({@link MambaState#toHost}) or before
- * the buffer serves another. The owner calls every method under its device lock.
+ * the buffer serves another. The two kernel programs of one model (the whole model's and the decode
+ * step's) pair their states ({@link #pair}): a state one holds goes to the other through their host
+ * arrays, not through the state's own. (Two programs cannot share one host array: Aparapi's buffers
+ * may be that array's memory itself, as on a CPU device.) The owner calls every method under its
+ * device lock.
  */
 final class DeviceState {
   private final KernelMemory kernel;
   private final MambaConfig c;
   private final MambaState.Holder holder;
   private MambaState resident;
+
+  /** The other program's state of the same model ({@link #pair}), or null. */
+  private DeviceState sibling;
 
   DeviceState(KernelMemory kernel, MambaConfig c, MambaState.Holder holder) {
     this.kernel = kernel;
@@ -36,6 +43,12 @@ final class DeviceState {
     return l * layerSize(B) + B * c.stateSize * c.intermediateSize;
   }
 
+  /** a and b, two programs' states of one model, move a state between them device to device. */
+  static void pair(DeviceState a, DeviceState b) {
+    a.sibling = b;
+    b.sibling = a;
+  }
+
   /** Makes {@code s} the device's state for a call: uploaded unless it is already there. */
   void upload(MambaState s) {
     if (resident == s && s.holder() == holder) {
@@ -46,6 +59,16 @@ final class DeviceState {
     int need = layerSize(B) * c.numLayers;
     if (kernel.state.length < need) {
       kernel.state = new float[need];
+    }
+    DeviceState o = sibling;
+    if (o != null && o.resident == s && s.holder() == o.holder) {
+      // the paired program's buffer holds the newest values; from here on only this one has them
+      o.kernel.get(o.kernel.state);
+      System.arraycopy(o.kernel.state, 0, kernel.state, 0, need);
+      o.resident = null;
+      kernel.put(kernel.state);
+      hold(s);
+      return;
     }
     for (int l = 0; l < c.numLayers; l++) {
       float[] ssm = s.ssm(l);
@@ -83,9 +106,13 @@ final class DeviceState {
     s.heldBy(null);
   }
 
-  /** A state held by another device comes back first (outside this device's lock). */
+  /**
+   * A state held by another device comes back first (outside this device's lock); one the paired
+   * program holds stays there for {@link #upload}.
+   */
   void fromOtherDevice(MambaState s) {
-    if (s != null && s.holder() != null && s.holder() != holder) {
+    MambaState.Holder h = s == null ? null : s.holder();
+    if (h != null && h != holder && (sibling == null || h != sibling.holder)) {
       s.toHost();
     }
   }

@@ -62,13 +62,23 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
   private final Program whole;
 
   /**
-   * Where decode steps run: made at the first decode step, {@link DecodeKernel}'s program when two
-   * copies of the weights take at most half the device, else {@link #whole}.
+   * Where decode steps run ({@link #programFor}): made at the first decode step, {@link
+   * DecodeKernel}'s program when two copies of the weights take at most half the device, else
+   * {@link #whole}.
    */
   private Program decode;
 
   /** Benchmarks: decode steps on {@link DecodeKernel}'s program (true) or the whole model's. */
   boolean decodeProgram = true;
+
+  /**
+   * A decode step whose state the whole program holds (after a prefill) stays there when the state
+   * is larger than this (bytes): moving it costs about a millisecond a MB through the host, on an
+   * H200 160 ms for mamba-130m at B = 64 (179 MB), where the decode program saves 2.7 ms a step, so
+   * that a generation of the default 32 tokens would lose; 32 MiB (B ≤ 11 for mamba-130m, B = 1 for
+   * mamba-2.8b) repays itself within about twenty steps. Benchmarks raise it.
+   */
+  long decodeMoveLimit = 32L << 20;
 
   /**
    * Benchmarks: decode steps as one launch of {@link DecodePlan}'s passes (true), or as the
@@ -417,9 +427,14 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
     }
   }
 
-  /** The program a call runs on: a decode step on {@link #decode}, anything else on the whole. */
+  /**
+   * The program a call runs on: a decode step on {@link #decode} unless its state is large and on
+   * the whole program ({@link #decodeMoveLimit}), anything else on the whole.
+   */
   private Program programFor(int B, int L, MambaState state) {
-    if (!decodeProgram || !ForwardPlan.stepPlanRuns(B, L, state != null, stepPlan)) {
+    if (!decodeProgram
+        || !ForwardPlan.stepPlanRuns(B, L, state != null, stepPlan)
+        || (state.holder() == this && state.bytes() > decodeMoveLimit)) {
       return whole;
     }
     lock.lock();
@@ -435,9 +450,9 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   /**
    * {@link DecodeKernel}'s program over the same host weights, put into buffers of its own, with a
-   * state of its own (a state moves between the two as between devices: after a prefill on the
-   * whole program, the first step brings it over); the whole program when the two copies of the
-   * weights would take more than half the device.
+   * state buffer of its own (after a prefill on the whole program, the first step brings the state
+   * over: {@link DeviceState#pair}); the whole program when the two copies of the weights would
+   * take more than half the device.
    */
   private Program makeDecodeProgram() {
     long bytes = wl.deviceBytes();
@@ -475,6 +490,7 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
           }
         };
     st[0] = new DeviceState(k, c, holder);
+    DeviceState.pair(states, st[0]);
     LaunchContext lc = new LaunchContext(k, device, c);
     lc.profile = launch.profile;
     k.lmem = lc.localArray(1);

@@ -766,8 +766,12 @@ public final class KernelBench {
     int[] ids = tokens(B * prompt, V, 5);
     try (GpuModel g = model(c)) {
       g.stepPlan = !"false".equals(opt.get("plan"));
-      // decode=whole: the steps on the whole model's program, not DecodeKernel's
+      // decode=whole: the steps on the whole model's program; decode=own: on DecodeKernel's, the
+      // state moved there after the prefill whatever its size
       g.decodeProgram = !"whole".equals(opt.get("decode"));
+      if ("own".equals(opt.get("decode"))) {
+        g.decodeMoveLimit = Long.MAX_VALUE;
+      }
       // greedy=host: the step's logits come back and the host picks (outside the timed call)
       boolean hostArgmax = "host".equals(opt.get("greedy"));
       float[] logits = new float[B * V];

@@ -14,9 +14,10 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The GPU runner keeps a recurrent state on the device between calls and brings it back whenever
- * the host or another runner needs it: two states alternating on one runner, a state read between
- * steps, reset on the host, handed to the CPU runner, and the runner closed while holding one; each
- * against the same steps on the CPU (relative error 1e-5).
+ * the host or another runner needs it: two states alternating on one runner, a state moving between
+ * a prefill and decode steps, read between steps, reset on the host, handed to the CPU runner, and
+ * the runner closed while holding one; each against the same steps on the CPU (relative error
+ * 1e-5).
  */
 class StateOnDeviceTest {
   @AfterEach
@@ -92,6 +93,19 @@ class StateOnDeviceTest {
         cpu.forwardLastLogits(lc, step, B, 1, c2);
         worst = Math.max(worst, BackendsTest.report("g2 step " + s, lg, lc, 1e-5));
       }
+      // a step, a chunk of three tokens, a step: on a GPU whose decode steps have a kernel
+      // program of their own, the state goes from that program's buffer to the whole model's and
+      // back, through the host array the two share
+      int[] one = BackendsTest.ids(B, V, 30);
+      int[] chunk = BackendsTest.ids(B * 3, V, 31);
+      gpu.forwardLastLogits(lg, one, B, 1, g1);
+      cpu.forwardLastLogits(lc, one, B, 1, c1);
+      gpu.forwardLastLogits(lg, chunk, B, 3, g1);
+      cpu.forwardLastLogits(lc, chunk, B, 3, c1);
+      worst = Math.max(worst, BackendsTest.report("g1 chunk after a step", lg, lc, 1e-5));
+      gpu.forwardLastLogits(lg, one, B, 1, g1);
+      cpu.forwardLastLogits(lc, one, B, 1, c1);
+      worst = Math.max(worst, BackendsTest.report("g1 step after the chunk", lg, lc, 1e-5));
       // read between steps (comes back), then step again (goes out again)
       worst = Math.max(worst, BackendsTest.report("g2 ssm", g2.ssm(0), c2.ssm(0), 1e-5));
       assertNull(g2.holder());
