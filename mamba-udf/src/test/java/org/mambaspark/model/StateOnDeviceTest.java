@@ -72,58 +72,43 @@ class StateOnDeviceTest {
     int B = 2;
     int[] prompt = BackendsTest.ids(B * 6, V, 1);
     int[] other = BackendsTest.ids(B * 3, V, 2);
-    float[] lg = new float[B * V], lc = new float[B * V];
+    float[] lg = new float[B * V];
     double worst = 0;
     ModelRunner gpu = BackendsTest.gpu().open(m);
     try (ModelRunner cpu = Backends.cpu().open(m)) {
+      Pair p = new Pair(gpu, cpu, B);
       MambaState g1 = new MambaState(c, B), c1 = new MambaState(c, B);
       MambaState g2 = new MambaState(c, B), c2 = new MambaState(c, B);
-      gpu.forwardLastLogits(lg, prompt, B, 6, g1);
-      cpu.forwardLastLogits(lc, prompt, B, 6, c1);
+      worst = p.call("g1 prompt", prompt, g1, c1);
       assertNotNull(g1.holder(), "the state stays on the device after a call");
-      gpu.forwardLastLogits(lg, other, B, 3, g2); // g1 leaves the device buffer for g2
-      cpu.forwardLastLogits(lc, other, B, 3, c2);
+      worst = Math.max(worst, p.call("g2 prompt", other, g2, c2)); // g1 leaves the buffer for g2
       assertNull(g1.holder(), "g1 came back when g2 took the buffer");
       for (int s = 0; s < 3; s++) {
         int[] step = BackendsTest.ids(B, V, 10 + s);
-        gpu.forwardLastLogits(lg, step, B, 1, g1);
-        cpu.forwardLastLogits(lc, step, B, 1, c1);
-        worst = Math.max(worst, BackendsTest.report("g1 step " + s, lg, lc, 1e-5));
-        gpu.forwardLastLogits(lg, step, B, 1, g2);
-        cpu.forwardLastLogits(lc, step, B, 1, c2);
-        worst = Math.max(worst, BackendsTest.report("g2 step " + s, lg, lc, 1e-5));
+        worst = Math.max(worst, p.call("g1 step " + s, step, g1, c1));
+        worst = Math.max(worst, p.call("g2 step " + s, step, g2, c2));
       }
       // a step, a chunk of three tokens, a step: on a GPU whose decode steps have a kernel
       // program of their own, the state goes from that program's buffer to the whole model's and
-      // back, through the host array the two share
+      // back, device to device through the programs' host arrays
       int[] one = BackendsTest.ids(B, V, 30);
-      int[] chunk = BackendsTest.ids(B * 3, V, 31);
-      gpu.forwardLastLogits(lg, one, B, 1, g1);
-      cpu.forwardLastLogits(lc, one, B, 1, c1);
-      gpu.forwardLastLogits(lg, chunk, B, 3, g1);
-      cpu.forwardLastLogits(lc, chunk, B, 3, c1);
-      worst = Math.max(worst, BackendsTest.report("g1 chunk after a step", lg, lc, 1e-5));
-      gpu.forwardLastLogits(lg, one, B, 1, g1);
-      cpu.forwardLastLogits(lc, one, B, 1, c1);
-      worst = Math.max(worst, BackendsTest.report("g1 step after the chunk", lg, lc, 1e-5));
+      worst = Math.max(worst, p.call("g1 step before a chunk", one, g1, c1));
+      worst = Math.max(worst, p.call("g1 chunk", BackendsTest.ids(B * 3, V, 31), g1, c1));
+      worst = Math.max(worst, p.call("g1 step after the chunk", one, g1, c1));
       // read between steps (comes back), then step again (goes out again)
       worst = Math.max(worst, BackendsTest.report("g2 ssm", g2.ssm(0), c2.ssm(0), 1e-5));
       assertNull(g2.holder());
       int[] step = BackendsTest.ids(B, V, 20);
-      gpu.forwardLastLogits(lg, step, B, 1, g2);
-      cpu.forwardLastLogits(lc, step, B, 1, c2);
-      worst = Math.max(worst, BackendsTest.report("g2 after a read", lg, lc, 1e-5));
+      worst = Math.max(worst, p.call("g2 after a read", step, g2, c2));
       // a GPU-held state continued on the CPU runner
       cpu.forwardLastLogits(lg, step, B, 1, g2);
-      cpu.forwardLastLogits(lc, step, B, 1, c2);
-      worst = Math.max(worst, BackendsTest.report("g2 on the cpu", lg, lc, 1e-5));
+      cpu.forwardLastLogits(p.want, step, B, 1, c2);
+      worst = Math.max(worst, BackendsTest.report("g2 on the cpu", lg, p.want, 1e-5));
       // reset on the host wins over what the device held
       gpu.forwardLastLogits(lg, step, B, 1, g1);
       g1.reset();
       c1.reset();
-      gpu.forwardLastLogits(lg, prompt, B, 6, g1);
-      cpu.forwardLastLogits(lc, prompt, B, 6, c1);
-      worst = Math.max(worst, BackendsTest.report("g1 after reset", lg, lc, 1e-5));
+      worst = Math.max(worst, p.call("g1 after reset", prompt, g1, c1));
       // closing the runner brings the state it holds home
       gpu.close();
       assertNull(g1.holder(), "closing brought g1 back");
@@ -134,6 +119,32 @@ class StateOnDeviceTest {
       System.out.printf("state kept on the device vs the cpu: largest rel err %.2e%n", worst);
     } finally {
       gpu.close();
+    }
+  }
+
+  /** The same call on the GPU and the CPU runner, each with its own state, logits compared. */
+  private static final class Pair {
+    final ModelRunner gpu;
+    final ModelRunner cpu;
+    final int B;
+    final float[] got;
+    final float[] want;
+
+    Pair(ModelRunner gpu, ModelRunner cpu, int B) {
+      this.gpu = gpu;
+      this.cpu = cpu;
+      this.B = B;
+      int V = gpu.model().config.vocabSize;
+      this.got = new float[B * V];
+      this.want = new float[B * V];
+    }
+
+    /** B rows of ids (their length / B tokens each) on both runners: the logits' rel err. */
+    double call(String what, int[] ids, MambaState onGpu, MambaState onCpu) {
+      int L = ids.length / B;
+      gpu.forwardLastLogits(got, ids, B, L, onGpu);
+      cpu.forwardLastLogits(want, ids, B, L, onCpu);
+      return BackendsTest.report(what, got, want, 1e-5);
     }
   }
 }
