@@ -211,6 +211,32 @@ class DecodeStepTest {
     }
   }
 
+  /**
+   * Where decode steps run: after a prefill, a state over {@link GpuModel#decodeMoveLimit} stays on
+   * the whole model's program, a smaller one moves to the decode step's; either way the steps equal
+   * the CPU engine's.
+   */
+  @ParameterizedTest(name = "move limit {0}")
+  @CsvSource({"0, false", "9223372036854775807, true"})
+  void decodeStepsRunWhereTheStateIsCheapest(long limit, boolean ownProgram) {
+    OpenClTests.assumeOpenCl();
+    MambaModel m = model(97, 88, 5, 3, 3, true);
+    int B = 3;
+    float[][] want;
+    try (ModelRunner cpu = Backends.cpu().open(m)) {
+      want = steps(cpu, B, 3);
+    }
+    float[][] got;
+    try (GpuModel g = new GpuModel(backend, m)) {
+      g.decodeMoveLimit = limit;
+      got = steps(g, B, 3);
+      assertEquals(ownProgram, g.stepLaunch() != g.launch, "decode steps on their own program");
+    }
+    double w = DeviceWeightsTest.worst(got, want);
+    System.out.printf("move limit %d: decode steps vs CPU, largest rel err %.3g%n", limit, w);
+    assertTrue(w < 2e-5, "largest rel err " + w);
+  }
+
   /** A prefill of 5 positions, then {@code n} steps; the logits of each and the final state. */
   static float[][] steps(ModelRunner r, int B, int n) {
     MambaConfig c = r.model().config;
