@@ -502,6 +502,25 @@ public final class KernelBench {
           "-",
           String.format(Locale.ROOT, "%.2f µs", perLaunch / passes),
           String.format(Locale.ROOT, "%.0f µs a launch", perLaunch));
+      // the same passes on the decode step's program, whose arguments are only the step's
+      DecodeKernel d = new DecodeKernel();
+      d.setExplicit(true);
+      d.op = StepKernel.OP_STEP;
+      d.planOff = 0;
+      d.plan = k.plan.clone();
+      d.planF = k.planF.clone();
+      d.put(d.plan).put(d.planF);
+      double perDecode = perLaunchMicros(Math.max(1, launches / 20), () -> d.execute(r, passes));
+      checkOpenCl(d, "launch cost");
+      row(
+          "launch, DecodeKernel, " + passes + " passes",
+          Math.max(1, launches / 20) + " launches",
+          "host time per pass of one launch of empty passes on the decode step's own program",
+          "-",
+          "-",
+          String.format(Locale.ROOT, "%.2f µs", perDecode / passes),
+          String.format(Locale.ROOT, "%.0f µs a launch", perDecode));
+      d.dispose();
     }
   }
 
