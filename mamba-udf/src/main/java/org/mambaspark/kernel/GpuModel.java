@@ -54,10 +54,21 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   /**
    * A kernel instance and what launches it, with its own device buffers and state: the whole
-   * model's, or the decode step's alone.
+   * model's, or the decode step's alone (compared by identity).
    */
-  private record Program(
-      MambaKernel kernel, LaunchContext launch, DeviceState states, ForwardPlan forward) {}
+  private static final class Program {
+    final MambaKernel kernel;
+    final LaunchContext launch;
+    final DeviceState states;
+    final ForwardPlan forward;
+
+    Program(MambaKernel kernel, LaunchContext launch, DeviceState states, ForwardPlan forward) {
+      this.kernel = kernel;
+      this.launch = launch;
+      this.states = states;
+      this.forward = forward;
+    }
+  }
 
   private final Program whole;
 
