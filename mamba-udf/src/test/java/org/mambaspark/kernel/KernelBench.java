@@ -1,5 +1,6 @@
 package org.mambaspark.kernel;
 
+import com.aparapi.Range;
 import com.aparapi.device.OpenCLDevice;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -448,7 +449,7 @@ public final class KernelBench {
   private void launchCost(int launches) {
     FloorKernel floor = new FloorKernel();
     SlabsKernel slabs = new SlabsKernel();
-    com.aparapi.Range r = com.aparapi.Range.create(device, 256, 256);
+    Range r = Range.create(device, 256, 256);
     for (com.aparapi.Kernel k : new com.aparapi.Kernel[] {floor, slabs}) {
       k.setExplicit(true);
       if (k == floor) {
@@ -485,43 +486,35 @@ public final class KernelBench {
           "-",
           String.format(Locale.ROOT, "%.1f µs", us),
           "");
-      // passes of one launch, as a decode step runs: empty records (kind 0 does nothing)
-      int passes = 171;
-      k.op = StepKernel.OP_STEP;
-      k.planOff = 0;
-      k.plan = new int[passes * StepKernel.REC];
-      k.planF = new float[passes * StepKernel.REC];
-      k.put(k.plan).put(k.planF);
-      double perLaunch = perLaunchMicros(Math.max(1, launches / 20), () -> k.execute(r, passes));
-      checkOpenCl(k, "launch cost");
-      row(
-          "launch, the model kernel, " + passes + " passes",
-          Math.max(1, launches / 20) + " launches",
-          "host time per pass of one launch of empty passes (a decode step's shape)",
-          "-",
-          "-",
-          String.format(Locale.ROOT, "%.2f µs", perLaunch / passes),
-          String.format(Locale.ROOT, "%.0f µs a launch", perLaunch));
-      // the same passes on the decode step's program, whose arguments are only the step's
+      // passes of one launch, as a decode step runs, on the whole program and on the decode
+      // step's own, whose arguments are only the step's
+      passesCost(k, "the model kernel", "", launches, r);
       DecodeKernel d = new DecodeKernel();
       d.setExplicit(true);
-      d.op = StepKernel.OP_STEP;
-      d.planOff = 0;
-      d.plan = k.plan.clone();
-      d.planF = k.planF.clone();
-      d.put(d.plan).put(d.planF);
-      double perDecode = perLaunchMicros(Math.max(1, launches / 20), () -> d.execute(r, passes));
-      checkOpenCl(d, "launch cost");
-      row(
-          "launch, DecodeKernel, " + passes + " passes",
-          Math.max(1, launches / 20) + " launches",
-          "host time per pass of one launch of empty passes on the decode step's own program",
-          "-",
-          "-",
-          String.format(Locale.ROOT, "%.2f µs", perDecode / passes),
-          String.format(Locale.ROOT, "%.0f µs a launch", perDecode));
+      passesCost(d, "DecodeKernel", " on the decode step's own program", launches, r);
       d.dispose();
     }
+  }
+
+  /** Host time a pass of one launch of 171 empty passes (kind 0 does nothing) on kernel k. */
+  private void passesCost(MambaKernel k, String name, String where, int launches, Range r) {
+    int passes = 171;
+    k.op = StepKernel.OP_STEP;
+    k.planOff = 0;
+    k.plan = new int[passes * StepKernel.REC];
+    k.planF = new float[passes * StepKernel.REC];
+    k.put(k.plan).put(k.planF);
+    int n = Math.max(1, launches / 20);
+    double perLaunch = perLaunchMicros(n, () -> k.execute(r, passes));
+    checkOpenCl(k, "launch cost");
+    row(
+        "launch, " + name + ", " + passes + " passes",
+        n + " launches",
+        "host time per pass of one launch of empty passes (a decode step's shape)" + where,
+        "-",
+        "-",
+        String.format(Locale.ROOT, "%.2f µs", perLaunch / passes),
+        String.format(Locale.ROOT, "%.0f µs a launch", perLaunch));
   }
 
   private static double perLaunchMicros(int launches, Runnable launch) {
