@@ -1,5 +1,7 @@
 package org.mambaspark.kernel;
 
+import static org.mambaspark.kernel.StepKernel.C_ACT;
+
 import java.util.Arrays;
 import org.mambaspark.model.Architecture;
 import org.mambaspark.model.MambaConfig;
@@ -76,7 +78,7 @@ final class DecodePlan {
             D,
             in[0],
             in[1],
-            StepKernel.C_ACT,
+            C_ACT,
             a.xz,
             2 * ED,
             wl.inProjBias[l],
@@ -92,7 +94,7 @@ final class DecodePlan {
             a.xs);
       } else {
         add(e, StepKernel.P_RMSNORM, B, D, a.x, a.xNorm, wl.norm[l]);
-        product(in, B, 2 * ED, D, a.xNorm, D, a.xz, 2 * ED, wl.inProjBias[l], 0, true);
+        product(in, B, 2 * ED, D, a.xNorm, D, C_ACT, a.xz, 2 * ED, wl.inProjBias[l], 0, true);
         add(
             0f,
             StepKernel.P_CONV,
@@ -106,7 +108,7 @@ final class DecodePlan {
             wl.convB[l],
             convOff[l]);
       }
-      product(matrix(l, wl.xProj[l]), B, P, ED, a.xs, ED, a.dbc, P, -1, 0, false);
+      product(matrix(l, wl.xProj[l]), B, P, ED, a.xs, ED, C_ACT, a.dbc, P, -1, 0, false);
       int[] dt = matrix(l, wl.dtProj[l]);
       add(
           c.mixerRmsEps,
@@ -128,7 +130,8 @@ final class DecodePlan {
           dt[1],
           wl.dtProjBias[l],
           falcon ? 1 : 0);
-      product(matrix(l, wl.outProj[l]), B, D, ED, a.y, ED, a.x, D, wl.outProjBias[l], 1, true);
+      product(
+          matrix(l, wl.outProj[l]), B, D, ED, a.y, ED, C_ACT, a.x, D, wl.outProjBias[l], 1, true);
     }
     int headSlab = wl.staged ? wl.lmHeadSlab : -1;
     int head = (int) wl.lmHead;
@@ -173,7 +176,8 @@ final class DecodePlan {
     int ED = c.intermediateSize;
     int I = c.inProjSize();
     int C = c.convChannels();
-    product(matrix(l, wl.inProj[l]), B, I, D, a.xNorm, D, a.xz, I, wl.inProjBias[l], 0, false);
+    int[] in = matrix(l, wl.inProj[l]);
+    product(in, B, I, D, a.xNorm, D, C_ACT, a.xz, I, wl.inProjBias[l], 0, false);
     add(
         0f,
         StepKernel.P_CONV,
@@ -191,7 +195,8 @@ final class DecodePlan {
         c.timeStepLimitMin,
         c.timeStepLimitMax);
     add(SsdRecords.gatedNorm(c, wl, l, a), c.layerNormEpsilon);
-    product(matrix(l, wl.outProj[l]), B, D, ED, a.dbc, ED, a.x, D, wl.outProjBias[l], 1, true);
+    int[] out = matrix(l, wl.outProj[l]);
+    product(out, B, D, ED, a.dbc, ED, C_ACT, a.x, D, wl.outProjBias[l], 1, true);
   }
 
   private void add(int[] r, float... floats) {
@@ -211,26 +216,11 @@ final class DecodePlan {
   }
 
   /**
-   * act[cOff] (B, N) (+)= act[aOff] (B, K) · the matrix (N, K)ᵀ at {slab, offset} w. A tiled
-   * product split over k has its parts summed by the next pass when {@code carried} (out_proj by
-   * the norm, Mamba-1's in_proj by the conv step: see {@link #add}), else by a pass of its own.
+   * C (B, N) (+)= act[aOff] (B, K) · the matrix (N, K)ᵀ at {slab, offset} w, C at cOff of act or
+   * out ({@code cTo}). A tiled product split over k has its parts summed by the next pass when
+   * {@code carried} (out_proj by the norm, Mamba-1's in_proj by the conv step: see {@link #add}),
+   * else by a pass of its own.
    */
-  private void product(
-      int[] w,
-      int B,
-      int N,
-      int K,
-      int aOff,
-      int aRs,
-      int cOff,
-      int cRs,
-      int biasOff,
-      int acc,
-      boolean carried) {
-    product(w, B, N, K, aOff, aRs, StepKernel.C_ACT, cOff, cRs, biasOff, acc, carried);
-  }
-
-  /** {@link #product} into act or out ({@code cTo}). */
   private void product(
       int[] w,
       int B,
@@ -283,8 +273,8 @@ final class DecodePlan {
     if (parts < least) {
       return 1;
     }
-    int perPart = (steps + parts - 1) / parts;
-    return (steps + perPart - 1) / perPart;
+    int len = StepKernel.kPartLength(K, parts); // the kernel's k range a part
+    return (K + len - 1) / len;
   }
 
   /** Floats of {@code part} a split product of B rows may use: k parts × B × N ≤ units · 64 · B. */
@@ -297,7 +287,7 @@ final class DecodePlan {
    * to exactly the rows of D the norm reads.
    */
   private static boolean sumsInto(int[] p, int[] n) {
-    return p[8] == StepKernel.C_ACT
+    return p[8] == C_ACT
         && p[12] == 1
         && p[13] == 0
         && p[1] == n[1]
@@ -312,7 +302,7 @@ final class DecodePlan {
    * (Mamba-1's in_proj).
    */
   private static boolean convSums(int[] p, int[] v) {
-    return p[8] == StepKernel.C_ACT
+    return p[8] == C_ACT
         && p[12] == 0
         && p[13] == 0
         && p[1] == v[1]

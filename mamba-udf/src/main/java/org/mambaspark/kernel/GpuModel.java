@@ -84,10 +84,12 @@ final class GpuModel implements ModelRunner, MambaState.Holder {
 
   /**
    * A decode step whose state the whole program holds (after a prefill) stays there when the state
-   * is larger than this (bytes): moving it costs about a millisecond a MB through the host, on an
-   * H200 160 ms for mamba-130m at B = 64 (179 MB), where the decode program saves 2.7 ms a step, so
-   * that a generation of the default 32 tokens would lose; 32 MiB (B ≤ 11 for mamba-130m, B = 1 for
-   * mamba-2.8b) repays itself within about twenty steps. Benchmarks raise it.
+   * is larger than this (bytes). Moving mamba-130m's B = 64 state (179 MB) to the decode program
+   * made the first step 159–175 ms on an H200 (a move through the state's own arrays, two host
+   * copies; the move now makes one, not timed on a GPU), where the decode program saves 2.7 ms a
+   * step: a generation of the default 32 tokens would lose. At that rate 32 MiB (B ≤ 11 for
+   * mamba-130m, B = 1 for mamba-2.8b) costs about 30 ms, which 10–20 steps repay. Benchmarks raise
+   * it.
    */
   long decodeMoveLimit = 32L << 20;
 
