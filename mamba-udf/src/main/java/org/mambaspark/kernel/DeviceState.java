@@ -11,9 +11,8 @@ import org.mambaspark.model.MambaState;
  * mamba-130m); they come back when the host reads the state ({@link MambaState#toHost}) or before
  * the buffer serves another. The two kernel programs of one model (the whole model's and the decode
  * step's) pair their states ({@link #pair}): a state one holds goes to the other through their host
- * arrays, not through the state's own. (Two programs cannot share one host array: Aparapi's buffers
- * may be that array's memory itself, as on a CPU device.) The owner calls every method under its
- * device lock.
+ * arrays (a get from one, a copy, a put into the other), not through the state's own. The owner
+ * calls every method under its device lock.
  */
 final class DeviceState {
   private final KernelMemory kernel;
