@@ -194,16 +194,24 @@ final class BackwardPlan {
     kernel.ddbcOff = a.ddbc;
     kernel.dzOff = a.dxz + ED;
     int nEb = (ED + a.scanBwd.ce - 1) / a.scanBwd.ce;
+    int rowParts = a.B * a.scanParts;
     kernel.pBcOff = 0;
     kernel.pAOff = nEb * BT * 2 * c.stateSize;
-    kernel.pDOff = kernel.pAOff + a.B * c.stateSize * ED;
+    kernel.pDOff = kernel.pAOff + rowParts * c.stateSize * ED;
+    kernel.pWqOff = kernel.pDOff + rowParts * ED;
+    kernel.pWsOff = kernel.pWqOff + rowParts * c.stateSize * ED;
+    kernel.sParts = a.scanParts;
     kernel.sGradMode = 1;
     kernel.dAOff = wl.a2[l];
     kernel.dDOff = wl.dSkip[l];
     kernel.sCe = a.scanBwd.ce;
     kernel.sSeg = a.scanBwd.segments;
     kernel.sItems = a.scanBwd.items;
-    ctx.launch(ScanKernel.OP_SCAN_BWD4, a.B * nEb * a.scanBwd.threads(), a.scanBwd.threads());
+    int threads = a.scanBwd.threads();
+    if (a.scanParts > 1) {
+      ctx.launch(ScanKernel.OP_SCAN_BWD_CARRY, a.B * nEb * (a.scanParts - 1) * threads, threads);
+    }
+    ctx.launch(ScanKernel.OP_SCAN_BWD4, rowParts * nEb * threads, threads);
     ctx.launch(ScanKernel.OP_SCAN_BWD_REDUCE, BT * 2 * c.stateSize + c.stateSize * ED + ED, 128);
     // Δ = softplus(dt_proj(dbc[:, :R]))
     kernel.eN = BT * ED;

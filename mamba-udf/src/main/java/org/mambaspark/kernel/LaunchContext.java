@@ -152,6 +152,7 @@ final class LaunchContext {
       case ScanKernel.OP_SCAN_FWD4:
         return ScanKernel.scanForward4Local(kernel.sCe, kernel.sSeg, c.stateSize);
       case ScanKernel.OP_SCAN_BWD4:
+      case ScanKernel.OP_SCAN_BWD_CARRY:
         return ScanKernel.scanBackward4Local(kernel.sCe, kernel.sSeg, c.stateSize);
       default:
         return 1;

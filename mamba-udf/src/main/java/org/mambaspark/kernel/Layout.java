@@ -22,6 +22,10 @@ final class Layout {
   final ScanTiling scanFwd;
   final ScanTiling scanBwd;
   final int chunks;
+
+  /** Parts each row's chunks are split into across work-groups for the scan backward. */
+  final int scanParts;
+
   final int logitRows;
   // act
   final int x; //       (BT, D) residual stream
@@ -100,6 +104,8 @@ final class Layout {
             : tilings.wide;
     scanFwd = training ? t[1] : L <= tilings.step.chunk() ? tilings.step : t[0];
     scanBwd = t[2];
+    scanParts =
+        training && !ssd ? ScanTiling.backwardParts(B, ED, L, scanBwd, tilings.computeUnits) : 1;
     chunks = (L + scanFwd.chunk() - 1) / scanFwd.chunk();
     int q = 1;
     while ((long) q * q < L) {
@@ -185,7 +191,8 @@ final class Layout {
     int nEb = (ED + scanBwd.ce - 1) / scanBwd.ce;
     long nRb = (BT + BackwardPlan.COLSUM_ROWS - 1) / BackwardPlan.COLSUM_ROWS;
     // the selective scan backward's partial sums (Mamba-2's scan backward keeps its own in gact)
-    long scanPart = ssd ? 0 : (long) nEb * BT * 2 * N + (long) B * N * ED + (long) B * ED;
+    // dB|dC per channel group; per row and part dA and dD, and the parts' adjoint carries and ΣΔ
+    long scanPart = ssd ? 0 : (long) nEb * BT * 2 * N + 2L * B * scanParts * ((long) N * ED + ED);
     long widest =
         Math.max(D, Math.max(c.inProjSize(), (long) c.convChannels() * (c.convKernel + 1)));
     long colPart = nRb * widest;

@@ -128,6 +128,8 @@ public class MambaKernel extends ProductKernel {
       scanForward4();
     } else if (op == OP_SCAN_BWD4) {
       scanBackward4();
+    } else if (op == OP_SCAN_BWD_CARRY) {
+      scanBackwardCarry();
     } else if (op == OP_SCAN_BWD_REDUCE) {
       scanBackwardReduce();
     } else if (op == OP_GEMM) {

@@ -44,6 +44,7 @@ public class ScanKernel extends KernelMemory {
   static final int OP_SCAN_BWD_REDUCE = 3;
   static final int OP_SCAN_FWD4 = 7;
   static final int OP_SCAN_BWD4 = 8;
+  static final int OP_SCAN_BWD_CARRY = 9;
 
   /** log2(e): exp(x) = exp2(x·log2 e); A is stored pre-multiplied. */
   static final float LOG2E = 1.442695f;
@@ -84,8 +85,11 @@ public class ScanKernel extends KernelMemory {
   int ddbcOff; // gact (B, L, P) += at the B and C columns
   int dzOff; //   gact: dz at gact[dzOff + (b·L + t)·zStride + e] =
   int pBcOff; //  part (ED/ce, B, L, 2N) per channel-group dB | dC
-  int pAOff; //   part (B, N, ED) per sequence dA
-  int pDOff; //   part (B, ED) per sequence dD
+  int pAOff; //   part (B, parts, N, ED) per sequence and part dA
+  int pDOff; //   part (B, parts, ED) per sequence and part dD
+  int sParts = 1; // parts a row's chunks are split into across work-groups (1: one group a row)
+  int pWqOff; //  part (B, parts, N, ED) the adjoint each part passes leftwards when none enters it
+  int pWsOff; //  part (B, parts, ED) each part's ΣΔ: its decay is exp2(A·log2 e·ΣΔ)
 
   /**
    * 0: dA (N, ED) and dD (ED) += into gact at dAOff, dDOff; 1: += into G as d A_log (ED, N), dD.
@@ -103,6 +107,8 @@ public class ScanKernel extends KernelMemory {
       scanForward4();
     } else if (op == OP_SCAN_BWD4) {
       scanBackward4();
+    } else if (op == OP_SCAN_BWD_CARRY) {
+      scanBackwardCarry();
     }
   }
 
@@ -313,8 +319,15 @@ public class ScanKernel extends KernelMemory {
     int ED = sED;
     int L = sL;
     int nEb = (ED + ce - 1) / ce;
-    int b = g / nEb;
-    int eb = g - b * nEb;
+    int rowPart = g / nEb;
+    int eb = g - rowPart * nEb;
+    int b = rowPart / sParts;
+    int p = rowPart - b * sParts;
+    // every part walks partChunks chunks (a trip count the same for every group: PoCL cannot build
+    // barriers inside a loop whose count depends on the group); the last part's first ones lie past
+    // the row's end, where every position is padding
+    int partChunks = (sChunks + sParts - 1) / sParts;
+    int cTop = (p + 1) * partChunks - 1;
     int e0 = eb * ce;
     int s = lid / ce;
     int ci = lid - s * ce;
@@ -341,17 +354,23 @@ public class ScanKernel extends KernelMemory {
       int n = j / ce;
       int e2 = e0 + j - n * ce;
       float a2 = 0f;
+      float w = 0f;
       if (e2 < ED) {
         a2 = W[a2Off + n * ED + e2];
+        // the adjoint entering this part from the right: the later parts' carries, folded
+        for (int q = sParts - 1; q > p; q--) {
+          int r = b * sParts + q;
+          w = exp2(a2 * part[pWsOff + r * ED + e2]) * w + part[pWqOff + (r * N + n) * ED + e2];
+        }
       }
       lmem[oA2 + j] = a2;
-      lmem[oWc + j] = 0f;
+      lmem[oWc + j] = w;
     }
     for (int j = lid; j < N * aggRow; j += wg) {
       lmem[oDa + j] = 0f;
     }
-    for (int cc = 0; cc < sChunks; cc++) {
-      int c = sChunks - 1 - cc;
+    for (int cc = 0; cc < partChunks; cc++) {
+      int c = cTop - cc;
       int t0 = c * T + s * 4;
       float dt0 = 0f;
       float dt1 = 0f;
@@ -415,7 +434,7 @@ public class ScanKernel extends KernelMemory {
         int n = j / ce;
         int c2 = j - n * ce;
         float h = 0f;
-        if (e0 + c2 < ED) {
+        if (e0 + c2 < ED && c < sChunks) {
           h = act[hcOff + ((b * sChunks + c) * N + n) * ED + e0 + c2];
         }
         lmem[oHc + j] = h;
@@ -617,7 +636,7 @@ public class ScanKernel extends KernelMemory {
         sum += lmem[oDa + n * aggRow + sg * ce + c2];
       }
       if (e2 < ED) {
-        part[pAOff + (b * N + n) * ED + e2] = sum;
+        part[pAOff + ((b * sParts + p) * N + n) * ED + e2] = sum;
       }
     }
     if (lid < ce && e < ED) {
@@ -625,7 +644,154 @@ public class ScanKernel extends KernelMemory {
       for (int sg = 0; sg < S; sg++) {
         sum += lmem[oAggU + sg * ce + lid];
       }
-      part[pDOff + b * ED + e] = sum;
+      part[pDOff + (b * sParts + p) * ED + e] = sum;
+    }
+  }
+
+  /**
+   * The first pass of a backward whose rows are split into {@link #sParts} parts of chunks, one
+   * work-group per (sequence, part, channel block) of every part but the first: the adjoint w the
+   * part passes leftwards when none enters it from the right, Q (steps (1) and (2) of {@link
+   * #scanBackward4}, adjoint half only: Δ, ds and C), and its ΣΔ per channel. The adjoint leaving a
+   * part is linear in the one entering it, exp2(A·log2 e·ΣΔ)·w + Q, so {@link #scanBackward4}'s
+   * group for part p folds the later parts' pairs into the w that enters it, and the row's chunks
+   * run on P times as many groups. Same tiling and local memory as the backward.
+   */
+  final void scanBackwardCarry() {
+    int lid = getLocalId();
+    int wg = getLocalSize();
+    int g = getGroupId();
+    int ce = sCe;
+    int S = sSeg;
+    int T = S * 4;
+    int N = sN;
+    int N2 = 2 * N;
+    int ED = sED;
+    int L = sL;
+    int nEb = (ED + ce - 1) / ce;
+    int rowPart = g / nEb;
+    int eb = g - rowPart * nEb;
+    int b = rowPart / (sParts - 1);
+    int p = 1 + rowPart - b * (sParts - 1);
+    // every part walks partChunks chunks (a trip count the same for every group: PoCL cannot build
+    // barriers inside a loop whose count depends on the group); the last part's first ones lie past
+    // the row's end, where every position is padding
+    int partChunks = (sChunks + sParts - 1) / sParts;
+    int cTop = (p + 1) * partChunks - 1;
+    int e0 = eb * ce;
+    int s = lid / ce;
+    int ci = lid - s * ce;
+    int e = e0 + ci;
+    int bcSeg = 4 * N2 + 1;
+    int aggRow = (S + 1) * ce;
+    int oBc = 0;
+    int oA2 = S * bcSeg;
+    int oWc = oA2 + N * ce;
+    int oDs = oWc + N * ce;
+    int oHc = oDs + S * ce;
+    int oAggU = oHc + N * ce;
+    int oAggQ = oAggU + N * aggRow;
+    int ag = s * ce + ci;
+    for (int j = lid; j < ce * N; j += wg) {
+      int n = j / ce;
+      int e2 = e0 + j - n * ce;
+      float a2 = 0f;
+      if (e2 < ED) {
+        a2 = W[a2Off + n * ED + e2];
+      }
+      lmem[oA2 + j] = a2;
+      lmem[oWc + j] = 0f;
+    }
+    float dtSum = 0f;
+    for (int cc = 0; cc < partChunks; cc++) {
+      int c = cTop - cc;
+      int t0 = c * T + s * 4;
+      float dt0 = 0f;
+      float dt1 = 0f;
+      float dt2 = 0f;
+      float dt3 = 0f;
+      float ds0 = 0f;
+      float ds1 = 0f;
+      float ds2 = 0f;
+      float ds3 = 0f;
+      int gi = (b * L + t0) * ED + e;
+      int zi = (b * L + t0) * zStride + e;
+      if (e < ED) {
+        if (t0 < L) {
+          dt0 = act[dtOff + gi];
+          float zz = act[zOff + zi];
+          float sig = 1f / (1f + exp(-zz));
+          ds0 = gact[dyOff + gi] * zz * sig;
+        }
+        if (t0 + 1 < L) {
+          dt1 = act[dtOff + gi + ED];
+          float zz = act[zOff + zi + zStride];
+          float sig = 1f / (1f + exp(-zz));
+          ds1 = gact[dyOff + gi + ED] * zz * sig;
+        }
+        if (t0 + 2 < L) {
+          dt2 = act[dtOff + gi + 2 * ED];
+          float zz = act[zOff + zi + 2 * zStride];
+          float sig = 1f / (1f + exp(-zz));
+          ds2 = gact[dyOff + gi + 2 * ED] * zz * sig;
+        }
+        if (t0 + 3 < L) {
+          dt3 = act[dtOff + gi + 3 * ED];
+          float zz = act[zOff + zi + 3 * zStride];
+          float sig = 1f / (1f + exp(-zz));
+          ds3 = gact[dyOff + gi + 3 * ED] * zz * sig;
+        }
+      }
+      localBarrier();
+      stageBc4(lid, wg, N2, T, L, b, c, oBc, bcSeg);
+      lmem[oDs + ag] = dt0 + dt1 + dt2 + dt3;
+      dtSum += dt0 + dt1 + dt2 + dt3;
+      localBarrier();
+      int bc0 = oBc + s * bcSeg;
+      for (int n = 0; n < N; n++) {
+        float a2 = lmem[oA2 + n * ce + ci];
+        int bc = bc0 + N + n;
+        float a0 = exp2(dt0 * a2);
+        float a1 = exp2(dt1 * a2);
+        float a2v = exp2(dt2 * a2);
+        float a3 = exp2(dt3 * a2);
+        float g0 = ds0 * lmem[bc];
+        float g1 = ds1 * lmem[bc + N2];
+        float g2 = ds2 * lmem[bc + 2 * N2];
+        float g3 = ds3 * lmem[bc + 3 * N2];
+        lmem[oAggQ + n * aggRow + ag] = a0 * (g0 + a1 * (g1 + a2v * (g2 + a3 * g3)));
+      }
+      localBarrier();
+      for (int j = lid; j < ce * N; j += wg) {
+        int n = j / ce;
+        int c2 = j - n * ce;
+        float an = lmem[oA2 + j];
+        int r = n * aggRow + c2;
+        float w = lmem[oWc + j];
+        for (int k = 0; k < S; k++) {
+          int sg = S - 1 - k;
+          w = exp2(an * lmem[oDs + sg * ce + c2]) * w + lmem[oAggQ + r + sg * ce];
+        }
+        lmem[oWc + j] = w;
+      }
+    }
+    localBarrier();
+    lmem[oAggU + lid] = dtSum;
+    localBarrier();
+    int row = b * sParts + p;
+    for (int j = lid; j < ce * N; j += wg) {
+      int n = j / ce;
+      int e2 = e0 + j - n * ce;
+      if (e2 < ED) {
+        part[pWqOff + (row * N + n) * ED + e2] = lmem[oWc + j];
+      }
+    }
+    if (lid < ce && e < ED) {
+      float sum = 0f;
+      for (int sg = 0; sg < S; sg++) {
+        sum += lmem[oAggU + sg * ce + lid];
+      }
+      part[pWsOff + row * ED + e] = sum;
     }
   }
 
@@ -669,7 +835,7 @@ public class ScanKernel extends KernelMemory {
 
   /**
    * Sums the backward's partials, one thread per output: dB|dC over channel groups into ddbc, dA
-   * and dD over sequences (in a fixed order: deterministic).
+   * and dD over sequences and parts (in a fixed order: deterministic).
    */
   final void scanBackwardReduce() {
     int gid = getGlobalId();
@@ -690,7 +856,7 @@ public class ScanKernel extends KernelMemory {
       int n = k / ED;
       int e = k - n * ED;
       float sum = 0f;
-      for (int b = 0; b < sB; b++) {
+      for (int b = 0; b < sB * sParts; b++) {
         sum += part[pAOff + (b * N + n) * ED + e];
       }
       if (sGradMode == 0) {
@@ -701,7 +867,7 @@ public class ScanKernel extends KernelMemory {
     } else if (gid < rows * N2 + N * ED + ED) {
       int e = gid - rows * N2 - N * ED;
       float sum = 0f;
-      for (int b = 0; b < sB; b++) {
+      for (int b = 0; b < sB * sParts; b++) {
         sum += part[pDOff + b * ED + e];
       }
       if (sGradMode == 0) {

@@ -46,6 +46,39 @@ final class ScanTiling {
   static final ScanTiling FORWARD_FEW_ROWS = new ScanTiling(8, 32, 4);
   static final ScanTiling BACKWARD_FEW_ROWS = new ScanTiling(4, 16, 4);
 
+  /**
+   * Work-groups a compute unit the backward aims for when it splits rows into parts ({@link
+   * #backwardParts}).
+   */
+  static final int BACKWARD_GROUPS_PER_UNIT = 4;
+
+  static final int MAX_BACKWARD_PARTS = 32;
+
+  /**
+   * Parts to split each row's chunks into for the backward ({@link ScanKernel#scanBackwardCarry}):
+   * enough that the B·(ED / ce) row groups times the parts give every compute unit {@link
+   * #BACKWARD_GROUPS_PER_UNIT} groups, at most one part a chunk; 1 when the rows alone do. One long
+   * row (B = 1, L = 16384) otherwise walks its 256 chunks in 384 groups on 132 units. {@code
+   * -Dmamba.gpu.scanParts=P} sets it (1: never split), for tuning.
+   */
+  static int backwardParts(int B, int ED, int L, ScanTiling bwd, int computeUnits) {
+    int chunks = (L + bwd.chunk() - 1) / bwd.chunk();
+    Integer forced = Integer.getInteger("mamba.gpu.scanParts");
+    if (forced != null) {
+      if (forced < 1) {
+        throw new IllegalArgumentException("-Dmamba.gpu.scanParts must be >= 1, got " + forced);
+      }
+      return Math.min(forced, Math.max(1, chunks));
+    }
+    long groups = (long) B * ((ED + bwd.ce - 1) / bwd.ce);
+    long want = (long) BACKWARD_GROUPS_PER_UNIT * computeUnits;
+    if (groups >= want) {
+      return 1;
+    }
+    long parts = (want + groups - 1) / groups;
+    return (int) Math.max(1, Math.min(parts, Math.min(chunks, MAX_BACKWARD_PARTS)));
+  }
+
   /** Whether (B, ED) rows in groups of 16 channels give fewer than two groups a compute unit. */
   static boolean fewRows(int B, int ED, int computeUnits) {
     return (long) B * ((ED + 15) / 16) < 2L * computeUnits;

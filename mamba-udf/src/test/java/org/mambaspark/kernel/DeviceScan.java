@@ -15,7 +15,8 @@ import com.aparapi.device.OpenCLDevice;
  *   act:   u, Δ, y (B, L, ED) | dbc (B, L, P) | z (B, L, zStride) | hChunks (B, chunks, N, ED)
  *   gact:  dy, du, dΔ (B, L, ED) | ddbc (B, L, P) | dz (B, L, zStride) | dA (N, ED) | dD (ED)
  *   W:     A·log2(e) (N, ED) | D (ED)            state: h (B, N, ED)
- *   part:  dB|dC per channel group (ED/ce, B, L, 2N) | dA (B, N, ED) | dD (B, ED)
+ *   part:  dB|dC per channel group (ED/ce, B, L, 2N) | dA (B, parts, N, ED) | dD (B, parts, ED)
+ *          | the backward parts' adjoint carries (B, parts, N, ED) and ΣΔ (B, parts, ED)
  * </pre>
  */
 public final class DeviceScan implements AutoCloseable {
@@ -191,14 +192,7 @@ public final class DeviceScan implements AutoCloseable {
       gDa = (int) goff[5];
       gDd = (int) goff[6];
       kernel.gact = new float[KernelMemory.checkedSize(goff[7], "gradients")];
-      int nEb = (ED + bwd.ce - 1) / bwd.ce;
-      long pBc = (long) nEb * BT * 2 * N;
-      kernel.part =
-          new float
-              [KernelMemory.checkedSize(pBc + (long) B * N * ED + (long) B * ED, "partial sums")];
-      kernel.pBcOff = 0;
-      kernel.pAOff = (int) pBc;
-      kernel.pDOff = (int) (pBc + (long) B * N * ED);
+      setBackwardParts(1);
       lmemNeed = Math.max(lmemNeed, backwardLocal(bwd, N, version));
     } else {
       gDy = gDu = gDdt = gDdbc = gDz = gDa = gDd = 0;
@@ -409,14 +403,44 @@ public final class DeviceScan implements AutoCloseable {
     kernel.put(kernel.gact);
   }
 
+  /**
+   * Splits each row's chunks into {@code parts} parts, each its own work-group (version 4 only),
+   * and sizes the partial sums for them: dB|dC per channel group (ED/ce, B, L, 2N) | dA (B, parts,
+   * N, ED) | dD (B, parts, ED) | the parts' adjoint carries (B, parts, N, ED) and ΣΔ (B, parts,
+   * ED).
+   */
+  public void setBackwardParts(int parts) {
+    if (parts < 1 || (parts > 1 && version(bwd, version) != 4)) {
+      throw new IllegalArgumentException("backward parts " + parts + " need version 4 and >= 1");
+    }
+    long BT = (long) B * L;
+    long pBc = (long) ((ED + bwd.ce - 1) / bwd.ce) * BT * 2 * N;
+    long perPart = (long) B * parts * ((long) N * ED + ED);
+    kernel.part = new float[KernelMemory.checkedSize(pBc + 2 * perPart, "partial sums")];
+    kernel.pBcOff = 0;
+    kernel.pAOff = (int) pBc;
+    kernel.pDOff = (int) (pBc + (long) B * parts * N * ED);
+    kernel.pWqOff = (int) (pBc + perPart);
+    kernel.pWsOff = (int) (pBc + perPart + (long) B * parts * N * ED);
+    kernel.sParts = parts;
+  }
+
   /** Launches the backward and its reduction (no transfers); needs a forward with saveChunks. */
   public void backward() {
-    kernel.op = backwardOp(bwd, version);
     kernel.sCe = bwd.ce;
     kernel.sSeg = bwd.segments;
     kernel.sItems = bwd.items;
     int groups = B * ((ED + bwd.ce - 1) / bwd.ce);
-    launch(Range.create(device, groups * bwd.threads(), bwd.threads()), "the scan backward");
+    if (kernel.sParts > 1) {
+      kernel.op = ScanKernel.OP_SCAN_BWD_CARRY;
+      launch(
+          Range.create(device, groups * (kernel.sParts - 1) * bwd.threads(), bwd.threads()),
+          "the scan backward's carries");
+    }
+    kernel.op = backwardOp(bwd, version);
+    launch(
+        Range.create(device, groups * kernel.sParts * bwd.threads(), bwd.threads()),
+        "the scan backward");
     kernel.op = ScanKernel.OP_SCAN_BWD_REDUCE;
     int n = B * L * 2 * N + N * ED + ED;
     int wg = 128;

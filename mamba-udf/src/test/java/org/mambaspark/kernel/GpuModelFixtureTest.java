@@ -188,6 +188,22 @@ class GpuModelFixtureTest {
     }
   }
 
+  /**
+   * The scan backward with each row's chunks split into three parts (the carry pass, the folded
+   * adjoint entering each part, dA and dD summed over parts): small's 333 positions are uneven
+   * parts of several chunks.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"small", "falcon_tiny"})
+  void everyGradientMatchesPyTorchWithTheScanBackwardInParts(String name) {
+    System.setProperty("mamba.gpu.scanParts", "3");
+    try {
+      everyGradientMatchesPyTorch(name);
+    } finally {
+      System.clearProperty("mamba.gpu.scanParts");
+    }
+  }
+
   @ParameterizedTest
   @ValueSource(strings = {"tiny", "small", "falcon_tiny", "mamba2_tiny", "mamba2_small"})
   void everyGradientMatchesPyTorch(String name) {

@@ -35,7 +35,9 @@ import org.mambaspark.ops.SelectiveScan;
  *   scans                                the three scan sizes, forward and backward
  *   scan-fwd  B=8 L=2048 ED=1536 N=16 [ce S I: DeviceScan's default for the shape] [scan=4
  *             scanMin=1: versions 4 and 1; scanMin=4: 4 only] [check=false: skip the CPU check]
- *   scan-bwd  the same keys (after a forward saving chunk states; versions 4 and 1)
+ *   scan-bwd  the same keys (after a forward saving chunk states; versions 4 and 1) [parts=1,4,8:
+ *             rows split into parts across work-groups, version 4; gradients checked against the
+ *             first]
  *   scan-sweep B=8 L=2048 ED=1536 N=16 [only=16x16,4x32,...]   version 4 over tilings
  *   sgemm     M=16384 N=3072 K=768       C = A·Bᵀ, TFLOP/s
  *   sgemm-130m                           mamba-130m's five products at B·L = 16384
@@ -268,10 +270,26 @@ public final class KernelBench {
   }
 
   private void scanBackward(int B, int L, int ED, int N, ScanTiling t, int version) {
+    float[] whole = null;
+    for (String ps : opt.getOrDefault("parts", "1").split(",")) {
+      int parts = Integer.parseInt(ps);
+      if (parts == 1 || version == 4) {
+        whole = scanBackward(B, L, ED, N, t, version, parts, whole);
+      }
+    }
+  }
+
+  /**
+   * The backward with rows in {@code parts} parts (scan-bwd parts=1,4,8): its gradients, compared
+   * with {@code whole}'s (the first run's) when given.
+   */
+  private float[] scanBackward(
+      int B, int L, int ED, int N, ScanTiling t, int version, int parts, float[] whole) {
     int R = 48;
     ScanTiling f = DeviceScan.forwardWithChunk(t, N, device.getLocalMemSize(), version);
     try (DeviceScan s =
         new DeviceScan(device, B, L, ED, N, R, R + 2 * N, ED, f, t, true, version)) {
+      s.setBackwardParts(parts);
       s.uploadRandom(1);
       s.uploadRandomGradient(2);
       s.forward(true);
@@ -301,14 +319,25 @@ public final class KernelBench {
           e2e[r] = System.nanoTime() - t0;
         }
       }
+      float[] grads = s.kernel.gact.clone();
       row(
           "scan bwd v" + s.backwardVersion(),
           String.format(Locale.ROOT, "B=%d L=%d ED=%d N=%d", B, L, ED, N),
-          t + " (+ reduction)",
+          t
+              + (parts > 1
+                  ? ", rows in " + parts + " parts (+ carries + reduction)"
+                  : " (+ reduction)"),
           ms(kernel),
           ms(wall),
           ms(e2e),
-          "end-to-end includes the forward");
+          "end-to-end includes the forward"
+              + (whole == null
+                  ? ""
+                  : String.format(
+                      Locale.ROOT,
+                      "; gradients vs the first run: rel err %.1e",
+                      relErr(grads, whole))));
+      return whole == null ? grads : whole;
     }
   }
 

@@ -149,62 +149,83 @@ class ScanKernelTest {
   void backwardMatchesTheCpuReference(int version) {
     double worst = 0;
     for (Case c : CASES) {
-      if (DeviceScan.version(c.bwd, version) != version) {
-        continue; // version 4 is for 4 positions a thread
-      }
-      int T = c.bwd.chunk();
-      // the forward that saves the chunk states: same chunk
-      ScanTiling fwd = DeviceScan.forwardWithChunk(c.bwd, c.N, 1L << 30, version);
-      int BT = c.B * c.L;
-      float[] hc = new float[c.B * SelectiveScan.chunkCount(c.L, T) * c.N * c.ED];
-      // the CPU's backward from a fresh state (training), with the same chunk
-      SelectiveScan.saveChunkStates(
-          hc, T, null, c.u, c.delta, c.A, c.dbc, c.R, c.B, c.L, c.ED, c.N);
-      float[] du = new float[BT * c.ED], ddt = new float[BT * c.ED], dA = new float[c.N * c.ED];
-      float[] ddbc = new float[BT * c.P], dD = new float[c.ED], dz = new float[BT * 2 * c.ED];
-      SelectiveScan.scanBackward(
-          du, ddt, dA, ddbc, dD, dz, c.dy, hc, T, c.u, c.delta, c.A, c.dbc, c.R, c.D, c.xz, c.ED,
-          2 * c.ED, c.B, c.L, c.ED, c.N);
-      float[] gdu = new float[du.length], gddt = new float[ddt.length], gdA = new float[dA.length];
-      float[] gddbc = new float[ddbc.length],
-          gdD = new float[dD.length],
-          gdz = new float[dz.length];
-      try (DeviceScan ds =
-          new DeviceScan(
-              OpenClTests.device(),
-              c.B,
-              c.L,
-              c.ED,
-              c.N,
-              c.R,
-              c.P,
-              2 * c.ED,
-              fwd,
-              c.bwd,
-              true,
-              version)) {
-        ds.upload(c.u, c.delta, c.A, c.dbc, c.D, c.xz, c.ED, null);
-        ds.forward(true);
-        ds.uploadGradient(c.dy);
-        ds.backward();
-        ds.downloadGradients(gdu, gddt, gdA, gddbc, gdD, gdz);
-      }
-      double[] errs = {
-        Fixtures.relErr(gdu, du),
-        Fixtures.relErr(gddt, ddt),
-        Fixtures.relErr(gdA, dA),
-        Fixtures.relErr(gddbc, ddbc),
-        Fixtures.relErr(gdD, dD),
-        Fixtures.relErr(gdz, dz)
-      };
-      System.out.printf(
-          "scan bwd v%d %s: du %.2e dΔ %.2e dA %.2e dB|dC %.2e dD %.2e dz %.2e%n",
-          version, c, errs[0], errs[1], errs[2], errs[3], errs[4], errs[5]);
-      for (double e : errs) {
-        worst = Math.max(worst, e);
-        assertTrue(e < BWD_TOL, c + " " + Arrays.toString(errs));
+      if (DeviceScan.version(c.bwd, version) == version) { // version 4: 4 positions a thread
+        worst = Math.max(worst, backward(c, version, 1));
       }
     }
     System.out.printf("scan backward kernel v%d vs CPU: largest rel err %.2e%n", version, worst);
+  }
+
+  /**
+   * Rows split into parts of chunks across work-groups, the adjoint carried between parts by the
+   * carry pass: more parts than chunks (empty parts), parts of one chunk, and uneven last parts.
+   */
+  @ParameterizedTest(name = "backward in {0} parts a row")
+  @ValueSource(ints = {2, 3, 7})
+  void backwardWithRowsInPartsMatchesTheCpuReference(int parts) {
+    double worst = 0;
+    for (Case c : CASES) {
+      if (DeviceScan.version(c.bwd, 4) == 4) {
+        worst = Math.max(worst, backward(c, 4, parts));
+      }
+    }
+    System.out.printf(
+        "scan backward kernel in %d parts vs CPU: largest rel err %.2e%n", parts, worst);
+  }
+
+  /** The backward of case c on the device against the CPU's: the largest relative error. */
+  private static double backward(Case c, int version, int parts) {
+    int T = c.bwd.chunk();
+    // the forward that saves the chunk states: same chunk
+    ScanTiling fwd = DeviceScan.forwardWithChunk(c.bwd, c.N, 1L << 30, version);
+    int BT = c.B * c.L;
+    float[] hc = new float[c.B * SelectiveScan.chunkCount(c.L, T) * c.N * c.ED];
+    // the CPU's backward from a fresh state (training), with the same chunk
+    SelectiveScan.saveChunkStates(hc, T, null, c.u, c.delta, c.A, c.dbc, c.R, c.B, c.L, c.ED, c.N);
+    float[] du = new float[BT * c.ED], ddt = new float[BT * c.ED], dA = new float[c.N * c.ED];
+    float[] ddbc = new float[BT * c.P], dD = new float[c.ED], dz = new float[BT * 2 * c.ED];
+    SelectiveScan.scanBackward(
+        du, ddt, dA, ddbc, dD, dz, c.dy, hc, T, c.u, c.delta, c.A, c.dbc, c.R, c.D, c.xz, c.ED,
+        2 * c.ED, c.B, c.L, c.ED, c.N);
+    float[] gdu = new float[du.length], gddt = new float[ddt.length], gdA = new float[dA.length];
+    float[] gddbc = new float[ddbc.length], gdD = new float[dD.length], gdz = new float[dz.length];
+    try (DeviceScan ds =
+        new DeviceScan(
+            OpenClTests.device(),
+            c.B,
+            c.L,
+            c.ED,
+            c.N,
+            c.R,
+            c.P,
+            2 * c.ED,
+            fwd,
+            c.bwd,
+            true,
+            version)) {
+      ds.setBackwardParts(parts);
+      ds.upload(c.u, c.delta, c.A, c.dbc, c.D, c.xz, c.ED, null);
+      ds.forward(true);
+      ds.uploadGradient(c.dy);
+      ds.backward();
+      ds.downloadGradients(gdu, gddt, gdA, gddbc, gdD, gdz);
+    }
+    double[] errs = {
+      Fixtures.relErr(gdu, du),
+      Fixtures.relErr(gddt, ddt),
+      Fixtures.relErr(gdA, dA),
+      Fixtures.relErr(gddbc, ddbc),
+      Fixtures.relErr(gdD, dD),
+      Fixtures.relErr(gdz, dz)
+    };
+    System.out.printf(
+        "scan bwd v%d %s, %d part(s) a row: du %.2e dΔ %.2e dA %.2e dB|dC %.2e dD %.2e dz %.2e%n",
+        version, c, parts, errs[0], errs[1], errs[2], errs[3], errs[4], errs[5]);
+    double worst = 0;
+    for (double e : errs) {
+      worst = Math.max(worst, e);
+      assertTrue(e < BWD_TOL, c + " in " + parts + " parts: " + Arrays.toString(errs));
+    }
+    return worst;
   }
 }

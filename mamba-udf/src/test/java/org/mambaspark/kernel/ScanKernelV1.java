@@ -22,6 +22,8 @@ public class ScanKernelV1 extends ScanKernel {
       scanForward4();
     } else if (op == OP_SCAN_BWD4) {
       scanBackward4();
+    } else if (op == OP_SCAN_BWD_CARRY) {
+      scanBackwardCarry();
     }
   }
 
