@@ -271,7 +271,7 @@ public final class KernelBench {
 
   private void scanBackward(int B, int L, int ED, int N, ScanTiling t, int version) {
     float[] whole = null;
-    for (String ps : opt.getOrDefault("parts", "1").split(",")) {
+    for (String ps : opt.getOrDefault("parts", "1").split(",", -1)) {
       int parts = Integer.parseInt(ps);
       if (parts == 1 || version == 4) {
         whole = scanBackward(B, L, ED, N, t, version, parts, whole);
