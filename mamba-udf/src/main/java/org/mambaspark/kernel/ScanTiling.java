@@ -47,7 +47,7 @@ final class ScanTiling {
   static final ScanTiling BACKWARD_FEW_ROWS = new ScanTiling(4, 16, 4);
 
   /**
-   * Work-groups a compute unit the backward aims for when it splits rows into parts ({@link
+   * Work-groups a compute unit {@code -Dmamba.gpu.scanParts=auto} aims for ({@link
    * #backwardParts}).
    */
   static final int BACKWARD_GROUPS_PER_UNIT = 4;
@@ -55,28 +55,36 @@ final class ScanTiling {
   static final int MAX_BACKWARD_PARTS = 32;
 
   /**
-   * Parts to split each row's chunks into for the backward ({@link ScanKernel#scanBackwardCarry}):
-   * enough that the B·(ED / ce) row groups times the parts give every compute unit {@link
-   * #BACKWARD_GROUPS_PER_UNIT} groups, at most one part a chunk; 1 when the rows alone do. One long
-   * row (B = 1, L = 16384) otherwise walks its 256 chunks in 384 groups on 132 units. {@code
-   * -Dmamba.gpu.scanParts=P} sets it (1: never split), for tuning.
+   * Parts to split each row's chunks into for the backward ({@link ScanKernel#scanBackwardCarry}),
+   * at most one a chunk: {@code -Dmamba.gpu.scanParts=P} asks for P; {@code auto} for enough that
+   * the B·(ED / ce) row groups times the parts give every compute unit {@link
+   * #BACKWARD_GROUPS_PER_UNIT} groups (one long row, B = 1 and L = 16384, walks its 256 chunks in
+   * 384 groups on an H100's 132 units); unset, 1. The split is tested (PoCL, the fixtures) but not
+   * yet timed on a GPU, so it stays off until {@code KernelBench scan-bwd parts=...} picks the
+   * rule.
    */
   static int backwardParts(int B, int ED, int L, ScanTiling bwd, int computeUnits) {
     int chunks = (L + bwd.chunk() - 1) / bwd.chunk();
-    Integer forced = Integer.getInteger("mamba.gpu.scanParts");
-    if (forced != null) {
-      if (forced < 1) {
-        throw new IllegalArgumentException("-Dmamba.gpu.scanParts must be >= 1, got " + forced);
+    String asked = System.getProperty("mamba.gpu.scanParts", "1").trim();
+    long parts;
+    if (asked.equals("auto")) {
+      long groups = (long) B * ((ED + bwd.ce - 1) / bwd.ce);
+      long want = (long) BACKWARD_GROUPS_PER_UNIT * computeUnits;
+      parts = groups >= want ? 1 : Math.min((want + groups - 1) / groups, MAX_BACKWARD_PARTS);
+    } else {
+      try {
+        parts = Integer.parseInt(asked);
+      } catch (NumberFormatException e) {
+        parts = 0;
       }
-      return Math.min(forced, Math.max(1, chunks));
+      if (parts < 1) {
+        throw new IllegalArgumentException(
+            "-Dmamba.gpu.scanParts must be a positive number of parts or auto, got '"
+                + asked
+                + "'");
+      }
     }
-    long groups = (long) B * ((ED + bwd.ce - 1) / bwd.ce);
-    long want = (long) BACKWARD_GROUPS_PER_UNIT * computeUnits;
-    if (groups >= want) {
-      return 1;
-    }
-    long parts = (want + groups - 1) / groups;
-    return (int) Math.max(1, Math.min(parts, Math.min(chunks, MAX_BACKWARD_PARTS)));
+    return (int) Math.max(1, Math.min(parts, chunks));
   }
 
   /** Whether (B, ED) rows in groups of 16 channels give fewer than two groups a compute unit. */

@@ -1,5 +1,7 @@
 package org.mambaspark.kernel;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Arrays;
@@ -93,6 +95,34 @@ class ScanKernelTest {
       assertTrue(fb.chunk() == b.chunk());
     }
     assertTrue(DeviceScan.fit(ScanTiling.BACKWARD, 16, nvidia, true) == ScanTiling.BACKWARD);
+  }
+
+  @Test
+  void backwardPartsComeFromThePropertyOrFillTheComputeUnits() {
+    ScanTiling narrow = ScanTiling.BACKWARD_FEW_ROWS; // 4 channels, chunk 64
+    String key = "mamba.gpu.scanParts";
+    try {
+      System.clearProperty(key);
+      assertEquals(1, ScanTiling.backwardParts(1, 1536, 16384, narrow, 132));
+      System.setProperty(key, "auto");
+      // 384 groups a row, 4 · 132 wanted: 2 parts; 8 rows fill the device alone
+      assertEquals(2, ScanTiling.backwardParts(1, 1536, 16384, narrow, 132));
+      assertEquals(1, ScanTiling.backwardParts(8, 1536, 2048, narrow, 132));
+      assertEquals(
+          ScanTiling.MAX_BACKWARD_PARTS, ScanTiling.backwardParts(1, 4, 1 << 20, narrow, 132));
+      assertEquals(3, ScanTiling.backwardParts(1, 4, 150, narrow, 132)); // one part a chunk at most
+      System.setProperty(key, "5");
+      assertEquals(5, ScanTiling.backwardParts(8, 1536, 2048, narrow, 132));
+      assertEquals(1, ScanTiling.backwardParts(8, 1536, 64, narrow, 132));
+      System.setProperty(key, "0");
+      IllegalArgumentException e =
+          assertThrows(
+              IllegalArgumentException.class,
+              () -> ScanTiling.backwardParts(1, 1536, 16384, narrow, 132));
+      assertTrue(e.getMessage().contains("mamba.gpu.scanParts"), e.getMessage());
+    } finally {
+      System.clearProperty(key);
+    }
   }
 
   @ParameterizedTest(name = "forward version {0}")
