@@ -19,9 +19,9 @@ import org.junit.jupiter.api.Test;
  * get, as it does to small arrays young in the heap. On a device that shares the host's memory
  * (PoCL in CI) Aparapi's default leaves the buffer at the array's old address once a get has pinned
  * the array at its new one: the next launch writes where the array used to be, over whatever the
- * heap has put there since, and the get after it reads that. {@link OpenClDevices#usable} gives
- * every device copy semantics. The workload ({@link #main}) runs in a JVM of its own with a 4 MB
- * young generation, where collections come every few hundred kilobytes of allocation.
+ * heap has put there since, and the get after it reads that. {@link OpenClDevices#usable} gives CPU
+ * devices copy semantics. The workload ({@link #main}) runs in a JVM of its own with a 4 MB young
+ * generation, where collections come every few hundred kilobytes of allocation.
  */
 class BuffersAcrossCollectionsTest {
   /** out[i] = v + i. */
