@@ -1,6 +1,8 @@
 package org.mambaspark.kernel;
 
 import com.aparapi.Kernel;
+import com.aparapi.device.Device;
+import com.aparapi.device.OpenCLDevice;
 
 /**
  * The device memory every operation shares, as flat arrays addressed by offsets (llm.c's activation
@@ -13,6 +15,33 @@ import com.aparapi.Kernel;
 public abstract class KernelMemory extends Kernel {
   /** Which operation {@link #run} performs. */
   int op;
+
+  /**
+   * Reads the array back from the device, except on a CPU device (PoCL). There Aparapi's buffer is
+   * the Java array itself ({@code CL_MEM_USE_HOST_PTR}, its default for every device), so the array
+   * already holds what the kernels wrote, also after the collector moved it; and a get would do
+   * harm. It pins the array and records its address, so after a move the next launch sees no move,
+   * keeps the buffer at the old address and writes into whatever the heap holds there now (the test
+   * JVMs died in G1's evacuation). Copy semantics ({@code setSharedMemory(false)}) would not do:
+   * Aparapi rebuilds a moved array's buffer from the array, so a device-resident array (a decode
+   * state) would fall back to what the host last held. A GPU computes in its own memory and needs
+   * the get.
+   */
+  @Override
+  public Kernel get(float[] array) {
+    return computesInHostMemory() ? this : super.get(array);
+  }
+
+  /** As {@link #get(float[])}. */
+  @Override
+  public Kernel get(int[] array) {
+    return computesInHostMemory() ? this : super.get(array);
+  }
+
+  private boolean computesInHostMemory() {
+    Device d = getTargetDevice();
+    return d instanceof OpenCLDevice o && o.getType() == Device.TYPE.CPU && o.isSharedMemory();
+  }
 
   // Memory (see the class comment); sizes are the owner's business.
   float[] act = new float[1];

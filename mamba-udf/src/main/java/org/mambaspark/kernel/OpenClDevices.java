@@ -31,17 +31,6 @@ public final class OpenClDevices {
   /**
    * The devices kernels may run on, in platform order: GPUs and accelerators, then (when allowed)
    * CPUs. Empty when there is no OpenCL.
-   *
-   * <p>CPU devices are set to copy arrays into buffers of their own ({@code
-   * setSharedMemory(false)}). Aparapi's default, on every device, is a buffer over the Java array
-   * itself ({@code CL_MEM_USE_HOST_PTR}), and it records the array's address whenever it pins it,
-   * an explicit {@code get} included. On a device that computes in the host's memory (PoCL) the
-   * buffer is that memory: when the collector moves an array between a launch and a {@code get},
-   * the buffer keeps the old address while the recorded one is the new, the get reads stale data
-   * and the next launch writes where the array used to be, over whatever the heap has put there
-   * since (the test JVMs died in G1's evacuation). A discrete GPU computes in its own memory, and
-   * the GPU numbers in docs/gpu.md were taken with Aparapi's default, so GPUs keep it until a GPU
-   * run shows what copying costs there.
    */
   public static List<OpenCLDevice> usable(boolean allowCpu) {
     List<OpenCLDevice> out = new ArrayList<>();
@@ -57,7 +46,6 @@ public final class OpenClDevices {
     if (allowCpu) {
       for (OpenCLDevice d : all) {
         if (d.getType() == Device.TYPE.CPU) {
-          d.setSharedMemory(false);
           out.add(d);
         }
       }
