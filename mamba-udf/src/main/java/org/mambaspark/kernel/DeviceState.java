@@ -57,7 +57,8 @@ final class DeviceState {
     int B = s.batch;
     int need = layerSize(B) * c.numLayers;
     if (kernel.state.length < need) {
-      kernel.state = new float[need];
+      kernel.state =
+          KernelMemory.residentFloats(need, "the recurrent state of " + B + " sequences");
     }
     DeviceState o = sibling;
     if (o != null && o.resident == s && s.holder() == o.holder) {

@@ -3,6 +3,9 @@ package org.mambaspark.kernel;
 import com.aparapi.Kernel;
 import com.aparapi.device.Device;
 import com.aparapi.device.OpenCLDevice;
+import java.lang.management.GarbageCollectorMXBean;
+import java.lang.management.ManagementFactory;
+import java.util.Locale;
 
 /**
  * The device memory every operation shares, as flat arrays addressed by offsets (llm.c's activation
@@ -156,6 +159,58 @@ public abstract class KernelMemory extends Kernel {
       localBarrier();
     }
     return lmem[0];
+  }
+
+  /**
+   * Floats from which the collector never moves a float array: G1 leaves objects of half a region
+   * or more (humongous) where they are. Aparapi rebuilds a moved array's buffer from the Java
+   * array, which on a GPU replaces what the kernels left on the device with the host's last copy,
+   * so the arrays whose device values outlive a launch ({@link #residentFloats}) are allocated at
+   * least this large. The region size is G1's default for this heap, rounded up (or {@code
+   * -XX:G1HeapRegionSize}); 0 under another collector, where the padding would not help.
+   */
+  static final int UNMOVED_FLOATS = unmovedFloats();
+
+  private static int unmovedFloats() {
+    boolean g1 = false;
+    for (GarbageCollectorMXBean gc : ManagementFactory.getGarbageCollectorMXBeans()) {
+      g1 |= gc.getName().startsWith("G1");
+    }
+    if (!g1) {
+      return 0;
+    }
+    long region = 1L << 20;
+    while (region < (32L << 20) && region * 2048 < Runtime.getRuntime().maxMemory()) {
+      region *= 2;
+    }
+    for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (arg.startsWith("-XX:G1HeapRegionSize=")) {
+        region = Math.max(region, parseBytes(arg.substring(arg.indexOf('=') + 1)));
+      }
+    }
+    return (int) (region / 2 / Float.BYTES);
+  }
+
+  private static long parseBytes(String v) {
+    String s = v.trim().toLowerCase(Locale.ROOT);
+    long unit = 1;
+    if (s.endsWith("k") || s.endsWith("m") || s.endsWith("g")) {
+      unit = s.endsWith("k") ? 1L << 10 : s.endsWith("m") ? 1L << 20 : 1L << 30;
+      s = s.substring(0, s.length() - 1);
+    }
+    try {
+      return Long.parseLong(s) * unit;
+    } catch (NumberFormatException e) {
+      return 32L << 20; // G1's largest region: safe whatever was meant
+    }
+  }
+
+  /**
+   * A device array of at least {@code floats} whose values stay on the device from one launch to
+   * the next, at least {@link #UNMOVED_FLOATS} long so that the collector never moves it.
+   */
+  static float[] residentFloats(long floats, String what) {
+    return new float[checkedSize(Math.max(floats, UNMOVED_FLOATS), what)];
   }
 
   /** The length of a device array of {@code floats}, or one line on what does not fit. */

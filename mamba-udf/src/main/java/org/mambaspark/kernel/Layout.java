@@ -223,7 +223,10 @@ final class Layout {
         kernel.G = new float[(int) wTotal];
       }
     }
-    kernel.part = grow(kernel.part, partTotal, "partial sums");
+    // not padded to stay put: the products split over k as far as part's length allows
+    if (kernel.part.length < partTotal) {
+      kernel.part = new float[KernelMemory.checkedSize(partTotal, "partial sums")];
+    }
     int outNeed = Math.max(BT, B * c.vocabSize);
     if (kernel.out.length < outNeed) {
       kernel.out = new float[outNeed];
@@ -248,7 +251,7 @@ final class Layout {
     if (arr.length >= need) {
       return arr;
     }
-    return new float[KernelMemory.checkedSize(need, what)];
+    return KernelMemory.residentFloats(need, what);
   }
 
   /** Positions sorted by token (counting sort): tokens (U), starts (U+1), positions (BT). */
